@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each installs what it needs in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# llama.cpp's native build crashes on CPUs that advertise AMX/AVX-512 without them working: build portable.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+.PHONY: install run test check lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: the gateway on 127.0.0.1:3100 with the embedded llama.cpp worker (SmolLM2) and in-memory state
+run: install
+	$(BIN)/llm-gateway serve
+
+## test: the whole suite, against real servers on loopback (simulated workers and the real local model)
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+## check: the quality bar: ruff, mypy --strict, pytest with warnings as errors
+check: lint typecheck test
+
+## bench: the overhead benchmark (nginx upstream, wrk), written to benchmarks/RESULTS.md
+bench: install
+	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m benchmarks.overhead --servers
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

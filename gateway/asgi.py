@@ -1,0 +1,13 @@
+"""`gateway.asgi:app`, built from the environment, for running under any ASGI server
+(`uvicorn gateway.asgi:app`, `granian --interface asgi gateway.asgi:app`)."""
+
+from __future__ import annotations
+
+from gateway.app import create_app
+from gateway.logging_setup import configure_logging
+from gateway.settings import load_settings
+from routing.catalog import load_catalog
+
+_settings = load_settings()
+configure_logging(_settings.log_level)
+app = create_app(_settings, load_catalog(_settings.config_path))

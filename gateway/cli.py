@@ -1,0 +1,102 @@
+"""`llm-gateway`: serve the gateway, check a catalog, run a worker simulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.settings import SettingsError, load_settings
+from routing.catalog import Catalog, CatalogError, load_catalog
+
+DESCRIPTION = """\
+An OpenAI-compatible LLM gateway: point any OpenAI SDK's base_url at it, and it routes each request
+to the workers of config/models.yaml (vLLM, Ollama, llama.cpp, OpenAI).
+
+Settings come from the environment (GATEWAY_PORT, GATEWAY_CONFIG, LOG_LEVEL, CORS_ORIGINS, ...):
+see docs/configuration.md.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-gateway", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway (and the catalog's local workers)",
+                                description="Run the gateway on GATEWAY_HOST:GATEWAY_PORT (default "
+                                "127.0.0.1:3100), starting and supervising the catalog's `local` workers.")
+    serve.add_argument("--config", help="the catalog to serve (default: $GATEWAY_CONFIG or config/models.yaml)")
+    serve.add_argument("--host", help="address to bind (default: $GATEWAY_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $GATEWAY_PORT or 3100)")
+    serve.add_argument("--workers", type=int, help="server processes (default: $GATEWAY_WORKERS or 1)")
+    serve.add_argument("--no-local-workers", action="store_true",
+                       help="do not start the catalog's local workers (they run elsewhere)")
+
+    check = commands.add_parser("check", help="validate a catalog and print a summary",
+                                description="Validate a catalog file: exit 0 and print a summary if it "
+                                "is valid, else print every problem with the path of its field and exit 1.")
+    check.add_argument("config", nargs="?", help="the catalog (default: $GATEWAY_CONFIG or config/models.yaml)")
+
+    simulate = commands.add_parser("simulate", help="run a simulated vLLM or Ollama worker",
+                                   description="Run a simulated vLLM or Ollama worker for tests, "
+                                   "benchmarks and demos without a GPU.")
+    from simulator.cli import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(simulate)
+
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.config)
+    if args.command == "simulate":
+        from simulator.cli import run as run_simulator
+
+        return run_simulator(args)
+    return _serve(args)
+
+
+def _check(path: str | None) -> int:
+    try:
+        settings = load_settings()
+        catalog = load_catalog(path or settings.config_path)
+    except (CatalogError, SettingsError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(summarize(catalog, path or settings.config_path))
+    return 0
+
+
+def summarize(catalog: Catalog, source: str) -> str:
+    lines = [f"{source}: valid", f"models ({len(catalog.models)}):"]
+    servers: dict[str, list[str]] = {}
+    for worker in catalog.workers:
+        for served in worker.served():
+            servers.setdefault(served.name, []).append(f"{worker.name} ({worker.kind})")
+    for model in catalog.models:
+        where = ", ".join(servers.get(model.name, [])) or "no worker: requests for it get 503"
+        flag = " [required]" if model.required else ""
+        lines.append(f"  {model.name}{flag}: {where}")
+    lines.append(f"routing: default model {catalog.routing.default_model or '(none)'}, "
+                 f"{len(catalog.routing.routes)} rule(s)")
+    for i, rule in enumerate(catalog.routing.routes):
+        lines.append(f"  {rule.name or f'routes[{i}]'}: /{rule.pattern}/i -> {rule.model}")
+    lines.append(f"workers ({len(catalog.workers)}):")
+    for worker in catalog.workers:
+        lines.append(f"  {worker.name}: {worker.kind} at {worker.url}, weight {worker.weight}")
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server import serve
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 2
+    return serve(settings, config=args.config, host=args.host, port=args.port, workers=args.workers,
+                 start_local_workers=not args.no_local_workers and settings.start_local_workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

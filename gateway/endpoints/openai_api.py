@@ -1,0 +1,67 @@
+"""The OpenAI-compatible endpoints under /v1. Each decodes, calls one function, and encodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import Stream
+
+from gateway.endpoints.disconnect import unless_client_disconnects
+from gateway.errors import ModelNotFound
+from gateway.inference_request import Endpoint, decode_inference_request
+from gateway.pipeline import InferencePipeline
+from gateway.request_id import request_id_of
+from routing.catalog import Catalog
+
+_encode = msgspec.json.Encoder().encode
+_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def openai_routes(pipeline: InferencePipeline, catalog: Catalog, served: set[str], created: int
+                  ) -> list[HTTPRouteHandler]:
+    async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
+        inference = decode_inference_request(endpoint, await request.body())
+        request_id = request_id_of(request.scope)
+        if inference.stream:
+            reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id))
+            assert reply.stream is not None
+            return Stream(reply.stream, media_type="text/event-stream",
+                          headers={**reply.headers, **_STREAM_HEADERS})
+        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id))
+        return Response(reply.body, media_type="application/json", headers=reply.headers)
+
+    @post("/v1/chat/completions", status_code=200, summary="Create a chat completion")
+    async def chat_completions(request: AnyRequest) -> Response[Any]:
+        return await infer(request, "chat/completions")
+
+    @post("/v1/completions", status_code=200, summary="Create a completion")
+    async def completions(request: AnyRequest) -> Response[Any]:
+        return await infer(request, "completions")
+
+    @post("/v1/embeddings", status_code=200, summary="Create embeddings")
+    async def embeddings(request: AnyRequest) -> Response[Any]:
+        return await infer(request, "embeddings")
+
+    listed = [{"id": m.name, "object": "model", "created": created, "owned_by": "llm-gateway"}
+              for m in catalog.models if m.name in served]
+    by_id = {card["id"]: _encode(card) for card in listed}
+    model_list = _encode({"object": "list", "data": listed})
+
+    @get("/v1/models", summary="List the models the gateway serves")
+    async def list_models() -> Response[bytes]:
+        return Response(model_list, media_type="application/json")
+
+    @get("/v1/models/{model_id:path}", summary="Retrieve a model")
+    async def retrieve_model(model_id: str) -> Response[bytes]:
+        card = by_id.get(model_id.lstrip("/"))
+        if card is None:
+            raise ModelNotFound(f"The model `{model_id.lstrip('/')}` does not exist or you do not have "
+                                "access to it.", param="model")
+        return Response(card, media_type="application/json")
+
+    return [chat_completions, completions, embeddings, list_models, retrieve_model]

@@ -1,0 +1,74 @@
+"""Running the gateway: uvicorn (uvloop + httptools) in front of the app, local workers beside it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import uvicorn
+import uvloop
+
+from gateway.app import create_app
+from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
+from gateway.logging_setup import configure_logging
+from gateway.settings import Settings
+from routing.catalog import Catalog, CatalogError, load_catalog
+
+
+def serve(settings: Settings, *, config: str | None = None, host: str | None = None,
+          port: int | None = None, workers: int | None = None, start_local_workers: bool = True) -> int:
+    settings = dataclasses.replace(settings, config_path=config or settings.config_path,
+                                   host=host or settings.host, port=port or settings.port,
+                                   workers=workers or settings.workers)
+    configure_logging(settings.log_level)
+    try:
+        catalog = load_catalog(settings.config_path)
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    local = [w for w in catalog.workers if w.kind == "local"] if start_local_workers else []
+    supervisor = LocalWorkerSupervisor(local)
+    try:
+        if settings.workers > 1:
+            _run_processes(settings, supervisor)
+        else:
+            _run_one(settings, catalog, supervisor)
+    except LocalWorkerError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _uvicorn_log_level(settings: Settings) -> str:
+    # The gateway logs its own requests; uvicorn only says what goes wrong.
+    return "warning" if settings.log_level in ("debug", "info") else settings.log_level
+
+
+def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
+    config = uvicorn.Config(create_app(settings, catalog), host=settings.host, port=settings.port,
+                            loop="none", http="httptools", access_log=False, lifespan="on",
+                            log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        await supervisor.start()
+        try:
+            await server.serve()
+        finally:
+            await supervisor.stop()
+
+    uvloop.run(main())
+
+
+def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> None:
+    # Each process imports gateway.asgi, which reads its settings from the environment.
+    os.environ.update({"GATEWAY_CONFIG": settings.config_path, "LOG_LEVEL": settings.log_level})
+    supervisor.start_in_thread()
+    try:
+        uvicorn.run("gateway.asgi:app", host=settings.host, port=settings.port, workers=settings.workers,
+                    loop="uvloop", http="httptools", access_log=False, log_level=_uvicorn_log_level(settings))
+    finally:
+        supervisor.stop_thread()

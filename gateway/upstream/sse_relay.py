@@ -1,0 +1,147 @@
+"""Relays a worker's SSE stream to the client chunk by chunk, as the worker produces it.
+
+Honest streams: comments are dropped, the worker's mid-stream errors are normalized, and a stream
+that breaks, stalls past the idle timeout or ends without `[DONE]` becomes an OpenAI error event
+followed by `[DONE]`; never a made-up `finish_reason`. The gateway always asks the worker for usage;
+the client gets the usage chunk only if it asked, and one is counted here when the worker sends none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable, worker_error
+
+DONE = b"data: [DONE]\n\n"
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    """What happened to one relayed stream (for logs, metrics and usage accounting)."""
+
+    completed: bool = False
+    error: GatewayError | None = None
+    client_disconnected: bool = False
+    chunks: int = 0
+    content_chunks: int = 0
+    usage: dict[str, Any] | None = None
+    usage_counted_by_gateway: bool = False
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+def error_event(error: GatewayError) -> bytes:
+    return b"data: " + _encode(error.body()) + b"\n\n"
+
+
+async def relay_sse(
+    response: aiohttp.ClientResponse,
+    *,
+    worker_name: str,
+    idle_timeout: float,
+    client_wants_usage: bool,
+    prompt_tokens_estimate: int,
+    on_end: Callable[[StreamOutcome], None] | None = None,
+) -> AsyncIterator[bytes]:
+    outcome = StreamOutcome()
+    try:
+        async for payload in _events(response, worker_name, idle_timeout):
+            if payload == b"[DONE]":
+                outcome.completed = True
+                break
+            try:
+                chunk = _decode(payload)
+            except msgspec.DecodeError:
+                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
+            if not isinstance(chunk, dict):
+                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk")
+            if "error" in chunk:
+                raise worker_error(500, payload)
+            outcome.chunks += 1
+            usage = chunk.get("usage")
+            if usage:
+                outcome.usage = usage
+                if not chunk.get("choices"):  # the usage-only chunk
+                    if client_wants_usage:
+                        yield b"data: " + payload + b"\n\n"
+                    continue
+            if _has_content(chunk):
+                outcome.content_chunks += 1
+            outcome.last = chunk
+            yield b"data: " + payload + b"\n\n"
+        if not outcome.completed:
+            raise UpstreamError(f"worker {worker_name!r} ended the stream without [DONE]")
+        if client_wants_usage and outcome.usage is None:
+            outcome.usage = _counted_usage(outcome, prompt_tokens_estimate)
+            outcome.usage_counted_by_gateway = True
+            yield b"data: " + _encode(_usage_chunk(outcome.last, outcome.usage)) + b"\n\n"
+        yield DONE
+    except GatewayError as exc:
+        outcome.error = exc
+        yield error_event(exc)
+        yield DONE
+    except (asyncio.CancelledError, GeneratorExit):
+        outcome.client_disconnected = True
+        raise
+    finally:
+        response.close()  # drops the connection unless the body was read to its end
+        if on_end is not None:
+            on_end(outcome)
+
+
+async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float) -> AsyncIterator[bytes]:
+    """Yield the data payload of each SSE event; comments and other fields are ignored."""
+    content = response.content
+    data: list[bytes] = []
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                line = await content.readline()
+        except TimeoutError:
+            raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream "
+                                    f"({type(exc).__name__})") from None
+        if not line:
+            if data:
+                yield b"\n".join(data)
+            return
+        line = line.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield b"\n".join(data)
+                data = []
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if delta is not None:
+            if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
+                return True
+        elif choice.get("text"):
+            return True
+    return False
+
+
+def _counted_usage(outcome: StreamOutcome, prompt_tokens_estimate: int) -> dict[str, int]:
+    # Workers stream one token per chunk; the prompt is estimated when the worker does not say.
+    completion = outcome.content_chunks
+    return {"prompt_tokens": prompt_tokens_estimate, "completion_tokens": completion,
+            "total_tokens": prompt_tokens_estimate + completion}
+
+
+def _usage_chunk(last: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    return {"id": last.get("id", ""), "object": last.get("object", "chat.completion.chunk"),
+            "created": last.get("created", 0), "model": last.get("model", ""), "choices": [],
+            "usage": usage}

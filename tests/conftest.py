@@ -1,0 +1,59 @@
+"""Shared fixtures: simulated workers and gateways, all real servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway import create_app, load_settings
+from routing.catalog import parse_catalog
+from simulator import SimulatorConfig, SimulatorThread
+from tests.servers import ServerThread
+
+SIM_MODEL = "sim-model"
+
+
+def catalog_yaml(workers: list[tuple[str, str]], *, idle: float = 30.0, first_byte: float = 60.0,
+                 extra_models: tuple[str, ...] = ()) -> str:
+    """A catalog with model `chat` (default) served by each (name, base_url) worker as `sim-model`."""
+    lines = ["models:", "  - name: chat", "  - name: quick"]
+    lines += [f"  - name: {m}" for m in extra_models]
+    lines += ["routing:", "  default_model: chat", "  routes:",
+              "    - {pattern: 'quick|reminder', model: quick, name: quick-rule}", "workers:"]
+    for name, url in workers:
+        lines += [f"  - name: {name}", "    kind: vllm", f"    base_url: {url}/v1",
+                  f"    timeouts: {{connect: 2, first_byte: {first_byte}, idle: {idle}, total: 120}}",
+                  "    models:", f"      - {{name: chat, upstream_id: {SIM_MODEL}}}",
+                  f"      - {{name: quick, upstream_id: {SIM_MODEL}}}"]
+        lines += [f"      - {{name: {m}, upstream_id: {m}}}" for m in extra_models]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def vllm_sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(kind="vllm", models=(SIM_MODEL,), seed=7)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(vllm_sim: SimulatorThread) -> SimulatorThread:
+    vllm_sim.reset()
+    return vllm_sim
+
+
+def start_gateway(catalog_text: str, **env: str) -> ServerThread:
+    settings = load_settings({"LOG_LEVEL": "warning", **env})
+    return ServerThread(create_app(settings, parse_catalog(catalog_text)))
+
+
+FAULT_MODELS = ("error-500", "error-429", "error-400", "error-503", "slow", "stall-after-3",
+                "drop-mid-stream", "mid-stream-error", "no-done", "never-answer", "garbage-sse")
+
+
+@pytest.fixture(scope="session")
+def gateway(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
+    """A gateway in front of the simulator; fault models are catalog models of their own name."""
+    text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS)
+    with start_gateway(text) as server:
+        yield server
