@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         from simulator.cli import run as run_simulator
 
-        return run_simulator(args)
+        return int(run_simulator(args))
     return _serve(args)
 
 

@@ -4,6 +4,8 @@ exceptions are mapped onto `gateway.errors` first; nothing else reaches the clie
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -48,7 +50,7 @@ def error_response(error: GatewayError) -> Response[bytes]:
                     media_type="application/json", headers=error.headers or None)
 
 
-def handle_exception(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     error = as_gateway_error(exc)
     if not isinstance(exc, GatewayError | HTTPException):
         _log.error("unhandled_exception", path=request.url.path, exc_info=exc)

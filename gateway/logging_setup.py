@@ -10,6 +10,7 @@ import structlog
 def configure_logging(level: str) -> None:
     numeric = logging.getLevelNamesMapping()[level.upper()]
     logging.basicConfig(level=numeric, format="%(message)s")
+    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))  # control-plane polls are noise
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

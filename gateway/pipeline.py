@@ -3,6 +3,7 @@ worker, rewrite `model` to the worker's own id, forward, and relay the answer (w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -57,10 +58,12 @@ class InferencePipeline:
         headers = {"x-gateway-model": choice.model, "x-gateway-route": choice.route,
                    "x-gateway-worker": placement.name}
         worker = placement.target.worker
+        deadline = asyncio.get_running_loop().time() + worker.timeouts.total
         response = await self._client.send(placement.target, "/" + request.endpoint, _encode(body), request_id)
         if not request.stream:
             return Reply(headers=headers, body=await self._client.read_body(response, worker))
         stream = relay_sse(response, worker_name=worker.name, idle_timeout=worker.timeouts.idle,
+                           deadline=deadline,
                            client_wants_usage=client_wants_usage,
                            prompt_tokens_estimate=request.prompt_tokens_estimate())
         return Reply(headers=headers, stream=stream)

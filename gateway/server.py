@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 
+import structlog
 import uvicorn
 import uvloop
 
@@ -14,6 +15,8 @@ from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
 from routing.catalog import Catalog, CatalogError, load_catalog
+
+_log = structlog.get_logger("gateway.server")
 
 
 def serve(settings: Settings, *, config: str | None = None, host: str | None = None,
@@ -55,6 +58,8 @@ def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSuperv
 
     async def main() -> None:
         await supervisor.start()
+        _log.info("gateway_listening", url=f"http://{settings.host}:{settings.port}", catalog=settings.config_path,
+                  try_it=f"curl http://{settings.host}:{settings.port}/v1/models")
         try:
             await server.serve()
         finally:

@@ -35,7 +35,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
-class ModelSpec(_Strict):
+class ModelSpec(_Strict, frozen=True):
     """A model clients may ask for by `name`."""
 
     name: str
@@ -44,7 +44,7 @@ class ModelSpec(_Strict):
     use_cases: tuple[str, ...] = ()
 
 
-class RouteRule(_Strict):
+class RouteRule(_Strict, frozen=True):
     """When `pattern` (a case-insensitive regex) matches the prompt, use `model`."""
 
     pattern: str
@@ -52,12 +52,12 @@ class RouteRule(_Strict):
     name: str | None = None
 
 
-class RoutingSpec(_Strict):
+class RoutingSpec(_Strict, frozen=True):
     default_model: str | None = None
     routes: tuple[RouteRule, ...] = ()
 
 
-class Timeouts(_Strict):
+class Timeouts(_Strict, frozen=True):
     """Seconds. `first_byte`: until the worker's response headers; `idle`: between stream chunks;
     `total`: the whole request, retries included."""
 
@@ -67,7 +67,7 @@ class Timeouts(_Strict):
     total: Annotated[float, msgspec.Meta(gt=0)] = 600.0
 
 
-class ServedModel(_Strict):
+class ServedModel(_Strict, frozen=True):
     """A catalog model a worker serves, and the worker's own id for it."""
 
     name: str
@@ -78,7 +78,7 @@ class ServedModel(_Strict):
         return self.upstream_id or self.name
 
 
-class LocalProcess(_Strict):
+class LocalProcess(_Strict, frozen=True):
     """How `llm-gateway serve` starts a `local` worker (llama.cpp) as a child process."""
 
     model_file: str | None = None
@@ -89,7 +89,7 @@ class LocalProcess(_Strict):
     startup_timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
 
 
-class WorkerSpec(_Strict):
+class WorkerSpec(_Strict, frozen=True):
     name: str
     kind: WorkerKind
     models: tuple[str | ServedModel, ...]
@@ -118,7 +118,7 @@ class WorkerSpec(_Strict):
         return f"http://127.0.0.1:{port}/v1"
 
 
-class Catalog(_Strict):
+class Catalog(_Strict, frozen=True):
     models: tuple[ModelSpec, ...] = ()
     routing: RoutingSpec = RoutingSpec()
     workers: tuple[WorkerSpec, ...] = ()

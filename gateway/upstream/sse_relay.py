@@ -46,13 +46,14 @@ async def relay_sse(
     *,
     worker_name: str,
     idle_timeout: float,
+    deadline: float,
     client_wants_usage: bool,
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
 ) -> AsyncIterator[bytes]:
     outcome = StreamOutcome()
     try:
-        async for payload in _events(response, worker_name, idle_timeout):
+        async for payload in _events(response, worker_name, idle_timeout, deadline):
             if payload == b"[DONE]":
                 outcome.completed = True
                 break
@@ -96,15 +97,22 @@ async def relay_sse(
             on_end(outcome)
 
 
-async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float) -> AsyncIterator[bytes]:
-    """Yield the data payload of each SSE event; comments and other fields are ignored."""
+async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float
+                  ) -> AsyncIterator[bytes]:
+    """Yield the data payload of each SSE event; comments and other fields are ignored.
+    `deadline` is the loop time by which the whole stream must be over."""
     content = response.content
+    loop = asyncio.get_running_loop()
     data: list[bytes] = []
     while True:
+        wait = min(idle, deadline - loop.time())
         try:
-            async with asyncio.timeout(idle):
+            async with asyncio.timeout(wait):
                 line = await content.readline()
         except TimeoutError:
+            if wait < idle:
+                raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
+                                      "request deadline") from None
             raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream "
