@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.endpoints.disconnect import unless_client_disconnects
@@ -57,7 +58,7 @@ def openai_routes(pipeline: InferencePipeline, catalog: Catalog, served: set[str
         return Response(model_list, media_type="application/json")
 
     @get("/v1/models/{model_id:path}", summary="Retrieve a model")
-    async def retrieve_model(model_id: str) -> Response[bytes]:
+    async def retrieve_model(model_id: FromPath[str]) -> Response[bytes]:
         card = by_id.get(model_id.lstrip("/"))
         if card is None:
             raise ModelNotFound(f"The model `{model_id.lstrip('/')}` does not exist or you do not have "

@@ -1,0 +1,126 @@
+"""Command line of the simulator: `python -m simulator` or `llm-gateway simulate`.
+
+`add_arguments` fills a parser (the gateway's CLI mounts it as a subcommand), `run` serves until
+SIGINT or SIGTERM. Example: `python -m simulator --kind vllm --port 8001 --model llama --itl 0.02`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from simulator.config import SimulatorConfig
+from simulator.faults import FAULT_NAMES
+from simulator.server import start_simulator
+
+DEFAULT_PORTS = {"vllm": 8000, "ollama": 11434}
+"""The real servers' default ports, used when --port is not given."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to `parser`."""
+    defaults = SimulatorConfig()
+    parser.add_argument("--kind", choices=("vllm", "ollama"), default="vllm", help="server to imitate")
+    parser.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 8000 for vllm, 11434 for ollama; 0: any)")
+    parser.add_argument(
+        "--model", dest="models", action="append", metavar="NAME", help="model to serve (repeatable; default sim-model)"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the reply text")
+    parser.add_argument("--response-text", default=None, help="a fixed reply instead of generated words")
+    parser.add_argument("--default-max-tokens", type=int, default=defaults.default_max_tokens, help="limit when unset")
+    parser.add_argument("--ttft", type=float, default=defaults.ttft_overhead_s, help="fixed time to first token (s)")
+    parser.add_argument(
+        "--prefill-per-token", type=float, default=defaults.prefill_s_per_token, help="prefill per uncached token (s)"
+    )
+    parser.add_argument("--itl", type=float, default=defaults.itl_s, help="inter-token latency (s)")
+    parser.add_argument(
+        "--concurrency-slowdown",
+        type=float,
+        default=defaults.concurrency_slowdown,
+        help="latencies * (1 + this * (running - 1))",
+    )
+    parser.add_argument("--fault", default=None, help=f"fault for every request: {', '.join(FAULT_NAMES)}")
+    parser.add_argument("--kv-blocks", type=int, default=defaults.kv_blocks, help="KV-cache blocks")
+    parser.add_argument("--block-tokens", type=int, default=defaults.block_tokens, help="tokens per KV-cache block")
+    group = parser.add_argument_group("vLLM")
+    group.add_argument("--api-key", default=None, help="require this bearer token on /v1")
+    group.add_argument("--max-running", type=int, default=defaults.max_running, help="requests at once (max_num_seqs)")
+    group.add_argument("--max-queued", type=int, default=None, help="waiting requests before 503 (default: no limit)")
+    group.add_argument("--max-model-len", type=int, default=defaults.max_model_len, help="context length")
+    group.add_argument("--keepalive-comments", action="store_true", help="send ': keep-alive' SSE comments")
+    group = parser.add_argument_group("Ollama")
+    group.add_argument("--num-parallel", type=int, default=defaults.num_parallel, help="requests at once per model")
+    group.add_argument("--max-queue", type=int, default=defaults.max_queue, help="waiting requests before 503")
+    group.add_argument("--cold-load", type=float, default=defaults.cold_load_seconds, help="model load time (s)")
+    group.add_argument("--max-loaded-models", type=int, default=defaults.max_loaded_models, help="models in memory")
+    group.add_argument("--preloaded", action="store_true", help="start with the models loaded")
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The `SimulatorConfig` the parsed options describe."""
+    port = args.port if args.port is not None else DEFAULT_PORTS[args.kind]
+    return SimulatorConfig(
+        kind=args.kind,
+        models=tuple(args.models) if args.models else ("sim-model",),
+        host=args.host,
+        port=port,
+        seed=args.seed,
+        response_text=args.response_text,
+        default_max_tokens=args.default_max_tokens,
+        ttft_overhead_s=args.ttft,
+        prefill_s_per_token=args.prefill_per_token,
+        itl_s=args.itl,
+        concurrency_slowdown=args.concurrency_slowdown,
+        fault=args.fault,
+        kv_blocks=args.kv_blocks,
+        block_tokens=args.block_tokens,
+        api_key=args.api_key,
+        max_running=args.max_running,
+        max_queued=args.max_queued,
+        max_model_len=args.max_model_len,
+        keepalive_comments=args.keepalive_comments,
+        num_parallel=args.num_parallel,
+        max_queue=args.max_queue,
+        cold_load_seconds=args.cold_load,
+        max_loaded_models=args.max_loaded_models,
+        preloaded=args.preloaded,
+        shutdown_timeout_s=2.0,
+    )
+
+
+async def serve(config: SimulatorConfig) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on this platform
+            loop.add_signal_handler(signum, stop.set)
+    async with start_simulator(config) as simulator:
+        models = ", ".join(config.models)
+        print(f"simulated {config.kind} serving {models} at {simulator.url}", file=sys.stderr, flush=True)
+        await stop.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulator the options describe; blocks until SIGINT or SIGTERM. The exit status."""
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        print(f"simulator: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config))
+    except OSError as error:
+        print(f"simulator: cannot serve on {config.host}:{config.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description="Simulated vLLM or Ollama worker.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,100 @@
+"""How long a simulated request takes: the latency model and the KV cache with prefix reuse.
+
+Time to first token = (ttft_overhead_s + uncached prompt tokens * prefill_s_per_token) * slowdown,
+and each later token comes itl_s * slowdown after the previous one, where
+slowdown = 1 + concurrency_slowdown * (running - 1).
+
+The KV cache works like vLLM's automatic prefix caching. The serialized prompt is cut into blocks of
+`block_tokens` tokens (`block_tokens * 4` characters, see `simulator.text`); only full blocks are cached.
+Block hashes are chained (block i's hash covers block i's text and block i-1's hash, block 0's covers
+the model name), so a hit on block i implies hits on all before it. A request reuses its longest run
+of cached leading blocks, never its whole prompt (vLLM always computes the last prompt token), then
+caches all its blocks; past `kv_blocks` blocks the least recently used are evicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from simulator.config import SimulatorConfig
+from simulator.text import CHARS_PER_TOKEN
+
+
+@dataclass(frozen=True)
+class PrefixLookup:
+    """What the KV cache held of one prompt."""
+
+    blocks: int
+    """Full blocks in the prompt."""
+    hit_blocks: int
+    """Leading blocks found in the cache."""
+    cached_tokens: int
+    """Prompt tokens whose prefill is skipped (hit_blocks * block_tokens)."""
+
+
+class PrefixCache:
+    """A KV cache of chained block hashes with LRU eviction (one per simulated worker)."""
+
+    def __init__(self, capacity_blocks: int, block_tokens: int) -> None:
+        self.capacity_blocks = capacity_blocks
+        self.block_tokens = block_tokens
+        self._blocks: OrderedDict[bytes, None] = OrderedDict()
+
+    @property
+    def block_chars(self) -> int:
+        return self.block_tokens * CHARS_PER_TOKEN
+
+    @property
+    def cached_blocks(self) -> int:
+        return len(self._blocks)
+
+    def block_hashes(self, model: str, text: str) -> list[bytes]:
+        """Chained hashes of the full blocks of `text`."""
+        previous = hashlib.blake2b(model.encode(), digest_size=16).digest()
+        hashes: list[bytes] = []
+        size = self.block_chars
+        for start in range(0, len(text) - size + 1, size):
+            block = text[start : start + size].encode()
+            previous = hashlib.blake2b(previous + block, digest_size=16).digest()
+            hashes.append(previous)
+        return hashes
+
+    def lookup_and_insert(self, model: str, text: str, prompt_tokens: int) -> PrefixLookup:
+        """Count the prompt's cached leading blocks, then cache all its blocks."""
+        hashes = self.block_hashes(model, text)
+        reusable = min(len(hashes), max(prompt_tokens - 1, 0) // self.block_tokens)
+        hits = 0
+        for block_hash in hashes[:reusable]:
+            if block_hash not in self._blocks:
+                break
+            hits += 1
+        for block_hash in hashes:
+            self._blocks[block_hash] = None
+            self._blocks.move_to_end(block_hash)
+        while len(self._blocks) > self.capacity_blocks:
+            self._blocks.popitem(last=False)
+        return PrefixLookup(blocks=len(hashes), hit_blocks=hits, cached_tokens=hits * self.block_tokens)
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+
+class LatencyModel:
+    """Turns token counts and current concurrency into delays, from the simulator's settings."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self._config = config
+
+    def slowdown(self, running: int) -> float:
+        """Factor applied to every delay while `running` requests generate together."""
+        return 1.0 + self._config.concurrency_slowdown * max(running - 1, 0)
+
+    def time_to_first_token(self, uncached_prompt_tokens: int, running: int) -> float:
+        base = self._config.ttft_overhead_s + uncached_prompt_tokens * self._config.prefill_s_per_token
+        return base * self.slowdown(running)
+
+    def inter_token(self, running: int, slow: bool = False) -> float:
+        itl = self._config.slow_itl_s if slow else self._config.itl_s
+        return itl * self.slowdown(running)

@@ -1,0 +1,268 @@
+"""The simulated vLLM OpenAI-compatible server: an aiohttp application over the shared engine.
+
+Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
+`GET /health`, `GET /version`, `GET /load`, `GET /metrics`. A streamed request gets its headers as
+soon as it is queued (like vLLM's StreamingResponse), its role chunk and first token after the
+prefill. `X-Request-Id` is echoed and becomes the response id's suffix.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from typing import Any, Literal
+
+from aiohttp import web
+
+from simulator.config import SimulatorConfig
+from simulator.engine import Engine, GenerationPlan, QueueFullError
+from simulator.faults import Fault, FaultKind
+from simulator.metrics import METRICS_CONTENT_TYPE, VllmMetrics
+from simulator.stream_script import StreamFormat, play_stream
+from simulator.streaming import (
+    ChunkStream,
+    ErrorReply,
+    Handler,
+    encode_json,
+    hang_until_disconnected,
+    json_response,
+    record_of,
+    sse_event,
+)
+from simulator.text import embedding, pack_float32
+from simulator.vllm_requests import (
+    GenerationRequest,
+    embedding_inputs,
+    generation_request,
+    read_json_body,
+    resolve_model,
+)
+from simulator.vllm_shapes import (
+    chat_chunk,
+    chat_completion,
+    embedding_list,
+    error_body,
+    model_list,
+    text_chunk,
+    text_completion,
+    usage_body,
+    usage_chunk,
+)
+
+_DONE = b"data: [DONE]\n\n"
+
+
+class VllmEndpoints:
+    """The HTTP handlers of one simulated vLLM worker."""
+
+    def __init__(self, config: SimulatorConfig, engine: Engine, metrics: VllmMetrics) -> None:
+        self.config = config
+        self.engine = engine
+        self.metrics = metrics
+        self.created = int(time.time())
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/version", self.version)
+        app.router.add_get("/load", self.load)
+        app.router.add_get("/metrics", self.metrics_text)
+
+    @web.middleware
+    async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """vLLM's --api-key: every /v1 route needs `Authorization: Bearer <key>`."""
+        key = self.config.api_key
+        authorized = key is None or request.headers.get("Authorization") == f"Bearer {key}"
+        if not authorized and request.path.startswith("/v1"):
+            return json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response({"version": self.config.version})
+
+    async def load(self, request: web.Request) -> web.Response:
+        return json_response({"server_load": self.engine.running + self.engine.waiting})
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render(self.engine))
+        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+        return response
+
+    async def models(self, request: web.Request) -> web.Response:
+        return json_response(model_list(self.config.models, self.created, self.config.max_model_len))
+
+    # --- inference ----------------------------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json_body(request)
+        return await self._generate(request, generation_request(request, body, self.config, "chat"))
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json_body(request)
+        return await self._generate(request, generation_request(request, body, self.config, "completions"))
+
+    async def _generate(self, request: web.Request, generation: GenerationRequest) -> web.StreamResponse:
+        record = record_of(request)
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        record.request_id = request_id
+        headers = {"X-Request-Id": request_id}
+        fault = generation.fault
+        if fault is not None:
+            await self._refuse_for_fault(fault, headers)
+        queue = self.engine.queue_for(generation.model)
+        try:
+            ticket = queue.enter()
+        except QueueFullError as error:
+            raise ErrorReply(503, error_body(_queue_full_message(error), 503), headers) from None
+        async with ticket:
+            stream = await ChunkStream.open(request, "text/event-stream", headers) if generation.stream else None
+            await ticket.start()
+            plan = self.engine.plan(
+                generation.model, generation.prompt_text, generation.max_tokens, generation.prompt_tokens
+            )
+            record.prompt_tokens = plan.prompt_tokens
+            record.cached_prompt_tokens = plan.cached_prompt_tokens
+            record.completion_tokens = plan.completion_tokens
+            slow = fault is not None and fault.kind is FaultKind.SLOW
+            async with self.engine.occupy(plan, record.started):
+                await self.engine.prefill(plan, queue, record.started)
+                tokens = self.engine.decode(plan, queue, slow)
+                if stream is not None:
+                    stream_format = self._stream_format(generation, plan, request_id)
+                    return await play_stream(stream, stream_format, tokens, fault)
+                async for _ in tokens:
+                    pass
+                return await self._whole_reply(request, generation, plan, request_id, headers)
+
+    async def _refuse_for_fault(self, fault: Fault, headers: dict[str, str]) -> None:
+        if fault.kind is FaultKind.NEVER_ANSWER:
+            await hang_until_disconnected()
+        status = fault.error_status
+        if status == 503:
+            raise ErrorReply(503, error_body(_queue_full_message(None), 503), headers)
+        if status is not None:
+            raise ErrorReply(status, error_body(f"Simulated error (fault {fault.name}).", status), headers)
+
+    async def _whole_reply(
+        self,
+        request: web.Request,
+        generation: GenerationRequest,
+        plan: GenerationPlan,
+        request_id: str,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        fault = generation.fault
+        usage = usage_body(plan, self.config.prompt_tokens_details)
+        created = int(time.time())
+        if generation.endpoint == "chat":
+            body = chat_completion(f"chatcmpl-{request_id}", created, generation.model, plan, usage)
+        else:
+            body = text_completion(f"cmpl-{request_id}", created, generation.model, plan, usage)
+        if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE):
+            return json_response(body, headers=headers)
+        if fault.kind is FaultKind.MID_STREAM_ERROR:
+            raise ErrorReply(500, error_body(f"Simulated generation failure (fault {fault.name}).", 500), headers)
+        if fault.kind is FaultKind.GARBAGE_SSE:
+            return web.Response(body=b"this is { not json", content_type="application/json", headers=headers)
+        if fault.kind is FaultKind.DROP_MID_STREAM:
+            payload = encode_json(body)
+            response = web.StreamResponse(status=200, headers=headers)
+            response.content_type = "application/json"
+            response.content_length = len(payload)
+            stream = await ChunkStream.open_response(request, response)
+            await stream.response.write(payload[: len(payload) // 2])
+            return await stream.drop()
+        await hang_until_disconnected()  # stall-after-N: the whole reply never comes
+
+    def _stream_format(self, generation: GenerationRequest, plan: GenerationPlan, request_id: str) -> StreamFormat:
+        created = int(time.time())
+        model = generation.model
+        usage = usage_body(plan, self.config.prompt_tokens_details)
+        if generation.endpoint == "chat":
+            response_id = f"chatcmpl-{request_id}"
+
+            def opening() -> list[bytes]:
+                return [sse_event(chat_chunk(response_id, created, model, {"role": "assistant", "content": ""}))]
+
+            def token(piece: str) -> bytes:
+                return sse_event(chat_chunk(response_id, created, model, {"content": piece}))
+
+            finish = chat_chunk(response_id, created, model, {}, plan.finish_reason)
+            chunk_object: Literal["chat.completion.chunk", "text_completion"] = "chat.completion.chunk"
+        else:
+            response_id = f"cmpl-{request_id}"
+
+            def opening() -> list[bytes]:
+                return []
+
+            def token(piece: str) -> bytes:
+                return sse_event(text_chunk(response_id, created, model, piece))
+
+            finish = text_chunk(response_id, created, model, "", plan.finish_reason)
+            chunk_object = "text_completion"
+
+        def closing() -> list[bytes]:
+            chunks = [sse_event(finish)]
+            if generation.include_usage:
+                chunks.append(sse_event(usage_chunk(response_id, created, model, chunk_object, usage)))
+            return chunks
+
+        def error_events() -> list[bytes]:
+            error = error_body("Simulated generation failure (fault mid-stream-error).", 500)
+            return [sse_event(error), _DONE]
+
+        def garbage(index: int) -> bytes:
+            return f"data: <garbage {index}> {{not json\n\n".encode()
+
+        return StreamFormat(
+            opening=opening,
+            token=token,
+            closing=closing,
+            terminator=lambda: [_DONE],
+            error_events=error_events,
+            garbage=garbage,
+            keepalive_comment="keep-alive" if self.config.keepalive_comments else None,
+        )
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await read_json_body(request)
+        texts = embedding_inputs(body)
+        model, fault = resolve_model(request, body, self.config)
+        if fault is not None:
+            await self._refuse_for_fault(fault, {})
+        record = record_of(request)
+        record.prompt_tokens = sum(tokens for _, tokens in texts)
+        as_base64 = body.get("encoding_format") == "base64"
+        vectors: list[list[float] | str] = []
+        for text, _ in texts:
+            vector = embedding(self.config.seed, model, text, self.config.embedding_dim)
+            vectors.append(base64.b64encode(pack_float32(vector)).decode() if as_base64 else vector)
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        record.request_id = request_id
+        response_id = f"embd-{request_id}"
+        created = int(time.time())
+        return json_response(
+            embedding_list(response_id, created, model, vectors, record.prompt_tokens),
+            headers={"X-Request-Id": request_id},
+        )
+
+
+def _queue_full_message(error: QueueFullError | None) -> str:
+    detail = f" ({error})" if error is not None else ""
+    return f"The engine's request queue is full{detail}; please try again later or on a different instance."
+
+
+def build_vllm_app(endpoints: VllmEndpoints, middlewares: list[Any]) -> web.Application:
+    """The aiohttp application of one simulated vLLM worker."""
+    app = web.Application(middlewares=[*middlewares, endpoints.auth_middleware])
+    endpoints.add_routes(app)
+    return app

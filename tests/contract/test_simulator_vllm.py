@@ -1,0 +1,494 @@
+"""The simulated vLLM worker speaks vLLM's OpenAI-compatible protocol, as the official SDK sees it.
+
+Also its faults, queue limits, KV-cache prefix reuse, Prometheus metrics, records and CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from simulator import FAULT_NAMES, RequestRecord, SimulatorConfig, SimulatorThread, start_simulator
+from simulator.cli import add_arguments, config_from_args
+
+MODEL = "sim-model"
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(kind="vllm", models=(MODEL,), seed=3)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def client(sim: SimulatorThread) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=sim.url + "/v1", api_key="unused", max_retries=0, timeout=5) as sdk:
+        yield sdk
+
+
+def post(sim: SimulatorThread, path: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    return httpx.post(sim.url + path, json=body, timeout=5, **kwargs)
+
+
+def sse_data(text: str) -> list[str]:
+    """The `data:` payloads of an SSE body, in order (comments and blank lines dropped)."""
+    return [line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")]
+
+
+def chat_records(sim: SimulatorThread) -> list[RequestRecord]:
+    return [record for record in sim.records if record.path == "/v1/chat/completions"]
+
+
+# --- inference through the official SDK -------------------------------------------------------
+
+
+def test_chat_completion_parses_like_vllm(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=100)  # type: ignore[arg-type]
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.object == "chat.completion"
+    assert completion.model == MODEL
+    [choice] = completion.choices
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason == "stop"
+    assert completion.usage is not None
+    [record] = chat_records(sim)
+    assert completion.usage.prompt_tokens == record.prompt_tokens > 0
+    assert completion.usage.completion_tokens == record.completion_tokens > 0
+    assert completion.usage.total_tokens == record.prompt_tokens + record.completion_tokens
+
+
+def test_max_tokens_cuts_the_reply_with_finish_reason_length(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=3)  # type: ignore[arg-type]
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None and completion.usage.completion_tokens == 3
+    newer = client.chat.completions.create(model=MODEL, messages=HELLO, max_completion_tokens=2)  # type: ignore[arg-type]
+    assert newer.usage is not None and newer.usage.completion_tokens == 2
+
+
+def test_stream_with_usage_parses_like_vllm(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=HELLO,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=5,
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].choices[0].delta.content == ""
+    contents = [chunk.choices[0].delta.content for chunk in chunks[1:-2]]
+    assert len(contents) == 5 and all(contents)
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 5
+    assert len({chunk.id for chunk in chunks}) == 1
+    [record] = chat_records(sim)
+    assert record.stream and record.status == 200
+    assert len(record.chunk_times) == 1 + 5 + 2 + 1  # role, tokens, finish, usage, [DONE]
+
+
+def test_stream_wire_format_omits_usage_until_the_usage_chunk(sim: SimulatorThread) -> None:
+    body = {"model": MODEL, "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}}
+    response = post(sim, "/v1/chat/completions", body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = sse_data(response.text)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert all("usage" not in chunk for chunk in chunks[:-1])
+    assert chunks[-1]["choices"] == [] and set(chunks[-1]["usage"]) >= {"prompt_tokens", "completion_tokens"}
+    assert chunks[-2]["choices"][0]["delta"] == {} and chunks[-2]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(sim: SimulatorThread) -> None:
+    events = sse_data(post(sim, "/v1/chat/completions", {"model": MODEL, "messages": HELLO, "stream": True}).text)
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert events[-1] == "[DONE]" and chunks[-1]["choices"][0]["finish_reason"] is not None
+    assert all("usage" not in chunk for chunk in chunks)
+
+
+async def test_async_sdk_in_the_same_loop() -> None:
+    async with (
+        start_simulator(SimulatorConfig(kind="vllm", models=(MODEL,))) as sim,
+        openai.AsyncOpenAI(base_url=sim.url + "/v1", api_key="unused", max_retries=0) as sdk,
+    ):
+        whole = await sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+        stream = await sdk.chat.completions.create(
+            model=MODEL,
+            messages=HELLO,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        pieces = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+        assert "".join(pieces) == whole.choices[0].message.content
+        assert await sim.wait_for(lambda records: len(records) == 2 and all(r.finished for r in records))
+        with pytest.raises(openai.NotFoundError):
+            await sdk.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
+
+
+def test_completions_stream_and_whole(client: openai.OpenAI) -> None:
+    whole = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=4)
+    assert whole.id.startswith("cmpl-") and whole.object == "text_completion"
+    assert whole.choices[0].finish_reason == "length" and whole.usage is not None
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt="Once upon a time", max_tokens=4, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert "".join(chunk.choices[0].text for chunk in chunks if chunk.choices) == whole.choices[0].text
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+
+
+def test_embeddings_float_and_base64(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    decoded = client.embeddings.create(model=MODEL, input=["a", "bb"])  # the SDK asks for base64
+    as_floats = client.embeddings.create(model=MODEL, input=["a", "bb"], encoding_format="float")
+    for from_base64, from_floats in zip(decoded.data, as_floats.data, strict=True):
+        assert from_base64.embedding == pytest.approx(from_floats.embedding, abs=1e-6)
+    assert len(decoded.data[0].embedding) == sim.simulator.config.embedding_dim
+    assert decoded.usage.prompt_tokens == 2
+    raw = post(sim, "/v1/embeddings", {"model": MODEL, "input": "a", "encoding_format": "base64"}).json()
+    packed = base64.b64decode(raw["data"][0]["embedding"])
+    vector = struct.unpack(f"<{len(packed) // 4}f", packed)
+    assert vector == pytest.approx(decoded.data[0].embedding, abs=1e-6)
+
+
+def test_reply_is_deterministic_per_seed_and_prompt(client: openai.OpenAI) -> None:
+    def reply(sdk: openai.OpenAI, content: str) -> str | None:
+        messages: Any = [{"role": "user", "content": content}]
+        return sdk.chat.completions.create(model=MODEL, messages=messages, max_tokens=64).choices[0].message.content
+
+    assert reply(client, "one") == reply(client, "one") != reply(client, "two")
+    with (
+        SimulatorThread(SimulatorConfig(models=(MODEL,), seed=3)) as same_seed,
+        openai.OpenAI(base_url=same_seed.url + "/v1", api_key="x", max_retries=0) as other,
+    ):
+        assert reply(other, "one") == reply(client, "one")
+
+
+def test_fixed_response_text_is_cut_by_max_tokens() -> None:
+    config = SimulatorConfig(models=(MODEL,), response_text="The quick brown fox jumps.")
+    with SimulatorThread(config) as sim, openai.OpenAI(base_url=sim.url + "/v1", api_key="x") as sdk:
+        whole = sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+        assert whole.choices[0].message.content == "The quick brown fox jumps."
+        cut = sdk.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=2)  # type: ignore[arg-type]
+        assert cut.choices[0].message.content == "The quick"
+
+
+def test_unknown_fields_are_ignored_and_n_gives_one_choice(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=MODEL,
+        messages=HELLO,  # type: ignore[arg-type]
+        n=2,
+        seed=1,
+        temperature=0.2,
+        extra_body={"top_k": 5, "some_future_field": {"x": 1}},
+    )
+    assert len(completion.choices) == 1
+
+
+def test_request_id_is_echoed_and_used(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=HELLO,  # type: ignore[arg-type]
+        extra_headers={"X-Request-Id": "abc123"},
+    )
+    assert raw.headers["x-request-id"] == "abc123"
+    assert raw.parse().id == "chatcmpl-abc123"
+    [record] = chat_records(sim)
+    assert record.headers["x-request-id"] == "abc123" and record.headers["authorization"] == "Bearer unused"
+    assert record.body is not None and record.body["messages"] == HELLO and record.model == MODEL
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def test_models_health_and_version(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    assert [model.id for model in client.models.list()] == [MODEL]
+    card = httpx.get(sim.url + "/v1/models").json()["data"][0]
+    assert card["owned_by"] == "vllm" and card["root"] == MODEL and card["parent"] is None
+    assert card["max_model_len"] == 8192 and card["object"] == "model"
+    health = httpx.get(sim.url + "/health")
+    assert health.status_code == 200 and health.content == b""
+    assert httpx.get(sim.url + "/version").json() == {"version": "0.33.0"}
+
+
+def test_metrics_parse_and_follow_the_engine(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    client.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    families = {family.name: family for family in text_string_to_metric_families(httpx.get(sim.url + "/metrics").text)}
+    for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"):
+        [sample] = families[name].samples
+        assert sample.labels == {"model_name": MODEL, "engine": "0"} and sample.value == 0
+    queries = [s for s in families["vllm:prefix_cache_queries"].samples if s.name.endswith("_total")]
+    assert queries[0].value == chat_records(sim)[0].prompt_tokens
+    [info] = families["vllm:cache_config_info"].samples
+    assert info.labels["block_size"] == "16" and info.labels["num_gpu_blocks"] == "1024" and info.value == 1
+    for name in ("time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds"):
+        family = families[f"vllm:{name}"]
+        assert family.type == "histogram"
+    [ttft_count] = [s for s in families["vllm:time_to_first_token_seconds"].samples if s.name.endswith("_count")]
+    assert ttft_count.value == 1
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_a_vllm_404(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
+    assert caught.value.status_code == 404
+    body = post(sim, "/v1/chat/completions", {"model": "nope", "messages": HELLO}).json()
+    assert body == {
+        "error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "param": "model", "code": 404}
+    }
+
+
+def test_bad_bodies_are_vllm_400s(sim: SimulatorThread) -> None:
+    not_json = httpx.post(sim.url + "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"})
+    no_type = httpx.post(sim.url + "/v1/chat/completions", content=json.dumps({"model": MODEL, "messages": HELLO}))
+    no_messages = post(sim, "/v1/chat/completions", {"model": MODEL})
+    too_long = post(sim, "/v1/chat/completions", {"model": MODEL, "messages": HELLO, "max_tokens": 10_000})
+    for response in (not_json, no_type, no_messages, too_long):
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["type"] == "BadRequestError" and error["code"] == 400 and set(error) == {
+            "message", "type", "param", "code"
+        }
+    assert "application/json" in no_type.json()["error"]["message"]
+    assert "maximum context length" in too_long.json()["error"]["message"]
+
+
+def test_api_key_is_required_on_v1_only() -> None:
+    with SimulatorThread(SimulatorConfig(models=(MODEL,), api_key="secret")) as sim:
+        with (
+            openai.OpenAI(base_url=sim.url + "/v1", api_key="wrong", max_retries=0) as bad,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            bad.models.list()
+        assert httpx.get(sim.url + "/v1/models").json() == {"error": "Unauthorized"}
+        assert httpx.get(sim.url + "/health").status_code == 200
+        with openai.OpenAI(base_url=sim.url + "/v1", api_key="secret", max_retries=0) as good:
+            assert [model.id for model in good.models.list()] == [MODEL]
+
+
+def test_full_queue_is_a_503_to_try_elsewhere() -> None:
+    config = SimulatorConfig(models=(MODEL,), fault="stall-after-1", max_running=1, max_queued=1)
+    body = {"model": MODEL, "messages": HELLO, "stream": True}
+    with SimulatorThread(config) as sim, httpx.Client(base_url=sim.url, timeout=5) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as running:
+            running_lines = running.iter_lines()  # (dropping this iterator would close the response)
+            next(running_lines)  # its first chunk came: it holds the only running slot
+            with http.stream("POST", "/v1/chat/completions", json=body) as waiting:
+                assert waiting.status_code == 200  # queued: vLLM answers headers before it runs
+                families = text_string_to_metric_families(http.get("/metrics").text)
+                gauges = {f.name: f.samples[0].value for f in families if f.name.startswith("vllm:num_requests")}
+                assert gauges == {"vllm:num_requests_running": 1, "vllm:num_requests_waiting": 1}
+                refused = http.post("/v1/chat/completions", json=body)
+                assert refused.status_code == 503
+                assert "try again later or on a different instance" in refused.json()["error"]["message"]
+        assert sim.wait_for(lambda records: sum(r.disconnected is not None for r in records) == 2)
+
+
+# --- KV cache ---------------------------------------------------------------------------------
+
+SYSTEM = {"role": "system", "content": "You are a careful assistant. " * 20}
+
+
+def ask(client: openai.OpenAI, question: str) -> None:
+    messages: Any = [SYSTEM, {"role": "user", "content": question}]
+    client.chat.completions.create(model=MODEL, messages=messages, max_tokens=1)
+
+
+def test_a_repeated_prefix_is_served_from_the_kv_cache(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    ask(client, "What is a cache?")
+    ask(client, "What is a prefix?")
+    first, second = chat_records(sim)
+    assert first.cached_prompt_tokens == 0
+    assert second.cached_prompt_tokens > 0.8 * second.prompt_tokens
+    assert second.cached_prompt_tokens % 16 == 0 and second.cached_prompt_tokens < second.prompt_tokens
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(sim.url + "/metrics").text)}
+    hits = [s for s in families["vllm:prefix_cache_hits"].samples if s.name.endswith("_total")]
+    assert hits[0].value == second.cached_prompt_tokens
+    sim.reset()
+    ask(client, "What is a prefix?")
+    [after_reset] = chat_records(sim)
+    assert after_reset.cached_prompt_tokens == 0
+
+
+def test_kv_cache_evicts_least_recently_used_blocks() -> None:
+    with (
+        SimulatorThread(SimulatorConfig(models=(MODEL,), kv_blocks=4)) as sim,
+        openai.OpenAI(base_url=sim.url + "/v1", api_key="x") as sdk,
+    ):
+        ask(sdk, "first")
+        ask(sdk, "first")  # its 10+ blocks did not fit in 4: the leading ones are gone
+        assert [r.cached_prompt_tokens for r in chat_records(sim)] == [0, 0]
+
+
+def test_kv_cache_is_per_model() -> None:
+    with (
+        SimulatorThread(SimulatorConfig(models=(MODEL, "other"))) as sim,
+        openai.OpenAI(base_url=sim.url + "/v1", api_key="x") as sdk,
+    ):
+        ask(sdk, "q")
+        messages: Any = [SYSTEM, {"role": "user", "content": "q"}]
+        sdk.chat.completions.create(model="other", messages=messages, max_tokens=1)
+        assert [r.cached_prompt_tokens for r in chat_records(sim)] == [0, 0]
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+def stream_body(model: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": HELLO, "stream": True, "max_tokens": 8, **extra}
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "status"),
+    [
+        ("error-500", openai.InternalServerError, 500),
+        ("error-429", openai.RateLimitError, 429),
+        ("error-400", openai.BadRequestError, 400),
+        ("error-503", openai.InternalServerError, 503),
+    ],
+)
+def test_error_faults_raise_the_sdk_errors(
+    client: openai.OpenAI, fault: str, error: type[openai.APIStatusError], status: int
+) -> None:
+    with pytest.raises(error) as caught:
+        client.chat.completions.create(model=fault, messages=HELLO)  # type: ignore[arg-type]
+    assert caught.value.status_code == status
+    assert isinstance(caught.value.body, dict) and caught.value.body["code"] == status
+
+
+def test_configured_fault_applies_to_every_request() -> None:
+    with (
+        SimulatorThread(SimulatorConfig(models=(MODEL,), fault="error-503")) as sim,
+        openai.OpenAI(base_url=sim.url + "/v1", api_key="x", max_retries=0) as sdk,
+        pytest.raises(openai.InternalServerError, match="different instance"),
+    ):
+        sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+
+
+def test_slow_spaces_tokens_by_the_slow_latency(sim: SimulatorThread) -> None:
+    post(sim, "/v1/chat/completions", stream_body("slow", max_tokens=2))
+    [record] = chat_records(sim)
+    assert record.fault == "slow" and record.finished is not None
+    role, first, second = record.chunk_times[:3]
+    assert second - first >= 0.2 * 0.95
+
+
+def test_stall_after_3_sends_three_tokens_then_hangs(sim: SimulatorThread) -> None:
+    timeout = httpx.Timeout(5.0, read=0.3)
+    with httpx.stream("POST", sim.url + "/v1/chat/completions", json=stream_body("stall-after-3"), timeout=timeout) as r:
+        lines = r.iter_lines()
+        events = [next(lines) for _ in range(8)]  # role + 3 tokens, each followed by a blank line
+        with pytest.raises(httpx.ReadTimeout):
+            next(lines)
+    assert [json.loads(e.removeprefix("data: ")) for e in events if e][3]["choices"][0]["delta"]["content"]
+    assert sim.wait_for(lambda records: records[-1].disconnected is not None)
+    [record] = chat_records(sim)
+    assert len(record.chunk_times) == 4 and record.finished is None
+
+
+def test_drop_mid_stream_breaks_the_connection(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    seen: list[str] = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in client.chat.completions.create(model="drop-mid-stream", messages=HELLO, stream=True):  # type: ignore[arg-type]
+            seen.append(chunk.choices[0].delta.content or "")
+    assert len([piece for piece in seen if piece]) == 3
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(sim, "/v1/chat/completions", stream_body("drop-mid-stream"))
+
+
+def test_mid_stream_error_is_an_error_event_then_done(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    response = post(sim, "/v1/chat/completions", stream_body("mid-stream-error"))
+    assert response.status_code == 200
+    events = sse_data(response.text)
+    assert events[-1] == "[DONE]" and len(events) == 1 + 2 + 2
+    error = json.loads(events[-2])["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == 500
+    with pytest.raises(openai.APIError, match="fault mid-stream-error"):
+        list(client.chat.completions.create(model="mid-stream-error", messages=HELLO, stream=True))  # type: ignore[arg-type]
+
+
+def test_no_done_ends_the_stream_without_done(sim: SimulatorThread) -> None:
+    events = sse_data(post(sim, "/v1/chat/completions", stream_body("no-done")).text)
+    assert "[DONE]" not in events
+    assert json.loads(events[-1])["choices"][0]["finish_reason"] == "length"
+
+
+def test_never_answer_sends_nothing_until_the_client_leaves(sim: SimulatorThread) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(sim.url + "/v1/chat/completions", json=stream_body("never-answer"), timeout=httpx.Timeout(5, read=0.3))
+    assert sim.wait_for(lambda records: records[-1].disconnected is not None)
+    [record] = chat_records(sim)
+    assert record.status == 0 and record.chunk_times == [] and record.finished is None
+
+
+def test_garbage_sse_sends_lines_that_are_not_json(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    events = sse_data(post(sim, "/v1/chat/completions", stream_body("garbage-sse")).text)
+    [record] = chat_records(sim)
+    token_events = events[1 : 1 + record.completion_tokens]  # after the role chunk
+    assert len(token_events) == 8
+    for event in token_events:
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(event)
+    with pytest.raises(json.JSONDecodeError):
+        list(client.chat.completions.create(model="garbage-sse", messages=HELLO, stream=True))  # type: ignore[arg-type]
+
+
+def test_client_disconnect_mid_stream_is_recorded() -> None:
+    with SimulatorThread(SimulatorConfig(models=(MODEL,), itl_s=0.05)) as sim:
+        body = {"model": MODEL, "messages": HELLO, "stream": True, "max_tokens": 16}
+        with httpx.stream("POST", sim.url + "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                if '"content":"' in line.replace(" ", "") and '"role"' not in line:
+                    break
+        assert sim.wait_for(lambda records: records[-1].disconnected is not None)
+        [record] = chat_records(sim)
+        assert record.finished is None and len(record.chunk_times) < 1 + 16
+
+
+def test_every_fault_name_is_known() -> None:
+    assert set(FAULT_NAMES) >= {
+        "error-500", "error-429", "error-400", "error-503", "slow", "stall-after-3", "drop-mid-stream",
+        "mid-stream-error", "no-done", "never-answer", "garbage-sse",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unknown fault"):
+        SimulatorConfig(fault="explode")
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_options_make_a_config() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--kind", "ollama", "--model", "a", "--model", "b", "--itl", "0.01", "--fault", "slow"])
+    config = config_from_args(args)
+    assert config.kind == "ollama" and config.models == ("a", "b") and config.port == 11434
+    assert config.itl_s == 0.01 and config.fault == "slow"
+
+
+def test_python_m_simulator_serves_until_sigterm() -> None:
+    command = [sys.executable, "-m", "simulator", "--kind", "vllm", "--port", "0", "--model", "cli-model"]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # noqa: S603 -- our own CLI
+        try:
+            assert process.stderr is not None
+            url = process.stderr.readline().split(" at ")[-1].strip()
+            assert httpx.get(url + "/v1/models").json()["data"][0]["id"] == "cli-model"
+        finally:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
