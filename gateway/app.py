@@ -35,6 +35,7 @@ def create_app(settings: Settings, catalog: Catalog) -> ASGIApp:
         cors_config=cors,
         openapi_config=OpenAPIConfig(title="llm-gateway", version="0.1.0", path="/schema"),
         debug=False,
+        logging_config=None,  # the gateway configures structlog itself (gateway.logging_setup)
     )
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id.
     return RequestIdMiddleware(app)

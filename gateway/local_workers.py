@@ -113,6 +113,11 @@ class LocalWorkerSupervisor:
         self._thread_stop: asyncio.Event | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
 
+    def pids(self) -> dict[str, int | None]:
+        """The process id of each local worker now (None while it is down)."""
+        return {c.worker.name: c.process.pid if c.process and c.process.returncode is None else None
+                for c in self._children}
+
     async def start(self) -> None:
         for child in self._children:
             _log.info("local_worker_starting", worker=child.worker.name, port=child.worker.local.port

@@ -53,7 +53,8 @@ def _uvicorn_log_level(settings: Settings) -> str:
 def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
     config = uvicorn.Config(create_app(settings, catalog), host=settings.host, port=settings.port,
                             loop="none", http="httptools", access_log=False, lifespan="on",
-                            log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30)
+                            log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30,
+                            proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)
 
     async def main() -> None:
@@ -74,6 +75,7 @@ def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> Non
     supervisor.start_in_thread()
     try:
         uvicorn.run("gateway.asgi:app", host=settings.host, port=settings.port, workers=settings.workers,
-                    loop="uvloop", http="httptools", access_log=False, log_level=_uvicorn_log_level(settings))
+                    loop="uvloop", http="httptools", access_log=False, log_level=_uvicorn_log_level(settings),
+                    proxy_headers=False, server_header=False)
     finally:
         supervisor.stop_thread()

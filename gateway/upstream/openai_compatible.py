@@ -25,11 +25,14 @@ class Target:
 
     worker: WorkerSpec
     auth_header: str | None
+    connect_timeout: aiohttp.ClientTimeout
 
     @classmethod
     def for_worker(cls, worker: WorkerSpec, env: Mapping[str, str]) -> Target:
         key = env.get(worker.api_key_env) if worker.api_key_env else None
-        return cls(worker=worker, auth_header=f"Bearer {key}" if key else None)
+        timeout = aiohttp.ClientTimeout(total=None, connect=worker.timeouts.connect,
+                                        sock_connect=worker.timeouts.connect)
+        return cls(worker=worker, auth_header=f"Bearer {key}" if key else None, connect_timeout=timeout)
 
 
 class OpenAICompatibleClient:
@@ -65,12 +68,10 @@ class OpenAICompatibleClient:
             headers["X-Request-Id"] = request_id
         if target.auth_header:
             headers["Authorization"] = target.auth_header
-        timeout = aiohttp.ClientTimeout(total=None, connect=worker.timeouts.connect,
-                                        sock_connect=worker.timeouts.connect)
         try:
             async with asyncio.timeout(worker.timeouts.first_byte):
                 response = await self._session.post(worker.url + path, data=body, headers=headers,
-                                                    timeout=timeout)
+                                                    timeout=target.connect_timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"worker {worker.name!r} did not answer within "
                                   f"{worker.timeouts.first_byte:g} s") from None

@@ -95,14 +95,13 @@ def test_embed(sim: SimulatorThread, client: ollama.Client) -> None:
 
 
 async def test_async_client_in_the_same_loop() -> None:
-    async with start_simulator(SimulatorConfig(kind="ollama", models=(MODEL,))) as sim:
-        client = ollama.AsyncClient(host=sim.url)
-        try:
-            parts = [part async for part in await client.chat(model=MODEL, messages=HELLO, stream=True)]
-            assert parts[-1].done
-            assert await sim.wait_for(lambda records: records[-1].finished is not None)
-        finally:
-            await client.close()
+    async with (
+        start_simulator(SimulatorConfig(kind="ollama", models=(MODEL,))) as sim,
+        ollama.AsyncClient(host=sim.url) as client,
+    ):
+        parts = [part async for part in await client.chat(model=MODEL, messages=HELLO, stream=True)]
+        assert parts[-1].done
+        assert await sim.wait_for(lambda records: records[-1].finished is not None)
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -210,6 +209,15 @@ def test_drop_mid_stream_breaks_the_connection(client: ollama.Client) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
         parts.extend(client.chat(model="drop-mid-stream", messages=HELLO, stream=True))
     assert len(parts) == 3
+
+
+def test_whole_replies_under_stream_faults(client: ollama.Client) -> None:
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.chat(model="drop-mid-stream", messages=HELLO)
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.chat(model="mid-stream-error", messages=HELLO)
+    assert caught.value.status_code == 500
+    assert client.chat(model="no-done", messages=HELLO).done
 
 
 def test_garbage_lines_are_not_json(client: ollama.Client) -> None:

@@ -18,13 +18,15 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator import FAULT_NAMES, RequestRecord, SimulatorConfig, SimulatorThread, start_simulator
 from simulator.cli import add_arguments, config_from_args
+from simulator.latency import LatencyModel
 
 MODEL = "sim-model"
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def chat_records(sim: SimulatorThread) -> list[RequestRecord]:
 
 
 def test_chat_completion_parses_like_vllm(sim: SimulatorThread, client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=100)  # type: ignore[arg-type]
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=100)
     assert completion.id.startswith("chatcmpl-")
     assert completion.object == "chat.completion"
     assert completion.model == MODEL
@@ -71,10 +73,10 @@ def test_chat_completion_parses_like_vllm(sim: SimulatorThread, client: openai.O
 
 
 def test_max_tokens_cuts_the_reply_with_finish_reason_length(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=3)  # type: ignore[arg-type]
+    completion = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=3)
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 3
-    newer = client.chat.completions.create(model=MODEL, messages=HELLO, max_completion_tokens=2)  # type: ignore[arg-type]
+    newer = client.chat.completions.create(model=MODEL, messages=HELLO, max_completion_tokens=2)
     assert newer.usage is not None and newer.usage.completion_tokens == 2
 
 
@@ -82,7 +84,7 @@ def test_stream_with_usage_parses_like_vllm(sim: SimulatorThread, client: openai
     chunks = list(
         client.chat.completions.create(
             model=MODEL,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
             stream=True,
             stream_options={"include_usage": True},
             max_tokens=5,
@@ -124,10 +126,10 @@ async def test_async_sdk_in_the_same_loop() -> None:
         start_simulator(SimulatorConfig(kind="vllm", models=(MODEL,))) as sim,
         openai.AsyncOpenAI(base_url=sim.url + "/v1", api_key="unused", max_retries=0) as sdk,
     ):
-        whole = await sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+        whole = await sdk.chat.completions.create(model=MODEL, messages=HELLO)
         stream = await sdk.chat.completions.create(
             model=MODEL,
-            messages=HELLO,  # type: ignore[arg-type]
+            messages=HELLO,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -135,7 +137,7 @@ async def test_async_sdk_in_the_same_loop() -> None:
         assert "".join(pieces) == whole.choices[0].message.content
         assert await sim.wait_for(lambda records: len(records) == 2 and all(r.finished for r in records))
         with pytest.raises(openai.NotFoundError):
-            await sdk.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
+            await sdk.chat.completions.create(model="nope", messages=HELLO)
 
 
 def test_completions_stream_and_whole(client: openai.OpenAI) -> None:
@@ -180,16 +182,16 @@ def test_reply_is_deterministic_per_seed_and_prompt(client: openai.OpenAI) -> No
 def test_fixed_response_text_is_cut_by_max_tokens() -> None:
     config = SimulatorConfig(models=(MODEL,), response_text="The quick brown fox jumps.")
     with SimulatorThread(config) as sim, openai.OpenAI(base_url=sim.url + "/v1", api_key="x") as sdk:
-        whole = sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+        whole = sdk.chat.completions.create(model=MODEL, messages=HELLO)
         assert whole.choices[0].message.content == "The quick brown fox jumps."
-        cut = sdk.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=2)  # type: ignore[arg-type]
+        cut = sdk.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=2)
         assert cut.choices[0].message.content == "The quick"
 
 
 def test_unknown_fields_are_ignored_and_n_gives_one_choice(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(
         model=MODEL,
-        messages=HELLO,  # type: ignore[arg-type]
+        messages=HELLO,
         n=2,
         seed=1,
         temperature=0.2,
@@ -201,7 +203,7 @@ def test_unknown_fields_are_ignored_and_n_gives_one_choice(client: openai.OpenAI
 def test_request_id_is_echoed_and_used(sim: SimulatorThread, client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model=MODEL,
-        messages=HELLO,  # type: ignore[arg-type]
+        messages=HELLO,
         extra_headers={"X-Request-Id": "abc123"},
     )
     assert raw.headers["x-request-id"] == "abc123"
@@ -209,6 +211,47 @@ def test_request_id_is_echoed_and_used(sim: SimulatorThread, client: openai.Open
     [record] = chat_records(sim)
     assert record.headers["x-request-id"] == "abc123" and record.headers["authorization"] == "Bearer unused"
     assert record.body is not None and record.body["messages"] == HELLO and record.model == MODEL
+
+
+def test_keepalive_comments_between_chunks_are_ignored_by_the_sdk() -> None:
+    config = SimulatorConfig(models=(MODEL,), keepalive_comments=True)
+    with SimulatorThread(config) as sim, openai.OpenAI(base_url=sim.url + "/v1", api_key="x") as sdk:
+        raw = post(sim, "/v1/chat/completions", stream_body(MODEL, max_tokens=3)).text
+        assert raw.count(": keep-alive\n\n") == 2  # between the 3 token chunks
+        chunks = list(sdk.chat.completions.create(model=MODEL, messages=HELLO, stream=True, max_tokens=3))
+        assert [chunk.choices[0].delta.content for chunk in chunks[1:4]] == sse_contents(raw)
+
+
+def sse_contents(raw: str) -> list[str]:
+    deltas = [json.loads(event)["choices"][0]["delta"] for event in sse_data(raw)[:-1]]
+    return [delta["content"] for delta in deltas if delta.get("content")]
+
+
+def test_whole_replies_under_stream_faults(sim: SimulatorThread, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="drop-mid-stream", messages=HELLO)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="mid-stream-error", messages=HELLO)
+    assert client.chat.completions.create(model="no-done", messages=HELLO).choices[0].message.content
+    garbage = post(sim, "/v1/chat/completions", {"model": "garbage-sse", "messages": HELLO})
+    with pytest.raises(json.JSONDecodeError):
+        garbage.json()
+
+
+def test_concurrency_slows_every_delay_down() -> None:
+    latency = LatencyModel(SimulatorConfig(ttft_overhead_s=0.1, prefill_s_per_token=0.01, itl_s=0.02,
+                                           concurrency_slowdown=0.5))  # fmt: skip
+    assert latency.time_to_first_token(uncached_prompt_tokens=10, running=1) == pytest.approx(0.2)
+    assert latency.time_to_first_token(uncached_prompt_tokens=10, running=3) == pytest.approx(0.4)
+    assert latency.inter_token(running=3) == pytest.approx(0.04)
+    assert latency.inter_token(running=1, slow=True) == pytest.approx(0.2)
+
+
+def test_records_are_bounded() -> None:
+    with SimulatorThread(SimulatorConfig(models=(MODEL,), max_records=2)) as sim:
+        for _ in range(3):
+            httpx.get(sim.url + "/health")
+        assert len(sim.records) == 2
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -225,7 +268,7 @@ def test_models_health_and_version(sim: SimulatorThread, client: openai.OpenAI) 
 
 
 def test_metrics_parse_and_follow_the_engine(sim: SimulatorThread, client: openai.OpenAI) -> None:
-    client.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+    client.chat.completions.create(model=MODEL, messages=HELLO)
     families = {family.name: family for family in text_string_to_metric_families(httpx.get(sim.url + "/metrics").text)}
     for name in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"):
         [sample] = families[name].samples
@@ -234,7 +277,8 @@ def test_metrics_parse_and_follow_the_engine(sim: SimulatorThread, client: opena
     assert queries[0].value == chat_records(sim)[0].prompt_tokens
     [info] = families["vllm:cache_config_info"].samples
     assert info.labels["block_size"] == "16" and info.labels["num_gpu_blocks"] == "1024" and info.value == 1
-    for name in ("time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds"):
+    histograms = ("time_to_first_token", "inter_token_latency", "e2e_request_latency", "request_queue_time")
+    for name in (f"{histogram}_seconds" for histogram in histograms):
         family = families[f"vllm:{name}"]
         assert family.type == "histogram"
     [ttft_count] = [s for s in families["vllm:time_to_first_token_seconds"].samples if s.name.endswith("_count")]
@@ -246,7 +290,7 @@ def test_metrics_parse_and_follow_the_engine(sim: SimulatorThread, client: opena
 
 def test_unknown_model_is_a_vllm_404(sim: SimulatorThread, client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="nope", messages=HELLO)  # type: ignore[arg-type]
+        client.chat.completions.create(model="nope", messages=HELLO)
     assert caught.value.status_code == 404
     body = post(sim, "/v1/chat/completions", {"model": "nope", "messages": HELLO}).json()
     assert body == {
@@ -255,16 +299,19 @@ def test_unknown_model_is_a_vllm_404(sim: SimulatorThread, client: openai.OpenAI
 
 
 def test_bad_bodies_are_vllm_400s(sim: SimulatorThread) -> None:
-    not_json = httpx.post(sim.url + "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"})
-    no_type = httpx.post(sim.url + "/v1/chat/completions", content=json.dumps({"model": MODEL, "messages": HELLO}))
+    url = sim.url + "/v1/chat/completions"
+    not_json = httpx.post(url, content=b"{nope", headers={"content-type": "application/json"})
+    no_type = httpx.post(url, content=json.dumps({"model": MODEL, "messages": HELLO}))
     no_messages = post(sim, "/v1/chat/completions", {"model": MODEL})
     too_long = post(sim, "/v1/chat/completions", {"model": MODEL, "messages": HELLO, "max_tokens": 10_000})
     for response in (not_json, no_type, no_messages, too_long):
         assert response.status_code == 400
         error = response.json()["error"]
-        assert error["type"] == "BadRequestError" and error["code"] == 400 and set(error) == {
-            "message", "type", "param", "code"
-        }
+        assert (
+            error["type"] == "BadRequestError"
+            and error["code"] == 400
+            and set(error) == {"message", "type", "param", "code"}
+        )
     assert "application/json" in no_type.json()["error"]["message"]
     assert "maximum context length" in too_long.json()["error"]["message"]
 
@@ -367,7 +414,7 @@ def test_error_faults_raise_the_sdk_errors(
     client: openai.OpenAI, fault: str, error: type[openai.APIStatusError], status: int
 ) -> None:
     with pytest.raises(error) as caught:
-        client.chat.completions.create(model=fault, messages=HELLO)  # type: ignore[arg-type]
+        client.chat.completions.create(model=fault, messages=HELLO)
     assert caught.value.status_code == status
     assert isinstance(caught.value.body, dict) and caught.value.body["code"] == status
 
@@ -378,21 +425,22 @@ def test_configured_fault_applies_to_every_request() -> None:
         openai.OpenAI(base_url=sim.url + "/v1", api_key="x", max_retries=0) as sdk,
         pytest.raises(openai.InternalServerError, match="different instance"),
     ):
-        sdk.chat.completions.create(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
+        sdk.chat.completions.create(model=MODEL, messages=HELLO)
 
 
 def test_slow_spaces_tokens_by_the_slow_latency(sim: SimulatorThread) -> None:
     post(sim, "/v1/chat/completions", stream_body("slow", max_tokens=2))
     [record] = chat_records(sim)
     assert record.fault == "slow" and record.finished is not None
-    role, first, second = record.chunk_times[:3]
+    _role, first, second = record.chunk_times[:3]
     assert second - first >= 0.2 * 0.95
 
 
 def test_stall_after_3_sends_three_tokens_then_hangs(sim: SimulatorThread) -> None:
     timeout = httpx.Timeout(5.0, read=0.3)
-    with httpx.stream("POST", sim.url + "/v1/chat/completions", json=stream_body("stall-after-3"), timeout=timeout) as r:
-        lines = r.iter_lines()
+    url = sim.url + "/v1/chat/completions"
+    with httpx.stream("POST", url, json=stream_body("stall-after-3"), timeout=timeout) as response:
+        lines = response.iter_lines()
         events = [next(lines) for _ in range(8)]  # role + 3 tokens, each followed by a blank line
         with pytest.raises(httpx.ReadTimeout):
             next(lines)
@@ -405,7 +453,7 @@ def test_stall_after_3_sends_three_tokens_then_hangs(sim: SimulatorThread) -> No
 def test_drop_mid_stream_breaks_the_connection(sim: SimulatorThread, client: openai.OpenAI) -> None:
     seen: list[str] = []
     with pytest.raises(openai.APIConnectionError):
-        for chunk in client.chat.completions.create(model="drop-mid-stream", messages=HELLO, stream=True):  # type: ignore[arg-type]
+        for chunk in client.chat.completions.create(model="drop-mid-stream", messages=HELLO, stream=True):
             seen.append(chunk.choices[0].delta.content or "")
     assert len([piece for piece in seen if piece]) == 3
     with pytest.raises(httpx.RemoteProtocolError):
@@ -420,7 +468,7 @@ def test_mid_stream_error_is_an_error_event_then_done(sim: SimulatorThread, clie
     error = json.loads(events[-2])["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["code"] == 500
     with pytest.raises(openai.APIError, match="fault mid-stream-error"):
-        list(client.chat.completions.create(model="mid-stream-error", messages=HELLO, stream=True))  # type: ignore[arg-type]
+        list(client.chat.completions.create(model="mid-stream-error", messages=HELLO, stream=True))
 
 
 def test_no_done_ends_the_stream_without_done(sim: SimulatorThread) -> None:
@@ -430,8 +478,9 @@ def test_no_done_ends_the_stream_without_done(sim: SimulatorThread) -> None:
 
 
 def test_never_answer_sends_nothing_until_the_client_leaves(sim: SimulatorThread) -> None:
+    timeout = httpx.Timeout(5.0, read=0.3)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(sim.url + "/v1/chat/completions", json=stream_body("never-answer"), timeout=httpx.Timeout(5, read=0.3))
+        httpx.post(sim.url + "/v1/chat/completions", json=stream_body("never-answer"), timeout=timeout)
     assert sim.wait_for(lambda records: records[-1].disconnected is not None)
     [record] = chat_records(sim)
     assert record.status == 0 and record.chunk_times == [] and record.finished is None
@@ -446,7 +495,7 @@ def test_garbage_sse_sends_lines_that_are_not_json(sim: SimulatorThread, client:
         with pytest.raises(json.JSONDecodeError):
             json.loads(event)
     with pytest.raises(json.JSONDecodeError):
-        list(client.chat.completions.create(model="garbage-sse", messages=HELLO, stream=True))  # type: ignore[arg-type]
+        list(client.chat.completions.create(model="garbage-sse", messages=HELLO, stream=True))
 
 
 def test_client_disconnect_mid_stream_is_recorded() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import openai
@@ -23,7 +27,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def local_gateway() -> Iterator[ServerThread]:
+def supervised() -> Iterator[tuple[ServerThread, LocalWorkerSupervisor]]:
     pytest.importorskip("llama_cpp", reason="the local extra is not installed (pip install '.[local]')")
     text = f"""
 models: [{{name: smollm2}}]
@@ -38,9 +42,14 @@ workers:
     supervisor.start_in_thread()
     try:
         with start_gateway(text) as gateway:
-            yield gateway
+            yield gateway, supervisor
     finally:
         supervisor.stop_thread()
+
+
+@pytest.fixture
+def local_gateway(supervised: tuple[ServerThread, LocalWorkerSupervisor]) -> ServerThread:
+    return supervised[0]
 
 
 def test_real_answer_non_streaming(local_gateway: ServerThread) -> None:
@@ -74,3 +83,23 @@ async def test_async_client(local_gateway: ServerThread) -> None:
     parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(parts).strip()
     await client.close()
+
+
+def test_a_dead_worker_is_restarted(supervised: tuple[ServerThread, LocalWorkerSupervisor]) -> None:
+    gateway, supervisor = supervised
+    [before] = supervisor.pids().values()
+    assert before is not None
+    os.kill(before, signal.SIGKILL)
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        [now] = supervisor.pids().values()
+        if now not in (None, before):
+            try:
+                client.chat.completions.create(model="smollm2", max_tokens=4,
+                                               messages=[{"role": "user", "content": "Hi"}])
+                return
+            except openai.APIError:
+                pass
+        threading.Event().wait(0.2)
+    raise AssertionError("the local worker was not restarted within 60 s")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from simulator import SimulatorThread
 from tests.conftest import SIM_MODEL
 from tests.servers import ServerThread
 
-MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
 
 
 def client(gateway: ServerThread) -> openai.OpenAI:
@@ -30,7 +31,8 @@ def test_chat_non_streaming(gateway: ServerThread, sim: SimulatorThread) -> None
 
 
 def test_unused_fields_reach_the_worker_untouched(gateway: ServerThread, sim: SimulatorThread) -> None:
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    tools: list[ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     client(gateway).chat.completions.create(
         model="chat", messages=MESSAGES, tools=tools, response_format={"type": "json_object"}, seed=42,
         logprobs=True, top_logprobs=2, extra_body={"top_k": 5, "vendor_extra": {"nested": [1, 2]}})
