@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the reply text")
     parser.add_argument("--response-text", default=None, help="a fixed reply instead of generated words")
+    parser.add_argument(
+        "--reply-tokens",
+        nargs=2,
+        type=int,
+        default=defaults.reply_tokens,
+        metavar=("LOW", "HIGH"),
+        help="range of a reply's natural length in tokens (default %(default)s)",
+    )
     parser.add_argument("--default-max-tokens", type=int, default=defaults.default_max_tokens, help="limit when unset")
     parser.add_argument("--ttft", type=float, default=defaults.ttft_overhead_s, help="fixed time to first token (s)")
     parser.add_argument(
@@ -46,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault", default=None, help=f"fault for every request: {', '.join(FAULT_NAMES)}")
     parser.add_argument("--kv-blocks", type=int, default=defaults.kv_blocks, help="KV-cache blocks")
     parser.add_argument("--block-tokens", type=int, default=defaults.block_tokens, help="tokens per KV-cache block")
+    parser.add_argument("--max-records", type=int, default=defaults.max_records, help="request records kept")
     group = parser.add_argument_group("vLLM")
     group.add_argument("--api-key", default=None, help="require this bearer token on /v1")
     group.add_argument("--max-running", type=int, default=defaults.max_running, help="requests at once (max_num_seqs)")
@@ -70,6 +79,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         port=port,
         seed=args.seed,
         response_text=args.response_text,
+        reply_tokens=(args.reply_tokens[0], args.reply_tokens[1]),
         default_max_tokens=args.default_max_tokens,
         ttft_overhead_s=args.ttft,
         prefill_s_per_token=args.prefill_per_token,
@@ -78,6 +88,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fault=args.fault,
         kv_blocks=args.kv_blocks,
         block_tokens=args.block_tokens,
+        max_records=args.max_records,
         api_key=args.api_key,
         max_running=args.max_running,
         max_queued=args.max_queued,

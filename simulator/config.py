@@ -116,6 +116,9 @@ class SimulatorConfig:
     pull_step_s: float = 0.0
     """Ollama: pause between /api/pull progress lines."""
 
+    max_records: int = 100_000
+    """Request records kept (the oldest are dropped past this, so long benchmarks stay bounded)."""
+
     shutdown_timeout_s: float = 0.25
     """How long stopping the server waits for open requests before cancelling them."""
 
@@ -136,6 +139,7 @@ class SimulatorConfig:
             "num_parallel": self.num_parallel,
             "max_loaded_models": self.max_loaded_models,
             "embedding_dim": self.embedding_dim,
+            "max_records": self.max_records,
         }
         for name, value in positive.items():
             if value < 1:

@@ -77,6 +77,7 @@ class GenerationObserver(Protocol):
     """Receives an engine's timings (vLLM's metrics implement it)."""
 
     def on_prefix_lookup(self, queried_tokens: int, hit_tokens: int) -> None: ...
+    def on_scheduled(self, queue_seconds: float) -> None: ...
     def on_first_token(self, seconds: float) -> None: ...
     def on_inter_token(self, seconds: float) -> None: ...
     def on_finished(self, e2e_seconds: float) -> None: ...
@@ -178,6 +179,8 @@ class Engine:
 
     async def prefill(self, plan: GenerationPlan, queue: AdmissionQueue, arrived: float) -> None:
         """Wait out the time to first token (the first token comes out of the prefill)."""
+        if self.observer is not None:
+            self.observer.on_scheduled(time.monotonic() - arrived)
         uncached = plan.prompt_tokens - plan.cached_prompt_tokens
         await _pause(self.latency.time_to_first_token(uncached, queue.running))
         if self.observer is not None:

@@ -5,7 +5,8 @@ Names and labels follow vLLM (V1 engine): gauges `vllm:num_requests_running`,
 `vllm:prefix_cache_queries_total` and `vllm:prefix_cache_hits_total` (tokens), the info gauge
 `vllm:cache_config_info` (labels `block_size`, `num_gpu_blocks`), and the latency histograms
 `vllm:time_to_first_token_seconds`, `vllm:inter_token_latency_seconds`,
-`vllm:e2e_request_latency_seconds`. Labels: `model_name` (the first served model name) and `engine="0"`.
+`vllm:e2e_request_latency_seconds`, `vllm:request_queue_time_seconds` (arrival to prefill start).
+Labels: `model_name` (the first served model name) and `engine="0"`.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ class VllmMetrics:
             buckets=_ITL_BUCKETS,
             registry=registry,
         ).labels(**labels)
+        self._queue_time = Histogram(
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            _LABELS,
+            buckets=_E2E_BUCKETS,
+            registry=registry,
+        ).labels(**labels)
         self._e2e = Histogram(
             "vllm:e2e_request_latency_seconds",
             "Histogram of e2e request latency in seconds.",
@@ -87,6 +95,9 @@ class VllmMetrics:
     def on_prefix_lookup(self, queried_tokens: int, hit_tokens: int) -> None:
         self._prefix_queries.inc(queried_tokens)
         self._prefix_hits.inc(hit_tokens)
+
+    def on_scheduled(self, queue_seconds: float) -> None:
+        self._queue_time.observe(queue_seconds)
 
     def on_first_token(self, seconds: float) -> None:
         self._ttft.observe(seconds)

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from simulator.config import SimulatorConfig
 from simulator.engine import AdmissionQueue, Engine, GenerationPlan, QueueFullError
@@ -33,7 +34,14 @@ from simulator.ollama_requests import (
     resolve_fault_or_404,
 )
 from simulator.stream_script import StreamFormat, play_stream
-from simulator.streaming import ChunkStream, hang_until_disconnected, json_response, ndjson_line, record_of
+from simulator.streaming import (
+    ChunkStream,
+    hang_until_disconnected,
+    json_response,
+    ndjson_line,
+    record_of,
+    send_half_then_drop,
+)
 from simulator.text import count_tokens, embedding, serialize_messages
 
 _NS = 1_000_000_000
@@ -152,7 +160,7 @@ class OllamaEndpoints:
                 return await play_stream(stream, stream_format, tokens, fault)
             async for _ in tokens:
                 pass
-            return await _whole_reply(final(plan.text), fault)
+            return await _whole_reply(request, final(plan.text), fault)
 
     async def _load_or_unload(self, generation: OllamaGeneration) -> web.Response:
         if generation.keep_alive_s == 0:
@@ -198,7 +206,7 @@ def _line(generation: OllamaGeneration, content: str) -> dict[str, Any]:
     return line
 
 
-async def _whole_reply(body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
+async def _whole_reply(request: web.Request, body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
     """A non-streamed reply, as the fault (if any) leaves it."""
     if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE):
         return json_response(body)
@@ -206,11 +214,13 @@ async def _whole_reply(body: dict[str, Any], fault: Fault | None) -> web.StreamR
         raise ollama_error(500, "simulated error (fault mid-stream-error)")
     if fault.kind is FaultKind.GARBAGE_SSE:
         return web.Response(body=b"<garbage> {not json", content_type="application/json")
-    await hang_until_disconnected()  # stall-after-N and drop-mid-stream: the reply never comes
+    if fault.kind is FaultKind.DROP_MID_STREAM:
+        return await send_half_then_drop(request, body, {})
+    await hang_until_disconnected()  # stall-after-N: the reply never comes
 
 
 def build_ollama_app(
-    config: SimulatorConfig, engine: Engine, store: ModelStore, middlewares: list[Any]
+    config: SimulatorConfig, engine: Engine, store: ModelStore, middlewares: list[Middleware]
 ) -> web.Application:
     """The aiohttp application of one simulated Ollama worker."""
     app = web.Application(middlewares=middlewares)

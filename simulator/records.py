@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -54,11 +55,11 @@ RecordsPredicate = Callable[[list[RequestRecord]], bool]
 
 
 class RecordBook:
-    """The records of one simulator, safe to read from any thread."""
+    """The records of one simulator (the newest `max_records`), safe to read from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int | None = None) -> None:
         self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
+        self._records: deque[RequestRecord] = deque(maxlen=max_records)
 
     def open(self, path: str, method: str, headers: Mapping[str, str]) -> RequestRecord:
         """Start the record of a request that just arrived."""
@@ -94,7 +95,10 @@ class RecordBook:
             pause.wait(min(poll_s, remaining))
 
     async def wait_for_async(
-        self, predicate: RecordsPredicate, timeout: float, poll_s: float = 0.005  # noqa: ASYNC109 -- the blocking wait_for's signature
+        self,
+        predicate: RecordsPredicate,
+        timeout: float,  # noqa: ASYNC109 -- the blocking wait_for's signature
+        poll_s: float = 0.005,
     ) -> bool:
         """Like `wait_for`, without blocking the event loop (for a simulator in the caller's loop)."""
         deadline = time.monotonic() + timeout

@@ -33,7 +33,7 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
-        self.book = RecordBook()
+        self.book = RecordBook(config.max_records)
         self.store: ModelStore | None = None
         self.metrics: VllmMetrics | None = None
         middlewares = [make_recording_middleware(self.book)]
@@ -67,7 +67,9 @@ class Simulator:
         return self.book.snapshot()
 
     async def wait_for(
-        self, predicate: RecordsPredicate, timeout: float = 5.0  # noqa: ASYNC109 -- the blocking wait_for's signature
+        self,
+        predicate: RecordsPredicate,
+        timeout: float = 5.0,  # noqa: ASYNC109 -- the blocking wait_for's signature
     ) -> bool:
         """Wait until `predicate(records)` holds; False if `timeout` seconds pass first."""
         return await self.book.wait_for_async(predicate, timeout)
@@ -141,7 +143,12 @@ class SimulatorThread:
 
     @property
     def url(self) -> str:
+        """The server's root URL, e.g. `http://127.0.0.1:41234` (append `/v1` for OpenAI clients)."""
         return self.simulator.url
+
+    @property
+    def port(self) -> int:
+        return self.simulator.port
 
     @property
     def records(self) -> list[RequestRecord]:

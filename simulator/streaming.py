@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from simulator.records import RecordBook, RequestRecord
 
@@ -63,7 +64,7 @@ def record_of(request: web.Request) -> RequestRecord:
     return request[RECORD]
 
 
-def make_recording_middleware(book: RecordBook) -> Any:
+def make_recording_middleware(book: RecordBook) -> Middleware:
     """A middleware that records every request in `book`, including when its client disconnects."""
 
     @web.middleware
@@ -158,6 +159,17 @@ class ChunkStream:
         if transport is not None:
             transport.close()
         return self.response
+
+
+async def send_half_then_drop(request: web.Request, body: Any, headers: Mapping[str, str]) -> web.StreamResponse:
+    """Announce a whole JSON reply, send half of it, and close the connection (a truncated body)."""
+    payload = encode_json(body)
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "application/json"
+    response.content_length = len(payload)
+    stream = await ChunkStream.open_response(request, response)
+    await response.write(payload[: len(payload) // 2])
+    return await stream.drop()
 
 
 async def hang_until_disconnected() -> NoReturn:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from simulator.config import SimulatorConfig
 from simulator.engine import Engine, GenerationPlan, QueueFullError
@@ -24,10 +25,10 @@ from simulator.streaming import (
     ChunkStream,
     ErrorReply,
     Handler,
-    encode_json,
     hang_until_disconnected,
     json_response,
     record_of,
+    send_half_then_drop,
     sse_event,
 )
 from simulator.text import embedding, pack_float32
@@ -174,13 +175,7 @@ class VllmEndpoints:
         if fault.kind is FaultKind.GARBAGE_SSE:
             return web.Response(body=b"this is { not json", content_type="application/json", headers=headers)
         if fault.kind is FaultKind.DROP_MID_STREAM:
-            payload = encode_json(body)
-            response = web.StreamResponse(status=200, headers=headers)
-            response.content_type = "application/json"
-            response.content_length = len(payload)
-            stream = await ChunkStream.open_response(request, response)
-            await stream.response.write(payload[: len(payload) // 2])
-            return await stream.drop()
+            return await send_half_then_drop(request, body, headers)
         await hang_until_disconnected()  # stall-after-N: the whole reply never comes
 
     def _stream_format(self, generation: GenerationRequest, plan: GenerationPlan, request_id: str) -> StreamFormat:
@@ -261,7 +256,7 @@ def _queue_full_message(error: QueueFullError | None) -> str:
     return f"The engine's request queue is full{detail}; please try again later or on a different instance."
 
 
-def build_vllm_app(endpoints: VllmEndpoints, middlewares: list[Any]) -> web.Application:
+def build_vllm_app(endpoints: VllmEndpoints, middlewares: list[Middleware]) -> web.Application:
     """The aiohttp application of one simulated vLLM worker."""
     app = web.Application(middlewares=[*middlewares, endpoints.auth_middleware])
     endpoints.add_routes(app)

@@ -525,10 +525,11 @@ def test_every_fault_name_is_known() -> None:
 def test_cli_options_make_a_config() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--kind", "ollama", "--model", "a", "--model", "b", "--itl", "0.01", "--fault", "slow"])
-    config = config_from_args(args)
+    options = ["--kind", "ollama", "--model", "a", "--model", "b", "--itl", "0.01", "--fault", "slow"]
+    config = config_from_args(parser.parse_args([*options, "--reply-tokens", "64", "64"]))
     assert config.kind == "ollama" and config.models == ("a", "b") and config.port == 11434
-    assert config.itl_s == 0.01 and config.fault == "slow"
+    assert config.itl_s == 0.01 and config.fault == "slow" and config.reply_tokens == (64, 64)
+    assert config_from_args(parser.parse_args([])) == SimulatorConfig(port=8000, shutdown_timeout_s=2.0)
 
 
 def test_python_m_simulator_serves_until_sigterm() -> None:
