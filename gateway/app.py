@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-import time
-
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
-from gateway.endpoints import openai_routes
+from gateway.catalog_watch import CatalogWatcher
+from gateway.endpoints import admin_routes, openai_routes, routing_routes
 from gateway.error_responses import handle_exception
+from gateway.health_monitor import HealthMonitor
 from gateway.pipeline import InferencePipeline
 from gateway.request_id import RequestIdMiddleware
+from gateway.runtime import Runtime, RuntimeHolder
 from gateway.settings import Settings
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
-from gateway.worker_directory import WorkerDirectory
 from routing.catalog import Catalog
-from routing.model_choice import ModelChooser
 
 
-def create_app(settings: Settings, catalog: Catalog) -> ASGIApp:
+def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | None = None,
+               background: bool = True) -> ASGIApp:
+    """`catalog_source`: the file to hot-reload from (SIGHUP, file change, POST /admin/reload).
+    `background`: run health checks, load scrapes and DNS discovery (tests may turn them off)."""
+    runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = OpenAICompatibleClient()
-    directory = WorkerDirectory(catalog, settings.extra)
-    pipeline = InferencePipeline(ModelChooser(catalog), directory, client)
-    routes = openai_routes(pipeline, catalog, directory.served_models(), created=int(time.time()))
+    pipeline = InferencePipeline(runtimes, client)
+    monitor = HealthMonitor(runtimes)
+    watcher = CatalogWatcher(runtimes)
+    on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
+    on_shutdown = [watcher.stop, client.close] + ([monitor.stop] if background else [])
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=routes,
-        on_startup=[client.start],
-        on_shutdown=[client.close],
+        route_handlers=[*openai_routes(pipeline, runtimes), *routing_routes(runtimes), *admin_routes(runtimes)],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors,

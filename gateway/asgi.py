@@ -10,4 +10,4 @@ from routing.catalog import load_catalog
 
 _settings = load_settings()
 configure_logging(_settings.log_level)
-app = create_app(_settings, load_catalog(_settings.config_path))
+app = create_app(_settings, load_catalog(_settings.config_path), catalog_source=_settings.config_path)

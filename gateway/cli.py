@@ -38,6 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "is valid, else print every problem with the path of its field and exit 1.")
     check.add_argument("config", nargs="?", help="the catalog (default: $GATEWAY_CONFIG or config/models.yaml)")
 
+    routes = commands.add_parser("routes", help="test the routing rules against a file of cases",
+                                 description="Routing rules under test: `llm-gateway routes test FILE` routes "
+                                 "each request of FILE without calling a worker and checks the model chosen.")
+    routes_commands = routes.add_subparsers(dest="routes_command", required=True, metavar="ACTION")
+    routes_test = routes_commands.add_parser("test", help="run a YAML file of {request, expect} cases")
+    routes_test.add_argument("file", help="the cases (see docs/configuration.md, 'Routing rules under test')")
+    routes_test.add_argument("--config", help="the catalog (default: the file's `catalog`, $GATEWAY_CONFIG, "
+                             "or config/models.yaml)")
+
     simulate = commands.add_parser("simulate", help="run a simulated vLLM or Ollama worker",
                                    description="Run a simulated vLLM or Ollama worker for tests, "
                                    "benchmarks and demos without a GPU.")
@@ -48,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "routes":
+        return _routes_test(args.file, args.config)
     if args.command == "simulate":
         from simulator.cli import run as run_simulator
 
@@ -64,6 +75,19 @@ def _check(path: str | None) -> int:
         return 1
     print(summarize(catalog, path or settings.config_path))
     return 0
+
+
+def _routes_test(path: str, config: str | None) -> int:
+    from gateway.route_cases import run_route_cases
+
+    try:
+        default = config or load_settings().config_path
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    ok, lines = run_route_cases(path, default, override=config is not None)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def summarize(catalog: Catalog, source: str) -> str:

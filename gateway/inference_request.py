@@ -35,14 +35,31 @@ class InferenceRequest:
         options = self.body.get("stream_options")
         return isinstance(options, dict) and options.get("include_usage") is True
 
-    def routing_text(self) -> str:
-        """The text routing rules look at: the last user message (chat), else the prompt or input."""
+    def routing_text(self, match_on: str = "last_user_message") -> str:
+        """The text routing rules look at: the last user message (or, with `conversation`, every
+        message) of a chat, else the prompt or input."""
         if self.endpoint == "chat/completions":
+            if match_on == "conversation":
+                return "\n".join(_text_of(m.get("content")) for m in self.body["messages"])
             for message in reversed(self.body["messages"]):
                 if message.get("role") == "user":
                     return _text_of(message.get("content"))
             return ""
         return _text_of(self.body.get("prompt" if self.endpoint == "completions" else "input"))
+
+    def conversation(self) -> str:
+        """The whole prompt in order (role and content of every message), for prefix affinity."""
+        if self.endpoint == "chat/completions":
+            return "".join(f"<{m.get('role')}>{_text_of(m.get('content'))}" for m in self.body["messages"])
+        return self.routing_text()
+
+    def session_key(self) -> str | None:
+        """A session or user id for session affinity: `session_id`, else OpenAI's `user`."""
+        for name in ("session_id", "user"):
+            value = self.body.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return None
 
     def prompt_tokens_estimate(self) -> int:
         """About four characters a token, plus a few tokens a message for the chat template."""

@@ -1,20 +1,36 @@
-"""One inference request, from decoded body to the worker's answer: choose the model, choose the
-worker, rewrite `model` to the worker's own id, forward, and relay the answer (whole or streamed)."""
+"""One inference request, from decoded body to the worker's answer: choose the model, choose a worker,
+rewrite `model` to the worker's own id, forward, and relay the answer (whole or streamed).
+
+Retries happen only before the first byte reaches the client, each on another worker, with jittered
+backoff, inside the request's deadline and the retry budget; then the model's fallbacks are tried.
+A full worker (503, 429) is retried elsewhere without counting as a failure of that worker.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
 
-from gateway.errors import ModelNotFound
+from gateway.errors import (
+    GatewayError,
+    ModelNotFound,
+    NoWorkerAvailable,
+    UpstreamTimeout,
+    WorkerRejected,
+    is_retryable,
+)
 from gateway.inference_request import InferenceRequest
+from gateway.runtime import Runtime, RuntimeHolder
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
-from gateway.upstream.sse_relay import relay_sse
-from gateway.worker_directory import Placement, WorkerDirectory
-from routing.model_choice import ModelChoice, ModelChooser, UnknownModel
+from gateway.upstream.sse_relay import StreamOutcome, relay_sse
+from gateway.worker_pool import Placement
+from routing.model_choice import ModelChoice, UnknownModel
+from routing.retry_budget import RetryBudget, backoff_s
+from routing.snapshot import RequestKey
 
 _encode = msgspec.json.Encoder().encode
 
@@ -28,42 +44,125 @@ class Reply:
     stream: AsyncIterator[bytes] | None = None
 
 
-class InferencePipeline:
-    def __init__(self, chooser: ModelChooser, directory: WorkerDirectory, client: OpenAICompatibleClient):
-        self._chooser = chooser
-        self._directory = directory
-        self._client = client
+def choose_model(runtime: Runtime, request: InferenceRequest) -> ModelChoice:
+    try:
+        return runtime.chooser.choose(request.requested_model, request.routing_text(runtime.chooser.match_on))
+    except UnknownModel as exc:
+        if exc.requested is None:
+            raise ModelNotFound("No `model` was given and the catalog has no default model.",
+                                param="model") from None
+        raise ModelNotFound(f"The model `{exc.requested}` does not exist or you do not have access "
+                            "to it.", param="model") from None
 
-    def choose(self, request: InferenceRequest) -> tuple[ModelChoice, Placement]:
-        try:
-            choice = self._chooser.choose(request.requested_model, request.routing_text())
-        except UnknownModel as exc:
-            if exc.requested is None:
-                raise ModelNotFound("No `model` was given and the catalog has no default model.",
-                                    param="model", code="model_not_found") from None
-            raise ModelNotFound(f"The model `{exc.requested}` does not exist or you do not have access "
-                                "to it.", param="model") from None
-        return choice, self._directory.choose(choice.model)
+
+def request_key(request: InferenceRequest, model: str) -> RequestKey:
+    return RequestKey(model=model, prompt=request.conversation(), session=request.session_key())
+
+
+def _is_full(error: GatewayError) -> bool:
+    return isinstance(error, WorkerRejected) and error.status_code() in (429, 503)
+
+
+class InferencePipeline:
+    def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, *, seed: int | None = None):
+        self._runtimes = runtimes
+        self._client = client
+        self._rng = random.Random(seed)  # noqa: S311 (backoff jitter, not a secret)
+        self._active = 0
+        self._retrying = 0
 
     async def forward(self, request: InferenceRequest, request_id: str) -> Reply:
-        choice, placement = self.choose(request)
+        runtime = self._runtimes.current
+        choice = choose_model(runtime, request)
         client_wants_usage = request.wants_usage
-        body = request.body
-        body["model"] = placement.upstream_model
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
-            options = body.get("stream_options")
-            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) \
+            options = request.body.get("stream_options")
+            request.body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) \
                 else {"include_usage": True}
-        headers = {"x-gateway-model": choice.model, "x-gateway-route": choice.route,
-                   "x-gateway-worker": placement.name}
-        worker = placement.target.worker
-        deadline = asyncio.get_running_loop().time() + worker.timeouts.total
-        response = await self._client.send(placement.target, "/" + request.endpoint, _encode(body), request_id)
-        if not request.stream:
-            return Reply(headers=headers, body=await self._client.read_body(response, worker))
-        stream = relay_sse(response, worker_name=worker.name, idle_timeout=worker.timeouts.idle,
-                           deadline=deadline,
-                           client_wants_usage=client_wants_usage,
-                           prompt_tokens_estimate=request.prompt_tokens_estimate())
-        return Reply(headers=headers, stream=stream)
+        self._active += 1
+        try:
+            return await self._try_chain(runtime, request, request_id, choice, client_wants_usage)
+        finally:
+            self._active -= 1
+
+    async def _try_chain(self, runtime: Runtime, request: InferenceRequest, request_id: str,
+                         choice: ModelChoice, client_wants_usage: bool) -> Reply:
+        loop = asyncio.get_running_loop()
+        pool, retries = runtime.pool, runtime.catalog.retries
+        budget = RetryBudget(ratio=retries.budget_ratio, minimum=retries.budget_minimum)
+        tried: set[str] = set()
+        last_error: GatewayError | None = None
+        deadline: float | None = None
+        attempts = 0
+        for model in (choice.model, *choice.fallbacks):
+            key = request_key(request, model)
+            while attempts < retries.max_attempts:
+                now = loop.time()
+                placement = pool.pick(model, key, now, exclude=tried)
+                if placement is None:
+                    break
+                timeouts = runtime.timeouts_for(model, placement.state.spec.timeouts)
+                if deadline is None:
+                    deadline = now + timeouts.total
+                if attempts > 0:
+                    if not budget.allows(self._active, self._retrying):
+                        assert last_error is not None
+                        raise last_error
+                    await asyncio.sleep(backoff_s(attempts - 1, self._rng, retries.backoff_base,
+                                                  retries.backoff_cap))
+                    if loop.time() >= deadline:
+                        raise UpstreamTimeout("The request deadline passed while retrying.")
+                attempts += 1
+                tried.add(placement.name)
+                if attempts > 1:
+                    self._retrying += 1
+                try:
+                    reply = await self._attempt(request, request_id, placement, deadline, timeouts.first_byte,
+                                                timeouts.idle, client_wants_usage)
+                except GatewayError as exc:
+                    if not is_retryable(exc):
+                        raise
+                    if not _is_full(exc):
+                        pool.outlier.record_failure(placement.name, loop.time())
+                    last_error = exc
+                    continue
+                finally:
+                    if attempts > 1:
+                        self._retrying -= 1
+                pool.outlier.record_success(placement.name, loop.time())
+                reply.headers.update({"x-gateway-model": model, "x-gateway-route": choice.route,
+                                      "x-gateway-worker": placement.name})
+                if model != choice.model:
+                    reply.headers["x-gateway-fallback-from"] = choice.model
+                if attempts > 1:
+                    reply.headers["x-gateway-attempts"] = str(attempts)
+                return reply
+        if last_error is not None:
+            raise last_error
+        raise NoWorkerAvailable(f"No worker is serving the model {choice.model!r} right now.")
+
+    async def _attempt(self, request: InferenceRequest, request_id: str, placement: Placement, deadline: float,
+                       first_byte: float, idle: float, client_wants_usage: bool) -> Reply:
+        state = placement.state
+        request.body["model"] = placement.upstream_model
+        wait = min(first_byte, deadline - asyncio.get_running_loop().time())
+        state.in_flight += 1
+        handed_to_stream = False
+        try:
+            response = await self._client.send(placement.target, "/" + request.endpoint, _encode(request.body),
+                                               request_id, wait=wait)
+            if not request.stream:
+                return Reply(headers={}, body=await self._client.read_body(response, placement.name, wait))
+
+            def finished(_outcome: StreamOutcome) -> None:
+                state.in_flight -= 1
+
+            stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
+                               client_wants_usage=client_wants_usage,
+                               prompt_tokens_estimate=request.prompt_tokens_estimate(), on_end=finished)
+            handed_to_stream = True
+            return Reply(headers={}, stream=stream)
+        finally:
+            if not handed_to_stream:
+                state.in_flight -= 1

@@ -51,7 +51,8 @@ def _uvicorn_log_level(settings: Settings) -> str:
 
 
 def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
-    config = uvicorn.Config(create_app(settings, catalog), host=settings.host, port=settings.port,
+    app = create_app(settings, catalog, catalog_source=settings.config_path)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             loop="none", http="httptools", access_log=False, lifespan="on",
                             log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30,
                             proxy_headers=False, server_header=False)

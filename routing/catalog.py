@@ -10,15 +10,18 @@ extends it with `workers`: the servers that run inference and the catalog models
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 
+from routing.catalog_checks import check_catalog
+
 WorkerKind = Literal["openai", "vllm", "ollama", "local"]
+PolicyName = Literal["least_outstanding", "round_robin", "weighted", "session_affinity", "prefix_affinity",
+                     "residency"]
+MatchOn = Literal["last_user_message", "conversation"]
 
 
 class CatalogError(ValueError):
@@ -35,13 +38,31 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
     pass
 
 
+class Timeouts(_Strict, frozen=True):
+    """Seconds. `first_byte`: until the worker's response headers; `idle`: between stream chunks;
+    `total`: the whole request, retries included."""
+
+    connect: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    first_byte: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    idle: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    total: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+
+
 class ModelSpec(_Strict, frozen=True):
-    """A model clients may ask for by `name`."""
+    """A model clients may ask for by `name` (or one of its `aliases`)."""
 
     name: str
     description: str = ""
     required: bool = False
     use_cases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    """Models tried in order when no worker of this one can take the request."""
+    policy: PolicyName = "least_outstanding"
+    """How a worker of this model is chosen."""
+    policy_options: dict[str, float | int | str | bool] = msgspec.field(default_factory=dict)
+    timeouts: Timeouts | None = None
+    """Overrides the timeouts of the workers serving this model."""
 
 
 class RouteRule(_Strict, frozen=True):
@@ -55,16 +76,39 @@ class RouteRule(_Strict, frozen=True):
 class RoutingSpec(_Strict, frozen=True):
     default_model: str | None = None
     routes: tuple[RouteRule, ...] = ()
+    match_on: MatchOn = "last_user_message"
+    """What rule patterns are matched against: the last user message, or the whole conversation."""
 
 
-class Timeouts(_Strict, frozen=True):
-    """Seconds. `first_byte`: until the worker's response headers; `idle`: between stream chunks;
-    `total`: the whole request, retries included."""
+class HealthSpec(_Strict, frozen=True):
+    """Active health checks and load scrapes, in the background (never on the request path)."""
 
-    connect: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    first_byte: Annotated[float, msgspec.Meta(gt=0)] = 60.0
-    idle: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    total: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    interval: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    unhealthy_threshold: Annotated[int, msgspec.Meta(ge=1)] = 2
+    healthy_threshold: Annotated[int, msgspec.Meta(ge=1)] = 1
+    scrape_load: bool = True
+    """Read vLLM `/metrics` (queue, KV usage) and Ollama `/api/ps` (resident models)."""
+
+
+class OutlierSpec(_Strict, frozen=True):
+    """Passive outlier ejection (Envoy's semantics)."""
+
+    consecutive_failures: Annotated[int, msgspec.Meta(ge=1)] = 5
+    base_ejection: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_ejection: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    max_ejection_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 50
+    panic_threshold_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 50
+
+
+class RetrySpec(_Strict, frozen=True):
+    """Retries, only before the first byte reaches the client, each on another worker."""
+
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    budget_minimum: Annotated[int, msgspec.Meta(ge=0)] = 3
+    backoff_base: Annotated[float, msgspec.Meta(ge=0)] = 0.025
+    backoff_cap: Annotated[float, msgspec.Meta(ge=0)] = 0.25
 
 
 class ServedModel(_Strict, frozen=True):
@@ -98,6 +142,9 @@ class WorkerSpec(_Strict, frozen=True):
     api_key_env: str | None = None
     timeouts: Timeouts = Timeouts()
     local: LocalProcess | None = None
+    discovery: Literal["static", "dns"] = "static"
+    """`dns`: the base URL's host name is resolved on an interval, one worker per address
+    (a Kubernetes headless Service)."""
     send_request_id: bool | None = None
     """Forward `X-Request-Id`. Default: yes, except to `local` workers (llama-cpp-python's server
     answers 400 to a request id that is not a UUID)."""
@@ -122,6 +169,9 @@ class Catalog(_Strict, frozen=True):
     models: tuple[ModelSpec, ...] = ()
     routing: RoutingSpec = RoutingSpec()
     workers: tuple[WorkerSpec, ...] = ()
+    health: HealthSpec = HealthSpec()
+    outlier: OutlierSpec = OutlierSpec()
+    retries: RetrySpec = RetrySpec()
 
     def model(self, name: str) -> ModelSpec | None:
         return next((m for m in self.models if m.name == name), None)
@@ -148,7 +198,7 @@ def parse_catalog(text: str, source: str = "<string>") -> Catalog:
         catalog = msgspec.convert(data, Catalog)
     except msgspec.ValidationError as exc:
         raise CatalogError(source, [_describe_validation_error(str(exc))]) from None
-    problems = list(_check(catalog))
+    problems = check_catalog(catalog)
     if problems:
         raise CatalogError(source, problems)
     return catalog
@@ -160,54 +210,3 @@ def _describe_validation_error(message: str) -> str:
     return f"{where.strip('`')}: {reason}" if sep else f"$: {message}"
 
 
-def _duplicates(names: list[str]) -> set[str]:
-    seen: set[str] = set()
-    return {n for n in names if n in seen or seen.add(n)}  # type: ignore[func-returns-value]
-
-
-def _check(catalog: Catalog) -> list[str]:
-    problems: list[str] = []
-    known = {m.name for m in catalog.models}
-    for name in sorted(_duplicates([m.name for m in catalog.models])):
-        problems.append(f"$.models: the model name {name!r} appears more than once")
-    default = catalog.routing.default_model
-    if default is not None and default not in known:
-        problems.append(f"$.routing.default_model: unknown model {default!r} (not in $.models)")
-    for i, rule in enumerate(catalog.routing.routes):
-        where = f"$.routing.routes[{i}]"
-        try:
-            re.compile(rule.pattern, re.IGNORECASE)
-        except re.error as exc:
-            problems.append(f"{where}.pattern: not a valid regular expression ({exc})")
-        if rule.model not in known:
-            problems.append(f"{where}.model: unknown model {rule.model!r} (not in $.models)")
-    for name in sorted(_duplicates([w.name for w in catalog.workers])):
-        problems.append(f"$.workers: the worker name {name!r} appears more than once")
-    for i, worker in enumerate(catalog.workers):
-        problems.extend(_check_worker(f"$.workers[{i}]", worker, known))
-    return problems
-
-
-def _check_worker(where: str, worker: WorkerSpec, known: set[str]) -> list[str]:
-    problems: list[str] = []
-    if worker.kind == "local":
-        if worker.local is None:
-            problems.append(f"{where}.local: a local worker needs `local` (model_file or model_package)")
-        elif not (worker.local.model_file or worker.local.model_package):
-            problems.append(f"{where}.local: give model_file or model_package")
-    elif worker.local is not None:
-        problems.append(f"{where}.local: only workers of kind `local` are started by the gateway")
-    if worker.base_url is None and worker.kind != "local":
-        problems.append(f"{where}.base_url: required for a worker of kind {worker.kind!r}")
-    if worker.base_url is not None:
-        parts = urlsplit(worker.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(f"{where}.base_url: {worker.base_url!r} is not an absolute http(s) URL")
-        elif parts.query or parts.fragment:
-            problems.append(f"{where}.base_url: must not carry a query or fragment")
-    if not worker.models:
-        problems.append(f"{where}.models: a worker must serve at least one model")
-    for j, served in enumerate(worker.served()):
-        if served.name not in known:
-            problems.append(f"{where}.models[{j}]: unknown model {served.name!r} (not in $.models)")
-    return problems

@@ -1,17 +1,18 @@
 """Which catalog model serves a request: pure, from the catalog and the request's text.
 
-An explicit `model` the catalog knows wins; with no `model`, the first `routing.routes` rule whose
-pattern matches the text (case-insensitive), else `routing.default_model`.
+An explicit `model` the catalog knows (by name or alias) wins; with no `model`, the first
+`routing.routes` rule whose pattern matches the text (case-insensitive), else `routing.default_model`.
+Patterns run on RE2 (linear time, see `routing.safe_regex`) over at most `MAX_MATCH_CHARS` characters
+(the end of the text, where the newest words are), so no input can make matching slow.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from routing.catalog import Catalog
+from routing.safe_regex import Matcher, compile_safe
 
-# Patterns run over at most this many characters of the prompt (bounded work per request).
 MAX_MATCH_CHARS = 8192
 
 
@@ -19,7 +20,9 @@ MAX_MATCH_CHARS = 8192
 class ModelChoice:
     model: str
     route: str
-    """Why: `explicit`, `default`, or the matching rule (its `name`, else `routes[i]`)."""
+    """Why: `explicit`, `alias`, `default`, or the matching rule (its `name`, else `routes[i]`)."""
+    fallbacks: tuple[str, ...] = ()
+    """Models to try, in order, when no worker of `model` can take the request."""
 
 
 class UnknownModel(LookupError):
@@ -31,30 +34,40 @@ class UnknownModel(LookupError):
 @dataclass(frozen=True, slots=True)
 class _Rule:
     label: str
-    regex: re.Pattern[str]
+    regex: Matcher
     model: str
 
 
 class ModelChooser:
-    """Chooses a catalog model by name, rule or default."""
+    """Chooses a catalog model by name, alias, rule or default."""
 
     def __init__(self, catalog: Catalog) -> None:
-        self._known = frozenset(m.name for m in catalog.models)
+        self._fallbacks = {m.name: m.fallbacks for m in catalog.models}
+        self._aliases = {alias: m.name for m in catalog.models for alias in m.aliases}
         self._default = catalog.routing.default_model
+        self.match_on = catalog.routing.match_on
         self._rules = tuple(
-            _Rule(rule.name or f"routes[{i}]", re.compile(rule.pattern, re.IGNORECASE), rule.model)
+            _Rule(rule.name or f"routes[{i}]", compile_safe(rule.pattern), rule.model)
             for i, rule in enumerate(catalog.routing.routes)
         )
 
     def choose(self, requested: str | None, text: str) -> ModelChoice:
         if requested:
-            if requested in self._known:
-                return ModelChoice(requested, "explicit")
+            if requested in self._fallbacks:
+                return self._choice(requested, "explicit")
+            if requested in self._aliases:
+                return self._choice(self._aliases[requested], "alias")
             raise UnknownModel(requested)
+        return self.by_rules(text)
+
+    def by_rules(self, text: str) -> ModelChoice:
         window = text[-MAX_MATCH_CHARS:]
         for rule in self._rules:
             if rule.regex.search(window):
-                return ModelChoice(rule.model, rule.label)
+                return self._choice(rule.model, rule.label)
         if self._default is None:
             raise UnknownModel(None)
-        return ModelChoice(self._default, "default")
+        return self._choice(self._default, "default")
+
+    def _choice(self, model: str, route: str) -> ModelChoice:
+        return ModelChoice(model, route, self._fallbacks.get(model, ()))

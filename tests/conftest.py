@@ -15,8 +15,9 @@ SIM_MODEL = "sim-model"
 
 
 def catalog_yaml(workers: list[tuple[str, str]], *, idle: float = 30.0, first_byte: float = 60.0,
-                 extra_models: tuple[str, ...] = ()) -> str:
-    """A catalog with model `chat` (default) served by each (name, base_url) worker as `sim-model`."""
+                 extra_models: tuple[str, ...] = (), tail: str = "") -> str:
+    """A catalog with model `chat` (default) served by each (name, base_url) worker as `sim-model`;
+    `tail` is appended as is (health, outlier or retry settings)."""
     lines = ["models:", "  - name: chat", "  - name: quick"]
     lines += [f"  - name: {m}" for m in extra_models]
     lines += ["routing:", "  default_model: chat", "  routes:",
@@ -27,7 +28,7 @@ def catalog_yaml(workers: list[tuple[str, str]], *, idle: float = 30.0, first_by
                   "    models:", f"      - {{name: chat, upstream_id: {SIM_MODEL}}}",
                   f"      - {{name: quick, upstream_id: {SIM_MODEL}}}"]
         lines += [f"      - {{name: {m}, upstream_id: {m}}}" for m in extra_models]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + tail
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +43,13 @@ def sim(vllm_sim: SimulatorThread) -> SimulatorThread:
     return vllm_sim
 
 
-def start_gateway(catalog_text: str, **env: str) -> ServerThread:
+def start_gateway(catalog_text: str, *, source: str | None = None, background: bool = False,
+                  **env: str) -> ServerThread:
+    """A gateway on a free port. `source`: the catalog file to hot-reload from; `background`: run
+    health checks, load scrapes and DNS discovery."""
     settings = load_settings({"LOG_LEVEL": "warning", **env})
-    return ServerThread(create_app(settings, parse_catalog(catalog_text)))
+    app = create_app(settings, parse_catalog(catalog_text), catalog_source=source, background=background)
+    return ServerThread(app)
 
 
 FAULT_MODELS = ("error-500", "error-429", "error-400", "error-503", "slow", "stall-after-3",

@@ -1,5 +1,7 @@
 """HTTP handlers: thin functions that decode a request, call one function, and encode its result."""
 
+from gateway.endpoints.admin import admin_routes
 from gateway.endpoints.openai_api import openai_routes
+from gateway.endpoints.routing_api import routing_routes
 
-__all__ = ["openai_routes"]
+__all__ = ["admin_routes", "openai_routes", "routing_routes"]

@@ -15,7 +15,7 @@ from gateway.errors import ModelNotFound
 from gateway.inference_request import Endpoint, decode_inference_request
 from gateway.pipeline import InferencePipeline
 from gateway.request_id import request_id_of
-from routing.catalog import Catalog
+from gateway.runtime import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
 _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -23,17 +23,34 @@ _STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 AnyRequest = Request[Any, Any, Any]
 
 
-def openai_routes(pipeline: InferencePipeline, catalog: Catalog, served: set[str], created: int
-                  ) -> list[HTTPRouteHandler]:
+class _ModelCards:
+    """`/v1/models` bodies, computed once per catalog."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        served = runtime.pool.served_models()
+        created = int(runtime.loaded_at)
+        cards = [{"id": m.name, "object": "model", "created": created, "owned_by": "llm-gateway"}
+                 for m in runtime.catalog.models if m.name in served]
+        self.by_id = {card["id"]: _encode(card) for card in cards}
+        self.listing = _encode({"object": "list", "data": cards})
+
+
+def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder) -> list[HTTPRouteHandler]:
+    cards = _ModelCards(runtimes.current)
+
+    def current_cards() -> _ModelCards:
+        nonlocal cards
+        if cards.runtime is not runtimes.current:
+            cards = _ModelCards(runtimes.current)
+        return cards
+
     async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
         inference = decode_inference_request(endpoint, await request.body())
         request_id = request_id_of(request.scope)
-        if inference.stream:
-            reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id))
-            assert reply.stream is not None
-            return Stream(reply.stream, media_type="text/event-stream",
-                          headers={**reply.headers, **_STREAM_HEADERS})
         reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id))
+        if reply.stream is not None:
+            return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
 
     @post("/v1/chat/completions", status_code=200, summary="Create a chat completion")
@@ -48,21 +65,17 @@ def openai_routes(pipeline: InferencePipeline, catalog: Catalog, served: set[str
     async def embeddings(request: AnyRequest) -> Response[Any]:
         return await infer(request, "embeddings")
 
-    listed = [{"id": m.name, "object": "model", "created": created, "owned_by": "llm-gateway"}
-              for m in catalog.models if m.name in served]
-    by_id = {card["id"]: _encode(card) for card in listed}
-    model_list = _encode({"object": "list", "data": listed})
-
     @get("/v1/models", summary="List the models the gateway serves")
     async def list_models() -> Response[bytes]:
-        return Response(model_list, media_type="application/json")
+        return Response(current_cards().listing, media_type="application/json")
 
     @get("/v1/models/{model_id:path}", summary="Retrieve a model")
     async def retrieve_model(model_id: FromPath[str]) -> Response[bytes]:
-        card = by_id.get(model_id.lstrip("/"))
+        model_id = model_id.lstrip("/")
+        card = current_cards().by_id.get(model_id)
         if card is None:
-            raise ModelNotFound(f"The model `{model_id.lstrip('/')}` does not exist or you do not have "
-                                "access to it.", param="model")
+            raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
+                                param="model")
         return Response(card, media_type="application/json")
 
     return [chat_completions, completions, embeddings, list_models, retrieve_model]

@@ -54,8 +54,9 @@ class OpenAICompatibleClient:
             await self._session.close()
             self._session = None
 
-    async def send(self, target: Target, path: str, body: bytes, request_id: str) -> aiohttp.ClientResponse:
-        """POST `body` to the worker and wait for its response headers (the first-byte timeout).
+    async def send(self, target: Target, path: str, body: bytes, request_id: str, *, wait: float
+                   ) -> aiohttp.ClientResponse:
+        """POST `body` to the worker and wait at most `wait` seconds for its response headers.
 
         Returns a 2xx response whose body is still unread: the caller reads or streams it, and must
         `close()` it if it stops early. A non-2xx answer is read and raised as `WorkerRejected`.
@@ -69,12 +70,11 @@ class OpenAICompatibleClient:
         if target.auth_header:
             headers["Authorization"] = target.auth_header
         try:
-            async with asyncio.timeout(worker.timeouts.first_byte):
+            async with asyncio.timeout(wait):
                 response = await self._session.post(worker.url + path, data=body, headers=headers,
                                                     timeout=target.connect_timeout)
         except TimeoutError:
-            raise UpstreamTimeout(f"worker {worker.name!r} did not answer within "
-                                  f"{worker.timeouts.first_byte:g} s") from None
+            raise UpstreamTimeout(f"worker {worker.name!r} did not answer within {wait:.3g} s") from None
         except aiohttp.ServerTimeoutError:
             raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
                                   f"{worker.timeouts.connect:g} s") from None
@@ -82,24 +82,23 @@ class OpenAICompatibleClient:
             raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
         if response.status >= 300:
             try:
-                raw = await self.read_body(response, worker)
+                raw = await self.read_body(response, worker.name, wait)
             finally:
                 response.close()
             raise worker_error(response.status, raw[:_MAX_ERROR_BODY])
         return response
 
-    async def read_body(self, response: aiohttp.ClientResponse, worker: WorkerSpec) -> bytes:
-        """Read a whole (non-streaming) body, translating failures."""
+    async def read_body(self, response: aiohttp.ClientResponse, worker_name: str, wait: float) -> bytes:
+        """Read a whole (non-streaming) body within `wait` seconds, translating failures."""
         try:
-            async with asyncio.timeout(worker.timeouts.first_byte):
+            async with asyncio.timeout(wait):
                 return await response.read()
         except TimeoutError:
             response.close()
-            raise UpstreamTimeout(f"worker {worker.name!r} did not finish its answer within "
-                                  f"{worker.timeouts.first_byte:g} s") from None
+            raise UpstreamTimeout(f"worker {worker_name!r} did not finish its answer within {wait:.3g} s") from None
         except (aiohttp.ClientError, OSError) as exc:
             response.close()
-            raise WorkerUnreachable(f"worker {worker.name!r} broke off its answer ({_reason(exc)})") from None
+            raise WorkerUnreachable(f"worker {worker_name!r} broke off its answer ({_reason(exc)})") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ from simulator import SimulatorThread
 from tests.conftest import SIM_MODEL
 from tests.servers import ServerThread
 
-MESSAGES: list[ChatCompletionMessageParam] = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
 
 
 def client(gateway: ServerThread) -> openai.OpenAI:

@@ -105,7 +105,8 @@ def test_wrong_type_names_its_path() -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    (('pattern: "quick|reminder|tip"', 'pattern: "quick(|tip"'), "$.routing.routes[0].pattern: not a valid"),
+    (('pattern: "quick|reminder|tip"', 'pattern: "quick(|tip"'),
+     "$.routing.routes[0].pattern: not a usable regular expression"),
     (("model: nomic-embed-text\n", "model: gpt-9\n"), "$.routing.routes[2].model: unknown model 'gpt-9'"),
     (("default_model: mistral", "default_model: gpt-9"), "$.routing.default_model: unknown model 'gpt-9'"),
     (("http://ollama:11434", "ollama:11434"), "$.workers[1].base_url: 'ollama:11434' is not an absolute"),
