@@ -199,6 +199,13 @@ class SimulatorThread:
         try:
             loop.run_until_complete(self._serve())
         finally:
+            # Let cancelled handlers and closing transports finish, so every socket is closed.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            for _ in range(3):
+                loop.run_until_complete(asyncio.sleep(0))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()

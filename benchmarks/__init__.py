@@ -1,0 +1,1 @@
+"""Reproducible load runs of the gateway against a fixed upstream (see benchmarks/RESULTS.md)."""

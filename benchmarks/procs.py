@@ -1,0 +1,170 @@
+"""Child processes of a benchmark run: free loopback ports, start and stop, readiness, peak memory.
+
+Every child gets its own session (process group), so stopping it also stops whatever it forked
+(granian's workers, a gateway's worker pool), and a Ctrl-C in the terminal reaches only the runner,
+which then stops the children itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Child:
+    """A started process (and its process group) whose output goes to a log file."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def exited(self) -> bool:
+        return self.proc.returncode is not None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM the process group, SIGKILL it after `grace_s`, then reap the leader."""
+        if not self.exited:
+            self._signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace_s)
+            except TimeoutError:
+                self._signal_group(signal.SIGKILL)
+                await asyncio.wait_for(self.proc.wait(), grace_s)
+        # Whatever the leader left behind in its group (workers that ignored SIGTERM).
+        self._signal_group(signal.SIGKILL)
+
+
+async def start(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Child:
+    log = await asyncio.to_thread(log_path.open, "ab")
+    with log:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return Child(name, proc, log_path)
+
+
+async def wait_until_ready(
+    child: Child,
+    url: str,
+    *,
+    method: str = "GET",
+    json_body: object = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> httpx.Response:
+    """Poll `url` until it answers 200; fail early, with the log's tail, if the child exits."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer yet"
+    async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
+        while True:
+            if child.exited:
+                raise RuntimeError(
+                    f"{child.name} exited with status {child.proc.returncode} before {url} answered:\n"
+                    f"{child.log_tail()}"
+                )
+            try:
+                response = await client.request(method, url, json=json_body, headers=headers)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return response
+                last = f"HTTP {response.status_code}: {response.text[:500]}"
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{child.name}: {method} {url} not ready after {timeout_s:.0f} s ({last})\n{child.log_tail()}"
+                )
+            await asyncio.sleep(0.1)
+
+
+def _parent_pids() -> dict[int, int]:
+    """pid -> parent pid for every process visible in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its live descendants."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _parent_pids().items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _vm_hwm_bytes(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_rss_bytes(root: int) -> int:
+    """Sum of the peak resident set (VmHWM) of `root` and its live descendants."""
+    return sum(_vm_hwm_bytes(pid) for pid in process_tree(root))
