@@ -7,32 +7,46 @@ from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp
 
+from gateway.admission import AdmissionControl
+from gateway.authentication import Authenticator
 from gateway.catalog_watch import CatalogWatcher
-from gateway.endpoints import admin_routes, openai_routes, routing_routes
+from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.error_responses import handle_exception
 from gateway.health_monitor import HealthMonitor
+from gateway.key_sources import configured_keys, keys_required
+from gateway.keys import KeyLimits
 from gateway.pipeline import InferencePipeline
 from gateway.request_id import RequestIdMiddleware
 from gateway.runtime import Runtime, RuntimeHolder
 from gateway.settings import Settings
+from gateway.state_stores import StateStores, stores_from_settings
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from routing.catalog import Catalog
 
 
 def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | None = None,
-               background: bool = True) -> ASGIApp:
+               background: bool = True, stores: StateStores | None = None) -> ASGIApp:
     """`catalog_source`: the file to hot-reload from (SIGHUP, file change, POST /admin/reload).
-    `background`: run health checks, load scrapes and DNS discovery (tests may turn them off)."""
+    `background`: run health checks, load scrapes and DNS discovery (tests may turn them off).
+    `stores`: the key and limit stores (default: from settings, Redis or memory)."""
+    stores = stores or stores_from_settings(settings)
     runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = OpenAICompatibleClient()
-    pipeline = InferencePipeline(runtimes, client)
+    admission = AdmissionControl(stores.limits, default_reserve_tokens=settings.default_reserve_tokens)
+    authenticator = Authenticator(
+        configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
+        anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
+    pipeline = InferencePipeline(runtimes, client, admission)
     monitor = HealthMonitor(runtimes)
     watcher = CatalogWatcher(runtimes)
     on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
-    on_shutdown = [watcher.stop, client.close] + ([monitor.stop] if background else [])
+    on_shutdown = [watcher.stop, client.close, admission.drain, stores.close]
+    on_shutdown += [monitor.stop] if background else []
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[*openai_routes(pipeline, runtimes), *routing_routes(runtimes), *admin_routes(runtimes)],
+        route_handlers=[*openai_routes(pipeline, runtimes, authenticator),
+                        *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
+                        *keys_routes(stores.keys, stores.limits, authenticator)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},

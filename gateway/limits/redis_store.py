@@ -1,0 +1,187 @@
+"""Limits in Redis, exact across replicas: every decision is one Lua script (`admit.lua`) run with
+EVALSHA (redis-py loads it on NOSCRIPT), checking and writing all of a subject's counters at once with
+Redis's own clock. Semantics: `gateway.limits.model`.
+
+Layout (`prefix` defaults to `llmgw:`; the subject in braces is a Redis Cluster hash tag, so all of a
+subject's keys share a slot). Every key has a TTL:
+
+    llmgw:rl:{subject}:req             zset    lease -> admission time        TTL window + 1 s
+    llmgw:rl:{subject}:tok             hash    level, at (the bucket)         TTL until full again + 1 s
+    llmgw:rl:{subject}:conc            zset    lease -> lease expiry          TTL lease TTL + 1 s
+    llmgw:rl:{subject}:budget:<period> string  tokens used in the period      TTL period end + lease TTL + 60 s
+    llmgw:rl:{subject}:res:<lease>     string  {"tokens","tpm","period"}, then "settled"   TTL lease TTL
+
+An admit that times out may still run later (a paused Redis executes what it had buffered). Its
+lease is remembered as *in doubt*, and a settle that could not reach Redis as *pending*; both are
+replayed (`settle.lua`, idempotent) as soon as Redis answers again: an in-doubt admit is cancelled
+(everything it took is given back; a late copy finds the tombstone and does nothing).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from importlib import resources
+
+import msgspec
+import redis.asyncio
+
+from gateway.errors import StoreUnavailable
+from gateway.keys.model import KeyLimits
+from gateway.limits.model import (
+    BUDGET_KEY_GRACE_S,
+    CONCURRENCY_RETRY_S,
+    DEFAULT_LEASE_TTL_S,
+    DEFAULT_WINDOW_S,
+    Admission,
+    Reason,
+    Reservation,
+)
+from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
+
+ADMIT_LUA = resources.files(__package__).joinpath("admit.lua").read_text()
+SETTLE_LUA = resources.files(__package__).joinpath("settle.lua").read_text()
+REPLAY_BATCH = 100
+
+
+class _Decision(msgspec.Struct, kw_only=True):
+    """What admit.lua returns (JSON; absent = not limited)."""
+
+    allowed: bool
+    cancelled: bool = False
+    reason: Reason | None = None
+    retry_after: float = 0.0
+    period: str | None = None
+    requests_limit: float | None = None
+    requests_remaining: float | None = None
+    requests_reset: float | None = None
+    tokens_limit: float | None = None
+    tokens_remaining: float | None = None
+    tokens_reset: float | None = None
+    budget_limit: float | None = None
+    budget_remaining: float | None = None
+
+
+def _arg(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class RedisLimitStore:
+    """A `LimitStore` on `redis` (from `gateway.redis_connection.connect_redis`). Every replica must use
+    the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`. `clock_offset_s`
+    (attribute) shifts Redis's clock for this store's decisions (tests only). `max_in_doubt` bounds the
+    admits and settles remembered for replay while Redis is unreachable."""
+
+    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
+                 window_s: float = DEFAULT_WINDOW_S, lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+                 close_client: bool = True, max_in_doubt: int = 10_000) -> None:
+        self.window_s = window_s
+        self.lease_ttl_s = lease_ttl_s
+        self.clock_offset_s = 0.0
+        self._redis = redis
+        self._prefix = prefix
+        self._close_client = close_client
+        self._admit_script = redis.register_script(ADMIT_LUA)
+        self._settle_script = redis.register_script(SETTLE_LUA)
+        self._decoder = msgspec.json.Decoder(_Decision)
+        self._unsettled: deque[tuple[Reservation, int, bool]] = deque(maxlen=max_in_doubt)
+        """(reservation, actual tokens, cancel) to replay through settle.lua once Redis answers."""
+        self._replaying = False
+
+    @property
+    def unsettled(self) -> int:
+        """Admits in doubt and settles not yet delivered, waiting for Redis."""
+        return len(self._unsettled)
+
+    def _keys(self, subject: str, lease: str) -> list[str]:
+        base = f"{self._prefix}rl:{{{subject}}}:"
+        return [base + "req", base + "tok", base + "conc", base + "budget", f"{base}res:{lease}"]
+
+    async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
+        lease = uuid.uuid4().hex
+        try:
+            decision = await self._run_admit("admit", subject, lease, limits, tokens)
+        except StoreUnavailable:
+            doubt = Reservation(subject=subject, lease=lease, tokens=tokens, store="redis")
+            self._unsettled.append((doubt, 0, True))
+            raise
+        reservation = None
+        if decision.allowed:
+            reservation = Reservation(
+                subject=subject, lease=lease, tokens=tokens, store="redis",
+                tokens_per_minute=limits.tokens_per_minute, period=decision.period,
+                leased=limits.max_concurrent is not None)
+        await self._replay()
+        return self._admission(decision, reservation)
+
+    async def usage(self, subject: str, limits: KeyLimits) -> Admission:
+        return self._admission(await self._run_admit("peek", subject, "", limits, 0), None)
+
+    async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        if not reservation.needs_settle:
+            return
+        try:
+            await self._run_settle(reservation, actual_tokens, cancel=False)
+        except StoreUnavailable:
+            self._unsettled.append((reservation, actual_tokens, False))
+            raise
+        await self._replay()
+
+    async def ping(self) -> None:
+        with translate_redis_errors("ping"):
+            await self._redis.ping()
+        await self._replay()
+
+    async def close(self) -> None:
+        if self._close_client:
+            with translate_redis_errors("close"):
+                await self._redis.aclose()
+
+    async def _run_admit(self, mode: str, subject: str, lease: str, limits: KeyLimits,
+                         tokens: int) -> _Decision:
+        args: list[str | int | float] = [mode, lease, tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s,
+                _arg(limits.requests_per_minute), _arg(limits.tokens_per_minute), _arg(limits.max_concurrent),
+                _arg(limits.token_budget), limits.budget_period, CONCURRENCY_RETRY_S, BUDGET_KEY_GRACE_S]
+        with translate_redis_errors(mode):
+            raw = await self._admit_script(keys=self._keys(subject, lease), args=args)
+        return self._decoder.decode(raw)
+
+    async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool,
+                          client: redis.asyncio.client.Pipeline | None = None) -> None:
+        args = [actual_tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s, "1" if cancel else "0",
+                reservation.lease]
+        with translate_redis_errors("settle"):
+            await self._settle_script(keys=self._keys(reservation.subject, reservation.lease), args=args,
+                                      client=client)
+
+    async def _replay(self) -> None:
+        """Deliver the in-doubt cancels and pending settles, a batch per call, oldest first."""
+        if not self._unsettled or self._replaying:
+            return
+        self._replaying = True
+        batch = [self._unsettled.popleft() for _ in range(min(REPLAY_BATCH, len(self._unsettled)))]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for reservation, actual, cancel in batch:
+                    await self._run_settle(reservation, actual, cancel=cancel, client=pipe)
+                with translate_redis_errors("replay settles"):
+                    await pipe.execute()
+        except StoreUnavailable:
+            self._unsettled.extendleft(reversed(batch))
+        finally:
+            self._replaying = False
+
+    @staticmethod
+    def _admission(decision: _Decision, reservation: Reservation | None) -> Admission:
+        return Admission(
+            allowed=decision.allowed, reason=decision.reason, retry_after_s=decision.retry_after,
+            reservation=reservation,
+            requests_limit=_int(decision.requests_limit), requests_remaining=_int(decision.requests_remaining),
+            requests_reset_s=decision.requests_reset,
+            tokens_limit=_int(decision.tokens_limit), tokens_remaining=_int(decision.tokens_remaining),
+            tokens_reset_s=decision.tokens_reset,
+            budget_limit=_int(decision.budget_limit), budget_remaining=_int(decision.budget_remaining))
