@@ -47,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     routes_test.add_argument("--config", help="the catalog (default: the file's `catalog`, $GATEWAY_CONFIG, "
                              "or config/models.yaml)")
 
+    keys = commands.add_parser("keys", help="create, list and revoke API keys",
+                               description="API keys through a running gateway's admin API (an admin key "
+                               "in --admin-key or $GATEWAY_ADMIN_KEY); `hash` needs no gateway.")
+    from gateway.keys_cli import add_arguments as add_keys_arguments
+
+    add_keys_arguments(keys)
+
     simulate = commands.add_parser("simulate", help="run a simulated vLLM or Ollama worker",
                                    description="Run a simulated vLLM or Ollama worker for tests, "
                                    "benchmarks and demos without a GPU.")
@@ -57,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "keys":
+        from gateway.keys_cli import run as run_keys
+
+        return run_keys(args)
     if args.command == "routes":
         return _routes_test(args.file, args.config)
     if args.command == "simulate":

@@ -11,6 +11,8 @@ import uvicorn
 import uvloop
 
 from gateway.app import create_app
+from gateway.authentication import is_loopback
+from gateway.key_sources import KeysFileError, configured_keys, keys_required
 from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
 from gateway.logging_setup import configure_logging
 from gateway.settings import Settings
@@ -25,9 +27,15 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
                                    host=host or settings.host, port=port or settings.port,
                                    workers=workers or settings.workers)
     configure_logging(settings.log_level)
+    if not keys_required(settings) and not is_loopback(settings.host):
+        print(f"llm-gateway: refusing to listen on {settings.host} without API keys: anyone who can reach it "
+              "could use every model. Set LLM_API_KEY (a user key), GATEWAY_ADMIN_KEY (an admin key) or "
+              "GATEWAY_KEYS_FILE, or bind to loopback (GATEWAY_HOST=127.0.0.1).", file=sys.stderr)
+        return 2
     try:
         catalog = load_catalog(settings.config_path)
-    except CatalogError as exc:
+        configured_keys(settings)  # a bad keys file stops the start, with its reason
+    except (CatalogError, KeysFileError) as exc:
         print(exc, file=sys.stderr)
         return 1
     local = [w for w in catalog.workers if w.kind == "local"] if start_local_workers else []
@@ -37,7 +45,7 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
             _run_processes(settings, supervisor)
         else:
             _run_one(settings, catalog, supervisor)
-    except LocalWorkerError as exc:
+    except (LocalWorkerError, KeysFileError) as exc:
         print(f"llm-gateway: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,144 @@
+"""API keys on every route (figure 12): missing, wrong, revoked, expired keys get 401; user keys on
+admin routes and keys outside their models get 403; limits answer 429 with OpenAI's headers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from gateway.cli import main
+from gateway.server import serve
+from gateway.settings import load_settings
+from simulator import SimulatorThread
+from tests.conftest import catalog_yaml, start_gateway
+from tests.servers import ServerThread
+
+ADMIN = "sk-gw-admin-secret-for-tests"
+USER = "sk-gw-user-secret-for-tests"
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+ROUTES = [("POST", "/v1/chat/completions", CHAT), ("POST", "/v1/completions", {"model": "chat", "prompt": "x"}),
+          ("POST", "/v1/embeddings", {"model": "chat", "input": "x"}), ("GET", "/v1/models", None),
+          ("GET", "/v1/models/chat", None), ("POST", "/v1/routing/explain", CHAT), ("GET", "/v1/usage", None),
+          ("POST", "/admin/reload", None), ("GET", "/admin/workers", None), ("GET", "/admin/keys", None),
+          ("POST", "/admin/keys", {}), ("DELETE", "/admin/keys/key_x", None)]
+ADMIN_ROUTES = [r for r in ROUTES if r[1].startswith("/admin")]
+
+
+@pytest.fixture(scope="module")
+def keyed(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
+    with start_gateway(catalog_yaml([("w", vllm_sim.url)]), GATEWAY_ADMIN_KEY=ADMIN, LLM_API_KEY=USER) as gw:
+        yield gw
+
+
+def call(gw: ServerThread, method: str, path: str, body: object, **headers: str) -> httpx.Response:
+    return httpx.request(method, gw.url + path, json=body, headers=headers, timeout=10)
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}"}
+
+
+def create_key(gw: ServerThread, **spec: object) -> dict[str, object]:
+    response = call(gw, "POST", "/admin/keys", spec, **bearer(ADMIN))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def assert_error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, (response.request.url, response.text)
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return str(error["code"])
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES)
+def test_every_route_refuses_missing_and_wrong_keys(keyed: ServerThread, method: str, path: str,
+                                                    body: object) -> None:
+    assert assert_error(call(keyed, method, path, body), 401) == "missing_api_key"
+    assert assert_error(call(keyed, method, path, body, **bearer("sk-gw-wrong")), 401) == "invalid_api_key"
+    assert assert_error(call(keyed, method, path, body, **{"x-api-key": "nope"}), 401) == "invalid_api_key"
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+def test_user_keys_cannot_use_admin_routes(keyed: ServerThread, method: str, path: str, body: object) -> None:
+    assert assert_error(call(keyed, method, path, body, **bearer(USER)), 403) == "admin_required"
+
+
+def test_keys_are_accepted_in_each_header(keyed: ServerThread) -> None:
+    for headers in (bearer(USER), {"x-api-key": USER}, {"api-key": USER}):
+        assert call(keyed, "POST", "/v1/chat/completions", CHAT, **headers).status_code == 200
+
+
+def test_the_openai_sdk_sends_its_key_as_bearer(keyed: ServerThread) -> None:
+    client = openai.OpenAI(base_url=keyed.url + "/v1", api_key=USER, max_retries=0)
+    assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}]).choices
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_created_key_works_is_listed_without_secrets_and_revoked(keyed: ServerThread) -> None:
+    created = create_key(keyed, metadata={"owner": "tests"})
+    secret = str(created["secret"])
+    assert secret.startswith("sk-gw-") and created["prefix"] == secret[:10]
+    assert call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code == 200
+    listing = call(keyed, "GET", "/admin/keys", None, **bearer(ADMIN))
+    assert created["id"] in listing.text and secret not in listing.text and "secret_hash" not in listing.text
+    assert call(keyed, "DELETE", f"/admin/keys/{created['id']}", None, **bearer(ADMIN)).json()["revoked"]
+    deadline = time.monotonic() + 5
+    while call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code != 401:
+        assert time.monotonic() < deadline, "a revoked key still worked after 5 s"
+    assert_error(call(keyed, "DELETE", f"/admin/keys/{created['id']}", None, **bearer(ADMIN)), 404)
+
+
+def test_expired_keys_are_refused(keyed: ServerThread) -> None:
+    created = create_key(keyed, expires_at=time.time() - 1)
+    assert assert_error(call(keyed, "GET", "/v1/models", None, **bearer(str(created["secret"]))), 401) \
+        in ("expired_api_key", "invalid_api_key")
+
+
+def test_keys_are_limited_to_their_models(keyed: ServerThread) -> None:
+    secret = str(create_key(keyed, models=["qu*"])["secret"])
+    assert assert_error(call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(secret)), 403) \
+        == "model_not_allowed"
+    assert call(keyed, "POST", "/v1/chat/completions", {**CHAT, "model": "quick"}, **bearer(secret)).status_code == 200
+    models = call(keyed, "GET", "/v1/models", None, **bearer(secret)).json()["data"]
+    assert [m["id"] for m in models] == ["quick"]
+    assert_error(call(keyed, "GET", "/v1/models/chat", None, **bearer(secret)), 404)
+
+
+def test_requests_per_minute_answer_429_with_openai_headers(keyed: ServerThread) -> None:
+    limited = str(create_key(keyed, limits={"requests_per_minute": 3, "tokens_per_minute": 100_000})["secret"])
+    ok = [call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(limited)) for _ in range(3)]
+    assert [r.status_code for r in ok] == [200, 200, 200]
+    assert ok[0].headers["x-ratelimit-limit-requests"] == "3"
+    assert [r.headers["x-ratelimit-remaining-requests"] for r in ok] == ["2", "1", "0"]
+    assert ok[0].headers["x-ratelimit-limit-tokens"] == "100000"
+    refused = call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(limited))
+    assert assert_error(refused, 429) == "rate_limit_requests"
+    assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+    assert 55 <= int(refused.headers["retry-after"]) <= 60
+    assert int(refused.headers["retry-after-ms"]) > 50_000
+    # Another key is not affected.
+    assert call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(USER)).status_code == 200
+    usage = call(keyed, "GET", "/v1/usage", None, **bearer(limited)).json()
+    assert usage["limits"]["requests_per_minute"] == 3 and usage["remaining"]["requests"] == 0
+
+
+def test_keys_cli_against_a_running_gateway(keyed: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--url", keyed.url, "--admin-key", ADMIN]
+    assert main(["keys", "create", "--models", "chat", "--rpm", "10", "--team", "coach", *common]) == 0
+    created = capsys.readouterr().out
+    assert '"secret": "sk-gw-' in created and '"team": "coach"' in created
+    assert main(["keys", "list", *common]) == 0
+    assert '"requests_per_minute": 10' in capsys.readouterr().out
+    assert main(["keys", "revoke", "key_nope", *common]) == 1
+    assert main(["keys", "list", "--url", keyed.url, "--admin-key", "wrong"]) == 1
+
+
+def test_refuses_to_listen_beyond_loopback_without_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve(load_settings({"GATEWAY_HOST": "0.0.0.0"}), start_local_workers=False) == 2
+    assert "LLM_API_KEY" in capsys.readouterr().err
