@@ -86,7 +86,7 @@ def test_created_key_works_is_listed_without_secrets_and_revoked(keyed: ServerTh
     assert secret.startswith("sk-gw-") and created["prefix"] == secret[:10]
     assert call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code == 200
     listing = call(keyed, "GET", "/admin/keys", None, **bearer(ADMIN))
-    assert created["id"] in listing.text and secret not in listing.text and "secret_hash" not in listing.text
+    assert str(created["id"]) in listing.text and secret not in listing.text and "secret_hash" not in listing.text
     assert call(keyed, "DELETE", f"/admin/keys/{created['id']}", None, **bearer(ADMIN)).json()["revoked"]
     deadline = time.monotonic() + 5
     while call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code != 401:
