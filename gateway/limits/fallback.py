@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import StoreUnavailable
 from gateway.keys.model import KeyLimits
@@ -55,32 +56,28 @@ class FallbackLimitStore:
         return self._down_since is not None
 
     async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
-        if not self.degraded:
-            try:
-                return await self.primary.admit(subject, limits, tokens)
-            except StoreUnavailable as exc:
-                self._mark_down()
-                self._refuse_if_closed(exc)
-        else:
-            self._refuse_if_closed(None)
-        self.fallback_decisions += 1
-        return await self.local.admit(subject, limits, tokens)
+        return await self._decide(lambda store: store.admit(subject, limits, tokens))
 
     async def usage(self, subject: str, limits: KeyLimits) -> Admission:
-        if not self.degraded:
+        return await self._decide(lambda store: store.usage(subject, limits))
+
+    async def _decide(self, ask: Callable[[LimitStore], Awaitable[Admission]]) -> Admission:
+        if self.degraded:
+            self._refuse_if_closed(None)
+        else:
             try:
-                return await self.primary.usage(subject, limits)
+                return await ask(self.primary)
             except StoreUnavailable as exc:
                 self._mark_down()
                 self._refuse_if_closed(exc)
-        else:
-            self._refuse_if_closed(None)
         self.fallback_decisions += 1
-        return await self.local.usage(subject, limits)
+        return await ask(self.local)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         if reservation.store == "memory":
             await self.local.settle(reservation, actual_tokens)
+            return
+        if not reservation.needs_settle:
             return
         if self.degraded:  # deliver it after recovery rather than wait on a primary that is down
             self._pending_settles.append((reservation, actual_tokens))

@@ -534,7 +534,7 @@ def test_cli_options_make_a_config() -> None:
 
 def test_python_m_simulator_serves_until_sigterm() -> None:
     command = [sys.executable, "-m", "simulator", "--kind", "vllm", "--port", "0", "--model", "cli-model"]
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # noqa: S603 -- our own CLI
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
         try:
             assert process.stderr is not None
             url = process.stderr.readline().split(" at ")[-1].strip()

@@ -1,0 +1,1 @@
+"""Key and limit stores, each test against memory and a real Redis."""
