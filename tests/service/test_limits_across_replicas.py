@@ -1,0 +1,196 @@
+"""Limits that stay exact across replicas (figures 4, 5, 6 and 12 of reliability.md), on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from simulator import SimulatorThread
+from tests.conftest import catalog_yaml, start_gateway
+from tests.redis_server import RedisServer
+
+ADMIN = "sk-gw-admin-for-replica-tests"
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _flush(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}"}
+
+
+def create_key(url: str, **spec: object) -> str:
+    response = httpx.post(url + "/admin/keys", json=spec, headers=bearer(ADMIN), timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["secret"])
+
+
+@pytest.fixture
+def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Three `llm-gateway serve` processes sharing one Redis."""
+    _flush(redis_url)
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text(catalog_yaml([("w", vllm_sim.url)]))
+    urls, processes = [], []
+    try:
+        for _ in range(3):
+            port = _free_port()
+            env = {**os.environ, "GATEWAY_PORT": str(port), "REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN,
+                   "LOG_LEVEL": "warning"}
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config", str(catalog)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(url + "/v1/models", headers=bearer(ADMIN), timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "a replica did not start"
+                threading.Event().wait(0.1)
+        yield urls
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=15)
+
+
+def test_three_replicas_admit_exactly_the_limit(replicas: list[str]) -> None:
+    limited = create_key(replicas[0], limits={"requests_per_minute": 100})
+    other = create_key(replicas[1])
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=20)) as client:
+            async def one(i: int) -> int:
+                response = await client.post(replicas[i % 3] + "/v1/chat/completions", json=CHAT,
+                                             headers=bearer(limited))
+                return response.status_code
+
+            return list(await asyncio.gather(*(one(i) for i in range(300))))
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(200) == 100 and statuses.count(429) == 200, sorted(set(statuses))
+    refused = httpx.post(replicas[2] + "/v1/chat/completions", json=CHAT, headers=bearer(limited))
+    assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+    assert all(httpx.post(url + "/v1/chat/completions", json=CHAT, headers=bearer(other)).status_code == 200
+               for url in replicas)
+
+
+def test_revocation_reaches_every_replica(replicas: list[str]) -> None:
+    secret = create_key(replicas[0])
+    assert all(httpx.get(url + "/v1/models", headers=bearer(secret)).status_code == 200 for url in replicas)
+    key_id = httpx.get(replicas[0] + "/admin/keys", headers=bearer(ADMIN)).json()["data"][-1]["id"]
+    assert httpx.delete(f"{replicas[1]}/admin/keys/{key_id}", headers=bearer(ADMIN)).status_code == 200
+    deadline = time.monotonic() + 5
+    for url in replicas:
+        while httpx.get(url + "/v1/models", headers=bearer(secret)).status_code != 401:
+            assert time.monotonic() < deadline, f"{url} still accepted a revoked key after 5 s"
+            threading.Event().wait(0.1)
+
+
+def _budget_used(url: str, secret: str, budget: int) -> int:
+    remaining = httpx.get(url + "/v1/usage", headers=bearer(secret)).json()["remaining"]["budget"]
+    return budget - int(remaining)
+
+
+def test_token_budget_ends_equal_to_what_was_used(vllm_sim: SimulatorThread, redis_url: str) -> None:
+    _flush(redis_url)
+    budget = 1_000_000
+    text = catalog_yaml([("w", vllm_sim.url)], extra_models=("error-500", "slow"))
+    with start_gateway(text, REDIS_URL=redis_url, GATEWAY_ADMIN_KEY=ADMIN) as gw:
+        secret = create_key(gw.url, limits={"token_budget": budget, "tokens_per_minute": 500_000,
+                                            "max_concurrent": 10})
+        used = 0
+        for _ in range(4):
+            response = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret))
+            used += response.json()["usage"]["total_tokens"]
+        for _ in range(3):
+            body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+            with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=bearer(secret)) as stream:
+                events = [line for line in stream.iter_lines() if line.startswith("data: {")]
+            used += httpx.Response(200, content=events[-1][6:]).json()["usage"]["total_tokens"]
+        for _ in range(3):  # failures use nothing
+            failed = httpx.post(gw.url + "/v1/chat/completions", json={**CHAT, "model": "error-500"},
+                                headers=bearer(secret))
+            assert failed.status_code == 500
+        deadline = time.monotonic() + 5  # settles run in the background
+        while _budget_used(gw.url, secret, budget) != used:
+            assert time.monotonic() < deadline, (_budget_used(gw.url, secret, budget), used)
+            threading.Event().wait(0.05)
+
+        # A client that leaves mid-stream: what was streamed is counted, within one reservation.
+        body = {**CHAT, "model": "slow", "stream": True, "max_tokens": 50}
+        with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=bearer(secret)) as stream:
+            for line in stream.iter_lines():
+                if '"content"' in line:
+                    break
+        deadline = time.monotonic() + 5
+        while httpx.get(gw.url + "/v1/usage", headers=bearer(secret)).json()["remaining"]["budget"] \
+                == budget - used:
+            assert time.monotonic() < deadline, "the abandoned stream was never settled"
+            threading.Event().wait(0.05)
+        extra = _budget_used(gw.url, secret, budget) - used
+        assert 0 < extra <= 60  # a few tokens of prompt and one or two of reply, not the 8 + 50 reserved
+
+
+def test_redis_outage_fails_open_then_recovers(vllm_sim: SimulatorThread, redis_server: RedisServer) -> None:
+    text = catalog_yaml([("w", vllm_sim.url)])
+    with start_gateway(text, REDIS_URL=redis_server.url, GATEWAY_ADMIN_KEY=ADMIN) as gw:
+        secret = create_key(gw.url, limits={"requests_per_minute": 50})
+
+        def remaining() -> int:
+            response = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret), timeout=10)
+            assert response.status_code == 200, response.text  # never a 5xx, whatever Redis does
+            return int(response.headers["x-ratelimit-remaining-requests"])
+
+        assert [remaining() for _ in range(5)][-1] == 45
+        with redis_server.paused():
+            during = [remaining() for _ in range(10)]
+        assert during[-1] == 40  # the replica's own window: 10 admitted locally
+        deadline = time.monotonic() + 5
+        while remaining() > 40:  # back on Redis's count (45 before the outage, then these)
+            assert time.monotonic() < deadline, "limits did not come back to Redis within 5 s"
+        redis_server.kill()
+        assert remaining() >= 0  # killed: still no 5xx
+        redis_server.restart()
+
+
+def test_redis_outage_fails_closed_when_configured(vllm_sim: SimulatorThread, redis_server: RedisServer) -> None:
+    text = catalog_yaml([("w", vllm_sim.url)])
+    with start_gateway(text, REDIS_URL=redis_server.url, GATEWAY_ADMIN_KEY=ADMIN,
+                       RATE_LIMIT_FAIL_MODE="closed") as gw:
+        secret = create_key(gw.url, limits={"requests_per_minute": 50})
+        assert httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret)).status_code == 200
+        with redis_server.paused():
+            refused = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret), timeout=10)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
+        assert int(refused.headers["retry-after"]) >= 1
+
+
