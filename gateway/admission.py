@@ -13,7 +13,6 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-import msgspec
 import structlog
 
 from gateway.authentication import Caller
@@ -29,26 +28,6 @@ _REFUSALS = {
     "concurrency": "Too many concurrent requests for this key.",
     "budget": "The token budget of this key is used up for the current period.",
 }
-
-
-class _Usage(msgspec.Struct):
-    total_tokens: int = 0
-
-
-class _WithUsage(msgspec.Struct):
-    usage: _Usage | None = None
-
-
-_usage_decoder = msgspec.json.Decoder(_WithUsage)
-
-
-def tokens_in_body(body: bytes) -> int | None:
-    """`usage.total_tokens` of a non-streaming answer, None when it has none."""
-    try:
-        usage = _usage_decoder.decode(body).usage
-    except msgspec.DecodeError:
-        return None
-    return usage.total_tokens if usage is not None else None
 
 
 def duration(seconds: float) -> str:

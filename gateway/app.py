@@ -11,12 +11,15 @@ from gateway.admission import AdmissionControl
 from gateway.authentication import Authenticator
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
+from gateway.endpoints.health import Lifecycle, health_routes
 from gateway.error_responses import handle_exception
 from gateway.health_monitor import HealthMonitor
 from gateway.key_sources import configured_keys, keys_required
 from gateway.keys import KeyLimits
+from gateway.observability.live_state import LimitStateCollector, WorkerStateCollector
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.request_observer import RequestObserver
 from gateway.pipeline import InferencePipeline
-from gateway.request_id import RequestIdMiddleware
 from gateway.runtime import Runtime, RuntimeHolder
 from gateway.settings import Settings
 from gateway.state_stores import StateStores, stores_from_settings
@@ -25,18 +28,25 @@ from routing.catalog import Catalog
 
 
 def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | None = None,
-               background: bool = True, stores: StateStores | None = None) -> ASGIApp:
+               background: bool = True, stores: StateStores | None = None, metrics: GatewayMetrics | None = None,
+               lifecycle: Lifecycle | None = None) -> ASGIApp:
     """`catalog_source`: the file to hot-reload from (SIGHUP, file change, POST /admin/reload).
     `background`: run health checks, load scrapes and DNS discovery (tests may turn them off).
-    `stores`: the key and limit stores (default: from settings, Redis or memory)."""
+    `stores`: the key and limit stores (default: from settings, Redis or memory).
+    `metrics`: the Prometheus metrics and their registry; `lifecycle`: readiness flags the server flips."""
     stores = stores or stores_from_settings(settings)
+    metrics = metrics or GatewayMetrics()
+    lifecycle = lifecycle or Lifecycle()
     runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = OpenAICompatibleClient()
     admission = AdmissionControl(stores.limits, default_reserve_tokens=settings.default_reserve_tokens)
     authenticator = Authenticator(
         configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
-    pipeline = InferencePipeline(runtimes, client, admission)
+    pipeline = InferencePipeline(runtimes, client, admission, metrics)
+    redis_ping = stores.limits.ping if settings.redis_url else None
+    metrics.live.register(WorkerStateCollector(runtimes))
+    metrics.live.register(LimitStateCollector(stores.limits))
     monitor = HealthMonitor(runtimes)
     watcher = CatalogWatcher(runtimes)
     on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
@@ -46,7 +56,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     app = Litestar(
         route_handlers=[*openai_routes(pipeline, runtimes, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
-                        *keys_routes(stores.keys, stores.limits, authenticator)],
+                        *keys_routes(stores.keys, stores.limits, authenticator),
+                        *health_routes(runtimes, metrics, lifecycle, redis_ping)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},
@@ -56,5 +67,6 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         debug=False,
         logging_config=None,  # the gateway configures structlog itself (gateway.logging_setup)
     )
-    # Outside Litestar, so that every response (unknown routes included) carries x-request-id.
-    return RequestIdMiddleware(app)
+    # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
+    # and every request is measured and logged once.
+    return RequestObserver(app, metrics)

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from gateway.app import create_app
-from gateway.logging_setup import configure_logging
+from gateway.logging_setup import configure_logging, known_secrets
 from gateway.settings import load_settings
 from routing.catalog import load_catalog
 
 _settings = load_settings()
-configure_logging(_settings.log_level)
+configure_logging(_settings.log_level, secrets=known_secrets(_settings))
 app = create_app(_settings, load_catalog(_settings.config_path), catalog_source=_settings.config_path)

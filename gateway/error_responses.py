@@ -18,6 +18,7 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.observability.request_observer import record_of
 
 _encode = msgspec.json.Encoder().encode
 _log = structlog.get_logger("gateway.errors")
@@ -52,6 +53,7 @@ def error_response(error: GatewayError) -> Response[bytes]:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     error = as_gateway_error(exc)
+    record_of(request.scope).error = error.error_code
     if not isinstance(exc, GatewayError | HTTPException):
         _log.error("unhandled_exception", path=request.url.path, exc_info=exc)
     return error_response(error)

@@ -1,5 +1,6 @@
-"""One inference request, from decoded body to the worker's answer: choose the model, choose a worker,
-rewrite `model` to the worker's own id, forward, and relay the answer (whole or streamed).
+"""One inference request, from decoded body to the worker's answer: check the caller may use the
+model, admit it under its limits, choose a worker, rewrite `model` to the worker's own id, forward,
+and relay the answer (whole or streamed); then settle its tokens.
 
 Retries happen only before the first byte reaches the client, each on another worker, with jittered
 backoff, inside the request's deadline and the retry budget; then the model's fallbacks are tried.
@@ -10,26 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
 
-from gateway.admission import AdmissionControl, Ticket, tokens_in_body
+from gateway.admission import AdmissionControl, Ticket
 from gateway.authentication import Caller
 from gateway.errors import (
     GatewayError,
     ModelNotFound,
     NoWorkerAvailable,
     PermissionDenied,
+    RateLimited,
     UpstreamTimeout,
     WorkerRejected,
     is_retryable,
 )
 from gateway.inference_request import InferenceRequest
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.request_record import RequestRecord
 from gateway.runtime import Runtime, RuntimeHolder
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome, relay_sse
+from gateway.usage import Usage, usage_in_body
 from gateway.worker_pool import Placement
 from routing.model_choice import ModelChoice, UnknownModel
 from routing.retry_budget import RetryBudget, backoff_s
@@ -67,39 +73,48 @@ def _is_full(error: GatewayError) -> bool:
 
 
 class InferencePipeline:
-    def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, admission: AdmissionControl, *,
-                 seed: int | None = None):
+    def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, admission: AdmissionControl,
+                 metrics: GatewayMetrics, *, seed: int | None = None):
         self._runtimes = runtimes
         self._client = client
         self._admission = admission
+        self._metrics = metrics
         self._rng = random.Random(seed)  # noqa: S311 (backoff jitter, not a secret)
         self._active = 0
         self._retrying = 0
 
-    async def forward(self, request: InferenceRequest, request_id: str, caller: Caller) -> Reply:
+    async def forward(self, request: InferenceRequest, record: RequestRecord, caller: Caller) -> Reply:
         """Admit, route, forward. The reply carries the routing and rate-limit headers."""
         runtime = self._runtimes.current
         choice = choose_model(runtime, request)
+        record.model, record.route, record.stream = choice.model, choice.route, request.stream
         if not caller.may_use(choice.model):
             raise PermissionDenied(f"This API key may not use the model `{choice.model}`.", param="model",
                                    code="model_not_allowed")
         allowed = tuple(m for m in choice.fallbacks if caller.may_use(m))
         if allowed != choice.fallbacks:
             choice = ModelChoice(choice.model, choice.route, allowed)
-        ticket = await self._admission.admit(caller, request)
         try:
-            reply = await self._forward(runtime, request, request_id, choice, ticket)
+            ticket = await self._admission.admit(caller, request)
+        except RateLimited as exc:
+            self._metrics.rate_limited.labels(exc.error_code or "").inc()
+            raise
+        try:
+            reply = await self._forward(runtime, request, record, choice, ticket)
         except BaseException:
             self._admission.settle(ticket, 0)  # nothing was used
             raise
         if ticket is not None:
             reply.headers.update(ticket.headers)
-            if reply.stream is None:
-                self._admission.settle(ticket, tokens_in_body(reply.body) or 0)
+        if reply.stream is None:
+            usage = usage_in_body(reply.body)
+            if usage is not None:
+                record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            self._admission.settle(ticket, usage.total_tokens if usage else 0)
         return reply
 
-    async def _forward(self, runtime: Runtime, request: InferenceRequest, request_id: str, choice: ModelChoice,
-                       ticket: Ticket | None) -> Reply:
+    async def _forward(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord,
+                       choice: ModelChoice, ticket: Ticket | None) -> Reply:
         client_wants_usage = request.wants_usage
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
@@ -108,14 +123,14 @@ class InferencePipeline:
                 else {"include_usage": True}
         self._active += 1
         try:
-            return await self._try_chain(runtime, request, request_id, choice, client_wants_usage, ticket)
+            return await self._try_chain(runtime, request, record, choice, client_wants_usage, ticket)
         finally:
             self._active -= 1
 
-    async def _try_chain(self, runtime: Runtime, request: InferenceRequest, request_id: str,
+    async def _try_chain(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord,
                          choice: ModelChoice, client_wants_usage: bool, ticket: Ticket | None) -> Reply:
         loop = asyncio.get_running_loop()
-        pool, retries = runtime.pool, runtime.catalog.retries
+        pool, retries, metrics = runtime.pool, runtime.catalog.retries, self._metrics
         budget = RetryBudget(ratio=retries.budget_ratio, minimum=retries.budget_minimum)
         tried: set[str] = set()
         last_error: GatewayError | None = None
@@ -139,27 +154,33 @@ class InferencePipeline:
                                                   retries.backoff_cap))
                     if loop.time() >= deadline:
                         raise UpstreamTimeout("The request deadline passed while retrying.")
+                    metrics.retries.labels(model).inc()
                 attempts += 1
+                record.attempts, record.worker = attempts, placement.name
                 tried.add(placement.name)
                 if attempts > 1:
                     self._retrying += 1
                 try:
-                    reply = await self._attempt(request, request_id, placement, deadline, timeouts.first_byte,
+                    reply = await self._attempt(request, record, placement, deadline, timeouts.first_byte,
                                                 timeouts.idle, client_wants_usage, ticket)
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise
-                    if not _is_full(exc):
-                        pool.outlier.record_failure(placement.name, loop.time())
+                    metrics.upstream_errors.labels(placement.name, exc.error_code or "").inc()
+                    if not _is_full(exc) and pool.outlier.record_failure(placement.name, loop.time()):
+                        metrics.ejections.labels(placement.name).inc()
                     last_error = exc
                     continue
                 finally:
                     if attempts > 1:
                         self._retrying -= 1
                 pool.outlier.record_success(placement.name, loop.time())
+                record.model = model
                 reply.headers.update({"x-gateway-model": model, "x-gateway-route": choice.route,
                                       "x-gateway-worker": placement.name})
                 if model != choice.model:
+                    record.fallback_from = choice.model
+                    metrics.fallbacks.labels(choice.model, model).inc()
                     reply.headers["x-gateway-fallback-from"] = choice.model
                 if attempts > 1:
                     reply.headers["x-gateway-attempts"] = str(attempts)
@@ -168,28 +189,34 @@ class InferencePipeline:
             raise last_error
         raise NoWorkerAvailable(f"No worker is serving the model {choice.model!r} right now.")
 
-    async def _attempt(self, request: InferenceRequest, request_id: str, placement: Placement, deadline: float,
-                       first_byte: float, idle: float, client_wants_usage: bool, ticket: Ticket | None) -> Reply:
+    async def _attempt(self, request: InferenceRequest, record: RequestRecord, placement: Placement,
+                       deadline: float, first_byte: float, idle: float, client_wants_usage: bool,
+                       ticket: Ticket | None) -> Reply:
         state = placement.state
         request.body["model"] = placement.upstream_model
         wait = min(first_byte, deadline - asyncio.get_running_loop().time())
         state.in_flight += 1
         handed_to_stream = False
+        began = time.perf_counter()
         try:
             response = await self._client.send(placement.target, "/" + request.endpoint, _encode(request.body),
-                                               request_id, wait=wait)
+                                               record.request_id, wait=wait)
             if not request.stream:
                 return Reply(headers={}, body=await self._client.read_body(response, placement.name, wait))
-
             prompt_estimate = request.prompt_tokens_estimate()
 
             def finished(outcome: StreamOutcome) -> None:
                 state.in_flight -= 1
-                if ticket is not None:
-                    used = outcome.usage.get("total_tokens") if outcome.usage else None
-                    if not isinstance(used, int):  # the client left first: what was streamed
-                        used = prompt_estimate + outcome.content_chunks
-                    self._admission.settle(ticket, used)
+                record.first_token = outcome.first_content_at
+                record.client_disconnected = outcome.client_disconnected
+                if outcome.error is not None:
+                    record.error = outcome.error.error_code
+                usage = Usage.from_dict(outcome.usage)
+                if usage is None:  # the client left first: what was streamed
+                    usage = Usage(prompt_estimate, outcome.content_chunks, prompt_estimate + outcome.content_chunks)
+                record.tokens_counted = outcome.usage is None or outcome.usage_counted_by_gateway
+                record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+                self._admission.settle(ticket, usage.total_tokens)
 
             stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
                                client_wants_usage=client_wants_usage,
@@ -197,5 +224,6 @@ class InferencePipeline:
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:
+            record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
                 state.in_flight -= 1

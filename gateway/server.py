@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import signal
 import sys
+import tempfile
+from types import FrameType
 
 import structlog
 import uvicorn
@@ -12,9 +16,10 @@ import uvloop
 
 from gateway.app import create_app
 from gateway.authentication import is_loopback
+from gateway.endpoints.health import Lifecycle
 from gateway.key_sources import KeysFileError, configured_keys, keys_required
 from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
-from gateway.logging_setup import configure_logging
+from gateway.logging_setup import configure_logging, known_secrets
 from gateway.settings import Settings
 from routing.catalog import Catalog, CatalogError, load_catalog
 
@@ -26,12 +31,12 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
     settings = dataclasses.replace(settings, config_path=config or settings.config_path,
                                    host=host or settings.host, port=port or settings.port,
                                    workers=workers or settings.workers)
-    configure_logging(settings.log_level)
     if not keys_required(settings) and not is_loopback(settings.host):
         print(f"llm-gateway: refusing to listen on {settings.host} without API keys: anyone who can reach it "
               "could use every model. Set LLM_API_KEY (a user key), GATEWAY_ADMIN_KEY (an admin key) or "
               "GATEWAY_KEYS_FILE, or bind to loopback (GATEWAY_HOST=127.0.0.1).", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level, secrets=known_secrets(settings))
     try:
         catalog = load_catalog(settings.config_path)
         configured_keys(settings)  # a bad keys file stops the start, with its reason
@@ -58,13 +63,32 @@ def _uvicorn_log_level(settings: Settings) -> str:
     return "warning" if settings.log_level in ("debug", "info") else settings.log_level
 
 
+class _DrainingServer(uvicorn.Server):
+    """On SIGTERM, fail readiness at once and keep serving for `drain_s` (load balancers and Kubernetes
+    endpoints stop sending meanwhile), then shut down as uvicorn does. SIGINT (Ctrl-C) stops at once."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
+        super().__init__(config)
+        self._lifecycle = lifecycle
+        self._drain_s = drain_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM or self._drain_s <= 0 or self._lifecycle.draining:
+            super().handle_exit(sig, frame)
+            return
+        self._lifecycle.draining = True
+        _log.info("draining", seconds=self._drain_s)
+        asyncio.get_running_loop().call_later(self._drain_s, super().handle_exit, sig, frame)
+
+
 def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
-    app = create_app(settings, catalog, catalog_source=settings.config_path)
+    lifecycle = Lifecycle()
+    app = create_app(settings, catalog, catalog_source=settings.config_path, lifecycle=lifecycle)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             loop="none", http="httptools", access_log=False, lifespan="on",
                             log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30,
                             proxy_headers=False, server_header=False)
-    server = uvicorn.Server(config)
+    server = _DrainingServer(config, lifecycle, settings.drain_seconds)
 
     async def main() -> None:
         await supervisor.start()
@@ -79,8 +103,10 @@ def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSuperv
 
 
 def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> None:
-    # Each process imports gateway.asgi, which reads its settings from the environment.
+    # Each process imports gateway.asgi, which reads its settings from the environment; their metrics
+    # meet in a shared directory (prometheus_client's multi-process mode).
     os.environ.update({"GATEWAY_CONFIG": settings.config_path, "LOG_LEVEL": settings.log_level})
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="llm-gateway-metrics-"))
     supervisor.start_in_thread()
     try:
         uvicorn.run("gateway.asgi:app", host=settings.host, port=settings.port, workers=settings.workers,

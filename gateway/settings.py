@@ -57,6 +57,10 @@ class Settings:
     """RATE_LIMIT_FAIL_MODE: `open` (default: when Redis is down, each replica limits on its own) or
     `closed` (refuse with 503 and Retry-After)."""
 
+    drain_seconds: float = 5.0
+    """GATEWAY_DRAIN_SECONDS: after SIGTERM, readiness fails and the gateway keeps serving this long
+    before it shuts down (0: at once)."""
+
     default_reserve_tokens: int = 512
     """GATEWAY_DEFAULT_MAX_TOKENS: completion tokens reserved for a request without `max_tokens`."""
 
@@ -77,6 +81,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
         raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
     if value < minimum:
         raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r}: must not be negative")
     return value
 
 
@@ -116,5 +133,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_rpm=_int(env, "RATE_LIMIT_RPM", 0, minimum=0),
         rate_limit_fail_open=fail_mode == "open",
         default_reserve_tokens=_int(env, "GATEWAY_DEFAULT_MAX_TOKENS", 512),
+        drain_seconds=_float(env, "GATEWAY_DRAIN_SECONDS", 5.0),
         extra=dict(env),
     )

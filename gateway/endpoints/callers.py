@@ -8,11 +8,15 @@ from litestar import Request
 
 from gateway.authentication import Authenticator, Caller
 from gateway.errors import PermissionDenied
+from gateway.observability.request_observer import record_of
 
 
 async def caller_of(request: Request[Any, Any, Any], authenticator: Authenticator) -> Caller:
     client = request.client
-    return await authenticator.identify(request.headers, client.host if client else None)
+    caller = await authenticator.identify(request.headers, client.host if client else None)
+    if caller.key is not None:
+        record_of(request.scope).key_id = caller.key.id
+    return caller
 
 
 async def admin_of(request: Request[Any, Any, Any], authenticator: Authenticator) -> Caller:

@@ -15,8 +15,8 @@ from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
 from gateway.errors import ModelNotFound
 from gateway.inference_request import Endpoint, decode_inference_request
+from gateway.observability.request_observer import record_of
 from gateway.pipeline import InferencePipeline
-from gateway.request_id import request_id_of
 from gateway.runtime import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
@@ -49,10 +49,11 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
         return cards
 
     async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
+        record = record_of(request.scope)
+        record.endpoint = endpoint
         caller = await caller_of(request, authenticator)
         inference = decode_inference_request(endpoint, await request.body())
-        request_id = request_id_of(request.scope)
-        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, request_id, caller))
+        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, record, caller))
         if reply.stream is not None:
             return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
@@ -71,6 +72,7 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
 
     @get("/v1/models", summary="List the models the gateway serves")
     async def list_models(request: AnyRequest) -> Response[bytes]:
+        record_of(request.scope).endpoint = "models"
         caller = await caller_of(request, authenticator)
         cards = current_cards()
         if caller.key is None or caller.key.models == ("*",):
@@ -80,6 +82,7 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
 
     @get("/v1/models/{model_id:path}", summary="Retrieve a model")
     async def retrieve_model(request: AnyRequest, model_id: FromPath[str]) -> Response[bytes]:
+        record_of(request.scope).endpoint = "models"
         caller = await caller_of(request, authenticator)
         model_id = model_id.lstrip("/")
         card = current_cards().by_id.get(model_id)

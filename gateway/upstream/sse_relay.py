@@ -9,6 +9,7 @@ the client gets the usage chunk only if it asked, and one is counted here when t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,8 @@ class StreamOutcome:
     content_chunks: int = 0
     usage: dict[str, Any] | None = None
     usage_counted_by_gateway: bool = False
+    first_content_at: float | None = None
+    """`time.perf_counter()` when the first content chunk was handed on."""
     last: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,6 +78,8 @@ async def relay_sse(
                     continue
             if _has_content(chunk):
                 outcome.content_chunks += 1
+                if outcome.first_content_at is None:
+                    outcome.first_content_at = time.perf_counter()
             outcome.last = chunk
             yield b"data: " + payload + b"\n\n"
         if not outcome.completed:
