@@ -9,6 +9,7 @@ from litestar.types import ASGIApp
 
 from gateway.admission import AdmissionControl
 from gateway.authentication import Authenticator
+from gateway.cache.response_cache import ResponseCache
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.endpoints.health import Lifecycle, health_routes
@@ -43,7 +44,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     authenticator = Authenticator(
         configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
-    pipeline = InferencePipeline(runtimes, client, admission, metrics)
+    cache = ResponseCache(stores.cache, metrics, default_ttl=settings.cache_ttl) if settings.cache_enabled else None
+    pipeline = InferencePipeline(runtimes, client, admission, metrics, cache=cache)
     redis_ping = stores.limits.ping if settings.redis_url else None
     metrics.live.register(WorkerStateCollector(runtimes))
     metrics.live.register(LimitStateCollector(stores.limits))

@@ -36,7 +36,12 @@ class Caller:
 
     @property
     def tenant(self) -> str:
-        return self.key.tenant if self.key is not None else self.subject
+        """Whose cache entries a request may see: the key's team (else the key); open mode shares one."""
+        return self.key.tenant if self.key is not None else "anonymous"
+
+    @property
+    def may_bypass_cache(self) -> bool:
+        return self.key is None or self.key.cache_control
 
     def may_use(self, model: str) -> bool:
         return self.key is None or self.key.allows_model(model)

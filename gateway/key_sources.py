@@ -43,6 +43,7 @@ class _FileKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     limits: KeyLimits = KeyLimits()
     expires_at: dt.datetime | float | None = None
     metadata: dict[str, str] = {}
+    cache_control: bool = True
 
 
 class _KeysFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -63,7 +64,7 @@ def load_keys_file(path: str) -> list[ApiKey]:
         expires = entry.expires_at.timestamp() if isinstance(entry.expires_at, dt.datetime) else entry.expires_at
         keys.append(ApiKey(id=entry.id, prefix="(file)", secret_hash=entry.secret_hash, scope=entry.scope,
                            models=entry.models, limits=entry.limits, expires_at=expires,
-                           metadata=entry.metadata, created_at=0.0))
+                           metadata=entry.metadata, created_at=0.0, cache_control=entry.cache_control))
     ids = [k.id for k in keys]
     if len(set(ids)) != len(ids):
         raise KeysFileError(f"keys file {path}: key ids must be unique")

@@ -10,6 +10,7 @@ A full worker (503, 429) is retried elsewhere without counting as a failure of t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,9 @@ import msgspec
 
 from gateway.admission import AdmissionControl, Ticket
 from gateway.authentication import Caller
+from gateway.cache.answers import CachedAnswer, as_json, as_sse
+from gateway.cache.plan import CachePlan, plan_for
+from gateway.cache.response_cache import ResponseCache, Role
 from gateway.errors import (
     GatewayError,
     ModelNotFound,
@@ -68,14 +72,26 @@ def request_key(request: InferenceRequest, model: str) -> RequestKey:
     return RequestKey(model=model, prompt=request.conversation(), session=request.session_key())
 
 
+@dataclass(frozen=True, slots=True)
+class _StreamCache:
+    """What a stream's end needs to fill the cache: the plan, and the chunks captured on the way."""
+
+    plan: CachePlan | None
+    refresh: bool
+    capture: list[bytes] | None
+    model: str
+
+
 def _is_full(error: GatewayError) -> bool:
     return isinstance(error, WorkerRejected) and error.status_code() in (429, 503)
 
 
 class InferencePipeline:
     def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, admission: AdmissionControl,
-                 metrics: GatewayMetrics, *, seed: int | None = None):
+                 metrics: GatewayMetrics, *, cache: ResponseCache | None = None, seed: int | None = None):
         self._runtimes = runtimes
+        self._cache = cache
+        self._filling: set[asyncio.Task[None]] = set()
         self._client = client
         self._admission = admission
         self._metrics = metrics
@@ -83,8 +99,10 @@ class InferencePipeline:
         self._active = 0
         self._retrying = 0
 
-    async def forward(self, request: InferenceRequest, record: RequestRecord, caller: Caller) -> Reply:
-        """Admit, route, forward. The reply carries the routing and rate-limit headers."""
+    async def forward(self, request: InferenceRequest, record: RequestRecord, caller: Caller,
+                      cache_control: str | None = None) -> Reply:
+        """Check, answer from the cache or admit, route, forward. The reply carries the routing, cache
+        and rate-limit headers. Cached answers cost no worker and are not charged to limits."""
         runtime = self._runtimes.current
         choice = choose_model(runtime, request)
         record.model, record.route, record.stream = choice.model, choice.route, request.stream
@@ -93,28 +111,87 @@ class InferencePipeline:
                                    code="model_not_allowed")
         allowed = tuple(m for m in choice.fallbacks if caller.may_use(m))
         if allowed != choice.fallbacks:
-            choice = ModelChoice(choice.model, choice.route, allowed)
+            choice = dataclasses.replace(choice, fallbacks=allowed)
+        cache = self._cache
+        plan = None if cache is None else plan_for(
+            request, choice.model, choice.cache, caller.tenant, default_ttl=cache.default_ttl,
+            cache_control=cache_control, may_bypass=caller.may_bypass_cache)
+        if cache is None or plan is None:
+            if cache is not None:
+                cache.count("bypass")
+                record.cache = "bypass"
+            return await self._admitted(runtime, request, record, caller, choice, None)
+        if not plan.lookup:  # Cache-Control: no-cache: a fresh answer, which then replaces the entry
+            cache.count("bypass")
+            record.cache = "bypass"
+            return await self._admitted(runtime, request, record, caller, choice, plan, refresh=True)
+        answer = await cache.lookup(plan)
+        if answer is not None:
+            cache.count("hit")
+            return self._replay(answer, request, record, "hit")
+        turn = await cache.turn(plan)
+        if turn.role is Role.FOLLOWER_SERVED and turn.answer is not None:
+            cache.count("coalesced")
+            return self._replay(turn.answer, request, record, "coalesced")
+        cache.count("miss")
+        record.cache = "miss"
+        return await self._admitted(runtime, request, record, caller, choice, plan)
+
+    def _replay(self, answer: CachedAnswer, request: InferenceRequest, record: RequestRecord, result: str) -> Reply:
+        record.cache = result
+        headers = {"x-gateway-cache": result, "x-gateway-model": record.model or "",
+                   "x-gateway-route": record.route or ""}
+        if not request.stream:
+            return Reply(headers=headers, body=as_json(answer))
+        events = as_sse(answer, include_usage=request.wants_usage)
+
+        async def replay() -> AsyncIterator[bytes]:
+            for event in events:
+                yield event
+
+        return Reply(headers=headers, stream=replay())
+
+    def _fill_later(self, plan: CachePlan, answer: CachedAnswer | None, refresh: bool) -> None:
+        assert self._cache is not None
+        task = asyncio.create_task(self._cache.refresh(plan, answer) if refresh else self._cache.fill(plan, answer))
+        self._filling.add(task)
+        task.add_done_callback(self._filling.discard)
+
+    async def _admitted(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord, caller: Caller,
+                        choice: ModelChoice, plan: CachePlan | None, *, refresh: bool = False) -> Reply:
         try:
             ticket = await self._admission.admit(caller, request)
         except RateLimited as exc:
             self._metrics.rate_limited.labels(exc.error_code or "").inc()
+            if plan is not None and not refresh:
+                self._fill_later(plan, None, refresh)  # let waiting requests go
             raise
+        capture: list[bytes] | None = [] if plan is not None and request.stream else None
         try:
-            reply = await self._forward(runtime, request, record, choice, ticket)
+            reply = await self._forward(runtime, request, record, choice, ticket, plan, refresh, capture)
         except BaseException:
             self._admission.settle(ticket, 0)  # nothing was used
+            if plan is not None and not refresh:
+                self._fill_later(plan, None, refresh)
             raise
         if ticket is not None:
             reply.headers.update(ticket.headers)
+        if record.cache is not None:
+            reply.headers["x-gateway-cache"] = record.cache
         if reply.stream is None:
             usage = usage_in_body(reply.body)
             if usage is not None:
                 record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
             self._admission.settle(ticket, usage.total_tokens if usage else 0)
+            if plan is not None:
+                answered_by_choice = record.model == choice.model
+                self._fill_later(plan, CachedAnswer(request.endpoint, body=reply.body) if answered_by_choice
+                                 else None, refresh)
         return reply
 
     async def _forward(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord,
-                       choice: ModelChoice, ticket: Ticket | None) -> Reply:
+                       choice: ModelChoice, ticket: Ticket | None, plan: CachePlan | None, refresh: bool,
+                       capture: list[bytes] | None) -> Reply:
         client_wants_usage = request.wants_usage
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
@@ -123,12 +200,14 @@ class InferencePipeline:
                 else {"include_usage": True}
         self._active += 1
         try:
-            return await self._try_chain(runtime, request, record, choice, client_wants_usage, ticket)
+            return await self._try_chain(runtime, request, record, choice, client_wants_usage, ticket,
+                                         _StreamCache(plan, refresh, capture, choice.model))
         finally:
             self._active -= 1
 
     async def _try_chain(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord,
-                         choice: ModelChoice, client_wants_usage: bool, ticket: Ticket | None) -> Reply:
+                         choice: ModelChoice, client_wants_usage: bool, ticket: Ticket | None,
+                         stream_cache: _StreamCache) -> Reply:
         loop = asyncio.get_running_loop()
         pool, retries, metrics = runtime.pool, runtime.catalog.retries, self._metrics
         budget = RetryBudget(ratio=retries.budget_ratio, minimum=retries.budget_minimum)
@@ -156,13 +235,13 @@ class InferencePipeline:
                         raise UpstreamTimeout("The request deadline passed while retrying.")
                     metrics.retries.labels(model).inc()
                 attempts += 1
-                record.attempts, record.worker = attempts, placement.name
+                record.attempts, record.worker, record.model = attempts, placement.name, model
                 tried.add(placement.name)
                 if attempts > 1:
                     self._retrying += 1
                 try:
                     reply = await self._attempt(request, record, placement, deadline, timeouts.first_byte,
-                                                timeouts.idle, client_wants_usage, ticket)
+                                                timeouts.idle, client_wants_usage, ticket, stream_cache)
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise
@@ -191,7 +270,7 @@ class InferencePipeline:
 
     async def _attempt(self, request: InferenceRequest, record: RequestRecord, placement: Placement,
                        deadline: float, first_byte: float, idle: float, client_wants_usage: bool,
-                       ticket: Ticket | None) -> Reply:
+                       ticket: Ticket | None, stream_cache: _StreamCache) -> Reply:
         state = placement.state
         request.body["model"] = placement.upstream_model
         wait = min(first_byte, deadline - asyncio.get_running_loop().time())
@@ -217,10 +296,19 @@ class InferencePipeline:
                 record.tokens_counted = outcome.usage is None or outcome.usage_counted_by_gateway
                 record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
                 self._admission.settle(ticket, usage.total_tokens)
+                plan, capture = stream_cache.plan, stream_cache.capture
+                if plan is not None:
+                    whole = outcome.completed and outcome.error is None and capture is not None \
+                        and placement_model == stream_cache.model
+                    answer = CachedAnswer(request.endpoint, chunks=capture) if whole and capture is not None else None
+                    self._fill_later(plan, answer, stream_cache.refresh)
 
+            placement_model = record.model
+            if stream_cache.capture is not None:
+                stream_cache.capture.clear()  # a retried attempt starts over
             stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
-                               client_wants_usage=client_wants_usage,
-                               prompt_tokens_estimate=prompt_estimate, on_end=finished)
+                               client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
+                               on_end=finished, capture=stream_cache.capture)
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:

@@ -57,6 +57,18 @@ class Settings:
     """RATE_LIMIT_FAIL_MODE: `open` (default: when Redis is down, each replica limits on its own) or
     `closed` (refuse with 503 and Retry-After)."""
 
+    cache_enabled: bool = True
+    """GATEWAY_CACHE: the response cache (deterministic requests, and rules or models that opt in)."""
+
+    cache_ttl: float = 300.0
+    """CACHE_TTL: seconds a cached answer lives, unless its rule or model says otherwise."""
+
+    cache_max_bytes: int = 64 * 1024 * 1024
+    """GATEWAY_CACHE_MAX_BYTES: the in-memory cache's size (least recently used entries go first)."""
+
+    cache_max_entry_bytes: int = 1024 * 1024
+    """GATEWAY_CACHE_MAX_ENTRY_BYTES: larger answers are not cached."""
+
     drain_seconds: float = 5.0
     """GATEWAY_DRAIN_SECONDS: after SIGTERM, readiness fails and the gateway keeps serving this long
     before it shuts down (0: at once)."""
@@ -134,5 +146,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_fail_open=fail_mode == "open",
         default_reserve_tokens=_int(env, "GATEWAY_DEFAULT_MAX_TOKENS", 512),
         drain_seconds=_float(env, "GATEWAY_DRAIN_SECONDS", 5.0),
+        cache_enabled=_bool(env, "GATEWAY_CACHE", True),
+        cache_ttl=_float(env, "CACHE_TTL", 300.0),
+        cache_max_bytes=_int(env, "GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024),
+        cache_max_entry_bytes=_int(env, "GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024),
         extra=dict(env),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import connect_redis
@@ -15,16 +16,21 @@ from gateway.settings import Settings
 class StateStores:
     keys: KeyStore
     limits: LimitStore
+    cache: CacheStore
 
     async def close(self) -> None:
         await self.keys.close()
         await self.limits.close()
+        await self.cache.close()
 
 
 def stores_from_settings(settings: Settings) -> StateStores:
     if settings.redis_url is None:
-        return StateStores(keys=MemoryKeyStore(), limits=MemoryLimitStore())
+        return StateStores(keys=MemoryKeyStore(), limits=MemoryLimitStore(),
+                           cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
+                                                  max_entry_bytes=settings.cache_max_entry_bytes))
     keys = RedisKeyStore(connect_redis(settings.redis_url))
     limits = FallbackLimitStore(RedisLimitStore(connect_redis(settings.redis_url)),
                                 fail_open=settings.rate_limit_fail_open)
-    return StateStores(keys=keys, limits=limits)
+    cache = RedisCacheStore(connect_redis(settings.redis_url), max_entry_bytes=settings.cache_max_entry_bytes)
+    return StateStores(keys=keys, limits=limits, cache=cache)

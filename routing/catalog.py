@@ -48,6 +48,20 @@ class Timeouts(_Strict, frozen=True):
     total: Annotated[float, msgspec.Meta(gt=0)] = 600.0
 
 
+class CacheSpec(_Strict, frozen=True):
+    """Response caching for a model or a routing rule (the rule's wins)."""
+
+    enabled: bool | None = None
+    """True: cache every request (e.g. daily tips); False: never; None (default): deterministic requests
+    only (temperature 0, or a `seed`)."""
+    ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    """Seconds; default CACHE_TTL."""
+    scope: Literal["tenant", "shared"] = "tenant"
+    """`tenant`: each key's team (or key) has its own entries; `shared`: one entry for everyone."""
+    store_truncated: bool = False
+    """Also store answers cut by `max_tokens` (`finish_reason: "length"`)."""
+
+
 class ModelSpec(_Strict, frozen=True):
     """A model clients may ask for by `name` (or one of its `aliases`)."""
 
@@ -63,6 +77,7 @@ class ModelSpec(_Strict, frozen=True):
     policy_options: dict[str, float | int | str | bool] = msgspec.field(default_factory=dict)
     timeouts: Timeouts | None = None
     """Overrides the timeouts of the workers serving this model."""
+    cache: CacheSpec | None = None
 
 
 class RouteRule(_Strict, frozen=True):
@@ -71,6 +86,7 @@ class RouteRule(_Strict, frozen=True):
     pattern: str
     model: str
     name: str | None = None
+    cache: CacheSpec | None = None
 
 
 class RoutingSpec(_Strict, frozen=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from routing.catalog import Catalog
+from routing.catalog import CacheSpec, Catalog
 from routing.safe_regex import Matcher, compile_safe
 
 MAX_MATCH_CHARS = 8192
@@ -23,6 +23,8 @@ class ModelChoice:
     """Why: `explicit`, `alias`, `default`, or the matching rule (its `name`, else `routes[i]`)."""
     fallbacks: tuple[str, ...] = ()
     """Models to try, in order, when no worker of `model` can take the request."""
+    cache: CacheSpec | None = None
+    """The caching rule for this request: the matching rule's, else the model's."""
 
 
 class UnknownModel(LookupError):
@@ -36,6 +38,7 @@ class _Rule:
     label: str
     regex: Matcher
     model: str
+    cache: CacheSpec | None
 
 
 class ModelChooser:
@@ -43,11 +46,12 @@ class ModelChooser:
 
     def __init__(self, catalog: Catalog) -> None:
         self._fallbacks = {m.name: m.fallbacks for m in catalog.models}
+        self._cache = {m.name: m.cache for m in catalog.models}
         self._aliases = {alias: m.name for m in catalog.models for alias in m.aliases}
         self._default = catalog.routing.default_model
         self.match_on = catalog.routing.match_on
         self._rules = tuple(
-            _Rule(rule.name or f"routes[{i}]", compile_safe(rule.pattern), rule.model)
+            _Rule(rule.name or f"routes[{i}]", compile_safe(rule.pattern), rule.model, rule.cache)
             for i, rule in enumerate(catalog.routing.routes)
         )
 
@@ -64,10 +68,10 @@ class ModelChooser:
         window = text[-MAX_MATCH_CHARS:]
         for rule in self._rules:
             if rule.regex.search(window):
-                return self._choice(rule.model, rule.label)
+                return self._choice(rule.model, rule.label, rule.cache)
         if self._default is None:
             raise UnknownModel(None)
         return self._choice(self._default, "default")
 
-    def _choice(self, model: str, route: str) -> ModelChoice:
-        return ModelChoice(model, route, self._fallbacks.get(model, ()))
+    def _choice(self, model: str, route: str, cache: CacheSpec | None = None) -> ModelChoice:
+        return ModelChoice(model, route, self._fallbacks.get(model, ()), cache or self._cache.get(model))

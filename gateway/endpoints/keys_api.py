@@ -25,13 +25,14 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     expires_at: dt.datetime | float | None = None
     expires_in_days: float | None = None
     metadata: dict[str, str] = {}
+    cache_control: bool = True
 
 
 def describe(key: ApiKey) -> dict[str, Any]:
     """A key as admins see it: never its secret or hash."""
     return {"id": key.id, "prefix": key.prefix, "scope": key.scope, "models": list(key.models),
             "limits": msgspec.to_builtins(key.limits), "expires_at": key.expires_at, "metadata": key.metadata,
-            "created_at": key.created_at}
+            "created_at": key.created_at, "cache_control": key.cache_control}
 
 
 def _decode_new_key(raw: bytes) -> NewKey:
@@ -54,7 +55,7 @@ def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticato
             expires = time.time() + spec.expires_in_days * 86400
         secret = new_secret()
         key = new_key(secret, scope=spec.scope, models=spec.models, limits=spec.limits, expires_at=expires,
-                      metadata=spec.metadata)
+                      metadata=spec.metadata, cache_control=spec.cache_control)
         await store.add(key)
         return {**describe(key), "secret": secret}
 

@@ -53,7 +53,8 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
         record.endpoint = endpoint
         caller = await caller_of(request, authenticator)
         inference = decode_inference_request(endpoint, await request.body())
-        reply = await unless_client_disconnects(request.receive, pipeline.forward(inference, record, caller))
+        forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
+        reply = await unless_client_disconnects(request.receive, forwarded)
         if reply.stream is not None:
             return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)

@@ -57,6 +57,8 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, str] = {}
     """Free-form labels: owner, team (the tenant), ..."""
     created_at: float
+    cache_control: bool = True
+    """May send `Cache-Control: no-cache` / `no-store` to bypass the response cache."""
 
     def allows_model(self, model: str) -> bool:
         return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)

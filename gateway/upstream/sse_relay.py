@@ -53,7 +53,9 @@ async def relay_sse(
     client_wants_usage: bool,
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
+    capture: list[bytes] | None = None,
 ) -> AsyncIterator[bytes]:
+    """`capture`: every data payload is appended to it (the usage chunk included), for the cache."""
     outcome = StreamOutcome()
     try:
         async for payload in _events(response, worker_name, idle_timeout, deadline):
@@ -69,6 +71,8 @@ async def relay_sse(
             if "error" in chunk:
                 raise worker_error(500, payload)
             outcome.chunks += 1
+            if capture is not None:
+                capture.append(payload)
             usage = chunk.get("usage")
             if usage:
                 outcome.usage = usage

@@ -65,8 +65,11 @@ def test_metrics_equal_what_clients_observed(observed: tuple[ServerThread, Gatew
         prompt, completion = prompt + usage["prompt_tokens"], completion + usage["completion_tokens"]
     statuses += [httpx.post(gw.url + "/v1/chat/completions", json={**CHAT, "model": "error-500"}).status_code,
                  httpx.post(gw.url + "/v1/chat/completions", json={**CHAT, "model": "nope"}).status_code]
-    text = httpx.get(gw.url + "/metrics").text
     name = "llm_gateway_requests_total"
+    deadline = time.monotonic() + 5  # each request is counted once its answer is out: wait for the last
+    while total(text := httpx.get(gw.url + "/metrics").text, name, endpoint="chat/completions") < 10:
+        assert time.monotonic() < deadline
+        threading.Event().wait(0.01)
     assert total(text, name, endpoint="chat/completions", status_class="2xx") == statuses.count(200) == 8
     assert total(text, name, endpoint="chat/completions", status_class="5xx") == 1
     assert total(text, name, endpoint="chat/completions", status_class="4xx") == 1
@@ -110,6 +113,10 @@ def test_one_canonical_log_line_per_request(observed: tuple[ServerThread, Gatewa
         httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers={"x-request-id": "log-1"})
         httpx.post(gw.url + "/v1/chat/completions", json={**CHAT, "model": "nope"}, headers={"x-request-id": "log-2"})
         httpx.get(gw.url + "/livez", headers={"x-request-id": "log-3"})
+        deadline = time.monotonic() + 5  # the line is written once the response is out: wait for it
+        while not any(e.get("request_id") == "log-3" for e in logs):
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.01)
     lines = [e for e in logs if e["event"] == "request"]
     by_id = {e["request_id"]: e for e in lines}
     assert [e["request_id"] for e in lines].count("log-1") == 1

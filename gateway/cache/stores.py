@@ -1,0 +1,112 @@
+"""Where cached answers live: Redis (shared by replicas) or an in-memory LRU (one process).
+
+Both bound what they hold: an entry larger than `max_entry_bytes` is not stored; the memory store also
+evicts least recently used entries past `max_bytes`; every Redis key gets a TTL (entries their own,
+locks `lock_ttl`). Locks coalesce identical misses across replicas: one replica holds the lock and
+calls the worker, the others wait for the entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+import redis.asyncio
+
+from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def put(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store; False when the entry is too large to keep."""
+        ...
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        """Take the fill lock of `key`; False if someone else holds it."""
+        ...
+
+    async def unlock(self, key: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCacheStore:
+    def __init__(self, *, max_bytes: int = 64 * 1024 * 1024, max_entry_bytes: int = 1024 * 1024) -> None:
+        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._locks: dict[str, float] = {}
+        self._bytes = 0
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max_entry_bytes
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    async def put(self, key: str, value: bytes, ttl: float) -> bool:
+        if len(value) > self.max_entry_bytes:
+            return False
+        self._drop(key)
+        self._entries[key] = (value, time.monotonic() + ttl)
+        self._bytes += len(value)
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+        return True
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._locks.get(key, 0.0) > now:
+            return False
+        self._locks[key] = now + ttl
+        return True
+
+    async def unlock(self, key: str) -> None:
+        self._locks.pop(key, None)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[0])
+
+
+class RedisCacheStore:
+    def __init__(self, client: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
+                 max_entry_bytes: int = 1024 * 1024) -> None:
+        self._redis = client
+        self._prefix = prefix + "cache:"
+        self.max_entry_bytes = max_entry_bytes
+
+    async def get(self, key: str) -> bytes | None:
+        with translate_redis_errors("cache get"):
+            value = await self._redis.get(self._prefix + key)
+        return value if isinstance(value, bytes) else None
+
+    async def put(self, key: str, value: bytes, ttl: float) -> bool:
+        if len(value) > self.max_entry_bytes:
+            return False
+        with translate_redis_errors("cache put"):
+            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+        return True
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        with translate_redis_errors("cache lock"):
+            return bool(await self._redis.set(self._prefix + "lock:" + key, b"1", nx=True,
+                                              px=max(1, int(ttl * 1000))))
+
+    async def unlock(self, key: str) -> None:
+        with translate_redis_errors("cache unlock"):
+            await self._redis.delete(self._prefix + "lock:" + key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,140 @@
+"""Relays an Ollama NDJSON stream (`/api/chat`, `/api/generate`) to the client as OpenAI SSE, line by
+line, as the worker produces it.
+
+The same contract as `sse_relay.relay_sse`: honest streams, where a stream that breaks, stalls past the
+idle timeout, outlives the deadline, carries Ollama's `{"error": "..."}` line or ends without its
+`done: true` line becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`.
+Usage comes from the final line's counts (estimated where Ollama leaves one out); the client gets the
+usage chunk only if it asked. The outcome is handed to `on_end` whatever happens, and the worker's
+response is closed, which is how Ollama learns to stop generating for a client that left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+import aiohttp
+import msgspec
+
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable
+from gateway.upstream.ollama_translation import Endpoint, StreamTranslator, decode_line, has_content, usage_of
+from gateway.upstream.sse_relay import DONE, StreamOutcome, error_event
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""A longer line without a newline is not Ollama's: the stream is dropped as malformed."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _event(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+async def relay_ndjson(
+    response: aiohttp.ClientResponse,
+    *,
+    worker_name: str,
+    idle_timeout: float,
+    deadline: float,
+    client_wants_usage: bool,
+    prompt_tokens_estimate: int,
+    on_end: Callable[[StreamOutcome], None] | None = None,
+    model: str,
+    endpoint: Endpoint,
+    request_id: str | None = None,
+    capture: list[bytes] | None = None,
+) -> AsyncIterator[bytes]:
+    """Yield OpenAI SSE bytes (`data: {json}\\n\\n` ... `data: [DONE]\\n\\n`) for an open Ollama stream.
+
+    `deadline` is the loop time by which the whole stream must be over; `model` is the name shown in
+    the chunks; `endpoint` is `chat/completions` or `completions`; `request_id` (optional) makes the
+    chunk id `chatcmpl-<hex>` of a gateway request id `req_<hex>`. `capture` (as `relay_sse`'s): every
+    chunk's JSON is appended to it, the usage chunk included, without the client's `usage: null`s."""
+    outcome = StreamOutcome()
+    translator = StreamTranslator(endpoint, model=model, request_id=request_id)
+    try:
+        async with contextlib.aclosing(_lines(response, worker_name, idle_timeout, deadline)) as lines:
+            async for raw in lines:
+                line = decode_line(raw, worker_name)  # raises on {"error": ...} and on what is not JSON
+                outcome.chunks += 1
+                chunks = translator.feed(line)
+                if line.done:
+                    # Counted before the last line goes out, so a client leaving now is billed right.
+                    with_content = outcome.content_chunks + sum(1 for c in chunks if has_content(c))
+                    outcome.usage, outcome.usage_counted_by_gateway = usage_of(
+                        line, prompt_estimate=prompt_tokens_estimate, completion_estimate=with_content)
+                for chunk in chunks:
+                    if has_content(chunk):
+                        outcome.content_chunks += 1
+                        if outcome.first_content_at is None:
+                            outcome.first_content_at = time.perf_counter()
+                    outcome.last = chunk
+                    payload = _encode(chunk)
+                    if capture is not None:
+                        capture.append(payload)
+                    # OpenAI writes `usage: null` on every chunk of a stream whose client asked for usage.
+                    yield _event(_encode({**chunk, "usage": None}) if client_wants_usage else payload)
+                if line.done:
+                    outcome.completed = True
+                    break
+        if not outcome.completed:
+            raise UpstreamError(f"worker {worker_name!r} ended the stream without its final (done) line")
+        if outcome.usage is not None:
+            payload = _encode(translator.usage_chunk(outcome.usage))
+            if capture is not None:
+                capture.append(payload)
+            if client_wants_usage:
+                yield _event(payload)
+        yield DONE
+    except GatewayError as exc:
+        outcome.error = exc
+        yield error_event(exc)
+        yield DONE
+    except (asyncio.CancelledError, GeneratorExit):
+        outcome.client_disconnected = True
+        raise
+    finally:
+        response.close()  # drops the connection unless the body was read to its end
+        if on_end is not None:
+            on_end(outcome)
+
+
+async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float
+                 ) -> AsyncGenerator[bytes, None]:
+    """Yield each non-blank line of the body (without its newline), however the bytes are chunked.
+
+    `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
+    content = response.content
+    loop = asyncio.get_running_loop()
+    buffer = bytearray()
+    while True:
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[start:end]).strip()
+            start = end + 1
+            if line:
+                yield line
+        del buffer[:start]
+        if len(buffer) > MAX_LINE_BYTES:
+            raise UpstreamError(f"worker {worker_name!r} sent a stream line longer than {MAX_LINE_BYTES} bytes")
+        wait = min(idle, deadline - loop.time())
+        try:
+            async with asyncio.timeout(wait):
+                data = await content.readany()
+        except TimeoutError:
+            if wait < idle:
+                raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
+                                      "request deadline") from None
+            raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream "
+                                    f"({type(exc).__name__})") from None
+        if not data:
+            tail = bytes(buffer).strip()
+            if tail:
+                yield tail
+            return
+        buffer += data
