@@ -24,6 +24,8 @@ class InferenceRequest:
     endpoint: Endpoint
     body: dict[str, Any]
     stream: bool
+    session: str | None = None
+    """A conversation the gateway keeps (coaching sessions): routed with affinity to one worker."""
 
     @property
     def requested_model(self) -> str | None:
@@ -54,7 +56,9 @@ class InferenceRequest:
         return self.routing_text()
 
     def session_key(self) -> str | None:
-        """A session or user id for session affinity: `session_id`, else OpenAI's `user`."""
+        """A session or user id for session affinity: a kept conversation, `session_id`, else OpenAI's `user`."""
+        if self.session:
+            return self.session
         for name in ("session_id", "user"):
             value = self.body.get(name)
             if isinstance(value, str) and value:

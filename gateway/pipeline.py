@@ -219,7 +219,7 @@ class InferencePipeline:
             key = request_key(request, model)
             while attempts < retries.max_attempts:
                 now = loop.time()
-                placement = pool.pick(model, key, now, exclude=tried)
+                placement = pool.pick(model, key, now, exclude=tried, sticky=request.session is not None)
                 if placement is None:
                     break
                 timeouts = runtime.timeouts_for(model, placement.state.spec.timeouts)

@@ -14,7 +14,7 @@ from gateway.upstream.openai_compatible import Target
 from routing.active_health import ActiveHealth
 from routing.catalog import Catalog, WorkerSpec
 from routing.outlier import OutlierConfig, OutlierDetector
-from routing.policies import PrefixAffinity, WorkerPolicy, make_policy
+from routing.policies import PrefixAffinity, SessionAffinity, WorkerPolicy, make_policy
 from routing.snapshot import RequestKey, WorkerLoad
 
 
@@ -77,6 +77,7 @@ class WorkerPool:
             self._policies[model.name] = previous._policies[model.name] if previous and same \
                 else make_policy(model.policy, **model.policy_options)
         self._kept = previous.workers if previous else {}
+        self._session_affinity: SessionAffinity | None = previous._session_affinity if previous else SessionAffinity()
         self.workers: dict[str, WorkerState] = {}
         self._by_model: dict[str, list[Placement]] = {}
         # Discovered members of `dns` workers, by the catalog worker's name.
@@ -133,8 +134,10 @@ class WorkerPool:
     def placements(self, model: str) -> list[Placement]:
         return list(self._by_model.get(model, ()))
 
-    def pick(self, model: str, key: RequestKey, now: float, exclude: Iterable[str] = ()) -> Placement | None:
-        """Choose a worker for `model` by its policy among the eligible ones not in `exclude`."""
+    def pick(self, model: str, key: RequestKey, now: float, exclude: Iterable[str] = (), *,
+             sticky: bool = False) -> Placement | None:
+        """Choose a worker for `model` by its policy among the eligible ones not in `exclude`; `sticky`
+        (a conversation the gateway keeps): by session affinity, whatever the model's policy."""
         placements = self._by_model.get(model)
         if not placements:
             return None
@@ -144,7 +147,11 @@ class WorkerPool:
         if not candidates:
             return None
         loads = [_load_of(p, model) for p in candidates]
-        chosen = self._policies[model].choose(key, loads, now)
+        policy = self._policies[model]
+        if sticky and key.session is not None and self._session_affinity is not None \
+                and not isinstance(policy, SessionAffinity):
+            policy = self._session_affinity  # kept conversations stay on one worker whatever the policy
+        chosen = policy.choose(key, loads, now)
         if chosen is None:
             return None
         return next(p for p in candidates if p.name == chosen.name)
