@@ -46,4 +46,5 @@ def parse_ollama_ps(data: Any) -> ScrapedLoad:
                 for key in ("name", "model"):
                     if isinstance(model.get(key), str):
                         names.add(model[key])
+                        names.add(model[key].removesuffix(":latest"))  # catalogs may name `llama3.2`
     return ScrapedLoad(resident_models=frozenset(names))

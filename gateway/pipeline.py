@@ -37,6 +37,8 @@ from gateway.inference_request import InferenceRequest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.runtime import Runtime, RuntimeHolder
+from gateway.upstream.ndjson_relay import relay_ndjson
+from gateway.upstream.ollama_translation import from_ollama, to_ollama
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome, relay_sse
 from gateway.usage import Usage, usage_in_body
@@ -272,16 +274,28 @@ class InferencePipeline:
                        deadline: float, first_byte: float, idle: float, client_wants_usage: bool,
                        ticket: Ticket | None, stream_cache: _StreamCache) -> Reply:
         state = placement.state
-        request.body["model"] = placement.upstream_model
+        ollama = state.spec.kind == "ollama"
+        if ollama:  # Ollama's native API (raises InvalidRequest for what it cannot do)
+            path, payload = to_ollama(request.endpoint, request.body, upstream_model=placement.upstream_model,
+                                      num_ctx=placement.num_ctx)
+        else:
+            request.body["model"] = placement.upstream_model
+            path, payload = "/" + request.endpoint, _encode(request.body)
         wait = min(first_byte, deadline - asyncio.get_running_loop().time())
         state.in_flight += 1
         handed_to_stream = False
         began = time.perf_counter()
         try:
-            response = await self._client.send(placement.target, "/" + request.endpoint, _encode(request.body),
-                                               record.request_id, wait=wait)
+            response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait)
             if not request.stream:
-                return Reply(headers={}, body=await self._client.read_body(response, placement.name, wait))
+                body = await self._client.read_body(response, placement.name, wait)
+                if ollama:
+                    encoding = request.body.get("encoding_format")
+                    body = from_ollama(request.endpoint, body, model=placement.upstream_model,
+                                       request_id=record.request_id,
+                                       encoding_format=encoding if isinstance(encoding, str) else None,
+                                       worker_name=placement.name)
+                return Reply(headers={}, body=body)
             prompt_estimate = request.prompt_tokens_estimate()
 
             def finished(outcome: StreamOutcome) -> None:
@@ -306,9 +320,15 @@ class InferencePipeline:
             placement_model = record.model
             if stream_cache.capture is not None:
                 stream_cache.capture.clear()  # a retried attempt starts over
-            stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
-                               client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
-                               on_end=finished, capture=stream_cache.capture)
+            if ollama:
+                stream = relay_ndjson(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
+                                      client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
+                                      on_end=finished, capture=stream_cache.capture, model=placement.upstream_model,
+                                      endpoint=request.endpoint, request_id=record.request_id)
+            else:
+                stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
+                                   client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
+                                   on_end=finished, capture=stream_cache.capture)
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:

@@ -47,6 +47,7 @@ class Placement:
 
     state: WorkerState
     upstream_model: str
+    num_ctx: int | None = None
 
     @property
     def name(self) -> str:
@@ -99,7 +100,8 @@ class WorkerPool:
                     WorkerState(spec=spec, target=Target.for_worker(spec, self._env))
                 workers[spec.name] = state
                 for served in spec.served():
-                    by_model.setdefault(served.name, []).append(Placement(state, served.worker_model_id))
+                    by_model.setdefault(served.name, []).append(
+                        Placement(state, served.worker_model_id, served.num_ctx))
         for gone in set(self.workers) - set(workers):
             self.outlier.forget(gone)
             self.health.forget(gone)

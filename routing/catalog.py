@@ -132,6 +132,9 @@ class ServedModel(_Strict, frozen=True):
 
     name: str
     upstream_id: str | None = None
+    num_ctx: Annotated[int, msgspec.Meta(ge=128)] | None = None
+    """Ollama workers: the context length every request asks for (`options.num_ctx`). Without it Ollama
+    uses its default (4096 or the Modelfile's) and silently cuts longer prompts."""
 
     @property
     def worker_model_id(self) -> str:

@@ -72,11 +72,10 @@ async def relay_ndjson(
                         if outcome.first_content_at is None:
                             outcome.first_content_at = time.perf_counter()
                     outcome.last = chunk
-                    payload = _encode(chunk)
                     if capture is not None:
-                        capture.append(payload)
+                        capture.append(_encode(chunk))
                     # OpenAI writes `usage: null` on every chunk of a stream whose client asked for usage.
-                    yield _event(_encode({**chunk, "usage": None}) if client_wants_usage else payload)
+                    yield _event(_encode({**chunk, "usage": None} if client_wants_usage else chunk))
                 if line.done:
                     outcome.completed = True
                     break
