@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
@@ -17,6 +19,7 @@ from gateway.error_responses import handle_exception
 from gateway.health_monitor import HealthMonitor
 from gateway.key_sources import configured_keys, keys_required
 from gateway.keys import KeyLimits
+from gateway.model_setup import pull_missing
 from gateway.observability.live_state import LimitStateCollector, WorkerStateCollector
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_observer import RequestObserver
@@ -52,6 +55,14 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     monitor = HealthMonitor(runtimes)
     watcher = CatalogWatcher(runtimes)
     on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
+    pulls: set[asyncio.Task[list[str]]] = set()
+    if settings.pull_required:
+        async def start_pulls() -> None:
+            task = asyncio.create_task(pull_missing(catalog, settings.extra), name="model-setup")
+            pulls.add(task)
+            task.add_done_callback(pulls.discard)
+
+        on_startup.append(start_pulls)
     on_shutdown = [watcher.stop, client.close, admission.drain, stores.close]
     on_shutdown += [monitor.stop] if background else []
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

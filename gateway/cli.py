@@ -54,6 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_keys_arguments(keys)
 
+    models = commands.add_parser("models", help="list the catalog's models per worker; pull missing ones",
+                                 description="What each worker of the catalog has (present, loaded, missing), "
+                                 "and pulling missing models onto Ollama workers with progress.")
+    from gateway.models_cli import add_arguments as add_models_arguments
+
+    add_models_arguments(models)
+
     simulate = commands.add_parser("simulate", help="run a simulated vLLM or Ollama worker",
                                    description="Run a simulated vLLM or Ollama worker for tests, "
                                    "benchmarks and demos without a GPU.")
@@ -68,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.keys_cli import run as run_keys
 
         return run_keys(args)
+    if args.command == "models":
+        from gateway.models_cli import run as run_models
+
+        return run_models(args)
     if args.command == "routes":
         return _routes_test(args.file, args.config)
     if args.command == "simulate":

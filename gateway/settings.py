@@ -69,6 +69,10 @@ class Settings:
     cache_max_entry_bytes: int = 1024 * 1024
     """GATEWAY_CACHE_MAX_ENTRY_BYTES: larger answers are not cached."""
 
+    pull_required: bool = False
+    """GATEWAY_PULL_REQUIRED: at startup, pull the catalog's required models onto Ollama workers that
+    lack them (in the background; progress in the logs)."""
+
     drain_seconds: float = 5.0
     """GATEWAY_DRAIN_SECONDS: after SIGTERM, readiness fails and the gateway keeps serving this long
     before it shuts down (0: at once)."""
@@ -147,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_reserve_tokens=_int(env, "GATEWAY_DEFAULT_MAX_TOKENS", 512),
         drain_seconds=_float(env, "GATEWAY_DRAIN_SECONDS", 5.0),
         cache_enabled=_bool(env, "GATEWAY_CACHE", True),
+        pull_required=_bool(env, "GATEWAY_PULL_REQUIRED", False),
         cache_ttl=_float(env, "CACHE_TTL", 300.0),
         cache_max_bytes=_int(env, "GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024),
         cache_max_entry_bytes=_int(env, "GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024),
