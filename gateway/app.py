@@ -15,6 +15,7 @@ from gateway.cache.response_cache import ResponseCache
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.endpoints.health import Lifecycle, health_routes
+from gateway.endpoints.workers_admin import workers_routes
 from gateway.error_responses import handle_exception
 from gateway.health_monitor import HealthMonitor
 from gateway.key_sources import configured_keys, keys_required
@@ -52,7 +53,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     redis_ping = stores.limits.ping if settings.redis_url else None
     metrics.live.register(WorkerStateCollector(runtimes))
     metrics.live.register(LimitStateCollector(stores.limits))
-    monitor = HealthMonitor(runtimes)
+    monitor = HealthMonitor(runtimes, stores.overlays)
     watcher = CatalogWatcher(runtimes)
     on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
     pulls: set[asyncio.Task[list[str]]] = set()
@@ -70,6 +71,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         route_handlers=[*openai_routes(pipeline, runtimes, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
+                        *workers_routes(runtimes, stores.overlays, authenticator, dict(settings.extra)),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,

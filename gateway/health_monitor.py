@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import httpx
 import structlog
 
 from gateway.dns_discovery import resolve_members
+from gateway.errors import StoreUnavailable
 from gateway.load_scrape import parse_ollama_ps, parse_vllm_metrics
 from gateway.runtime import Runtime, RuntimeHolder
 from gateway.worker_pool import WorkerState
+from gateway.worker_registry import OverlayStore
+from routing.catalog import CatalogError
 
 _log = structlog.get_logger("gateway.health")
 
@@ -35,8 +39,9 @@ def health_url(state: WorkerState) -> str:
 
 
 class HealthMonitor:
-    def __init__(self, runtimes: RuntimeHolder) -> None:
+    def __init__(self, runtimes: RuntimeHolder, overlays: OverlayStore | None = None) -> None:
         self._runtimes = runtimes
+        self._overlays = overlays
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
@@ -66,8 +71,20 @@ class HealthMonitor:
                 await asyncio.wait_for(self._wake.wait(), runtime.catalog.health.interval)
 
     async def check_once(self, runtime: Runtime) -> None:
+        await self._follow_overlay()
+        runtime = self._runtimes.current
         await self._discover(runtime)
         await asyncio.gather(*(self._check(runtime, state) for state in list(runtime.pool.workers.values())))
+
+    async def _follow_overlay(self) -> None:
+        """Apply the runtime worker changes other replicas made."""
+        if self._overlays is None:
+            return
+        try:
+            if self._runtimes.set_overlay(await self._overlays.get()):
+                _log.info("worker_overlay_applied", version=self._runtimes.overlay.version)
+        except (StoreUnavailable, CatalogError) as exc:
+            _log.warning("worker_overlay_not_applied", error=str(exc))
 
     async def _discover(self, runtime: Runtime) -> None:
         for spec in runtime.pool.catalog_workers():
@@ -108,7 +125,12 @@ class HealthMonitor:
                     runtime.pool.record_load(state, parse_vllm_metrics(response.text))
             elif state.spec.kind == "ollama":
                 response = await self._client.get(_root(state.spec.url) + "/api/ps", timeout=limit_s)
+                tags = await self._client.get(_root(state.spec.url) + "/api/tags", timeout=limit_s)
                 if response.status_code == 200:
-                    runtime.pool.record_load(state, parse_ollama_ps(response.json()))
+                    load = parse_ollama_ps(response.json())
+                    if tags.status_code == 200:
+                        present = parse_ollama_ps(tags.json()).resident_models
+                        load = dataclasses.replace(load, present_models=present)
+                    runtime.pool.record_load(state, load)
         except (httpx.HTTPError, ValueError) as exc:
             _log.debug("load_scrape_failed", worker=state.name, error=repr(exc))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from gateway.worker_pool import WorkerPool
+from gateway.worker_registry import WorkerOverlay, apply_overlay
 from routing.catalog import Catalog, Timeouts, load_catalog
 from routing.model_choice import ModelChooser
 
@@ -41,6 +42,9 @@ class Runtime:
 class RuntimeHolder:
     def __init__(self, runtime: Runtime, env: Mapping[str, str], source: str | None = None) -> None:
         self.current = runtime
+        self.base = runtime.catalog
+        """The catalog as the file (or the caller) gave it, before runtime worker changes."""
+        self.overlay = WorkerOverlay()
         self._env = env
         self.source = source
         self._listeners: list[Callable[[Runtime], None]] = []
@@ -49,6 +53,21 @@ class RuntimeHolder:
         self._listeners.append(listener)
 
     def swap(self, catalog: Catalog) -> Runtime:
+        """Install a new base catalog (the runtime worker changes stay applied on top)."""
+        installed = self._install(apply_overlay(catalog, self.overlay))
+        self.base = catalog
+        return installed
+
+    def set_overlay(self, overlay: WorkerOverlay) -> bool:
+        """Apply runtime worker changes if they are new; raises CatalogError (and keeps the old) if invalid."""
+        if overlay.version == self.overlay.version:
+            return False
+        catalog = apply_overlay(self.base, overlay)
+        self.overlay = overlay
+        self._install(catalog)
+        return True
+
+    def _install(self, catalog: Catalog) -> Runtime:
         runtime = Runtime.build(catalog, self._env, previous=self.current)
         self.current = runtime
         for listener in self._listeners:

@@ -10,6 +10,7 @@ from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import connect_redis
 from gateway.settings import Settings
+from gateway.worker_registry import MemoryOverlayStore, OverlayStore, RedisOverlayStore
 
 
 @dataclass(slots=True)
@@ -17,8 +18,10 @@ class StateStores:
     keys: KeyStore
     limits: LimitStore
     cache: CacheStore
+    overlays: OverlayStore
 
     async def close(self) -> None:
+        await self.overlays.close()
         await self.keys.close()
         await self.limits.close()
         await self.cache.close()
@@ -28,9 +31,11 @@ def stores_from_settings(settings: Settings) -> StateStores:
     if settings.redis_url is None:
         return StateStores(keys=MemoryKeyStore(), limits=MemoryLimitStore(),
                            cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
-                                                  max_entry_bytes=settings.cache_max_entry_bytes))
+                                                  max_entry_bytes=settings.cache_max_entry_bytes),
+                           overlays=MemoryOverlayStore())
     keys = RedisKeyStore(connect_redis(settings.redis_url))
     limits = FallbackLimitStore(RedisLimitStore(connect_redis(settings.redis_url)),
                                 fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(connect_redis(settings.redis_url), max_entry_bytes=settings.cache_max_entry_bytes)
-    return StateStores(keys=keys, limits=limits, cache=cache)
+    return StateStores(keys=keys, limits=limits, cache=cache,
+                       overlays=RedisOverlayStore(connect_redis(settings.redis_url)))

@@ -27,6 +27,8 @@ class ScrapedLoad:
     kv_usage: float | None = None
     num_gpu_blocks: int | None = None
     resident_models: frozenset[str] | None = None
+    present_models: frozenset[str] | None = None
+    """Ollama: the models on disk (`/api/tags`)."""
 
 
 @dataclass(slots=True)

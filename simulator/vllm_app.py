@@ -33,11 +33,13 @@ from simulator.streaming import (
 )
 from simulator.text import embedding, pack_float32
 from simulator.vllm_requests import (
+    LORA_ADAPTERS,
     GenerationRequest,
     embedding_inputs,
     generation_request,
     read_json_body,
     resolve_model,
+    vllm_error,
 )
 from simulator.vllm_shapes import (
     chat_chunk,
@@ -68,6 +70,9 @@ class VllmEndpoints:
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
+        app[LORA_ADAPTERS] = {}
+        app.router.add_post("/v1/load_lora_adapter", self.load_lora_adapter)
+        app.router.add_post("/v1/unload_lora_adapter", self.unload_lora_adapter)
         app.router.add_get("/health", self.health)
         app.router.add_get("/version", self.version)
         app.router.add_get("/load", self.load)
@@ -99,7 +104,33 @@ class VllmEndpoints:
         return response
 
     async def models(self, request: web.Request) -> web.Response:
-        return json_response(model_list(self.config.models, self.created, self.config.max_model_len))
+        listing = model_list(self.config.models, self.created, self.config.max_model_len)
+        for name, path in request.app[LORA_ADAPTERS].items():
+            listing["data"].append({"id": name, "object": "model", "created": self.created, "owned_by": "vllm",
+                                    "root": path, "parent": self.config.models[0],
+                                    "max_model_len": self.config.max_model_len})
+        return json_response(listing)
+
+    async def load_lora_adapter(self, request: web.Request) -> web.Response:
+        """vLLM's runtime LoRA loading (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True): 200 with a text body."""
+        body = await read_json_body(request)
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not isinstance(name, str) or not isinstance(path, str):
+            raise vllm_error(400, "lora_name and lora_path are required")
+        adapters = request.app[LORA_ADAPTERS]
+        if name in adapters:
+            raise vllm_error(400, f"The lora adapter '{name}' has already been loaded.")
+        adapters[name] = path
+        return web.Response(text=f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def unload_lora_adapter(self, request: web.Request) -> web.Response:
+        body = await read_json_body(request)
+        name = body.get("lora_name")
+        adapters = request.app[LORA_ADAPTERS]
+        if not isinstance(name, str) or name not in adapters:
+            raise vllm_error(404, f"The lora adapter '{name}' cannot be found.")
+        del adapters[name]
+        return web.Response(text=f"Success: LoRA adapter '{name}' removed successfully.")
 
     # --- inference ----------------------------------------------------------------------------
 

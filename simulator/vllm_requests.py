@@ -57,6 +57,10 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+LORA_ADAPTERS = web.AppKey("lora_adapters", dict)
+"""LoRA adapters loaded at runtime (`/v1/load_lora_adapter`): name → path."""
+
+
 def resolve_model(request: web.Request, body: dict[str, Any], config: SimulatorConfig) -> tuple[str, Fault | None]:
     """The requested model and its fault; 404 when it is neither served nor a fault name."""
     model = body.get("model")
@@ -68,7 +72,8 @@ def resolve_model(request: web.Request, body: dict[str, Any], config: SimulatorC
     record = record_of(request)
     record.model = model
     record.fault = fault.name if fault is not None else None
-    if model not in config.models and not (fault is not None and fault.name == model):
+    adapters = request.app.get(LORA_ADAPTERS, {})
+    if model not in config.models and model not in adapters and not (fault is not None and fault.name == model):
         raise vllm_error(404, f"The model `{model}` does not exist.", param="model")
     return model, fault
 

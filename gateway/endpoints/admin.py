@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import Request, post
 from litestar.handlers import HTTPRouteHandler
 
 from gateway.authentication import Authenticator
@@ -28,9 +27,4 @@ def admin_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[
         return {"reloaded": True, "source": runtimes.source, "models": [m.name for m in catalog.models],
                 "workers": [w.name for w in catalog.workers]}
 
-    @get("/admin/workers", summary="Workers, their health, ejections and load")
-    async def workers(request: Request[Any, Any, Any]) -> dict[str, Any]:
-        await admin_of(request, authenticator)
-        return {"workers": runtimes.current.pool.status(asyncio.get_running_loop().time())}
-
-    return [reload_catalog, workers]
+    return [reload_catalog]

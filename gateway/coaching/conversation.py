@@ -1,0 +1,241 @@
+"""One turn of `/api/coaching/chat`: decode the request, choose the model from the context type, put the
+conversation together (system prompt, kept history, new messages), forward it through the inference
+pipeline, and record the answer in the session.
+
+The body is an OpenAI chat request plus `context_type` (required) and `session_id` (optional); every
+other field reaches the worker as with `/v1/chat/completions`. The context type's `max_tokens` and
+`temperature` apply unless the request sets them. The model: the request's `model` if it names one,
+else the context type's `model`, else the catalog's routing rules matched against the context type's
+name, else the default model.
+
+With a `session_id`, the client sends only its new messages: the gateway prepends the kept history
+(trimmed to the context's `history_tokens`, latest turns first) and, once the answer is complete,
+appends the new messages and the answer. A stream is passed through byte for byte while its content
+is gathered; the turn is kept only when the stream ended with `[DONE]` and no error event. Failing to
+keep it fails the turn (503 `store_unavailable`, or that error as the stream's last event).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from gateway.authentication import Caller
+from gateway.coaching.catalog import CoachingCatalog, CoachingContext
+from gateway.coaching.config import MobileConfigHolder
+from gateway.coaching.sessions import Message, Session, SessionStore, session_key, tokens_of, trim_history
+from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotFound
+from gateway.inference_request import InferenceRequest, decode_inference_request
+from gateway.observability.request_record import RequestRecord
+from gateway.pipeline import InferencePipeline, Reply
+from gateway.runtime import RuntimeHolder
+from gateway.upstream.sse_relay import error_event
+from routing.model_choice import ModelChooser, UnknownModel
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(slots=True)
+class CoachingTurn:
+    inference: InferenceRequest
+    context: CoachingContext
+    session_id: str | None
+    new_messages: list[Message]
+
+
+def checked_session_id(value: object) -> str:
+    if not isinstance(value, str) or not SESSION_ID.match(value):
+        raise InvalidRequest("`session_id` must be 1-128 characters of A-Z a-z 0-9 . _ -.", param="session_id",
+                             code="invalid_value")
+    return value
+
+
+def decode_coaching_request(raw: bytes, coaching: CoachingCatalog) -> CoachingTurn:
+    inference = decode_inference_request("chat/completions", raw)
+    body = inference.body
+    context = _context_of(body.pop("context_type", None), coaching)
+    session = body.pop("session_id", None)
+    session_id = None if session is None else checked_session_id(session)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
+                                   or max_tokens < 1):
+        raise InvalidRequest("`max_tokens` must be a positive integer.", param="max_tokens", code="invalid_value")
+    temperature = body.get("temperature")
+    if temperature is not None and (not isinstance(temperature, int | float) or isinstance(temperature, bool)
+                                    or not 0 <= temperature <= 2):
+        raise InvalidRequest("`temperature` must be a number from 0 to 2.", param="temperature",
+                             code="invalid_value")
+    if session_id is not None and body.get("n") not in (None, 1):
+        raise InvalidRequest("A session keeps one answer a turn: `n` must be 1.", param="n", code="invalid_value")
+    if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body["max_tokens"] = context.max_tokens
+    if temperature is None:
+        body["temperature"] = context.temperature
+    return CoachingTurn(inference, context, session_id, list(body["messages"]))
+
+
+def _context_of(value: object, coaching: CoachingCatalog) -> CoachingContext:
+    valid = ", ".join(coaching.names) or "none are configured"
+    if value is None:
+        raise InvalidRequest(f"Missing required parameter: 'context_type'. Valid context types: {valid}.",
+                             param="context_type", code="missing_required_parameter")
+    context = coaching.context(value) if isinstance(value, str) else None
+    if context is None:
+        raise InvalidRequest(f"Unknown context_type {value!r}. Valid context types: {valid}.",
+                             param="context_type", code="invalid_value")
+    return context
+
+
+def route_turn(turn: CoachingTurn, chooser: ModelChooser) -> str | None:
+    """Set the model the context type calls for (unless the request names one); the route label."""
+    if turn.inference.requested_model:
+        return None
+    context = turn.context
+    if context.model is not None:
+        turn.inference.body["model"] = context.model
+        return f"coaching:{context.name}"
+    try:
+        choice = chooser.by_rules(context.name)
+    except UnknownModel:
+        raise ModelNotFound("No routing rule matches this context type and the catalog has no default "
+                            "model.", param="model") from None
+    turn.inference.body["model"] = choice.model
+    return f"coaching:{context.name}:{choice.route}"
+
+
+def conversation(turn: CoachingTurn, history: list[Message]) -> list[Message]:
+    """System prompt, then as much of the history as the budget leaves after the new messages, then those."""
+    system: Message = {"role": "system", "content": turn.context.system_prompt}
+    budget = max(0, turn.context.history_tokens - tokens_of(turn.new_messages))
+    return [system, *trim_history(history, budget), *turn.new_messages]
+
+
+def answer_of(body: bytes) -> Message | None:
+    """The assistant's message of a chat completion (its text), or None when it has none."""
+    try:
+        data = _decode(body)
+        content = data["choices"][0]["message"]["content"]
+    except (msgspec.DecodeError, KeyError, IndexError, TypeError):
+        return None
+    return {"role": "assistant", "content": content} if isinstance(content, str) else None
+
+
+async def recording(stream: AsyncIterator[bytes], save: Callable[[Message], Awaitable[None]]
+                    ) -> AsyncIterator[bytes]:
+    """Pass `stream` through event by event, gathering the first choice's content; before `[DONE]`, if
+    no error event came, `save` the answer (its failure becomes an error event)."""
+    parts: list[str] = []
+    failed = False
+    pending = b""
+    try:
+        async for chunk in stream:
+            pending += chunk
+            while (end := pending.find(b"\n\n")) >= 0:
+                event, pending = pending[:end + 2], pending[end + 2:]
+                data = _data_of(event)
+                if data == b"[DONE]" and not failed:
+                    try:
+                        await save({"role": "assistant", "content": "".join(parts)})
+                    except GatewayError as exc:
+                        yield error_event(exc)
+                elif data is not None and data != b"[DONE]":
+                    failed = _gather(data, parts) or failed
+                yield event
+        if pending:
+            yield pending
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()  # the relay releases the worker and settles the tokens now, not at GC
+
+
+def _data_of(event: bytes) -> bytes | None:
+    lines = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+def _gather(data: bytes, parts: list[str]) -> bool:
+    """Add the chunk's content to `parts`; True if the chunk is an error (or unreadable)."""
+    try:
+        chunk = _decode(data)
+    except msgspec.DecodeError:
+        return True
+    if not isinstance(chunk, dict) or "error" in chunk:
+        return True
+    for choice in chunk.get("choices") or ():
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                parts.append(content)
+    return False
+
+
+class Coach:
+    """Answers coaching turns and keeps their sessions."""
+
+    def __init__(self, pipeline: InferencePipeline, runtimes: RuntimeHolder, config: MobileConfigHolder,
+                 sessions: SessionStore) -> None:
+        self._pipeline = pipeline
+        self._runtimes = runtimes
+        self._config = config
+        self._sessions = sessions
+
+    async def answer(self, raw: bytes, caller: Caller, record: RequestRecord, cache_control: str | None) -> Reply:
+        coaching = self._config.current.coaching
+        turn = decode_coaching_request(raw, coaching)
+        route = route_turn(turn, self._runtimes.current.chooser)
+        key = None if turn.session_id is None else session_key(caller.subject, turn.session_id)
+        history: list[Message] = []
+        if key is not None:
+            session = await self._sessions.get(key)
+            history = [] if session is None else session.messages
+        turn.inference.body["messages"] = conversation(turn, history)
+        turn.inference.session = key
+        reply = await self._pipeline.forward(turn.inference, record, caller, cache_control)
+        if route is not None:
+            record.route = reply.headers["x-gateway-route"] = route
+        reply.headers["x-gateway-context-type"] = turn.context.name
+        if key is None or turn.session_id is None:
+            return reply
+        reply.headers["x-gateway-session"] = turn.session_id
+
+        async def save(answer: Message) -> None:
+            assert key is not None
+            await self._sessions.append(key, [*turn.new_messages, answer], context_type=turn.context.name,
+                                        budget_tokens=turn.context.history_tokens, ttl_s=coaching.session_ttl)
+
+        if reply.stream is not None:
+            reply.stream = recording(reply.stream, save)
+            return reply
+        answer = answer_of(reply.body)
+        if answer is not None:
+            await save(answer)
+        return reply
+
+    async def history(self, caller: Caller, session_id: str) -> Session:
+        session = await self._sessions.get(session_key(caller.subject, checked_session_id(session_id)))
+        if session is None:
+            raise _no_session(session_id)
+        return session
+
+    async def forget(self, caller: Caller, session_id: str) -> None:
+        if not await self._sessions.delete(session_key(caller.subject, checked_session_id(session_id))):
+            raise _no_session(session_id)
+
+
+def _no_session(session_id: str) -> NotFound:
+    return NotFound(f"No coaching session `{session_id}` (it may have expired).", param="session_id",
+                    code="session_not_found")
+
+
+def describe_session(session_id: str, session: Session) -> dict[str, Any]:
+    return {"id": session_id, "object": "coaching.session", "context_type": session.context_type,
+            "messages": session.messages, "tokens": tokens_of(session.messages),
+            "created_at": int(session.created_at), "updated_at": int(session.updated_at),
+            "expires_at": int(session.expires_at)}
