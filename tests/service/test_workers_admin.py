@@ -65,7 +65,8 @@ def test_ollama_pull_streams_progress_and_delete_removes() -> None:
 def test_a_drained_worker_gets_nothing_new_while_its_stream_finishes(
         pair: tuple[SimulatorThread, SimulatorThread]) -> None:
     a, b = pair
-    with start_gateway(catalog_yaml([("a", a.url), ("b", b.url)], extra_models=("slow",)), GATEWAY_ADMIN_KEY=ADMIN_KEY) as gw:
+    text = catalog_yaml([("a", a.url), ("b", b.url)], extra_models=("slow",))
+    with start_gateway(text, GATEWAY_ADMIN_KEY=ADMIN_KEY) as gw:
         finished: list[int] = []
 
         def long_stream() -> None:
