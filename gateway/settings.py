@@ -40,6 +40,10 @@ class Settings:
     redis_url: str | None = None
     """REDIS_URL: shared state (keys, limits) for several replicas; unset: in-memory, one process."""
 
+    redis_timeout_s: float = 1.0
+    """GATEWAY_REDIS_TIMEOUT: seconds to wait for a Redis answer before treating Redis as down (then
+    limits fail open or closed, see RATE_LIMIT_FAIL_MODE)."""
+
     api_key: str | None = field(default=None, repr=False)
     """LLM_API_KEY: a user key (all models) that clients send, as in the UpCoach stack."""
 
@@ -143,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=_int(env, "GATEWAY_WORKERS", 1),
         start_local_workers=_bool(env, "GATEWAY_START_LOCAL_WORKERS", True),
         redis_url=env.get("REDIS_URL", "").strip() or None,
+        redis_timeout_s=_float(env, "GATEWAY_REDIS_TIMEOUT", 1.0),
         api_key=env.get("LLM_API_KEY", "").strip() or None,
         admin_key=env.get("GATEWAY_ADMIN_KEY", "").strip() or None,
         keys_file=env.get("GATEWAY_KEYS_FILE", "").strip() or None,

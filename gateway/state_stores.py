@@ -33,9 +33,11 @@ def stores_from_settings(settings: Settings) -> StateStores:
                            cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
                                                   max_entry_bytes=settings.cache_max_entry_bytes),
                            overlays=MemoryOverlayStore())
-    keys = RedisKeyStore(connect_redis(settings.redis_url))
-    limits = FallbackLimitStore(RedisLimitStore(connect_redis(settings.redis_url)),
+    url, timeout = settings.redis_url, settings.redis_timeout_s
+    keys = RedisKeyStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout))
+    limits = FallbackLimitStore(RedisLimitStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)),
                                 fail_open=settings.rate_limit_fail_open)
-    cache = RedisCacheStore(connect_redis(settings.redis_url), max_entry_bytes=settings.cache_max_entry_bytes)
+    cache = RedisCacheStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout),
+                            max_entry_bytes=settings.cache_max_entry_bytes)
     return StateStores(keys=keys, limits=limits, cache=cache,
-                       overlays=RedisOverlayStore(connect_redis(settings.redis_url)))
+                       overlays=RedisOverlayStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)))

