@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio
+
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
@@ -34,10 +36,10 @@ def stores_from_settings(settings: Settings) -> StateStores:
                                                   max_entry_bytes=settings.cache_max_entry_bytes),
                            overlays=MemoryOverlayStore())
     url, timeout = settings.redis_url, settings.redis_timeout_s
-    keys = RedisKeyStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout))
-    limits = FallbackLimitStore(RedisLimitStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)),
-                                fail_open=settings.rate_limit_fail_open)
-    cache = RedisCacheStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout),
-                            max_entry_bytes=settings.cache_max_entry_bytes)
-    return StateStores(keys=keys, limits=limits, cache=cache,
-                       overlays=RedisOverlayStore(connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)))
+
+    def client() -> redis.asyncio.Redis:
+        return connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)
+
+    limits = FallbackLimitStore(RedisLimitStore(client()), fail_open=settings.rate_limit_fail_open)
+    cache = RedisCacheStore(client(), max_entry_bytes=settings.cache_max_entry_bytes)
+    return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()))
