@@ -70,7 +70,10 @@ class PrefixCache:
             if block_hash not in self._blocks:
                 break
             hits += 1
-        for block_hash in hashes:
+        # Tail first, so a prompt's leading blocks are the most recently used and evicted last: as vLLM
+        # frees blocks in reverse order, a cache a little over capacity loses the ends of prompts, not
+        # their shared beginnings.
+        for block_hash in reversed(hashes):
             self._blocks[block_hash] = None
             self._blocks.move_to_end(block_hash)
         while len(self._blocks) > self.capacity_blocks:
