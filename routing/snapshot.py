@@ -45,8 +45,11 @@ class WorkerLoad:
 
     @property
     def outstanding(self) -> int:
-        """Requests this worker has yet to finish, as far as we know: ours plus its scraped queue."""
-        return self.in_flight + (self.waiting or 0)
+        """Requests this worker has yet to finish, as far as we know: its scraped queue and running
+        requests (which include ours, and other gateways'), but never fewer than our own in flight (the
+        scrape may be a few seconds old). Adding the two would count our queued requests twice."""
+        scraped = (self.waiting or 0) + (self.running or 0)
+        return max(self.in_flight, scraped)
 
 
 @dataclass(frozen=True, slots=True)
