@@ -66,8 +66,9 @@ def test_chunks_arrive_as_the_worker_produces_them() -> None:
                     choices = json.loads(line[6:]).get("choices") or [{}]
                     if choices[0].get("delta", {}).get("content"):
                         arrivals.append(time.monotonic())
+        assert sim.wait_for(lambda rs: any(r.path == "/v1/chat/completions" and r.finished for r in rs), timeout=5)
         [record] = [r for r in sim.records if r.path == "/v1/chat/completions"]
-        assert len(arrivals) >= 4 and record.finished is not None
+        assert len(arrivals) >= 4
         # The first content chunk reached the client before the worker wrote its last one:
         # nothing waited for the whole stream.
         assert arrivals[0] < record.chunk_times[-1]
