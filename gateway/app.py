@@ -15,6 +15,7 @@ from gateway.cache.response_cache import ResponseCache
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.endpoints.health import Lifecycle, health_routes
+from gateway.endpoints.mobile_api import mobile_routes
 from gateway.endpoints.workers_admin import workers_routes
 from gateway.error_responses import handle_exception
 from gateway.health_monitor import HealthMonitor
@@ -72,7 +73,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
                         *workers_routes(runtimes, stores.overlays, authenticator, dict(settings.extra)),
-                        *health_routes(runtimes, metrics, lifecycle, redis_ping)],
+                        *health_routes(runtimes, metrics, lifecycle, redis_ping),
+                        *mobile_routes(pipeline, runtimes, authenticator, stores.sessions, settings.extra)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},

@@ -16,6 +16,7 @@ import uvloop
 
 from gateway.app import create_app
 from gateway.authentication import is_loopback
+from gateway.coaching.config import MobileFiles, load_mobile_config
 from gateway.endpoints.health import Lifecycle
 from gateway.key_sources import KeysFileError, configured_keys, keys_required
 from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
@@ -40,6 +41,7 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
     try:
         catalog = load_catalog(settings.config_path)
         configured_keys(settings)  # a bad keys file stops the start, with its reason
+        load_mobile_config(MobileFiles.from_env(settings.extra), catalog)  # so do bad coaching / edge files
     except (CatalogError, KeysFileError) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis.asyncio
 
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
+from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import connect_redis
@@ -21,12 +22,14 @@ class StateStores:
     limits: LimitStore
     cache: CacheStore
     overlays: OverlayStore
+    sessions: SessionStore
 
     async def close(self) -> None:
         await self.overlays.close()
         await self.keys.close()
         await self.limits.close()
         await self.cache.close()
+        await self.sessions.close()
 
 
 def stores_from_settings(settings: Settings) -> StateStores:
@@ -34,7 +37,7 @@ def stores_from_settings(settings: Settings) -> StateStores:
         return StateStores(keys=MemoryKeyStore(), limits=MemoryLimitStore(),
                            cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
                                                   max_entry_bytes=settings.cache_max_entry_bytes),
-                           overlays=MemoryOverlayStore())
+                           overlays=MemoryOverlayStore(), sessions=MemorySessionStore())
     url, timeout = settings.redis_url, settings.redis_timeout_s
 
     def client() -> redis.asyncio.Redis:
@@ -42,4 +45,5 @@ def stores_from_settings(settings: Settings) -> StateStores:
 
     limits = FallbackLimitStore(RedisLimitStore(client()), fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(client(), max_entry_bytes=settings.cache_max_entry_bytes)
-    return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()))
+    return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),
+                       sessions=RedisSessionStore(client()))

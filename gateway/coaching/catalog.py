@@ -18,8 +18,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gateway.coaching.edge_models import EdgeCatalog
-from gateway.coaching.yaml_files import convert_strict, parse_yaml, read_yaml
+from gateway.coaching.yaml_files import convert_strict, each_value, parse_yaml, read_yaml
 from routing.catalog import Catalog, CatalogError
+from routing.model_choice import ModelChooser, UnknownModel
 
 InferenceMode = Literal["serverOnly", "onDeviceOnly", "onDevicePreferred", "serverPreferred", "auto"]
 INFERENCE_MODES: tuple[InferenceMode, ...] = ("serverOnly", "onDeviceOnly", "onDevicePreferred",
@@ -115,8 +116,8 @@ def check_coaching(coaching: CoachingCatalog) -> list[str]:
     return problems
 
 
-def reference_problems(coaching: CoachingCatalog, models: Catalog, edge: EdgeCatalog) -> list[str]:
-    """What the coaching catalog names that the model catalog or the edge catalog lacks."""
+def reference_problems(coaching: CoachingCatalog, models: Catalog, edge: EdgeCatalog | None) -> list[str]:
+    """What the coaching catalog names that the model catalog (or the edge catalog, if given) lacks."""
     problems: list[str] = []
     known = {m.name for m in models.models} | {a for m in models.models for a in m.aliases}
     for name, spec in coaching.context_types.items():
@@ -126,15 +127,13 @@ def reference_problems(coaching: CoachingCatalog, models: Catalog, edge: EdgeCat
         elif spec.model is None and models.routing.default_model is None and not _any_rule_matches(models, name):
             problems.append(f"{where}.model: no model, no routing rule matches {name!r}, and the model "
                             "catalog has no default model")
-        if spec.edge_model is not None and edge.model(spec.edge_model) is None:
+        if spec.edge_model is not None and edge is not None and edge.model(spec.edge_model) is None:
             problems.append(f"{where}.edge_model: unknown edge model {spec.edge_model!r} "
                             "(not in the edge model catalog)")
     return problems
 
 
 def _any_rule_matches(models: Catalog, name: str) -> bool:
-    from routing.model_choice import ModelChooser, UnknownModel
-
     try:
         ModelChooser(models).by_rules(name)
     except UnknownModel:
@@ -155,10 +154,12 @@ def load_coaching(path: str | Path, *, models: Catalog | None = None,
 
 
 def _checked(data: Any, source: str, models: Catalog | None, edge: EdgeCatalog | None) -> CoachingCatalog:
+    for name, value in each_value(data, "context_types"):
+        convert_strict(value, ContextType, source, at=f"$.context_types.{name}")
     coaching = convert_strict(data, CoachingCatalog, source)
     problems = check_coaching(coaching)
     if models is not None:
-        problems += reference_problems(coaching, models, edge or EdgeCatalog())
+        problems += reference_problems(coaching, models, edge)
     if problems:
         raise CatalogError(source, problems)
     return coaching

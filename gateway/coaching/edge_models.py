@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from gateway.coaching.yaml_files import convert_strict, parse_yaml, read_yaml
+from gateway.coaching.yaml_files import convert_strict, each_value, parse_yaml, read_yaml
 from routing.catalog import CatalogError
 
 Platform = Literal["ios", "android"]
@@ -98,6 +98,10 @@ def load_edge_models(path: str | Path) -> EdgeModels:
 
 
 def _checked(data: Any, source: str) -> EdgeModels:
+    models = data.get("edge_models") if isinstance(data, dict) else None
+    for i, model in enumerate(models if isinstance(models, list) else ()):
+        for name, value in each_value(model, "formats"):
+            convert_strict(value, EdgeFormat, source, at=f"$.edge_models[{i}].formats.{name}")
     catalog = convert_strict(data, EdgeCatalog, source)
     problems = check_edge_catalog(catalog)
     if problems:

@@ -32,11 +32,19 @@ def parse_yaml(text: str, source: str) -> Any:
     return {} if data is None else data
 
 
-def convert_strict(data: Any, type_: type[T], source: str) -> T:
-    """`data` as `type_` (unknown fields refused); a mismatch raises `CatalogError` with its path."""
+def convert_strict(data: Any, type_: type[T], source: str, *, at: str = "$") -> T:
+    """`data` (found at path `at`) as `type_`, unknown fields refused; a mismatch raises `CatalogError`
+    with its path. msgspec names a dict's values `[...]`: convert those one by one first, with their key
+    in `at`, to say which one is wrong."""
     try:
         return msgspec.convert(data, type_)
     except msgspec.ValidationError as exc:
         reason, sep, where = str(exc).rpartition(" - at ")
-        problem = f"{where.strip('`')}: {reason}" if sep else f"$: {exc}"
+        problem = f"{at}{where.strip('`')[1:]}: {reason}" if sep else f"{at}: {exc}"
         raise CatalogError(source, [problem]) from None
+
+
+def each_value(data: Any, key: str) -> list[tuple[str, Any]]:
+    """The entries of the mapping `data[key]` (none if either is not a mapping)."""
+    values = data.get(key) if isinstance(data, dict) else None
+    return [(str(k), v) for k, v in values.items()] if isinstance(values, dict) else []
