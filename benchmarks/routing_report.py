@@ -1,0 +1,207 @@
+"""The routing benchmark's figures: one run's summary, the ratios against the issue's targets, the JSON
+file and the routing section of `benchmarks/RESULTS.md` (used by `benchmarks.routing_bench`; run that).
+
+Only the text between `<!-- routing:start -->` and `<!-- routing:end -->` is ever rewritten (the
+markers are appended at the end of the file when absent); the rest of RESULTS.md belongs to
+`benchmarks.overhead`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.routing_analysis import TARGET_THROUGHPUT, analyse
+from benchmarks.routing_client import Outcome
+from benchmarks.routing_workload import percentile
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+RESULTS_MD = HERE / "RESULTS.md"
+START, END = "<!-- routing:start -->", "<!-- routing:end -->"
+TARGET_TTFT = 3.0
+TARGET_QUEUE = 2.0
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}"}
+
+
+def _imbalance(values: Sequence[float]) -> float:
+    mean = sum(values) / len(values) if values else 0.0
+    return max(values) / mean if mean > 0 else float("nan")
+
+
+def summarize_run(kind: str, policy: str, outcomes: list[Outcome], wall_s: float,
+                  load: dict[str, dict[str, float]], names: list[str],
+                  counters: list[dict[str, float]]) -> dict[str, Any]:
+    """One (workload, policy) run: throughput, client TTFT, simulators' cache hits, load per worker."""
+    ok = [o for o in outcomes if o.error is None]
+    ttfts = [o.ttft_s for o in ok if o.ttft_s is not None]
+    tokens = sum(o.completion_tokens for o in ok)
+    hits = sum(c["hits"] for c in counters)
+    queries = sum(c["queries"] for c in counters)
+    per_worker = {}
+    for name, counter in zip(names, counters, strict=True):
+        per_worker[name] = {
+            "requests": sum(1 for o in ok if o.worker == name),
+            "finished_on_simulator": int(counter["finished"]),
+            "cache_hit_rate": round(counter["hits"] / counter["queries"], 4) if counter["queries"] else None,
+            "mean_outstanding": round(load[name]["mean"], 3),
+            "peak_outstanding": int(load[name]["peak"]),
+        }
+    errors = [o.error for o in outcomes if o.error is not None]
+    spread: dict[int, set[str]] = {}
+    for outcome in ok:
+        spread.setdefault(outcome.group, set()).add(outcome.worker)
+    return {
+        "workload": kind, "policy": policy, "requests": len(outcomes), "errors": len(errors),
+        "first_errors": errors[:3], "wall_s": round(wall_s, 3), "output_tokens": tokens,
+        "output_tokens_per_s": round(tokens / wall_s, 1),
+        "ttft_p50_ms": round(1000 * percentile(ttfts, 50), 1), "ttft_p90_ms": round(1000 * percentile(ttfts, 90), 1),
+        "ttft_p99_ms": round(1000 * percentile(ttfts, 99), 1),
+        "cache_hit_rate": round(hits / queries, 4) if queries else 0.0,
+        "workers_per_group": round(sum(len(w) for w in spread.values()) / len(spread), 2) if spread else 0.0,
+        "workers_per_group_max": max((len(w) for w in spread.values()), default=0),
+        "queue_imbalance": round(_imbalance([load[name]["mean"] for name in names]), 3),
+        "peak_queue_imbalance": round(_imbalance([load[name]["peak"] for name in names]), 3),
+        "per_worker": per_worker,
+    }
+
+
+def _run(report: dict[str, Any], kind: str, policy: str) -> dict[str, Any] | None:
+    return next((r for r in report["runs"] if r["workload"] == kind and r["policy"] == policy), None)
+
+
+def compare(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """prefix_affinity vs round_robin per workload, each figure with its target and whether it is met."""
+    rows: list[dict[str, Any]] = []
+    for kind in ("uniform", "skewed"):
+        rr, pa = _run(report, kind, "round_robin"), _run(report, kind, "prefix_affinity")
+        if rr is None or pa is None:
+            continue
+        clean = rr["errors"] == 0 and pa["errors"] == 0
+        throughput = pa["output_tokens_per_s"] / rr["output_tokens_per_s"]
+        ttft = rr["ttft_p90_ms"] / pa["ttft_p90_ms"]
+        rows.append({"workload": kind, "figure": "output tokens/s, prefix_affinity / round_robin",
+                     "value": round(throughput, 2), "target": f">= {TARGET_THROUGHPUT}x",
+                     "met": clean and throughput >= TARGET_THROUGHPUT})
+        rows.append({"workload": kind, "figure": "p90 TTFT, round_robin / prefix_affinity",
+                     "value": round(ttft, 2), "target": f">= {TARGET_TTFT}x", "met": clean and ttft >= TARGET_TTFT})
+        if kind == "skewed":
+            for key, label in (("queue_imbalance", "time-averaged"), ("peak_queue_imbalance", "peak")):
+                rows.append({"workload": kind, "figure": f"prefix_affinity max / mean worker queue ({label})",
+                             "value": pa[key], "target": f"<= {TARGET_QUEUE}x", "met": pa[key] <= TARGET_QUEUE})
+    return rows
+
+
+def _fmt_ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _table(report: dict[str, Any], kind: str) -> list[str]:
+    lines = ["| policy | output tok/s | TTFT p50 ms | TTFT p90 ms | cache hit rate | requests with no hit | "
+             "workers per group | requests per worker (min-max) | queue max/mean (time avg) | "
+             "queue max/mean (peak) | peak queue | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for run in report["runs"]:
+        if run["workload"] != kind:
+            continue
+        workers = run["per_worker"].values()
+        counts = [w["requests"] for w in workers]
+        peaks = [w["peak_outstanding"] for w in workers]
+        lines.append(f"| {run['policy']} | {run['output_tokens_per_s']:,.0f} | {run['ttft_p50_ms']:,.0f} | "
+                     f"{run['ttft_p90_ms']:,.0f} | {run['cache_hit_rate']:.1%} | "
+                     f"{run['replay']['missed_requests'] / max(run['replay']['requests'], 1):.0%} | "
+                     f"{run['workers_per_group']:.1f} | {min(counts)}-{max(counts)} | "
+                     f"{run['queue_imbalance']:.2f} | {run['peak_queue_imbalance']:.2f} | {max(peaks)} | "
+                     f"{run['errors']} |")
+    return lines
+
+
+def render_section(report: dict[str, Any], json_name: str | None) -> str:
+    fleet, work, machine = report["fleet"], report["workload"], report["machine"]
+    ideal = report.get("ideal", {})
+    lines = [
+        START, "## Routing benchmark: prefix affinity vs round robin", "",
+        "Generated by `python -m benchmarks.routing_bench` (text in `benchmarks/routing_report.py`); only this",
+        "section, between the routing markers, is rewritten by it.", "",
+        "| | |", "|---|---|",
+        f"| date (UTC) | {report['date_utc']} ({report['duration_s']:.0f} s{', --quick' if report['quick'] else ''}) |",
+        f"| machine | {machine['cores']} cores, {machine['cpu']}, Linux {machine['kernel']}, {machine['python']} |",
+        f"| fleet | {fleet['workers']} simulated vLLM workers (subprocesses): kv_blocks {fleet['kv_blocks']} x "
+        f"{fleet['block_tokens']} tokens, TTFT {fleet['ttft_overhead_s'] * 1000:.0f} ms + "
+        f"{fleet['prefill_s_per_token'] * 1e6:.0f} us per uncached prompt token, ITL "
+        f"{fleet['itl_s'] * 1000:.0f} ms, concurrency_slowdown {fleet['concurrency_slowdown']}, max_running "
+        f"{fleet['max_running']}, replies {fleet['reply_tokens'][0]}-{fleet['reply_tokens'][1]} tokens |",
+        f"| workload | {work['groups']} groups, system prompts {work['min_prompt_chars']:,}-"
+        f"{work['max_prompt_chars']:,} characters + a distinct ~80-200-character question; "
+        f"{work['requests_per_run']:,} streamed requests per run at concurrency {work['concurrency']}; "
+        f"skewed: group {work['hot_group']} gets {work['hot_share']:.0%} |",
+        f"| gateway | one `llm-gateway serve` per run, health/scrape every {report['health_interval_s']} s; "
+        f"prefix_affinity options `{json.dumps(report['prefix_affinity_options'])}`; simulators restarted "
+        "(empty KV caches) per run |",
+    ]
+    for kind, limit in ideal.items():
+        lines.append(f"| ceiling ({kind}) | every system prompt cached vs none, in the simulator's latency model: "
+                     f"{limit['throughput']:.2f}x tokens/s, {limit['ttft']:.1f}x TTFT (mean uncached TTFT "
+                     f"{limit['mean_uncached_ttft_ms']:.0f} ms, mean decode {limit['mean_decode_ms']:.0f} ms) |")
+    for kind, title in (("uniform", "Uniform workload"), ("skewed", "Skewed workload (one hot group)")):
+        lines += ["", f"### {title}", "", *_table(report, kind)]
+    lines += ["", "### Against the targets", "", "| workload | figure | value | target | met |",
+              "|---|---|---:|---|---|"]
+    for row in report["comparison"]:
+        met = "yes" if row["met"] else "**no**"
+        lines.append(f"| {row['workload']} | {row['figure']} | {_fmt_ratio(row['value'])} | {row['target']} | {met} |")
+    noisy = [f"{r['workload']}/{r['policy']}" for r in report["runs"] if r.get("overhead_benchmark_running")]
+    if noisy:
+        lines += ["", f"**Noisy**: `benchmarks.overhead` ran on the same 2 cores during {', '.join(noisy)}."]
+    lines += ["", *report.get("analysis", [])]
+    if json_name:
+        lines += ["", f"Raw figures: `benchmarks/results/{json_name}`."]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(text: str, section: str) -> str:
+    """`text` with its routing section replaced by `section` (appended at the end when absent)."""
+    start, end = text.find(START), text.find(END)
+    if start != -1 and end > start:
+        tail = text[end + len(END):]
+        return text[:start] + section.rstrip("\n") + tail
+    return text.rstrip("\n") + "\n\n" + section
+
+
+def verdict_text(report: dict[str, Any]) -> str:
+    lines = ["", "prefix_affinity vs round_robin against the issue's targets:"]
+    for row in report["comparison"]:
+        lines.append(f"  {row['workload']:8} {row['figure']:50} {_fmt_ratio(row['value']):>7}  target "
+                     f"{row['target']:8} {'met' if row['met'] else 'NOT MET'}")
+    return "\n".join([*lines, "", *report.get("analysis", [])])
+
+
+def write_reports(report: dict[str, Any], *, write_files: bool) -> str:
+    """Add the comparison, write the JSON and the RESULTS.md section (if asked); the verdict as text."""
+    report["comparison"] = compare(report)
+    report["analysis"] = analyse(report)
+    if write_files:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        stamp = report["date_utc"].replace("-", "").replace(":", "").replace(" ", "T") + "Z"
+        json_path = RESULTS_DIR / f"routing-{stamp}.json"
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        text = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
+        RESULTS_MD.write_text(replace_section(text, render_section(report, json_path.name)))
+    return verdict_text(report)
