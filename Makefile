@@ -31,11 +31,16 @@ typecheck: install
 ## check: the quality bar: ruff, mypy --strict, pytest with warnings as errors
 check: lint typecheck test
 
-## bench: the overhead benchmark (nginx upstream, wrk), written to benchmarks/RESULTS.md
+## bench: every benchmark, one after the other, written to benchmarks/RESULTS.md and benchmarks/results/:
+## overhead (nginx upstream, wrk; gateway configurations and ASGI servers), routing (simulated fleet),
+## peers (LiteLLM, Portkey: installed on first run) and streaming (TTFT, pacing)
 bench: install
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks.overhead --servers
+	$(BIN)/python -m benchmarks.routing_bench
+	$(BIN)/python -m benchmarks.peers_bench
+	$(BIN)/python -m benchmarks.streaming_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
