@@ -12,8 +12,10 @@ from litestar.types import ASGIApp
 from gateway.admission import AdmissionControl
 from gateway.authentication import Authenticator
 from gateway.cache.response_cache import ResponseCache
+from gateway.capture.interactions import CaptureConfig, InteractionCapture
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
+from gateway.endpoints.feedback_api import feedback_routes
 from gateway.endpoints.health import Lifecycle, health_routes
 from gateway.endpoints.mobile_api import mobile_routes
 from gateway.endpoints.workers_admin import workers_routes
@@ -51,12 +53,15 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
     cache = ResponseCache(stores.cache, metrics, default_ttl=settings.cache_ttl) if settings.cache_enabled else None
     pipeline = InferencePipeline(runtimes, client, admission, metrics, cache=cache)
+    capture = InteractionCapture(CaptureConfig(
+        directory=settings.capture_dir, file_bytes=settings.capture_file_bytes,
+        max_bytes=settings.capture_max_bytes, redact=settings.capture_redact))
     redis_ping = stores.limits.ping if settings.redis_url else None
     metrics.live.register(WorkerStateCollector(runtimes))
     metrics.live.register(LimitStateCollector(stores.limits))
     monitor = HealthMonitor(runtimes, stores.overlays)
     watcher = CatalogWatcher(runtimes)
-    on_startup = [client.start, watcher.start] + ([monitor.start] if background else [])
+    on_startup = [client.start, watcher.start, capture.start] + ([monitor.start] if background else [])
     pulls: set[asyncio.Task[list[str]]] = set()
     if settings.pull_required:
         async def start_pulls() -> None:
@@ -65,11 +70,12 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
             task.add_done_callback(pulls.discard)
 
         on_startup.append(start_pulls)
-    on_shutdown = [watcher.stop, client.close, admission.drain, stores.close]
+    on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += [monitor.stop] if background else []
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[*openai_routes(pipeline, runtimes, authenticator),
+        route_handlers=[*openai_routes(pipeline, runtimes, authenticator, capture),
+                        *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
                         *workers_routes(runtimes, stores.overlays, authenticator, dict(settings.extra)),

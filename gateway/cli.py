@@ -61,6 +61,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_models_arguments(models)
 
+    from gateway import operator_cli
+
+    status = commands.add_parser("status", help="a running gateway's health, readiness, models and workers",
+                                 description="Health (/health), readiness (/readyz), models (/v1/models) and "
+                                 "workers (/admin/workers, with an admin key) of a running gateway; exit 0 when "
+                                 "ready, 1 when not, 2 when unreachable.")
+    operator_cli.add_status_arguments(status)
+    chat = commands.add_parser("chat", help="one chat completion, streamed to the terminal",
+                               description="Send one chat completion to a running gateway and stream the answer.")
+    operator_cli.add_chat_arguments(chat)
+    batch = commands.add_parser("batch", help="run a file of prompts concurrently; print a latency summary",
+                                description="Run the prompts of a JSONL or text file against a running gateway, "
+                                "-c at a time, and print count, errors, latency p50/p90/p99 and tokens/s.")
+    operator_cli.add_batch_arguments(batch)
+
+    dataset = commands.add_parser("dataset", help="fine-tuning sets and training stats from captured interactions",
+                                  description="Export captured interactions (GATEWAY_CAPTURE_DIR) as fine-tuning "
+                                  "sets (chat or preference JSONL), with counts per rating and label.")
+    from gateway.dataset_cli import add_arguments as add_dataset_arguments
+
+    add_dataset_arguments(dataset)
+
     simulate = commands.add_parser("simulate", help="run a simulated vLLM or Ollama worker",
                                    description="Run a simulated vLLM or Ollama worker for tests, "
                                    "benchmarks and demos without a GPU.")
@@ -79,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.models_cli import run as run_models
 
         return run_models(args)
+    if args.command in ("status", "chat", "batch"):
+        return operator_cli.run(args)
+    if args.command == "dataset":
+        from gateway.dataset_cli import run as run_dataset
+
+        return run_dataset(args)
     if args.command == "routes":
         return _routes_test(args.file, args.config)
     if args.command == "simulate":

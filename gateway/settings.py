@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.capture.redaction import parse_patterns
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the gateway cannot use."""
@@ -84,6 +86,20 @@ class Settings:
     default_reserve_tokens: int = 512
     """GATEWAY_DEFAULT_MAX_TOKENS: completion tokens reserved for a request without `max_tokens`."""
 
+    capture_dir: str = "captures"
+    """GATEWAY_CAPTURE_DIR: where captured interactions and feedback go (JSONL files, created at the first
+    capture). Capture is opt-in per key (`metadata.capture: "true"`) or per route / model (`capture: true`)."""
+
+    capture_file_bytes: int = 64 * 1024 * 1024
+    """GATEWAY_CAPTURE_FILE_BYTES: a capture file is closed and a new one started at this size."""
+
+    capture_max_bytes: int = 1024 * 1024 * 1024
+    """GATEWAY_CAPTURE_MAX_BYTES: the oldest capture files are deleted to keep the directory under this."""
+
+    capture_redact: tuple[str, ...] = ()
+    """GATEWAY_CAPTURE_REDACT: RE2 patterns (one, or a JSON array) replaced by `[redacted]` in captures;
+    e-mail addresses and phone numbers are always redacted."""
+
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Every other variable, for components that read their own (e.g. worker API keys by name)."""
 
@@ -128,6 +144,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
+def _redaction_patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    try:
+        return parse_patterns(env.get(name, ""))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
@@ -137,6 +160,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     fail_mode = env.get("RATE_LIMIT_FAIL_MODE", "open").strip().lower() or "open"
     if fail_mode not in ("open", "closed"):
         raise SettingsError(f"RATE_LIMIT_FAIL_MODE={fail_mode!r}: expected open or closed")
+    capture_file_bytes = _int(env, "GATEWAY_CAPTURE_FILE_BYTES", 64 * 1024 * 1024)
+    capture_max_bytes = _int(env, "GATEWAY_CAPTURE_MAX_BYTES", 1024 * 1024 * 1024)
+    if capture_max_bytes < capture_file_bytes:
+        raise SettingsError("GATEWAY_CAPTURE_MAX_BYTES must be at least GATEWAY_CAPTURE_FILE_BYTES")
     return Settings(
         host=env.get("GATEWAY_HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_int(env, "GATEWAY_PORT", 3100),
@@ -160,5 +187,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_ttl=_float(env, "CACHE_TTL", 300.0),
         cache_max_bytes=_int(env, "GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024),
         cache_max_entry_bytes=_int(env, "GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024),
+        capture_dir=env.get("GATEWAY_CAPTURE_DIR", "").strip() or "captures",
+        capture_file_bytes=capture_file_bytes,
+        capture_max_bytes=capture_max_bytes,
+        capture_redact=_redaction_patterns(env, "GATEWAY_CAPTURE_REDACT"),
         extra=dict(env),
     )

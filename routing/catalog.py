@@ -78,6 +78,8 @@ class ModelSpec(_Strict, frozen=True):
     timeouts: Timeouts | None = None
     """Overrides the timeouts of the workers serving this model."""
     cache: CacheSpec | None = None
+    capture: bool = False
+    """Capture this model's requests and answers for fine-tuning (GATEWAY_CAPTURE_DIR); off by default."""
 
 
 class RouteRule(_Strict, frozen=True):
@@ -87,6 +89,8 @@ class RouteRule(_Strict, frozen=True):
     model: str
     name: str | None = None
     cache: CacheSpec | None = None
+    capture: bool | None = None
+    """Capture the requests this rule routes (true) or not (false); unset: the model's `capture` decides."""
 
 
 class RoutingSpec(_Strict, frozen=True):

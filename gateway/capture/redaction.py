@@ -31,7 +31,8 @@ REDACTED = "[redacted]"
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})+")
 # An optional +country code, an optional (area code), then 2 to 5 groups of digits with optional single
 # separators. Candidates are then checked: 7 to 15 digits (E.164), and not a date.
-_PHONE = re.compile(r"(?<![\w+.\-/])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,4}(?:[ .\-]?\d{2,5}){1,4}(?![\w/])")
+_PHONE = re.compile(r"(?<![\w+.\-/])(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?"
+                    r"\d{2,4}(?:[ .\-]?\d{2,5}){1,4}(?![\w/])")
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
 
 STRUCTURAL_KEYS = frozenset({

@@ -11,6 +11,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.authentication import Authenticator
+from gateway.capture.interactions import InteractionCapture
 from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
 from gateway.errors import ModelNotFound
@@ -38,8 +39,8 @@ class _ModelCards:
         self.listing = _encode({"object": "list", "data": self.cards})
 
 
-def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator
-                  ) -> list[HTTPRouteHandler]:
+def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
+                  capture: InteractionCapture | None = None) -> list[HTTPRouteHandler]:
     cards = _ModelCards(runtimes.current)
 
     def current_cards() -> _ModelCards:
@@ -55,6 +56,9 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
         inference = decode_inference_request(endpoint, await request.body())
         forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
         reply = await unless_client_disconnects(request.receive, forwarded)
+        if capture is not None:
+            reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller, endpoint=endpoint,
+                                 opted_in=capture.wants(caller, runtimes.current.catalog, record))
         if reply.stream is not None:
             return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
