@@ -9,7 +9,8 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DG
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]' \
+		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'  # once more: a registry hiccup
 	touch $@
 
 install: $(VENV)/.installed
