@@ -92,4 +92,4 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     )
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
-    return RequestObserver(app, metrics)
+    return RequestObserver(app, metrics, log_level=settings.log_level)

@@ -145,6 +145,9 @@ class WorkerPool:
         placements = self._by_model.get(model)
         if not placements:
             return None
+        if len(placements) == 1:  # a lone worker is never ejected (nor left out in panic mode)
+            only = placements[0]
+            return None if only.name in exclude or only.state.spec.weight == 0 else only
         eligible, _panic = self.outlier.eligible([p.name for p in placements], now, down=self.health.down())
         allowed = set(eligible).difference(exclude)
         candidates = [p for p in placements if p.name in allowed]

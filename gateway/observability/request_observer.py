@@ -36,9 +36,12 @@ def record_of(scope: Scope) -> RequestRecord:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info") -> None:
         self.app = app
         self.metrics = metrics
+        # The request line is built only when it will be written (it is the hot path's largest cost).
+        self._log_requests = log_level in ("debug", "info")
+        self._log_probes = log_level == "debug"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -98,6 +101,7 @@ class RequestObserver:
         if record.completion_tokens:
             metrics.tokens.labels(model, key, "completion").inc(record.completion_tokens)
         if record.quiet:
-            _log.debug("request", **record.log_fields(finished))
-        else:
+            if self._log_probes:
+                _log.debug("request", **record.log_fields(finished))
+        elif self._log_requests:
             _log.info("request", **record.log_fields(finished))

@@ -42,7 +42,7 @@ def total(text: str, name: str, **labels: str) -> float:
 def observed(vllm_sim: SimulatorThread) -> Iterator[tuple[ServerThread, GatewayMetrics]]:
     metrics = GatewayMetrics()
     text = catalog_yaml([("w", vllm_sim.url)], extra_models=("error-500",))
-    app = create_app(load_settings({}), parse_catalog(text), background=False, metrics=metrics)
+    app = create_app(load_settings({"LOG_LEVEL": "debug"}), parse_catalog(text), background=False, metrics=metrics)
     with ServerThread(app) as gw:
         yield gw, metrics
 
