@@ -1,7 +1,8 @@
-"""The gateway under test: its catalog, environment, and how each ASGI server starts it."""
+"""The gateway under test: its catalog, keys, environment, and how each ASGI server starts it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,26 @@ AUTH_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
 SERVERS = ("serve", "uvicorn", "granian")
 """`serve` is the default deployment (`llm-gateway serve`); the others run the same ASGI app."""
+
+CONFIGS = ("bare", "auth", "limits")
+"""What the gateway checks on each request:
+- `bare`: open mode, no key is checked (no key source configured);
+- `auth`: a keys file with one user key (secret `bench-key`) and no limits: every request hashes the
+  bearer secret and compares it in constant time with the file's hash (no store call);
+- `limits`: the same key with limits that never refuse during a run, and `REDIS_URL` set: each request
+  also runs the admission script in Redis before the upstream call and the settle script after it.
+"""
+
+NEVER_REFUSING_LIMITS = {
+    "requests_per_minute": 100_000_000,
+    "tokens_per_minute": 10_000_000_000,
+    "max_concurrent": 10_000,
+}
+"""High enough for any run: a 429 in a `limits` run means these were too low, not a gateway fault."""
+
+# Variables that choose the gateway's mode: removed from the inherited environment so each
+# configuration gets exactly the key sources and store it names.
+_MODE_VARIABLES = ("LLM_API_KEY", "GATEWAY_ADMIN_KEY", "GATEWAY_KEYS_FILE", "REDIS_URL", "RATE_LIMIT_RPM")
 
 CATALOG = """\
 models:
@@ -38,8 +59,26 @@ def write_catalog(workdir: Path, nginx_port: int) -> Path:
     return path
 
 
-def environment(catalog: Path, port: int) -> dict[str, str]:
-    env = dict(os.environ)
+def write_keys_file(workdir: Path, *, limits: bool) -> Path:
+    """A keys file with one user key for `API_KEY`; with `limits`, `NEVER_REFUSING_LIMITS` on it."""
+    secret_hash = hashlib.sha256(API_KEY.encode()).hexdigest()
+    lines = ["keys:", "  - id: key_bench", f"    secret_hash: {secret_hash}", "    scope: user"]
+    if limits:
+        lines.append("    limits:")
+        lines.extend(f"      {name}: {value}" for name, value in NEVER_REFUSING_LIMITS.items())
+    path = workdir / f"keys-{'limits' if limits else 'auth'}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def environment(
+    catalog: Path, port: int, *, keys_file: Path | None = None, redis_url: str | None = None
+) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in _MODE_VARIABLES}
+    if keys_file is not None:
+        env["GATEWAY_KEYS_FILE"] = str(keys_file)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     env.update(
         GATEWAY_CONFIG=str(catalog),
         GATEWAY_HOST=procs.LOOPBACK,
@@ -80,13 +119,22 @@ def argv(server: str, port: int) -> list[str]:
     raise ValueError(f"unknown server {server!r}: expected one of {', '.join(SERVERS)}")
 
 
-async def start_gateway(server: str, workdir: Path, catalog: Path, port: int) -> procs.Child:
-    """Start the gateway and wait until `GET /v1/models` answers 200."""
+async def start_gateway(
+    server: str,
+    workdir: Path,
+    catalog: Path,
+    port: int,
+    *,
+    config: str = "bare",
+    keys_file: Path | None = None,
+    redis_url: str | None = None,
+) -> procs.Child:
+    """Start the gateway and wait until `GET /v1/models` answers 200 (with the bench key)."""
     child = await procs.start(
-        f"gateway ({server})",
+        f"gateway ({server}, {config})",
         argv(server, port),
-        workdir / f"gateway-{server}.log",
-        env=environment(catalog, port),
+        workdir / f"gateway-{server}-{config}.log",
+        env=environment(catalog, port, keys_file=keys_file, redis_url=redis_url),
         cwd=ROOT,
     )
     try:
