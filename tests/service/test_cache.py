@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +15,7 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
-from tests.servers import ServerThread
+from tests.servers import ServerThread, gateway_processes
 
 ADMIN = "sk-gw-admin-for-cache-tests"
 
@@ -187,35 +181,13 @@ def test_a_cold_burst_reaches_the_worker_once() -> None:
         assert worker_calls(slow, prompt) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_coalescing_across_two_gateway_processes(redis_url: str, tmp_path: Path) -> None:
     config = SimulatorConfig(kind="vllm", models=(SIM_MODEL,), ttft_overhead_s=0.5)
     with SimulatorThread(config) as slow:
         catalog = tmp_path / "models.yaml"
         catalog.write_text(catalog_yaml([("w", slow.url)]))
-        urls, processes = [], []
-        try:
-            for _ in range(2):
-                port = _free_port()
-                env = {**os.environ, "GATEWAY_PORT": str(port), "REDIS_URL": redis_url, "LOG_LEVEL": "warning"}
-                processes.append(subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--no-local-workers",
-                                                   "--config", str(catalog)], env=env,
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-                urls.append(f"http://127.0.0.1:{port}")
-            deadline = time.monotonic() + 20
-            for url in urls:
-                while True:
-                    try:
-                        httpx.get(url + "/livez", timeout=1)
-                        break
-                    except httpx.HTTPError:
-                        assert time.monotonic() < deadline
-                        threading.Event().wait(0.1)
+        with gateway_processes(catalog, {"REDIS_URL": redis_url}, count=2, stop_signal=signal.SIGINT) as started:
+            urls = [url for url, _process in started]
             prompt = f"two replicas {uuid.uuid4()}"
 
             async def burst() -> list[httpx.Response]:
@@ -226,11 +198,6 @@ def test_coalescing_across_two_gateway_processes(redis_url: str, tmp_path: Path)
             responses = asyncio.run(burst())
             assert all(r.status_code == 200 for r in responses)
             assert worker_calls(slow, prompt) == 1
-        finally:
-            for process in processes:
-                process.send_signal(signal.SIGINT)
-            for process in processes:
-                process.wait(timeout=15)
 
 
 def test_every_redis_cache_key_has_a_ttl_and_entries_are_bounded(vllm_sim: SimulatorThread, redis_url: str) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import openai
 import pytest
 
 from tests.conftest import catalog_yaml, start_gateway
-from tests.servers import ServerThread
+from tests.servers import ServerThread, free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -70,14 +68,8 @@ def test_oversize_body_is_413(vllm_sim: object) -> None:
         assert_openai_error(httpx.post(gw.url + "/v1/chat/completions", json=big), 413)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_worker_is_502() -> None:
-    with start_gateway(catalog_yaml([("gone", f"http://127.0.0.1:{_free_port()}")])) as gw:
+    with start_gateway(catalog_yaml([("gone", f"http://127.0.0.1:{free_port()}")])) as gw:
         error = assert_openai_error(httpx.post(gw.url + "/v1/chat/completions", json=CHAT), 502)
         assert error["code"] == "worker_unreachable"
         stream = assert_openai_error(httpx.post(gw.url + "/v1/chat/completions", json={**CHAT, "stream": True}),

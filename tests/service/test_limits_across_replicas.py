@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,15 +14,10 @@ import pytest
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway
 from tests.redis_server import RedisServer
+from tests.servers import gateway_processes
 
 ADMIN = "sk-gw-admin-for-replica-tests"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _flush(url: str) -> None:
@@ -54,33 +44,11 @@ def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path: Path) -> Itera
     _flush(redis_url)
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("w", vllm_sim.url)]))
-    urls, processes = [], []
-    try:
-        for _ in range(3):
-            port = _free_port()
-            # A loaded test machine must not look like a Redis outage (which would fail open, per replica).
-            env = {**os.environ, "GATEWAY_PORT": str(port), "REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN,
-                   "LOG_LEVEL": "warning", "GATEWAY_REDIS_TIMEOUT": "10", "RATE_LIMIT_FAIL_MODE": "closed"}
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config", str(catalog)],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(url + "/v1/models", headers=bearer(ADMIN), timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "a replica did not start"
-                threading.Event().wait(0.1)
-        yield urls
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=15)
+    # A loaded test machine must not look like a Redis outage (which would fail open, per replica).
+    env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_REDIS_TIMEOUT": "10",
+           "RATE_LIMIT_FAIL_MODE": "closed"}
+    with gateway_processes(catalog, env, count=3, ready_path="/v1/models", ready_headers=bearer(ADMIN)) as started:
+        yield [url for url, _process in started]
 
 
 def test_three_replicas_admit_exactly_the_limit(replicas: list[str]) -> None:

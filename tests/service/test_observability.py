@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from gateway.observability.metrics import GatewayMetrics
 from routing.catalog import parse_catalog
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml
-from tests.servers import ServerThread
+from tests.servers import ServerThread, free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 6}
 
@@ -127,18 +126,12 @@ def test_one_canonical_log_line_per_request(observed: tuple[ServerThread, Gatewa
     assert by_id["log-3"]["log_level"] == "debug"  # probes stay out of info logs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_no_secret_in_logs_errors_or_metrics_at_debug(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
     admin, user, worker_key = "sk-gw-admin-0123456789", "sk-gw-user-0123456789", "worker-secret-0123456789"
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("w", vllm_sim.url)]).replace("    kind: vllm\n",
                                                                     "    kind: vllm\n    api_key_env: W_API_KEY\n"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GATEWAY_PORT": str(port), "LOG_LEVEL": "debug", "GATEWAY_ADMIN_KEY": admin,
            "LLM_API_KEY": user, "W_API_KEY": worker_key}
     log = tmp_path / "gateway.log"
@@ -178,7 +171,7 @@ def test_no_secret_in_logs_errors_or_metrics_at_debug(vllm_sim: SimulatorThread,
 def test_readiness_fails_at_once_on_sigterm_while_serving(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("w", vllm_sim.url)]))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GATEWAY_PORT": str(port), "LOG_LEVEL": "warning", "GATEWAY_DRAIN_SECONDS": "3"}
     process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config",
                                 str(catalog)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,12 +16,7 @@ import pytest
 
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import free_port
 
 
 def _models(url: str) -> list[str] | None:
@@ -46,7 +40,7 @@ def _wait(predicate: object, timeout: float = 15.0) -> bool:
 def served(vllm_sim: SimulatorThread, tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
     path = tmp_path / "models.yaml"
     path.write_text(catalog_yaml([("w", vllm_sim.url)], extra_models=("aaaa",)))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GATEWAY_PORT": str(port), "LOG_LEVEL": "warning"}
     process = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--no-local-workers", "--config", str(path)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

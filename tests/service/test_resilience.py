@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -12,14 +11,9 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
+from tests.servers import free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -74,7 +68,7 @@ models:
   - {{name: small}}
 routing: {{default_model: big}}
 workers:
-  - {{name: gpu, kind: vllm, base_url: "http://127.0.0.1:{_free_port()}/v1", models: [big]}}
+  - {{name: gpu, kind: vllm, base_url: "http://127.0.0.1:{free_port()}/v1", models: [big]}}
   - {{name: cpu, kind: vllm, base_url: "{vllm_sim.url}/v1", models: [{{name: small, upstream_id: {SIM_MODEL}}}]}}
 """
     with start_gateway(text) as gw:
