@@ -406,14 +406,16 @@ def _noisy_pct(options: dict[str, object]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-_SECTION = re.compile(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", re.DOTALL)
+_SECTION = re.compile(r"^<!-- ([\w-]+):start -->$.*?^<!-- \1:end -->$", re.DOTALL | re.MULTILINE)
+"""A section another benchmark owns: its markers alone on their lines (so the mention of the markers in
+this file's own header, mid-line, is not taken for one)."""
 
 
 def write_markdown(text: str) -> None:
     """Replace RESULTS.md with `text`, keeping the sections other benchmarks own.
 
-    Those sit between `<!-- name:start -->` and `<!-- name:end -->` (the routing benchmark's, for one)
-    and are carried over, unchanged, after the overhead figures.
+    Those sit between `<!-- name:start -->` and `<!-- name:end -->` lines (the routing benchmark's, for
+    one) and are carried over, unchanged, after the overhead figures.
     """
     old = RESULTS_MD.read_text() if RESULTS_MD.exists() else ""
     kept = [match.group(0) for match in _SECTION.finditer(old)]
