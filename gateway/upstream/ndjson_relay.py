@@ -19,9 +19,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable
+from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.ollama_translation import Endpoint, StreamTranslator, decode_line, has_content, usage_of
-from gateway.upstream.sse_relay import DONE, StreamOutcome, error_event
+from gateway.upstream.sse_relay import DONE, StreamOutcome, error_event, read_mid_stream
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line without a newline is not Ollama's: the stream is dropped as malformed."""
@@ -107,7 +107,6 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
     content = response.content
-    loop = asyncio.get_running_loop()
     buffer = bytearray()
     while True:
         start = 0
@@ -119,18 +118,7 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
         del buffer[:start]
         if len(buffer) > MAX_LINE_BYTES:
             raise UpstreamError(f"worker {worker_name!r} sent a stream line longer than {MAX_LINE_BYTES} bytes")
-        wait = min(idle, deadline - loop.time())
-        try:
-            async with asyncio.timeout(wait):
-                data = await content.readany()
-        except TimeoutError:
-            if wait < idle:
-                raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
-                                      "request deadline") from None
-            raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream "
-                                    f"({type(exc).__name__})") from None
+        data = await read_mid_stream(content.readany, worker_name, idle, deadline)
         if not data:
             tail = bytes(buffer).strip()
             if tail:

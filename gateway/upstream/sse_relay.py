@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,26 +106,31 @@ async def relay_sse(
             on_end(outcome)
 
 
+async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str, idle: float,
+                          deadline: float) -> bytes:
+    """One read of a worker's stream, bounded by the idle timeout and the request's `deadline` (loop
+    time); aiohttp's errors become ours. Shared by the SSE and NDJSON relays."""
+    wait = min(idle, deadline - asyncio.get_running_loop().time())
+    try:
+        async with asyncio.timeout(wait):
+            return await read()
+    except TimeoutError:
+        if wait < idle:
+            raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
+                                  "request deadline") from None
+        raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream ({type(exc).__name__})") from None
+
+
 async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float
                   ) -> AsyncIterator[bytes]:
     """Yield the data payload of each SSE event; comments and other fields are ignored.
     `deadline` is the loop time by which the whole stream must be over."""
     content = response.content
-    loop = asyncio.get_running_loop()
     data: list[bytes] = []
     while True:
-        wait = min(idle, deadline - loop.time())
-        try:
-            async with asyncio.timeout(wait):
-                line = await content.readline()
-        except TimeoutError:
-            if wait < idle:
-                raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
-                                      "request deadline") from None
-            raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream "
-                                    f"({type(exc).__name__})") from None
+        line = await read_mid_stream(content.readline, worker_name, idle, deadline)
         if not line:
             if data:
                 yield b"\n".join(data)
