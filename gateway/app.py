@@ -17,6 +17,8 @@ from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.endpoints.feedback_api import feedback_routes
 from gateway.endpoints.health import Lifecycle, health_routes
+from gateway.endpoints.inference import InferenceHandler
+from gateway.endpoints.inference_asgi import InferenceASGI
 from gateway.endpoints.mobile_api import mobile_routes
 from gateway.endpoints.workers_admin import workers_routes
 from gateway.error_responses import handle_exception
@@ -72,9 +74,10 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         on_startup.append(start_pulls)
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += [monitor.stop] if background else []
+    inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[*openai_routes(pipeline, runtimes, authenticator, capture),
+        route_handlers=[*openai_routes(inference, runtimes, authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
@@ -90,6 +93,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         debug=False,
         logging_config=None,  # the gateway configures structlog itself (gateway.logging_setup)
     )
+    hot_path = InferenceASGI(app, inference, max_body_bytes=settings.max_body_bytes, cors=cors is not None)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
-    return RequestObserver(app, metrics, log_level=settings.log_level)
+    return RequestObserver(hot_path, metrics, log_level=settings.log_level)

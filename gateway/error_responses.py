@@ -10,6 +10,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import Scope, Send
 
 from gateway.errors import (
     GatewayError,
@@ -51,9 +52,23 @@ def error_response(error: GatewayError) -> Response[bytes]:
                     media_type="application/json", headers=error.headers or None)
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def error_for(exc: Exception, scope: Scope) -> GatewayError:
+    """The client's error for `exc`, noted on the request's record (unexpected ones are logged)."""
     error = as_gateway_error(exc)
-    record_of(request.scope).error = error.error_code
+    record_of(scope).error = error.error_code
     if not isinstance(exc, GatewayError | HTTPException):
-        _log.error("unhandled_exception", path=request.url.path, exc_info=exc)
-    return error_response(error)
+        _log.error("unhandled_exception", path=scope["path"], exc_info=exc)
+    return error
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return error_response(error_for(exc, request.scope))
+
+
+async def send_error(send: Send, error: GatewayError) -> None:
+    """`error_response` for plain-ASGI handlers (the inference hot path)."""
+    body = _encode(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status_code(), "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -11,17 +11,16 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.authentication import Authenticator
-from gateway.capture.interactions import InteractionCapture
 from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
+from gateway.endpoints.inference import InferenceHandler
 from gateway.errors import ModelNotFound
-from gateway.inference_request import Endpoint, decode_inference_request
+from gateway.inference_request import Endpoint
 from gateway.observability.request_observer import record_of
-from gateway.pipeline import InferencePipeline
 from gateway.runtime import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
-_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -39,8 +38,9 @@ class _ModelCards:
         self.listing = _encode({"object": "list", "data": self.cards})
 
 
-def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
-                  capture: InteractionCapture | None = None) -> list[HTTPRouteHandler]:
+def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator
+                  ) -> list[HTTPRouteHandler]:
+    """The /v1 routes. The inference POSTs are usually answered before litestar (`inference_asgi`)."""
     cards = _ModelCards(runtimes.current)
 
     def current_cards() -> _ModelCards:
@@ -50,17 +50,12 @@ def openai_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
         return cards
 
     async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
-        record = record_of(request.scope)
-        record.endpoint = endpoint
-        caller = await caller_of(request, authenticator)
-        inference = decode_inference_request(endpoint, await request.body())
-        forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
-        reply = await unless_client_disconnects(request.receive, forwarded)
-        if capture is not None:
-            reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller, endpoint=endpoint,
-                                 opted_in=capture.wants(caller, runtimes.current.catalog, record))
+        client = request.client
+        answering = handler.answer(endpoint, await request.body(), request.headers, client.host if client else None,
+                                   record_of(request.scope))
+        reply = await unless_client_disconnects(request.receive, answering)
         if reply.stream is not None:
-            return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
+            return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
 
     @post("/v1/chat/completions", status_code=200, summary="Create a chat completion")
