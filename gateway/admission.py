@@ -9,7 +9,6 @@ skips all of this (no store call on the hot path).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from dataclasses import dataclass
 
@@ -66,7 +65,6 @@ class AdmissionControl:
     def __init__(self, store: LimitStore, *, default_reserve_tokens: int) -> None:
         self.store = store
         self._default_reserve = default_reserve_tokens
-        self._settling: set[asyncio.Task[None]] = set()
 
     def estimate(self, request: InferenceRequest) -> int:
         body = request.body
@@ -93,19 +91,12 @@ class AdmissionControl:
         if ticket is None or ticket.admission.reservation is None:
             return
         reservation: Reservation = ticket.admission.reservation
-        if not reservation.needs_settle:
-            return
-        task = asyncio.create_task(self._settle(reservation, max(0, actual_tokens)))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        try:
-            await self.store.settle(reservation, actual_tokens)
-        except Exception as exc:  # a lost settle must not fail anything else; the lease expires
-            _log.warning("settle_failed", subject=reservation.subject, error=repr(exc))
+        if reservation.needs_settle:
+            self.store.settle_soon(reservation, max(0, actual_tokens))
 
     async def drain(self) -> None:
-        """Wait for pending settles (shutdown)."""
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        """Deliver pending settles (shutdown)."""
+        try:
+            await self.store.flush()
+        except Exception as exc:  # a lost settle must not fail the shutdown; its lease expires
+            _log.warning("settle_flush_failed", error=repr(exc))

@@ -18,7 +18,7 @@ from gateway.cache.answers import CachedAnswer, finish_reasons, pack, unpack
 from gateway.cache.plan import CachePlan
 from gateway.cache.stores import CacheStore
 from gateway.errors import StoreUnavailable
-from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics, LabelledChildren
 
 _log = structlog.get_logger("gateway.cache")
 
@@ -46,9 +46,10 @@ class ResponseCache:
         self._wait = coalesce_wait_s
         self._poll = poll_s
         self._leading: dict[str, asyncio.Future[CachedAnswer | None]] = {}
+        self._results = LabelledChildren(metrics.cache)
 
     def count(self, result: str) -> None:
-        self._metrics.cache.labels(result).inc()
+        self._results(result).inc()
         if result == "hit" or result == "coalesced":
             self._metrics.seed.cache_hits += 1
         elif result == "miss":

@@ -88,6 +88,26 @@ class FallbackLimitStore:
         except StoreUnavailable:  # the primary keeps what it could not deliver, and replays it
             self._mark_down()
 
+    def settle_soon(self, reservation: Reservation, actual_tokens: int) -> None:
+        if reservation.store == "memory":
+            self.local.settle_soon(reservation, actual_tokens)
+        elif not reservation.needs_settle:
+            return
+        elif self.degraded:
+            self._pending_settles.append((reservation, actual_tokens))
+            self._schedule_probe()
+        else:  # the primary replays what it could not deliver
+            self.primary.settle_soon(reservation, actual_tokens)
+
+    async def flush(self) -> None:
+        await self.local.flush()
+        if not self.degraded:
+            try:
+                await self.primary.flush()
+            except StoreUnavailable:  # kept by the primary; the recovery probe delivers them
+                self._mark_down()
+                self._schedule_probe()
+
     async def ping(self) -> None:
         await self.primary.ping()
         self._mark_up()

@@ -62,6 +62,13 @@ class MemoryLimitStore:
         return self._decide(subject, limits, 0, admit=False)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        self.settle_soon(reservation, actual_tokens)
+
+    async def flush(self) -> None:
+        pass
+
+    def settle_soon(self, reservation: Reservation, actual_tokens: int) -> None:
+        """In memory there is nothing to wait for: settled at once."""
         state = self._subjects.get(reservation.subject)
         now = self._monotonic() + self.clock_offset_s
         if state is None:

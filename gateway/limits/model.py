@@ -104,6 +104,15 @@ class LimitStore(Protocol):
         """Reconcile tokens (bucket and budget move by actual - estimate) and release the lease."""
         ...
 
+    def settle_soon(self, reservation: Reservation, actual_tokens: int) -> None:
+        """`settle` in the background: delivered in order, soon (Redis: with the next admit, or within
+        a few milliseconds), and replayed if the store is unreachable."""
+        ...
+
+    async def flush(self) -> None:
+        """Deliver every settle `settle_soon` still holds (shutdown)."""
+        ...
+
     async def usage(self, subject: str, limits: KeyLimits) -> Admission:
         """The current state, as `admit` would see a 0-token request, without admitting it."""
         ...

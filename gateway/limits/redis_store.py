@@ -11,6 +11,10 @@ subject's keys share a slot). Every key has a TTL:
     llmgw:rl:{subject}:budget:<period> string  tokens used in the period      TTL period end + lease TTL + 60 s
     llmgw:rl:{subject}:res:<lease>     string  {"tokens","tpm","period"}, then "settled"   TTL lease TTL
 
+Settles ride with the next admit: `settle_soon` puts a settle in an outbox, and the next admit sends
+the waiting settles and itself in one pipeline (one round trip instead of two per request); with no
+admit within `SETTLE_DELAY_S`, a timer sends them alone.
+
 An admit that times out may still run later (a paused Redis executes what it had buffered). Its
 lease is remembered as *in doubt*, and a settle that could not reach Redis as *pending*; both are
 replayed (`settle.lua`, idempotent) as soon as Redis answers again: an in-doubt admit is cancelled
@@ -19,12 +23,17 @@ replayed (`settle.lua`, idempotent) as soon as Redis answers again: an in-doubt 
 
 from __future__ import annotations
 
-import uuid
+import asyncio
+import contextlib
+import itertools
+import secrets
 from collections import deque
 from importlib import resources
+from typing import Any
 
 import msgspec
 import redis.asyncio
+from redis.exceptions import NoScriptError
 
 from gateway.errors import StoreUnavailable
 from gateway.keys.model import KeyLimits
@@ -42,6 +51,18 @@ from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
 ADMIT_LUA = resources.files(__package__).joinpath("admit.lua").read_text()
 SETTLE_LUA = resources.files(__package__).joinpath("settle.lua").read_text()
 REPLAY_BATCH = 100
+SETTLE_DELAY_S = 0.002
+"""How long a settle waits for an admit to travel with before it is sent alone."""
+_LEASE_PREFIX = secrets.token_hex(8)
+_lease_sequence = itertools.count(1)
+
+Settle = tuple[Reservation, int, bool]
+"""(reservation, actual tokens, cancel)."""
+
+
+def new_lease() -> str:
+    """Unique across replicas (a random prefix per process) without a random draw per request."""
+    return f"{_LEASE_PREFIX}{next(_lease_sequence):016x}"
 
 
 class _Decision(msgspec.Struct, kw_only=True):
@@ -88,9 +109,13 @@ class RedisLimitStore:
         self._admit_script = redis.register_script(ADMIT_LUA)
         self._settle_script = redis.register_script(SETTLE_LUA)
         self._decoder = msgspec.json.Decoder(_Decision)
-        self._unsettled: deque[tuple[Reservation, int, bool]] = deque(maxlen=max_in_doubt)
-        """(reservation, actual tokens, cancel) to replay through settle.lua once Redis answers."""
+        self._unsettled: deque[Settle] = deque(maxlen=max_in_doubt)
+        """Settles and cancels to replay through settle.lua once Redis answers."""
         self._replaying = False
+        self._outbox: list[Settle] = []
+        """Settles waiting for the next admit (or the timer) to carry them."""
+        self._outbox_timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def unsettled(self) -> int:
@@ -102,11 +127,13 @@ class RedisLimitStore:
         return [base + "req", base + "tok", base + "conc", base + "budget", f"{base}res:{lease}"]
 
     async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
-        lease = uuid.uuid4().hex
+        lease = new_lease()
+        settles = self._take_outbox()
         try:
-            decision = await self._run_admit("admit", subject, lease, limits, tokens)
+            decision = await self._run_admit("admit", subject, lease, limits, tokens, settles)
         except StoreUnavailable:
             doubt = Reservation(subject=subject, lease=lease, tokens=tokens, store="redis")
+            self._unsettled.extend(settles)
             self._unsettled.append((doubt, 0, True))
             raise
         reservation = None
@@ -119,7 +146,9 @@ class RedisLimitStore:
         return self._admission(decision, reservation)
 
     async def usage(self, subject: str, limits: KeyLimits) -> Admission:
-        return self._admission(await self._run_admit("peek", subject, "", limits, 0), None)
+        decision = await self._run_admit("peek", subject, "", limits, 0)
+        await self._replay()
+        return self._admission(decision, None)
 
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None:
         if not reservation.needs_settle:
@@ -130,6 +159,47 @@ class RedisLimitStore:
             self._unsettled.append((reservation, actual_tokens, False))
             raise
         await self._replay()
+
+    def settle_soon(self, reservation: Reservation, actual_tokens: int) -> None:
+        if not reservation.needs_settle:
+            return
+        self._outbox.append((reservation, actual_tokens, False))
+        if self._outbox_timer is None:
+            self._outbox_timer = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, self._send_outbox_later)
+
+    async def flush(self) -> None:
+        """Raises `StoreUnavailable` if Redis cannot take them (they are kept, and replayed later)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._send_outbox()
+        await self._replay()
+
+    async def _send_outbox(self) -> None:
+        settles = self._take_outbox()
+        if settles:
+            try:
+                with translate_redis_errors("settle"):
+                    await self._pipelined(settles, None)
+            except StoreUnavailable:
+                self._unsettled.extend(settles)
+                raise
+
+    async def _send_outbox_in_background(self) -> None:
+        with contextlib.suppress(StoreUnavailable):  # kept for replay; the next admit or probe retries
+            await self._send_outbox()
+
+    def _take_outbox(self) -> list[Settle]:
+        settles, self._outbox = self._outbox, []
+        if self._outbox_timer is not None:
+            self._outbox_timer.cancel()
+            self._outbox_timer = None
+        return settles
+
+    def _send_outbox_later(self) -> None:
+        self._outbox_timer = None
+        task = asyncio.get_running_loop().create_task(self._send_outbox_in_background())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def ping(self) -> None:
         with translate_redis_errors("ping"):
@@ -142,21 +212,51 @@ class RedisLimitStore:
                 await self._redis.aclose()
 
     async def _run_admit(self, mode: str, subject: str, lease: str, limits: KeyLimits,
-                         tokens: int) -> _Decision:
+                         tokens: int, settles: list[Settle] | None = None) -> _Decision:
         args: list[str | int | float] = [mode, lease, tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s,
                 _arg(limits.requests_per_minute), _arg(limits.tokens_per_minute), _arg(limits.max_concurrent),
                 _arg(limits.token_budget), limits.budget_period, CONCURRENCY_RETRY_S, BUDGET_KEY_GRACE_S]
+        keys = self._keys(subject, lease)
         with translate_redis_errors(mode):
-            raw = await self._admit_script(keys=self._keys(subject, lease), args=args)
+            if settles:
+                raw = await self._pipelined(settles, (keys, args))
+            else:
+                raw = await self._admit_script(keys=keys, args=args)
         return self._decoder.decode(raw)
+
+    def _settle_args(self, reservation: Reservation, actual_tokens: int, cancel: bool) -> list[str | int | float]:
+        return [actual_tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s, "1" if cancel else "0",
+                reservation.lease]
 
     async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool,
                           client: redis.asyncio.client.Pipeline | None = None) -> None:
-        args = [actual_tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s, "1" if cancel else "0",
-                reservation.lease]
         with translate_redis_errors("settle"):
-            await self._settle_script(keys=self._keys(reservation.subject, reservation.lease), args=args,
-                                      client=client)
+            await self._settle_script(keys=self._keys(reservation.subject, reservation.lease),
+                                      args=self._settle_args(reservation, actual_tokens, cancel), client=client)
+
+    async def _pipelined(self, settles: list[Settle],
+                         admit: tuple[list[str], list[str | int | float]] | None) -> Any:
+        """Send `settles`, then `admit` (keys, args) if given, in one round trip; the admit's reply.
+        Redis may have lost its scripts (a restart): then they are loaded and everything is sent again
+        (settle.lua is idempotent; an admit that met NOSCRIPT did not run)."""
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for reservation, actual, cancel in settles:
+                    pipe.evalsha(self._settle_script.sha, 5, *self._keys(reservation.subject, reservation.lease),
+                                 *self._settle_args(reservation, actual, cancel))
+                if admit is not None:
+                    pipe.evalsha(self._admit_script.sha, 5, *admit[0], *admit[1])
+                replies = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+                await self._redis.script_load(SETTLE_LUA)
+                await self._redis.script_load(ADMIT_LUA)
+                continue
+            break
+        if admit is None:
+            return None
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[-1]
 
     async def _replay(self) -> None:
         """Deliver the in-doubt cancels and pending settles, a batch per call, oldest first."""

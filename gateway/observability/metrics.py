@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+
+M = TypeVar("M", Counter, Histogram)
 
 # From a fast cached answer to a long generation on a CPU worker.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -75,6 +78,22 @@ class GatewayMetrics:
         shared = CollectorRegistry()
         MultiProcessCollector(shared, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(shared) + generate_latest(self.live)
+
+
+class LabelledChildren(Generic[M]):
+    """`metric.labels(*values)`, memoized: prometheus_client checks the values and takes a lock on every
+    `labels` call, which the per-request metrics would pay on every request. Label values are bounded
+    (see above), so is this cache."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 def status_class(status: int) -> str:

@@ -7,6 +7,7 @@ Pure ASGI (no per-request framework objects), so it costs next to nothing.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import time
@@ -15,7 +16,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.observability.metrics import GatewayMetrics, status_class
+from gateway.observability.metrics import GatewayMetrics, LabelledChildren, status_class
 from gateway.observability.request_record import RequestRecord
 
 HEADER = b"x-request-id"
@@ -23,8 +24,14 @@ _SANE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _log = structlog.get_logger("gateway.request")
 
 
+_PROCESS_PREFIX = "req_" + secrets.token_hex(5)
+_sequence = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    """`req_` + 10 hex digits random to this process + a 14-digit sequence: unique across replicas
+    without a random draw (a system call) per request."""
+    return f"{_PROCESS_PREFIX}{next(_sequence):014x}"
 
 
 def record_of(scope: Scope) -> RequestRecord:
@@ -39,6 +46,11 @@ class RequestObserver:
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info") -> None:
         self.app = app
         self.metrics = metrics
+        self._requests = LabelledChildren(metrics.requests)
+        self._duration = LabelledChildren(metrics.duration)
+        self._ttft = LabelledChildren(metrics.ttft)
+        self._overhead = LabelledChildren(metrics.overhead)
+        self._tokens = LabelledChildren(metrics.tokens)
         # The request line is built only when it will be written (it is the hot path's largest cost).
         self._log_requests = log_level in ("debug", "info")
         self._log_probes = log_level == "debug"
@@ -83,23 +95,22 @@ class RequestObserver:
         metrics = self.metrics
         status = record.final_status()
         model = record.model or ""
-        metrics.requests.labels(record.endpoint, model, record.route or "", record.worker or "",
-                                status_class(status)).inc()
+        self._requests(record.endpoint, model, record.route or "", record.worker or "", status_class(status)).inc()
         if not record.quiet:
             metrics.seed.requests_total += 1
             if status >= 500:
                 metrics.seed.errors_total += 1
-            metrics.duration.labels(record.endpoint, model).observe(finished - record.started)
+            self._duration(record.endpoint, model).observe(finished - record.started)
         if record.first_token is not None:
-            metrics.ttft.labels(model).observe(record.first_token - record.started)
+            self._ttft(model).observe(record.first_token - record.started)
         if record.model is not None and record.first_byte is not None:
             overhead = (record.first_byte - record.started) - record.upstream_s
-            metrics.overhead.labels(record.endpoint).observe(max(0.0, overhead))
+            self._overhead(record.endpoint).observe(max(0.0, overhead))
         key = record.key_id or ""
         if record.prompt_tokens:
-            metrics.tokens.labels(model, key, "prompt").inc(record.prompt_tokens)
+            self._tokens(model, key, "prompt").inc(record.prompt_tokens)
         if record.completion_tokens:
-            metrics.tokens.labels(model, key, "completion").inc(record.completion_tokens)
+            self._tokens(model, key, "completion").inc(record.completion_tokens)
         if record.quiet:
             if self._log_probes:
                 _log.debug("request", **record.log_fields(finished))

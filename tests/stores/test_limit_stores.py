@@ -345,3 +345,51 @@ async def _answers(call: Awaitable[object]) -> bool:
     except StoreUnavailable:
         return False
     return True
+
+
+async def test_settle_soon_rides_with_the_next_admit(limit_stores: LimitStoreFactory) -> None:
+    store = limit_stores(window_s=LONG)
+    limits = KeyLimits(max_concurrent=1, token_budget=1000)
+    first = held(await store.admit("key_a", limits, 300))
+    store.settle_soon(first, 120)  # frees the lease, charges 120 instead of 300: in the same round trip
+    second = held(await store.admit("key_a", limits, 300))
+    assert (await store.usage("key_a", limits)).budget_remaining == 1000 - 120 - 300
+    store.settle_soon(second, 80)
+    await store.flush()
+    now = await store.usage("key_a", limits)
+    assert now.allowed and now.budget_remaining == 1000 - 120 - 80
+
+
+async def test_settle_soon_is_sent_alone_when_no_admit_follows(limit_stores: LimitStoreFactory) -> None:
+    store = limit_stores(window_s=LONG)
+    limits = KeyLimits(token_budget=1000)
+    store.settle_soon(held(await store.admit("key_a", limits, 300)), 10)
+
+    async def settled() -> bool:
+        return (await store.usage("key_a", limits)).budget_remaining == 990
+
+    await eventually(settled)
+
+
+async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_client: redis.asyncio.Redis) -> None:
+    store = RedisLimitStore(redis_client, close_client=False, window_s=LONG)
+    limits = KeyLimits(max_concurrent=1, token_budget=1000)
+    first = held(await store.admit("key_b", limits, 300))
+    await redis_client.script_flush()  # as after a Redis restart
+    store.settle_soon(first, 100)
+    second = held(await store.admit("key_b", limits, 300))  # NOSCRIPT: loaded, and both sent again
+    store.settle_soon(second, 100)
+    await store.flush()
+    assert (await store.usage("key_b", limits)).budget_remaining == 800
+
+
+async def test_settle_soon_while_redis_is_paused_is_delivered_later(
+        redis_server: RedisServer, closing: Closing) -> None:
+    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), probe_interval_s=0.2))
+    limits = KeyLimits(token_budget=1000)
+    first = held(await store.admit("key_a", limits, 300))
+    with redis_server.paused():
+        store.settle_soon(first, 100)
+        await store.flush()  # times out: kept for replay
+    await until_recovered(store)
+    assert (await store.usage("key_a", limits)).budget_remaining == 900
