@@ -62,9 +62,9 @@ COPY deploy/catalogs/ /app/catalogs/
 USER 10001:10001
 EXPOSE 3100
 
-# SIGTERM: readiness fails at once, the gateway keeps serving GATEWAY_DRAIN_SECONDS (5), then lets
-# in-flight requests finish (up to 30 s). Give it more than that before a SIGKILL: compose
-# `stop_grace_period: 45s`, Kubernetes `terminationGracePeriodSeconds: 45`.
+# SIGTERM: readiness fails and new requests get 503 at once, what is under way gets GATEWAY_DRAIN_SECONDS
+# (5), then open streams get an error event and the process exits within ~2 s. Give it more than that
+# before a SIGKILL: compose `stop_grace_period: 45s`, Kubernetes `terminationGracePeriodSeconds: 45`.
 STOPSIGNAL SIGTERM
 
 # Liveness only (/livez: the process answers). Readiness (/readyz) depends on the workers and Redis,

@@ -16,12 +16,13 @@ from gateway.capture.interactions import CaptureConfig, InteractionCapture
 from gateway.catalog_watch import CatalogWatcher
 from gateway.endpoints import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.endpoints.feedback_api import feedback_routes
-from gateway.endpoints.health import Lifecycle, health_routes
+from gateway.endpoints.health import DrainGate, Lifecycle, health_routes
 from gateway.endpoints.inference import InferenceHandler
 from gateway.endpoints.inference_asgi import InferenceASGI
 from gateway.endpoints.mobile_api import mobile_routes
 from gateway.endpoints.workers_admin import workers_routes
 from gateway.error_responses import handle_exception
+from gateway.gc_tuning import freeze_startup_heap
 from gateway.health_monitor import HealthMonitor
 from gateway.key_sources import configured_keys, keys_required
 from gateway.keys import KeyLimits
@@ -39,11 +40,14 @@ from routing.catalog import Catalog
 
 def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | None = None,
                background: bool = True, stores: StateStores | None = None, metrics: GatewayMetrics | None = None,
-               lifecycle: Lifecycle | None = None) -> ASGIApp:
+               lifecycle: Lifecycle | None = None, freeze_heap: bool = False) -> ASGIApp:
     """`catalog_source`: the file to hot-reload from (SIGHUP, file change, POST /admin/reload).
     `background`: run health checks, load scrapes and DNS discovery (tests may turn them off).
     `stores`: the key and limit stores (default: from settings, Redis or memory).
-    `metrics`: the Prometheus metrics and their registry; `lifecycle`: readiness flags the server flips."""
+    `freeze_heap`: once started, keep the startup heap out of garbage collections (`gateway.gc_tuning`;
+    for servers: a process that builds many apps, like the test suite, should not).
+    `metrics`: the Prometheus metrics and their registry; `lifecycle`: draining and stopping, which the
+    server drives (`gateway.shutdown`)."""
     stores = stores or stores_from_settings(settings)
     metrics = metrics or GatewayMetrics()
     lifecycle = lifecycle or Lifecycle()
@@ -54,7 +58,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
     cache = ResponseCache(stores.cache, metrics, default_ttl=settings.cache_ttl) if settings.cache_enabled else None
-    pipeline = InferencePipeline(runtimes, client, admission, metrics, cache=cache)
+    pipeline = InferencePipeline(runtimes, client, admission, metrics, cache=cache, lifecycle=lifecycle)
     capture = InteractionCapture(CaptureConfig(
         directory=settings.capture_dir, file_bytes=settings.capture_file_bytes,
         max_bytes=settings.capture_max_bytes, redact=settings.capture_redact))
@@ -63,7 +67,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     metrics.live.register(LimitStateCollector(stores.limits))
     monitor = HealthMonitor(runtimes, stores.overlays)
     watcher = CatalogWatcher(runtimes)
-    on_startup = [client.start, watcher.start, capture.start] + ([monitor.start] if background else [])
+    on_startup = [client.start, watcher.start, capture.start, lifecycle.start] + ([monitor.start] if background else [])
     pulls: set[asyncio.Task[list[str]]] = set()
     if settings.pull_required:
         async def start_pulls() -> None:
@@ -72,6 +76,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
             task.add_done_callback(pulls.discard)
 
         on_startup.append(start_pulls)
+    on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += [monitor.stop] if background else []
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
@@ -93,7 +98,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         debug=False,
         logging_config=None,  # the gateway configures structlog itself (gateway.logging_setup)
     )
-    hot_path = InferenceASGI(app, inference, max_body_bytes=settings.max_body_bytes, cors=cors is not None)
+    hot_path = DrainGate(InferenceASGI(app, inference, max_body_bytes=settings.max_body_bytes, cors=cors is not None),
+                         lifecycle)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
-    return RequestObserver(hot_path, metrics, log_level=settings.log_level)
+    return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)

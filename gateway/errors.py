@@ -4,7 +4,8 @@ error object (`{"error": {"message", "type", "param", "code"}}`) in exactly one 
 
     GatewayError                     500 server_error
     ├── InvalidRequest               400 invalid_request_error  (bad JSON, bad fields: `param` says which)
-    │   └── PayloadTooLarge          413
+    │   ├── PayloadTooLarge          413
+    │   └── HeadersTooLarge          431
     ├── AuthenticationFailed         401 authentication_error
     ├── PermissionDenied             403 permission_error
     ├── NotFound                     404 not_found_error        (unknown route)
@@ -14,6 +15,12 @@ error object (`{"error": {"message", "type", "param", "code"}}`) in exactly one 
     ├── ClientDisconnected           499 (logged only: the client is gone)
     ├── StoreUnavailable             503 server_error           (shared state (Redis) cannot answer:
     │                                                            code store_unavailable, `Retry-After`)
+    ├── Overloaded                   503 server_error           (every worker of the model is full and its
+    │                                                            queue too, or the wait ran out: codes
+    │                                                            queue_full, queue_timeout; `Retry-After`)
+    ├── ShuttingDown                 503 server_error           (draining after SIGTERM: new requests, and
+    │                                                            what is left at the drain deadline;
+    │                                                            code shutting_down, `Retry-After`)
     └── UpstreamError                502 api_error              (retryable: the worker failed us)
         ├── WorkerUnreachable        502                        (connect refused, reset before a response)
         ├── NoWorkerAvailable        503                        (no worker serves the model right now)
@@ -62,6 +69,11 @@ class InvalidRequest(GatewayError):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"
+
+
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+    code = "headers_too_large"
 
 
 class AuthenticationFailed(GatewayError):
@@ -118,6 +130,32 @@ class StoreUnavailable(GatewayError):
         self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
 
 
+class Overloaded(GatewayError):
+    """Every worker of the model is at its `max_concurrent` and the model's queue is full (`queue_full`),
+    or the request waited the queue's `max_wait` for a slot (`queue_timeout`)."""
+
+    status = 503
+    type = "server_error"
+    code = "queue_full"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after_s: float = 1.0) -> None:
+        super().__init__(message, code=code)
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+
+
+class ShuttingDown(GatewayError):
+    """The gateway is draining (SIGTERM): a new request is refused and its connection closed; a request or
+    stream still running at the drain deadline ends with this error."""
+
+    status = 503
+    type = "server_error"
+    code = "shutting_down"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers.update({"Retry-After": "1", "Connection": "close"})
+
+
 class UpstreamError(GatewayError):
     status = 502
     type = "api_error"
@@ -172,12 +210,16 @@ _TYPE_BY_STATUS = {400: "invalid_request_error", 401: "authentication_error", 40
 
 
 def worker_error(status: int, raw: bytes) -> WorkerRejected:
-    """Normalize a worker's error body (OpenAI, vLLM, Ollama or plain text) to our shape."""
+    """Normalize a worker's error body (OpenAI, vLLM, Ollama or plain text) to our shape. A redirect (3xx,
+    never followed) is a 502: the worker did not answer."""
+    if status < 400:
+        return WorkerRejected(502, f"worker answered HTTP {status} (the gateway does not follow redirects)",
+                              type_="api_error", param=None, code="upstream_redirect")
     default_type = _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
     message, param, code, type_ = f"worker returned HTTP {status}", None, None, default_type
     try:
         data = msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
         data = None
         text = raw.decode("utf-8", "replace").strip()
         if text:

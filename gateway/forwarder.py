@@ -4,6 +4,11 @@ or Ollama-native), and handing back its answer, whole or as a relay of its strea
 Retries happen only before the first byte reaches the client, each on another worker, with jittered
 backoff, inside the request's deadline and the retry budget; then the model's fallbacks are tried.
 A full worker (503, 429) is retried elsewhere without counting as a failure of that worker.
+
+Workers with `max_concurrent` are skipped while full; when every worker of the model and of its fallbacks
+is full, the request waits in the model's queue for the next freed slot (`gateway.overload`). At the drain
+deadline, a request still waiting for its answer gets 503 `shutting_down` and open streams are cut
+(`gateway.shutdown`).
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from gateway.errors import GatewayError, NoWorkerAvailable, UpstreamTimeout, Wor
 from gateway.inference_request import InferenceRequest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
+from gateway.overload import WorkerSlots
 from gateway.runtime import Runtime
+from gateway.shutdown import Lifecycle
 from gateway.upstream.ndjson_relay import relay_ndjson
 from gateway.upstream.ollama_translation import from_ollama, to_ollama
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome, relay_sse
 from gateway.usage import Usage
-from gateway.worker_pool import Placement
+from gateway.worker_pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
 from routing.retry_budget import RetryBudget, backoff_s
 from routing.snapshot import RequestKey
@@ -57,9 +64,12 @@ def _is_full(error: GatewayError) -> bool:
 
 
 class Forwarder:
-    def __init__(self, client: OpenAICompatibleClient, metrics: GatewayMetrics, *, seed: int | None = None) -> None:
+    def __init__(self, client: OpenAICompatibleClient, metrics: GatewayMetrics, *, seed: int | None = None,
+                 lifecycle: Lifecycle | None = None) -> None:
         self._client = client
         self._metrics = metrics
+        self._lifecycle = lifecycle or Lifecycle()
+        self._slots = WorkerSlots(metrics)
         self._rng = random.Random(seed)  # noqa: S311 (backoff jitter, not a secret)
         self._active = 0
         self._retrying = 0
@@ -73,18 +83,27 @@ class Forwarder:
             options = request.body.get("stream_options")
             request.body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) \
                 else {"include_usage": True}
+        lifecycle = self._lifecycle
+        task = lifecycle.call_started()
         self._active += 1
         try:
             return await self._try_chain(runtime, request, record, choice, client_wants_usage, on_stream_end,
                                          capture)
+        except asyncio.CancelledError:
+            if (stopped := lifecycle.was_stopped(task)) is not None:
+                raise stopped from None
+            raise
         finally:
             self._active -= 1
+            lifecycle.call_ended(task)
 
     async def _try_chain(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord,
                          choice: ModelChoice, client_wants_usage: bool, on_stream_end: StreamEnd,
-                         capture: list[bytes] | None) -> Reply:
+                         capture: list[bytes] | None, held: Placement | None = None) -> Reply:
+        """`held`: a slot of `choice.model`'s that the request waited for, taken by the first attempt."""
         loop = asyncio.get_running_loop()
         pool, retries, metrics = runtime.pool, runtime.catalog.retries, self._metrics
+        limited = self._slots.limited_models(runtime)
         budget = RetryBudget(ratio=retries.budget_ratio, minimum=retries.budget_minimum)
         tried: set[str] = set()
         last_error: GatewayError | None = None
@@ -94,7 +113,12 @@ class Forwarder:
             key = request_key(request, model)
             while attempts < retries.max_attempts:
                 now = loop.time()
-                placement = pool.pick(model, key, now, exclude=tried, sticky=request.session is not None)
+                slot_held = held is not None
+                if held is None:
+                    busy = tried if model not in limited else tried | self._slots.full(pool, model)
+                    placement = pool.pick(model, key, now, exclude=busy, sticky=request.session is not None)
+                else:
+                    placement, held = held, None
                 if placement is None:
                     break
                 timeouts = runtime.timeouts_for(model, placement.state.spec.timeouts)
@@ -117,7 +141,7 @@ class Forwarder:
                 try:
                     reply = await self._attempt(request, record, placement, deadline, timeouts.first_byte,
                                                 timeouts.idle, client_wants_usage, model == choice.model,
-                                                on_stream_end, capture)
+                                                on_stream_end, capture, slot_held)
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise
@@ -142,21 +166,34 @@ class Forwarder:
                 return reply
         if last_error is not None:
             raise last_error
+        if attempts == 0 and choice.model in limited and self._slots.full(pool, choice.model):
+            # Every worker with room is taken: wait for a slot, then start over with it (or without, if the
+            # freed worker no longer serves the model).
+            slot = await self._slots.wait(runtime, choice.model)
+            return await self._try_chain(runtime, request, record, choice, client_wants_usage, on_stream_end,
+                                         capture, held=slot)
         raise NoWorkerAvailable(f"No worker is serving the model {choice.model!r} right now.")
 
     async def _attempt(self, request: InferenceRequest, record: RequestRecord, placement: Placement,
                        deadline: float, first_byte: float, idle: float, client_wants_usage: bool, first_choice: bool,
-                       on_stream_end: StreamEnd, capture: list[bytes] | None) -> Reply:
+                       on_stream_end: StreamEnd, capture: list[bytes] | None, slot_held: bool = False) -> Reply:
+        """`slot_held`: the worker's in-flight count already includes this request (a slot from the queue)."""
         state = placement.state
         ollama = state.spec.kind == "ollama"
-        if ollama:  # Ollama's native API (raises InvalidRequest for what it cannot do)
-            path, payload = to_ollama(request.endpoint, request.body, upstream_model=placement.upstream_model,
-                                      num_ctx=placement.num_ctx)
-        else:
-            request.body["model"] = placement.upstream_model
-            path, payload = "/" + request.endpoint, _encode(request.body)
+        try:
+            if ollama:  # Ollama's native API (raises InvalidRequest for what it cannot do)
+                path, payload = to_ollama(request.endpoint, request.body, upstream_model=placement.upstream_model,
+                                          num_ctx=placement.num_ctx)
+            else:
+                request.body["model"] = placement.upstream_model
+                path, payload = "/" + request.endpoint, _encode(request.body)
+        except BaseException:
+            if slot_held:
+                self._release(state)
+            raise
         wait = min(first_byte, deadline - asyncio.get_running_loop().time())
-        state.in_flight += 1
+        if not slot_held:
+            state.in_flight += 1
         handed_to_stream = False
         began = time.perf_counter()
         try:
@@ -173,7 +210,8 @@ class Forwarder:
             prompt_estimate = request.prompt_tokens_estimate()
 
             def finished(outcome: StreamOutcome) -> None:
-                state.in_flight -= 1
+                self._release(state)
+                self._lifecycle.stream_ended(cutoff)
                 record.first_token = outcome.first_content_at
                 record.client_disconnected = outcome.client_disconnected
                 if outcome.error is not None:
@@ -187,18 +225,25 @@ class Forwarder:
 
             if capture is not None:
                 capture.clear()  # a retried attempt starts over
+            cutoff = self._lifecycle.stream_started()
             if ollama:
                 stream = relay_ndjson(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
                                       client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
                                       on_end=finished, capture=capture, model=placement.upstream_model,
-                                      endpoint=request.endpoint, request_id=record.request_id)
+                                      endpoint=request.endpoint, request_id=record.request_id, cutoff=cutoff)
             else:
                 stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
                                    client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
-                                   on_end=finished, capture=capture)
+                                   on_end=finished, capture=capture, cutoff=cutoff)
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:
             record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
-                state.in_flight -= 1
+                self._release(state)
+
+    def _release(self, state: WorkerState) -> None:
+        if state.spec.max_concurrent is None:
+            state.in_flight -= 1
+        else:
+            self._slots.release(state)  # to the next request in line, if one waits

@@ -91,7 +91,7 @@ def _text_of(content: object) -> str:
 def decode_inference_request(endpoint: Endpoint, raw: bytes) -> InferenceRequest:
     try:
         body = _decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
         raise InvalidRequest("We could not parse the JSON body of your request. The body must be a "
                              "JSON object.", code="invalid_json") from None
     if not isinstance(body, dict):

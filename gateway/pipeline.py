@@ -27,6 +27,7 @@ from gateway.inference_request import InferenceRequest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.runtime import Runtime, RuntimeHolder
+from gateway.shutdown import Lifecycle
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome
 from gateway.usage import Usage, usage_in_body
@@ -50,13 +51,15 @@ def choose_model(runtime: Runtime, request: InferenceRequest) -> ModelChoice:
 
 class InferencePipeline:
     def __init__(self, runtimes: RuntimeHolder, client: OpenAICompatibleClient, admission: AdmissionControl,
-                 metrics: GatewayMetrics, *, cache: ResponseCache | None = None, seed: int | None = None):
+                 metrics: GatewayMetrics, *, cache: ResponseCache | None = None, seed: int | None = None,
+                 lifecycle: Lifecycle | None = None):
+        """`lifecycle`: how the process stops (the drain deadline cuts forwarded calls and streams)."""
         self._runtimes = runtimes
         self._cache = cache
         self._filling: set[asyncio.Task[None]] = set()
         self._admission = admission
         self._metrics = metrics
-        self._forwarder = Forwarder(client, metrics, seed=seed)
+        self._forwarder = Forwarder(client, metrics, seed=seed, lifecycle=lifecycle)
 
     async def forward(self, request: InferenceRequest, record: RequestRecord, caller: Caller,
                       cache_control: str | None = None) -> Reply:

@@ -1,11 +1,14 @@
-"""Running the gateway: uvicorn (uvloop + httptools) in front of the app, local workers beside it."""
+"""Running the gateway: uvicorn (uvloop + httptools) in front of the app, local workers beside it.
+
+Stopping (`gateway.shutdown`): SIGTERM fails readiness and refuses new requests at once, lets what is under
+way go on for GATEWAY_DRAIN_SECONDS, then ends what is left (streams get an error event and `[DONE]`,
+waiting calls a 503) and hands over to uvicorn's own shutdown, which then has little to wait for.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
-import signal
 import sys
 import tempfile
 from types import FrameType
@@ -17,11 +20,11 @@ import uvloop
 from gateway.app import create_app
 from gateway.authentication import is_loopback
 from gateway.coaching.config import MobileFiles, load_mobile_config
-from gateway.endpoints.health import Lifecycle
 from gateway.key_sources import KeysFileError, configured_keys, keys_required
 from gateway.local_workers import LocalWorkerError, LocalWorkerSupervisor
 from gateway.logging_setup import configure_logging, known_secrets
 from gateway.settings import Settings
+from gateway.shutdown import Lifecycle
 from routing.catalog import Catalog, CatalogError, load_catalog
 
 _log = structlog.get_logger("gateway.server")
@@ -65,9 +68,14 @@ def _uvicorn_log_level(settings: Settings) -> str:
     return "warning" if settings.log_level in ("debug", "info") else settings.log_level
 
 
+GRACE_AFTER_DRAIN_S = 1
+"""uvicorn's graceful shutdown after the drain deadline: every stream and call has just been ended, so this
+only covers clients too slow to read their last bytes (the process exits within drain + about 2 s)."""
+
+
 class _DrainingServer(uvicorn.Server):
-    """On SIGTERM, fail readiness at once and keep serving for `drain_s` (load balancers and Kubernetes
-    endpoints stop sending meanwhile), then shut down as uvicorn does. SIGINT (Ctrl-C) stops at once."""
+    """SIGTERM: drain for `drain_s`, then stop (`Lifecycle.on_signal`) and shut down as uvicorn does.
+    SIGINT (Ctrl-C), a second SIGTERM or `drain_s` 0: stop at once."""
 
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
         super().__init__(config)
@@ -75,20 +83,15 @@ class _DrainingServer(uvicorn.Server):
         self._drain_s = drain_s
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if sig != signal.SIGTERM or self._drain_s <= 0 or self._lifecycle.draining:
-            super().handle_exit(sig, frame)
-            return
-        self._lifecycle.draining = True
-        _log.info("draining", seconds=self._drain_s)
-        asyncio.get_running_loop().call_later(self._drain_s, super().handle_exit, sig, frame)
+        self._lifecycle.on_signal(sig, self._drain_s, lambda: super(_DrainingServer, self).handle_exit(sig, frame))
 
 
 def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
     lifecycle = Lifecycle()
-    app = create_app(settings, catalog, catalog_source=settings.config_path, lifecycle=lifecycle)
+    app = create_app(settings, catalog, catalog_source=settings.config_path, lifecycle=lifecycle, freeze_heap=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             loop="none", http="httptools", access_log=False, lifespan="on",
-                            log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=30,
+                            log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S,
                             proxy_headers=False, server_header=False)
     server = _DrainingServer(config, lifecycle, settings.drain_seconds)
 
@@ -106,13 +109,14 @@ def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSuperv
 
 def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> None:
     # Each process imports gateway.asgi, which reads its settings from the environment; their metrics
-    # meet in a shared directory (prometheus_client's multi-process mode).
+    # meet in a shared directory (prometheus_client's multi-process mode). SIGTERM reaches this process,
+    # which passes it on to each worker process; each drains (gateway.asgi hooks its signals) and exits.
     os.environ.update({"GATEWAY_CONFIG": settings.config_path, "LOG_LEVEL": settings.log_level})
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="llm-gateway-metrics-"))
     supervisor.start_in_thread()
     try:
         uvicorn.run("gateway.asgi:app", host=settings.host, port=settings.port, workers=settings.workers,
                     loop="uvloop", http="httptools", access_log=False, log_level=_uvicorn_log_level(settings),
-                    proxy_headers=False, server_header=False)
+                    timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S, proxy_headers=False, server_header=False)
     finally:
         supervisor.stop_thread()

@@ -33,6 +33,9 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     """GATEWAY_MAX_BODY_BYTES: larger request bodies are refused with 413."""
 
+    max_header_bytes: int = 16 * 1024
+    """GATEWAY_MAX_HEADER_BYTES: requests whose header names and values add up to more are refused with 431."""
+
     workers: int = 1
     """GATEWAY_WORKERS: server processes to run (each with its own event loop)."""
 
@@ -80,8 +83,9 @@ class Settings:
     lack them (in the background; progress in the logs)."""
 
     drain_seconds: float = 5.0
-    """GATEWAY_DRAIN_SECONDS: after SIGTERM, readiness fails and the gateway keeps serving this long
-    before it shuts down (0: at once)."""
+    """GATEWAY_DRAIN_SECONDS: after SIGTERM, readiness fails and new requests get 503 at once, while those
+    under way go on this long; then open streams get an error event and `[DONE]`, calls still waiting
+    a 503, and the process exits (0: at once)."""
 
     default_reserve_tokens: int = 512
     """GATEWAY_DEFAULT_MAX_TOKENS: completion tokens reserved for a request without `max_tokens`."""
@@ -171,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level="warning" if level == "warn" else level,
         cors_origins=origins,
         max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
+        max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
         workers=_int(env, "GATEWAY_WORKERS", 1),
         start_local_workers=_bool(env, "GATEWAY_START_LOCAL_WORKERS", True),
         redis_url=env.get("REDIS_URL", "").strip() or None,

@@ -33,5 +33,5 @@ def usage_in_body(body: bytes) -> Usage | None:
     """The `usage` of a non-streaming answer, None when it has none (or is not JSON)."""
     try:
         return _decoder.decode(body).usage
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, UnicodeDecodeError):  # (ValidationError is a DecodeError; invalid UTF-8)
         return None

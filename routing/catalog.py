@@ -62,6 +62,20 @@ class CacheSpec(_Strict, frozen=True):
     """Also store answers cut by `max_tokens` (`finish_reason: "length"`)."""
 
 
+class QueueSpec(_Strict, frozen=True):
+    """Requests waiting for a worker slot when every worker of the model (and of its fallbacks) is at its
+    `max_concurrent`: first come, first served; past `max_waiting`, or after `max_wait`, 503 with
+    `Retry-After` (codes `queue_full`, `queue_timeout`)."""
+
+    max_waiting: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """Requests allowed to wait (0: none, refuse at once). Default: the model's capacity, the sum of its
+    workers' `max_concurrent` (so a request waits about one answer's time at most)."""
+    max_wait: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Seconds a request may wait for a slot (not counted in `timeouts.total`, which starts with the slot)."""
+    retry_after: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """Seconds the 503 tells clients to wait (`Retry-After`, rounded up to whole seconds)."""
+
+
 class ModelSpec(_Strict, frozen=True):
     """A model clients may ask for by `name` (or one of its `aliases`)."""
 
@@ -80,6 +94,9 @@ class ModelSpec(_Strict, frozen=True):
     cache: CacheSpec | None = None
     capture: bool = False
     """Capture this model's requests and answers for fine-tuning (GATEWAY_CAPTURE_DIR); off by default."""
+    queue: QueueSpec | None = None
+    """The queue of requests waiting while every worker of this model is at its `max_concurrent`
+    (defaults apply when unset)."""
 
 
 class RouteRule(_Strict, frozen=True):
@@ -171,6 +188,9 @@ class WorkerSpec(_Strict, frozen=True):
     send_request_id: bool | None = None
     """Forward `X-Request-Id`. Default: yes, except to `local` workers (llama-cpp-python's server
     answers 400 to a request id that is not a UUID)."""
+    max_concurrent: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """Requests this gateway process sends the worker at once, all its models together; when every
+    worker of a model is full, requests wait in the model's `queue`. None (default): no limit."""
 
     @property
     def forwards_request_id(self) -> bool:

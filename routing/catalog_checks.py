@@ -25,8 +25,12 @@ def check_catalog(catalog: Catalog) -> list[str]:
         problems.append(f"$.models: the model name {name!r} appears more than once")
     for name in sorted(_duplicates([a for m in catalog.models for a in m.aliases])):
         problems.append(f"$.models: the alias {name!r} is given to more than one model")
+    limited = {served.name for w in catalog.workers if w.max_concurrent is not None for served in w.served()}
     for i, model in enumerate(catalog.models):
         problems.extend(_check_model(f"$.models[{i}]", model, known))
+        if model.queue is not None and model.name not in limited:
+            problems.append(f"$.models[{i}].queue: no worker of {model.name!r} has `max_concurrent`, so no "
+                            "request would ever wait")
     default = catalog.routing.default_model
     if default is not None and default not in known:
         problems.append(f"$.routing.default_model: unknown model {default!r} (not in $.models)")

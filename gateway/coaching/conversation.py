@@ -120,7 +120,7 @@ def answer_of(body: bytes) -> Message | None:
     try:
         data = _decode(body)
         content = data["choices"][0]["message"]["content"]
-    except (msgspec.DecodeError, KeyError, IndexError, TypeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
         return None
     return {"role": "assistant", "content": content} if isinstance(content, str) else None
 
@@ -163,7 +163,7 @@ def _gather(data: bytes, parts: list[str]) -> bool:
     """Add the chunk's content to `parts`; True if the chunk is an error (or unreadable)."""
     try:
         chunk = _decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
         return True
     if not isinstance(chunk, dict) or "error" in chunk:
         return True

@@ -16,6 +16,7 @@ from litestar.handlers import HTTPRouteHandler
 from gateway.authentication import Authenticator
 from gateway.capture.interactions import InteractionCapture
 from gateway.endpoints.callers import caller_of
+from gateway.endpoints.openapi_bodies import json_body, struct_schema, with_body
 from gateway.errors import InvalidRequest, NotFound
 from gateway.observability.request_observer import record_of
 
@@ -31,6 +32,10 @@ class Feedback(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     comment: Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_CHARS)] | None = None
 
 
+_FEEDBACK_BODY = json_body(struct_schema(Feedback), {"request_id": "req_0123456789abcdef01234567", "rating": 5,
+                                                      "label": "helpful"})
+
+
 def decode_feedback(raw: bytes) -> Feedback:
     try:
         return msgspec.json.decode(raw or b"{}", type=Feedback)
@@ -41,12 +46,13 @@ def decode_feedback(raw: bytes) -> Feedback:
             raise InvalidRequest(reason, param=where.rstrip("`")) from None
         named = message.split("`")  # "Object missing required field `rating`"
         raise InvalidRequest(message, param=named[1] if len(named) == 3 else None) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
 
 
 def feedback_routes(capture: InteractionCapture, authenticator: Authenticator) -> list[HTTPRouteHandler]:
-    @post("/v1/feedback", status_code=201, summary="Rate a captured interaction (for fine-tuning datasets)")
+    @post("/v1/feedback", status_code=201, summary="Rate a captured interaction (for fine-tuning datasets)",
+          operation_class=with_body(_FEEDBACK_BODY))
     async def feedback(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         record_of(request.scope).endpoint = "feedback"
         caller = await caller_of(request, authenticator)

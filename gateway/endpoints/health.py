@@ -1,28 +1,49 @@
 """Probes and metrics: `/livez`, `/readyz`, `/health` (the UpCoach shape), `/metrics` (Prometheus)
-and `/api/metrics` (the UpCoach JSON counters). No key needed: they say nothing about callers."""
+and `/api/metrics` (the UpCoach JSON counters). No key needed: they say nothing about callers.
+
+While the gateway drains (SIGTERM), they still answer (`/readyz` with 503) and `DrainGate` refuses every
+other request with 503 `shutting_down`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.enums import ScopeType
 from litestar.handlers import HTTPRouteHandler
+from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import GatewayError
+from gateway.error_responses import send_error
+from gateway.errors import GatewayError, ShuttingDown
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_observer import record_of
 from gateway.runtime import RuntimeHolder
+from gateway.shutdown import Lifecycle
+
+__all__ = ["PROBE_PATHS", "DrainGate", "Lifecycle", "health_routes"]
+
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics", "/api/metrics"})
+"""Answered while draining; everything else is refused then."""
 
 
-@dataclass
-class Lifecycle:
-    """Readiness flags the server flips: `draining` from SIGTERM until exit."""
+class DrainGate:
+    """In front of the app: while the gateway drains, a new request other than a probe gets 503
+    `shutting_down` with `Retry-After` and `Connection: close` (the client goes to another instance)."""
 
-    draining: bool = False
+    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self._lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._lifecycle.draining and scope["type"] == ScopeType.HTTP and scope["path"] not in PROBE_PATHS:
+            record_of(scope).error = ShuttingDown.code
+            await send_error(send, ShuttingDown("The gateway is shutting down; retry on another instance."))
+            return
+        await self.app(scope, receive, send)
 
 
 def _quiet(request: Request[Any, Any, Any], endpoint: str) -> None:

@@ -13,6 +13,7 @@ from litestar.params import FromPath
 
 from gateway.authentication import Authenticator
 from gateway.endpoints.callers import admin_of, caller_of
+from gateway.endpoints.openapi_bodies import json_body, struct_schema, with_body
 from gateway.errors import InvalidRequest, NotFound
 from gateway.keys import ApiKey, KeyLimits, KeyStore, new_key, new_secret
 from gateway.limits import LimitStore
@@ -28,6 +29,10 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     cache_control: bool = True
 
 
+_NEW_KEY_BODY = json_body(struct_schema(NewKey), {"scope": "user", "models": ["chat"], "expires_in_days": 30,
+                                                  "limits": {"requests_per_minute": 60}})
+
+
 def describe(key: ApiKey) -> dict[str, Any]:
     """A key as admins see it: never its secret or hash."""
     return {"id": key.id, "prefix": key.prefix, "scope": key.scope, "models": list(key.models),
@@ -39,14 +44,15 @@ def _decode_new_key(raw: bytes) -> NewKey:
     try:
         return msgspec.json.decode(raw or b"{}", type=NewKey, strict=False)
     except msgspec.ValidationError as exc:
-        reason, _, where = str(exc).rpartition(" - at `$.")
-        raise InvalidRequest(reason or str(exc), param=where.rstrip("`") or None) from None
-    except msgspec.DecodeError:
+        reason, at, where = str(exc).rpartition(" - at `$.")
+        raise InvalidRequest(reason or str(exc), param=where.rstrip("`") if at else None) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
 
 
 def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticator) -> list[HTTPRouteHandler]:
-    @post("/admin/keys", status_code=201, summary="Create an API key (its secret is shown once)")
+    @post("/admin/keys", status_code=201, summary="Create an API key (its secret is shown once)",
+          operation_class=with_body(_NEW_KEY_BODY))
     async def create_key(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await admin_of(request, authenticator)
         spec = _decode_new_key(await request.body())

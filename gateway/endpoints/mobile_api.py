@@ -8,13 +8,11 @@ Each handler decodes, calls one function (`gateway.coaching`), and encodes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.spec import Operation
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -26,6 +24,7 @@ from gateway.coaching.sessions import SessionStore
 from gateway.coaching.worker_models import WorkerModels
 from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
+from gateway.endpoints.openapi_bodies import with_body
 from gateway.inference_request import decode_inference_request
 from gateway.observability.request_observer import record_of
 from gateway.pipeline import InferencePipeline, Reply
@@ -68,18 +67,6 @@ _CHAT_BODY: dict[str, Any] = {
                     "max_tokens": 100}}}}
 
 
-def _with_body(body: dict[str, Any]) -> type[Operation]:
-    """An OpenAPI operation that documents a JSON body the handler reads itself (to answer its errors in
-    the OpenAI shape)."""
-
-    @dataclass
-    class WithBody(Operation):
-        def to_schema(self) -> dict[str, Any]:
-            return {**super().to_schema(), "requestBody": body}
-
-    return WithBody
-
-
 def _json(body: Any) -> Response[bytes]:
     return Response(_encode(body), media_type="application/json")
 
@@ -99,7 +86,7 @@ def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
     worker_models = WorkerModels()
 
     @post("/api/chat/completions", status_code=200, summary="Create a chat completion (as /v1/chat/completions)",
-          tags=_TAGS, operation_class=_with_body(_CHAT_BODY))
+          tags=_TAGS, operation_class=with_body(_CHAT_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
         record = record_of(request.scope)
         record.endpoint = "chat/completions"
@@ -111,7 +98,7 @@ def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
     @post("/api/coaching/chat", status_code=200, summary="A coaching chat turn, by context type",
           description="Chooses the system prompt, generation defaults and model from the context type; "
           "with `session_id` the gateway keeps the conversation. Answers an OpenAI chat completion, "
-          "or its SSE stream with `stream: true`.", tags=_TAGS, operation_class=_with_body(_COACHING_BODY))
+          "or its SSE stream with `stream: true`.", tags=_TAGS, operation_class=with_body(_COACHING_BODY))
     async def coaching_chat(request: AnyRequest) -> Response[Any]:
         record = record_of(request.scope)
         record.endpoint = "coaching/chat"

@@ -14,6 +14,7 @@ from gateway.authentication import Authenticator
 from gateway.endpoints.callers import caller_of
 from gateway.endpoints.disconnect import unless_client_disconnects
 from gateway.endpoints.inference import InferenceHandler
+from gateway.endpoints.openapi_bodies import CHAT_COMPLETION_BODY, COMPLETION_BODY, EMBEDDING_BODY, with_body
 from gateway.errors import ModelNotFound
 from gateway.inference_request import Endpoint
 from gateway.observability.request_observer import record_of
@@ -58,15 +59,17 @@ def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
             return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
         return Response(reply.body, media_type="application/json", headers=reply.headers)
 
-    @post("/v1/chat/completions", status_code=200, summary="Create a chat completion")
+    @post("/v1/chat/completions", status_code=200, summary="Create a chat completion",
+          operation_class=with_body(CHAT_COMPLETION_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
         return await infer(request, "chat/completions")
 
-    @post("/v1/completions", status_code=200, summary="Create a completion")
+    @post("/v1/completions", status_code=200, summary="Create a completion",
+          operation_class=with_body(COMPLETION_BODY))
     async def completions(request: AnyRequest) -> Response[Any]:
         return await infer(request, "completions")
 
-    @post("/v1/embeddings", status_code=200, summary="Create embeddings")
+    @post("/v1/embeddings", status_code=200, summary="Create embeddings", operation_class=with_body(EMBEDDING_BODY))
     async def embeddings(request: AnyRequest) -> Response[Any]:
         return await infer(request, "embeddings")
 

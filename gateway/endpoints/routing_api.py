@@ -10,13 +10,15 @@ from litestar.handlers import HTTPRouteHandler
 
 from gateway.authentication import Authenticator
 from gateway.endpoints.callers import caller_of
+from gateway.endpoints.openapi_bodies import CHAT_COMPLETION_BODY, with_body
 from gateway.inference_request import decode_inference_request
 from gateway.pipeline import choose_model
 from gateway.runtime import RuntimeHolder
 
 
 def routing_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
-    @post("/v1/routing/explain", status_code=200, summary="Explain how a chat request would be routed")
+    @post("/v1/routing/explain", status_code=200, summary="Explain how a chat request would be routed",
+          operation_class=with_body(CHAT_COMPLETION_BODY))
     async def explain(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await caller_of(request, authenticator)
         inference = decode_inference_request("chat/completions", await request.body())

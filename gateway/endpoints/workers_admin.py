@@ -17,6 +17,7 @@ from litestar.response import Stream
 
 from gateway.authentication import Authenticator
 from gateway.endpoints.callers import admin_of
+from gateway.endpoints.openapi_bodies import ADAPTER_BODY, PULL_BODY, WORKER_BODY, with_body
 from gateway.errors import GatewayError, InvalidRequest, NotFound, WorkerRejected, worker_error
 from gateway.model_setup import pull
 from gateway.runtime import RuntimeHolder
@@ -24,6 +25,17 @@ from gateway.worker_registry import OverlayStore, WorkerOverlay
 from routing.catalog import CatalogError, WorkerSpec
 
 AnyRequest = Request[Any, Any, Any]
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body (empty: `{}`); 400 for anything else."""
+    try:
+        body = msgspec.json.decode(raw or b"{}")
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
 
 
 def _root(url: str) -> str:
@@ -63,12 +75,13 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
                         "models_loaded": sorted(load.resident_models) if load.resident_models is not None else None})
         return {"workers": rows, "overlay_version": overlay.version}
 
-    @post("/admin/workers", status_code=201, summary="Add a worker (every replica)")
+    @post("/admin/workers", status_code=201, summary="Add a worker (every replica)",
+          operation_class=with_body(WORKER_BODY))
     async def add_worker(request: AnyRequest) -> dict[str, Any]:
         await admin_of(request, authenticator)
         try:
             spec = msgspec.json.decode(await request.body(), type=WorkerSpec)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # (ValidationError is a DecodeError)
             raise InvalidRequest(f"Not a worker: {exc}", code="invalid_worker") from None
         return await change(lambda o: msgspec.structs.replace(
             o, added=(*[w for w in o.added if w.name != spec.name], spec),
@@ -92,11 +105,12 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
         return await change(lambda o: msgspec.structs.replace(
             o, removed=(*[n for n in o.removed if n != name], name), added=tuple(w for w in o.added if w.name != name)))
 
-    @post("/admin/workers/{name:str}/models/pull", summary="Pull a model onto an Ollama worker (NDJSON progress)")
+    @post("/admin/workers/{name:str}/models/pull", summary="Pull a model onto an Ollama worker (NDJSON progress)",
+          operation_class=with_body(PULL_BODY))
     async def pull_model(request: AnyRequest, name: FromPath[str]) -> Response[Any]:
         await admin_of(request, authenticator)
         spec = worker(name)
-        model = msgspec.json.decode(await request.body() or b"{}").get("model")
+        model = _json_object(await request.body()).get("model")
         if spec.kind != "ollama" or not isinstance(model, str):
             raise InvalidRequest("Give `model`; only Ollama workers pull models.", param="model")
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -132,11 +146,12 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
         await _call(spec, "DELETE", _root(spec.url) + "/api/delete", {"model": model.lstrip("/")}, env)
         return {"worker": name, "model": model.lstrip("/"), "deleted": True}
 
-    @post("/admin/workers/{name:str}/adapters", status_code=201, summary="Load a LoRA adapter (vLLM)")
+    @post("/admin/workers/{name:str}/adapters", status_code=201, summary="Load a LoRA adapter (vLLM)",
+          operation_class=with_body(ADAPTER_BODY))
     async def load_adapter(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
         spec = worker(name)
-        body = msgspec.json.decode(await request.body() or b"{}")
+        body = _json_object(await request.body())
         adapter, path = body.get("lora_name"), body.get("lora_path")
         if spec.kind != "vllm" or not isinstance(adapter, str) or not isinstance(path, str):
             raise InvalidRequest("Give `lora_name` and `lora_path`; only vLLM workers load adapters.")

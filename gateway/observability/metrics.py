@@ -69,6 +69,12 @@ class GatewayMetrics:
         self.cache_bytes = Counter("llm_gateway_cache_stored_bytes", "Bytes written to the cache", registry=r)
         self.rate_limited = Counter("llm_gateway_rate_limited", "Requests refused by a limit", ["reason"],
                                     registry=r)
+        self.queue_depth = Gauge("llm_gateway_queue_depth", "Requests waiting for a worker slot (every worker of "
+                                 "the model at its max_concurrent), by model", ["model"],
+                                 multiprocess_mode="livesum", registry=r)
+        self.overloaded = Counter("llm_gateway_overload_rejections", "Requests refused with 503 because every "
+                                  "worker of the model was full: queue_full (the queue was full too) or "
+                                  "queue_timeout (waited the queue's max_wait)", ["model", "reason"], registry=r)
 
     def exposition(self) -> bytes:
         """The text of `GET /metrics`."""

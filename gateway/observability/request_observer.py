@@ -16,6 +16,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.header_limit import header_bytes, refuse_oversize_headers
 from gateway.observability.metrics import GatewayMetrics, LabelledChildren, status_class
 from gateway.observability.request_record import RequestRecord
 
@@ -43,9 +44,12 @@ def record_of(scope: Scope) -> RequestRecord:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info") -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info",
+                 max_header_bytes: int = 0) -> None:
+        """`max_header_bytes`: larger request headers get 431 (0: no limit)."""
         self.app = app
         self.metrics = metrics
+        self._max_header_bytes = max_header_bytes
         self._requests = LabelledChildren(metrics.requests)
         self._duration = LabelledChildren(metrics.duration)
         self._ttft = LabelledChildren(metrics.ttft)
@@ -85,7 +89,10 @@ class RequestObserver:
         metrics.in_flight.inc()
         metrics.seed.active_connections += 1
         try:
-            await self.app(scope, receive, send_observed)
+            if self._max_header_bytes and header_bytes(scope["headers"]) > self._max_header_bytes:
+                record.error = (await refuse_oversize_headers(send_observed, self._max_header_bytes)).error_code
+            else:
+                await self.app(scope, receive, send_observed)
         finally:
             metrics.in_flight.dec()
             metrics.seed.active_connections -= 1

@@ -21,7 +21,7 @@ import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.ollama_translation import Endpoint, StreamTranslator, decode_line, has_content, usage_of
-from gateway.upstream.sse_relay import DONE, StreamOutcome, error_event, read_mid_stream
+from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line without a newline is not Ollama's: the stream is dropped as malformed."""
@@ -46,17 +46,19 @@ async def relay_ndjson(
     endpoint: Endpoint,
     request_id: str | None = None,
     capture: list[bytes] | None = None,
+    cutoff: StreamCutoff | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield OpenAI SSE bytes (`data: {json}\\n\\n` ... `data: [DONE]\\n\\n`) for an open Ollama stream.
 
     `deadline` is the loop time by which the whole stream must be over; `model` is the name shown in
     the chunks; `endpoint` is `chat/completions` or `completions`; `request_id` (optional) makes the
     chunk id `chatcmpl-<hex>` of a gateway request id `req_<hex>`. `capture` (as `relay_sse`'s): every
-    chunk's JSON is appended to it, the usage chunk included, without the client's `usage: null`s."""
+    chunk's JSON is appended to it, the usage chunk included, without the client's `usage: null`s.
+    `cutoff` (as `relay_sse`'s): how the gateway ends the stream early (shutting down)."""
     outcome = StreamOutcome()
     translator = StreamTranslator(endpoint, model=model, request_id=request_id)
     try:
-        async with contextlib.aclosing(_lines(response, worker_name, idle_timeout, deadline)) as lines:
+        async with contextlib.aclosing(_lines(response, worker_name, idle_timeout, deadline, cutoff)) as lines:
             async for raw in lines:
                 line = decode_line(raw, worker_name)  # raises on {"error": ...} and on what is not JSON
                 outcome.chunks += 1
@@ -101,8 +103,8 @@ async def relay_ndjson(
             on_end(outcome)
 
 
-async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float
-                 ) -> AsyncGenerator[bytes, None]:
+async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
+                 cutoff: StreamCutoff | None) -> AsyncGenerator[bytes, None]:
     """Yield each non-blank line of the body (without its newline), however the bytes are chunked.
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
@@ -118,7 +120,7 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
         del buffer[:start]
         if len(buffer) > MAX_LINE_BYTES:
             raise UpstreamError(f"worker {worker_name!r} sent a stream line longer than {MAX_LINE_BYTES} bytes")
-        data = await read_mid_stream(content.readany, worker_name, idle, deadline)
+        data = await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff)
         if not data:
             tail = bytes(buffer).strip()
             if tail:

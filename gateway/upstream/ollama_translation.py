@@ -314,7 +314,7 @@ def decode_line(raw: bytes, worker_name: str, what: str = "stream line") -> Olla
     anything that is not an Ollama line raises `UpstreamError`."""
     try:
         line = _line_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, UnicodeDecodeError):  # (ValidationError is a DecodeError; invalid UTF-8)
         raise UpstreamError(f"worker {worker_name!r} sent a malformed {what}") from None
     if line.error is not None:
         raise worker_error(500, raw)
@@ -374,7 +374,7 @@ def from_ollama(endpoint: Endpoint, raw: bytes, *, model: str, request_id: str,
     if endpoint == "embeddings":
         try:
             answer = _embed_decoder.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, UnicodeDecodeError):  # (ValidationError is a DecodeError; invalid UTF-8)
             raise UpstreamError(f"worker {worker_name!r} sent a malformed embeddings answer") from None
         if answer.error is not None:
             raise worker_error(500, raw)

@@ -71,8 +71,9 @@ class OpenAICompatibleClient:
             headers["Authorization"] = target.auth_header
         try:
             async with asyncio.timeout(wait):
+                # Never follow a redirect: the gateway calls its catalog's workers and nothing else.
                 response = await self._session.post(worker.url + path, data=body, headers=headers,
-                                                    timeout=target.connect_timeout)
+                                                    timeout=target.connect_timeout, allow_redirects=False)
         except TimeoutError:
             raise UpstreamTimeout(f"worker {worker.name!r} did not answer within {wait:.3g} s") from None
         except aiohttp.ServerTimeoutError:

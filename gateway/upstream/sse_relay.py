@@ -1,14 +1,16 @@
 """Relays a worker's SSE stream to the client chunk by chunk, as the worker produces it.
 
 Honest streams: comments are dropped, the worker's mid-stream errors are normalized, and a stream
-that breaks, stalls past the idle timeout or ends without `[DONE]` becomes an OpenAI error event
-followed by `[DONE]`; never a made-up `finish_reason`. The gateway always asks the worker for usage;
-the client gets the usage chunk only if it asked, and one is counted here when the worker sends none.
+that breaks, stalls past the idle timeout, ends without `[DONE]` or is cut by the gateway (its drain
+deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
+gateway always asks the worker for usage; the client gets the usage chunk only if it asked, and one is
+counted here when the worker sends none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,6 +46,25 @@ def error_event(error: GatewayError) -> bytes:
     return b"data: " + _encode(error.body()) + b"\n\n"
 
 
+class StreamCutoff:
+    """Lets the gateway end one relayed stream early (the drain deadline): after `cut`, the read under way
+    and every later one raise `error`, which the relay turns into an error event and `[DONE]`."""
+
+    __slots__ = ("error", "timer")
+
+    def __init__(self) -> None:
+        self.error: GatewayError | None = None
+        self.timer: asyncio.Timeout | None = None
+        """The timeout of the read under way (set by `read_mid_stream`)."""
+
+    def cut(self, error: GatewayError) -> None:
+        self.error = error
+        timer = self.timer
+        if timer is not None and not timer.expired():
+            with contextlib.suppress(RuntimeError):  # that read is over already: the next one sees `error`
+                timer.reschedule(asyncio.get_running_loop().time())  # wakes the read at once
+
+
 async def relay_sse(
     response: aiohttp.ClientResponse,
     *,
@@ -54,22 +75,28 @@ async def relay_sse(
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
     capture: list[bytes] | None = None,
+    cutoff: StreamCutoff | None = None,
 ) -> AsyncIterator[bytes]:
-    """`capture`: every data payload is appended to it (the usage chunk included), for the cache."""
+    """`capture`: every data payload is appended to it (the usage chunk included), for the cache.
+    `cutoff`: how the gateway ends the stream early (shutting down)."""
     outcome = StreamOutcome()
     try:
-        async for payload in _events(response, worker_name, idle_timeout, deadline):
+        async for payload in _events(response, worker_name, idle_timeout, deadline, cutoff):
             if payload == b"[DONE]":
                 outcome.completed = True
                 break
             try:
                 chunk = _decode(payload)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
                 raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
             if not isinstance(chunk, dict):
                 raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk")
             if "error" in chunk:
                 raise worker_error(500, payload)
+            try:
+                has_content = _has_content(chunk)
+            except (AttributeError, TypeError):  # `choices` or a `delta` that is not what OpenAI sends
+                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
             outcome.chunks += 1
             if capture is not None:
                 capture.append(payload)
@@ -80,7 +107,7 @@ async def relay_sse(
                     if client_wants_usage:
                         yield b"data: " + payload + b"\n\n"
                     continue
-            if _has_content(chunk):
+            if has_content:
                 outcome.content_chunks += 1
                 if outcome.first_content_at is None:
                     outcome.first_content_at = time.perf_counter()
@@ -107,14 +134,20 @@ async def relay_sse(
 
 
 async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str, idle: float,
-                          deadline: float) -> bytes:
+                          deadline: float, cutoff: StreamCutoff | None = None) -> bytes:
     """One read of a worker's stream, bounded by the idle timeout and the request's `deadline` (loop
-    time); aiohttp's errors become ours. Shared by the SSE and NDJSON relays."""
+    time), and ended by `cutoff`; aiohttp's errors become ours. Shared by the SSE and NDJSON relays."""
+    if cutoff is not None and cutoff.error is not None:
+        raise cutoff.error
     wait = min(idle, deadline - asyncio.get_running_loop().time())
     try:
-        async with asyncio.timeout(wait):
+        async with asyncio.timeout(wait) as timer:
+            if cutoff is not None:
+                cutoff.timer = timer
             return await read()
     except TimeoutError:
+        if cutoff is not None and cutoff.error is not None:
+            raise cutoff.error from None
         if wait < idle:
             raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
                                   "request deadline") from None
@@ -123,14 +156,14 @@ async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str
         raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream ({type(exc).__name__})") from None
 
 
-async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float
-                  ) -> AsyncIterator[bytes]:
+async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
+                  cutoff: StreamCutoff | None) -> AsyncIterator[bytes]:
     """Yield the data payload of each SSE event; comments and other fields are ignored.
     `deadline` is the loop time by which the whole stream must be over."""
     content = response.content
     data: list[bytes] = []
     while True:
-        line = await read_mid_stream(content.readline, worker_name, idle, deadline)
+        line = await read_mid_stream(content.readline, worker_name, idle, deadline, cutoff)
         if not line:
             if data:
                 yield b"\n".join(data)

@@ -15,6 +15,7 @@ from gateway.server import serve
 from gateway.settings import load_settings
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway
+from tests.figures import record_figure
 from tests.servers import ServerThread
 
 ADMIN = "sk-gw-admin-secret-for-tests"
@@ -55,17 +56,30 @@ def assert_error(response: httpx.Response, status: int) -> str:
     return str(error["code"])
 
 
+def record_statuses(measure: str, responses: list[httpx.Response], expected: int) -> None:
+    statuses = sorted({r.status_code for r in responses})
+    record_figure(12, measure, "/".join(map(str, statuses)), threshold=str(expected), met=statuses == [expected])
+
+
+@pytest.mark.figure(12)
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES)
 def test_every_route_refuses_missing_and_wrong_keys(keyed: ServerThread, method: str, path: str,
                                                     body: object) -> None:
-    assert assert_error(call(keyed, method, path, body), 401) == "missing_api_key"
-    assert assert_error(call(keyed, method, path, body, **bearer("sk-gw-wrong")), 401) == "invalid_api_key"
-    assert assert_error(call(keyed, method, path, body, **{"x-api-key": "nope"}), 401) == "invalid_api_key"
+    missing = call(keyed, method, path, body)
+    wrong = call(keyed, method, path, body, **bearer("sk-gw-wrong"))
+    wrong_header = call(keyed, method, path, body, **{"x-api-key": "nope"})
+    record_statuses("every route, with a missing or wrong key", [missing, wrong, wrong_header], 401)
+    assert assert_error(missing, 401) == "missing_api_key"
+    assert assert_error(wrong, 401) == "invalid_api_key"
+    assert assert_error(wrong_header, 401) == "invalid_api_key"
 
 
+@pytest.mark.figure(12)
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
 def test_user_keys_cannot_use_admin_routes(keyed: ServerThread, method: str, path: str, body: object) -> None:
-    assert assert_error(call(keyed, method, path, body, **bearer(USER)), 403) == "admin_required"
+    response = call(keyed, method, path, body, **bearer(USER))
+    record_statuses("admin routes, with a user key", [response], 403)
+    assert assert_error(response, 403) == "admin_required"
 
 
 def test_keys_are_accepted_in_each_header(keyed: ServerThread) -> None:
@@ -80,24 +94,31 @@ def test_the_openai_sdk_sends_its_key_as_bearer(keyed: ServerThread) -> None:
         openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0).models.list()
 
 
+@pytest.mark.figure(12)
 def test_created_key_works_is_listed_without_secrets_and_revoked(keyed: ServerThread) -> None:
     created = create_key(keyed, metadata={"owner": "tests"})
     secret = str(created["secret"])
     assert secret.startswith("sk-gw-") and created["prefix"] == secret[:10]
     assert call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code == 200
     listing = call(keyed, "GET", "/admin/keys", None, **bearer(ADMIN))
+    exposed = secret in listing.text or "secret_hash" in listing.text
+    record_figure(12, "key listing shows the secret or its hash", "yes" if exposed else "no", threshold="no",
+                  met=not exposed)
     assert str(created["id"]) in listing.text and secret not in listing.text and "secret_hash" not in listing.text
     assert call(keyed, "DELETE", f"/admin/keys/{created['id']}", None, **bearer(ADMIN)).json()["revoked"]
     deadline = time.monotonic() + 5
-    while call(keyed, "GET", "/v1/models", None, **bearer(secret)).status_code != 401:
+    while (after_revoke := call(keyed, "GET", "/v1/models", None, **bearer(secret))).status_code != 401:
         assert time.monotonic() < deadline, "a revoked key still worked after 5 s"
+    record_statuses("a revoked key", [after_revoke], 401)
     assert_error(call(keyed, "DELETE", f"/admin/keys/{created['id']}", None, **bearer(ADMIN)), 404)
 
 
+@pytest.mark.figure(12)
 def test_expired_keys_are_refused(keyed: ServerThread) -> None:
     created = create_key(keyed, expires_at=time.time() - 1)
-    assert assert_error(call(keyed, "GET", "/v1/models", None, **bearer(str(created["secret"]))), 401) \
-        in ("expired_api_key", "invalid_api_key")
+    response = call(keyed, "GET", "/v1/models", None, **bearer(str(created["secret"])))
+    record_statuses("an expired key", [response], 401)
+    assert assert_error(response, 401) in ("expired_api_key", "invalid_api_key")
 
 
 def test_keys_are_limited_to_their_models(keyed: ServerThread) -> None:

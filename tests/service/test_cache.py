@@ -15,6 +15,7 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
+from tests.figures import record_figure
 from tests.servers import ServerThread, gateway_processes
 
 ADMIN = "sk-gw-admin-for-cache-tests"
@@ -93,14 +94,17 @@ def test_a_route_can_opt_in(cached: ServerThread, vllm_sim: SimulatorThread) -> 
     assert results[1].headers["x-gateway-route"] == "daily-tips"
 
 
+@pytest.mark.figure(7)
 def test_tenants_never_see_each_others_answers(cached: ServerThread, vllm_sim: SimulatorThread) -> None:
     alpha1, alpha2 = key(cached, metadata={"team": "alpha"}), key(cached, metadata={"team": "alpha"})
     beta = key(cached, metadata={"team": "beta"})
     prompt = f"tenant {uuid.uuid4()}"
     assert httpx.post(cached.url + "/v1/chat/completions", json=chat(prompt), headers=alpha1) \
         .headers["x-gateway-cache"] == "miss"
-    assert httpx.post(cached.url + "/v1/chat/completions", json=chat(prompt), headers=beta) \
-        .headers["x-gateway-cache"] == "miss"  # another team: its own entry
+    other_team = httpx.post(cached.url + "/v1/chat/completions", json=chat(prompt), headers=beta)
+    record_figure(7, "another tenant's identical request served from the cache", other_team.headers["x-gateway-cache"],
+                  threshold="miss (never a cross-tenant hit)", met=other_team.headers["x-gateway-cache"] == "miss")
+    assert other_team.headers["x-gateway-cache"] == "miss"  # another team: its own entry
     assert httpx.post(cached.url + "/v1/chat/completions", json=chat(prompt), headers=alpha2) \
         .headers["x-gateway-cache"] == "hit"  # the same team shares
     assert worker_calls(vllm_sim, prompt) == 2
@@ -127,12 +131,16 @@ def test_streams_are_stored_and_replayed_either_way(cached: ServerThread, vllm_s
     assert worker_calls(vllm_sim, prompt) == 1 and worker_calls(vllm_sim, other) == 1
 
 
+@pytest.mark.figure(8)
 def test_failures_and_cut_answers_leave_no_entry(cached: ServerThread, vllm_sim: SimulatorThread) -> None:
     team = key(cached)
     cut = f"cut {uuid.uuid4()}"
     for _ in range(2):
         streamed(cached.url, {**chat(cut), "model": "drop-mid-stream"}, **team)
-    assert sum(1 for r in vllm_sim.records if cut in json.dumps(r.body)) == 2
+    calls = sum(1 for r in vllm_sim.records if cut in json.dumps(r.body))
+    record_figure(8, "upstream calls for a cut stream asked twice", calls, threshold="2 (no entry left)",
+                  met=calls == 2)
+    assert calls == 2
     failing = f"fail {uuid.uuid4()}"
     for _ in range(2):
         httpx.post(cached.url + "/v1/chat/completions", json={**chat(failing), "model": "error-500"}, headers=team)
@@ -143,6 +151,7 @@ def test_failures_and_cut_answers_leave_no_entry(cached: ServerThread, vllm_sim:
     assert worker_calls(vllm_sim, short) == 2  # finish_reason "length" is not stored
 
 
+@pytest.mark.figure(7)
 def test_cache_control(cached: ServerThread, vllm_sim: SimulatorThread) -> None:
     team = key(cached)
     prompt = f"control {uuid.uuid4()}"
@@ -150,10 +159,11 @@ def test_cache_control(cached: ServerThread, vllm_sim: SimulatorThread) -> None:
     def post(**extra: str) -> httpx.Response:
         return httpx.post(cached.url + "/v1/chat/completions", json=chat(prompt), headers={**team, **extra})
 
-    assert post(**{"cache-control": "no-store"}).headers["x-gateway-cache"] == "miss"
-    assert post().headers["x-gateway-cache"] == "miss"  # nothing was stored
-    assert post().headers["x-gateway-cache"] == "hit"
-    assert post(**{"cache-control": "no-cache"}).headers["x-gateway-cache"] == "bypass"
+    seen = [post(**{"cache-control": "no-store"}).headers["x-gateway-cache"], post().headers["x-gateway-cache"],
+            post().headers["x-gateway-cache"], post(**{"cache-control": "no-cache"}).headers["x-gateway-cache"]]
+    record_figure(7, "no-store, then plain twice, then no-cache", " / ".join(seen),
+                  threshold="miss / miss / hit / bypass", met=seen == ["miss", "miss", "hit", "bypass"])
+    assert seen == ["miss", "miss", "hit", "bypass"]  # no-store stored nothing; no-cache skipped the entry
     assert worker_calls(vllm_sim, prompt) == 3
     locked = key(cached, cache_control=False)  # this key may not bypass the cache
     prompt2 = f"locked {uuid.uuid4()}"
@@ -163,6 +173,7 @@ def test_cache_control(cached: ServerThread, vllm_sim: SimulatorThread) -> None:
         assert response.headers["x-gateway-cache"] == expected
 
 
+@pytest.mark.figure(8)
 def test_a_cold_burst_reaches_the_worker_once() -> None:
     config = SimulatorConfig(kind="vllm", models=(SIM_MODEL,), ttft_overhead_s=0.3)
     with SimulatorThread(config) as slow, start_gateway(catalog_yaml([("w", slow.url)])) as gw:
@@ -177,6 +188,8 @@ def test_a_cold_burst_reaches_the_worker_once() -> None:
         assert all(r.status_code == 200 for r in responses)
         assert len({content_of(r) for r in responses}) == 1
         results = [r.headers["x-gateway-cache"] for r in responses]
+        record_figure(8, "upstream calls for 100 identical requests on a cold cache", worker_calls(slow, prompt),
+                      threshold="1", met=worker_calls(slow, prompt) == 1)
         assert results.count("miss") == 1 and results.count("coalesced") + results.count("hit") == 99
         assert worker_calls(slow, prompt) == 1
 

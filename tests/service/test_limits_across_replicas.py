@@ -13,6 +13,7 @@ import pytest
 
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway
+from tests.figures import record_figure
 from tests.redis_server import RedisServer
 from tests.servers import gateway_processes
 
@@ -51,6 +52,7 @@ def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path: Path) -> Itera
         yield [url for url, _process in started]
 
 
+@pytest.mark.figure(4)
 def test_three_replicas_admit_exactly_the_limit(replicas: list[str]) -> None:
     limited = create_key(replicas[0], limits={"requests_per_minute": 100})
     other = create_key(replicas[1])
@@ -65,25 +67,35 @@ def test_three_replicas_admit_exactly_the_limit(replicas: list[str]) -> None:
             return list(await asyncio.gather(*(one(i) for i in range(300))))
 
     statuses = asyncio.run(burst())
+    record_figure(4, "admitted of 300 requests over 3 replicas, key limited to 100/min", statuses.count(200),
+                  threshold="exactly 100", met=statuses.count(200) == 100)
     assert statuses.count(200) == 100, sorted(set(statuses))  # exactly the limit, over three replicas
     # Refused: 429, or on a badly overloaded machine a 503 when Redis could not answer in time (fail closed).
     assert statuses.count(429) + statuses.count(503) == 200 and statuses.count(429) >= 150
     refused = httpx.post(replicas[2] + "/v1/chat/completions", json=CHAT, headers=bearer(limited))
     assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
-    assert all(httpx.post(url + "/v1/chat/completions", json=CHAT, headers=bearer(other)).status_code == 200
-               for url in replicas)
+    others = sum(httpx.post(url + "/v1/chat/completions", json=CHAT, headers=bearer(other)).status_code == 200
+                 for url in replicas)
+    record_figure(4, "another key's requests admitted meanwhile", f"{others}/{len(replicas)}", threshold="all",
+                  met=others == len(replicas))
+    assert others == len(replicas)
 
 
+@pytest.mark.figure(12)
 def test_revocation_reaches_every_replica(replicas: list[str]) -> None:
     secret = create_key(replicas[0])
     assert all(httpx.get(url + "/v1/models", headers=bearer(secret)).status_code == 200 for url in replicas)
     key_id = httpx.get(replicas[0] + "/admin/keys", headers=bearer(ADMIN)).json()["data"][-1]["id"]
     assert httpx.delete(f"{replicas[1]}/admin/keys/{key_id}", headers=bearer(ADMIN)).status_code == 200
-    deadline = time.monotonic() + 5
+    revoked_at = time.monotonic()
+    deadline = revoked_at + 5
     for url in replicas:
         while httpx.get(url + "/v1/models", headers=bearer(secret)).status_code != 401:
             assert time.monotonic() < deadline, f"{url} still accepted a revoked key after 5 s"
             threading.Event().wait(0.1)
+    everywhere = time.monotonic() - revoked_at
+    record_figure(12, "revocation refused on all 3 replicas after", round(everywhere, 3), unit="s", threshold="≤ 5 s",
+                  met=everywhere <= 5)
 
 
 def _budget_used(url: str, secret: str, budget: int) -> int:
@@ -91,6 +103,7 @@ def _budget_used(url: str, secret: str, budget: int) -> int:
     return budget - int(remaining)
 
 
+@pytest.mark.figure(5)
 def test_token_budget_ends_equal_to_what_was_used(vllm_sim: SimulatorThread, redis_url: str) -> None:
     _flush(redis_url)
     budget = 1_000_000
@@ -115,6 +128,8 @@ def test_token_budget_ends_equal_to_what_was_used(vllm_sim: SimulatorThread, red
         while _budget_used(gw.url, secret, budget) != used:
             assert time.monotonic() < deadline, (_budget_used(gw.url, secret, budget), used)
             threading.Event().wait(0.05)
+        record_figure(5, "budget counter minus tokens used (answers, streams, failures)",
+                      _budget_used(gw.url, secret, budget) - used, unit="tokens", threshold="0", met=True)
 
         # A client that leaves mid-stream: what was streamed is counted, within one reservation.
         body = {**CHAT, "model": "slow", "stream": True, "max_tokens": 50}
@@ -128,9 +143,12 @@ def test_token_budget_ends_equal_to_what_was_used(vllm_sim: SimulatorThread, red
             assert time.monotonic() < deadline, "the abandoned stream was never settled"
             threading.Event().wait(0.05)
         extra = _budget_used(gw.url, secret, budget) - used
+        record_figure(5, "counted for a stream the client abandoned", extra, unit="tokens",
+                      threshold="> 0, ≤ one reservation (~60)", met=0 < extra <= 60)
         assert 0 < extra <= 60  # a few tokens of prompt and one or two of reply, not the 8 + 50 reserved
 
 
+@pytest.mark.figure(6)
 def test_redis_outage_fails_open_then_recovers(vllm_sim: SimulatorThread, redis_server: RedisServer) -> None:
     text = catalog_yaml([("w", vllm_sim.url)])
     with start_gateway(text, REDIS_URL=redis_server.url, GATEWAY_ADMIN_KEY=ADMIN) as gw:
@@ -145,14 +163,19 @@ def test_redis_outage_fails_open_then_recovers(vllm_sim: SimulatorThread, redis_
         with redis_server.paused():
             during = [remaining() for _ in range(10)]
         assert during[-1] == 40  # the replica's own window: 10 admitted locally
-        deadline = time.monotonic() + 5
+        returned = time.monotonic()
+        deadline = returned + 5
         while remaining() > 40:  # back on Redis's count (45 before the outage, then these)
             assert time.monotonic() < deadline, "limits did not come back to Redis within 5 s"
+        recovered = time.monotonic() - returned
+        record_figure(6, "fail-open: limits back on Redis after it returned", round(recovered, 3), unit="s",
+                      threshold="≤ 5 s, no 5xx meanwhile", met=recovered <= 5)
         redis_server.kill()
         assert remaining() >= 0  # killed: still no 5xx
         redis_server.restart()
 
 
+@pytest.mark.figure(6)
 def test_redis_outage_fails_closed_when_configured(vllm_sim: SimulatorThread, redis_server: RedisServer) -> None:
     text = catalog_yaml([("w", vllm_sim.url)])
     with start_gateway(text, REDIS_URL=redis_server.url, GATEWAY_ADMIN_KEY=ADMIN,
@@ -161,6 +184,9 @@ def test_redis_outage_fails_closed_when_configured(vllm_sim: SimulatorThread, re
         assert httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret)).status_code == 200
         with redis_server.paused():
             refused = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=bearer(secret), timeout=10)
+        record_figure(6, "fail-closed: status while Redis is paused", refused.status_code,
+                      threshold="503 with Retry-After", met=refused.status_code == 503
+                      and int(refused.headers.get("retry-after", "0")) >= 1)
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
         assert int(refused.headers["retry-after"]) >= 1
 

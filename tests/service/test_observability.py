@@ -23,6 +23,7 @@ from gateway.observability.metrics import GatewayMetrics
 from routing.catalog import parse_catalog
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml
+from tests.figures import record_figure
 from tests.servers import ServerThread, free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 6}
@@ -126,6 +127,7 @@ def test_one_canonical_log_line_per_request(observed: tuple[ServerThread, Gatewa
     assert by_id["log-3"]["log_level"] == "debug"  # probes stay out of info logs
 
 
+@pytest.mark.figure(13)
 def test_no_secret_in_logs_errors_or_metrics_at_debug(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
     admin, user, worker_key = "sk-gw-admin-0123456789", "sk-gw-user-0123456789", "worker-secret-0123456789"
     catalog = tmp_path / "models.yaml"
@@ -161,8 +163,11 @@ def test_no_secret_in_logs_errors_or_metrics_at_debug(vllm_sim: SimulatorThread,
             process.wait(timeout=15)
     text = log.read_text() + "\n".join(bodies)
     assert '"event": "request"' in text  # the logs were really written, at debug
-    for secret in (admin, user, worker_key, "sk-gw-wrong-999999", "sk-gw-also-wrong-1234"):
-        assert secret not in text
+    secrets = (admin, user, worker_key, "sk-gw-wrong-999999", "sk-gw-also-wrong-1234")
+    leaked = [secret for secret in secrets if secret in text]
+    record_figure(13, "secrets found in DEBUG logs, error bodies and /metrics", len(leaked),
+                  threshold="0", met=not leaked)
+    assert not leaked, leaked
     # The worker got its own key, never a client's.
     assert any(r.headers.get("authorization") == f"Bearer {worker_key}" for r in vllm_sim.records)
     assert not any(user in str(r.headers) or admin in str(r.headers) for r in vllm_sim.records)
@@ -191,7 +196,9 @@ def test_readiness_fails_at_once_on_sigterm_while_serving(vllm_sim: SimulatorThr
         while httpx.get(url + "/readyz").status_code != 503:
             assert time.monotonic() < deadline, "readiness did not fail within 1 s of SIGTERM"
         assert httpx.get(url + "/livez").status_code == 200
-        assert httpx.post(url + "/v1/chat/completions", json=CHAT).status_code == 200  # still serving
+        refused = httpx.post(url + "/v1/chat/completions", json=CHAT)  # new requests go elsewhere
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+        assert refused.headers["retry-after"] == "1" and refused.headers["connection"] == "close"
         assert process.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
     finally:
         if process.poll() is None:

@@ -11,6 +11,7 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
+from tests.figures import record_figure
 from tests.servers import free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -23,6 +24,7 @@ def fleet() -> Iterator[list[SimulatorThread]]:
         yield [stack.enter_context(SimulatorThread(config)) for _ in range(3)]
 
 
+@pytest.mark.figure(1)
 def test_a_killed_worker_costs_no_failed_request(fleet: list[SimulatorThread]) -> None:
     tail = "health: {interval: 0.2, timeout: 0.5}\noutlier: {consecutive_failures: 2}\n"
     text = catalog_yaml([(f"w{i}", sim.url) for i, sim in enumerate(fleet)], tail=tail)
@@ -39,13 +41,22 @@ def test_a_killed_worker_costs_no_failed_request(fleet: list[SimulatorThread]) -
     with start_gateway(text, background=True) as gw:
         responses = asyncio.run(load(gw.url))
         statuses = [r.status_code for r in responses]
+        succeeded = statuses.count(200) / len(statuses)
+        record_figure(1, "requests that succeeded (200 concurrent, one of three workers killed)",
+                      round(100 * succeeded, 2), unit="%", threshold="≥ 99.9 %", met=succeeded >= 0.999)
         assert statuses.count(200) >= 0.999 * len(statuses), statuses
         retried = [r for r in responses if r.headers.get("x-gateway-attempts")]
+        elsewhere = sum(r.headers["x-gateway-worker"] != "w1" for r in retried)
+        record_figure(1, "retried requests that landed on another worker", f"{elsewhere}/{len(retried)}",
+                      threshold="all", met=elsewhere == len(retried))
         assert all(r.headers["x-gateway-worker"] != "w1" for r in retried)
         # After the kill, the dead worker stops getting traffic: ejected or marked down.
         workers = {w["name"]: w for w in httpx.get(gw.url + "/admin/workers").json()["workers"]}
         assert workers["w1"]["outlier"].get("ejected") or not workers["w1"]["healthy"]
         after = [httpx.post(gw.url + "/v1/chat/completions", json=CHAT) for _ in range(10)]
+        spared = sum(r.status_code == 200 and r.headers["x-gateway-worker"] != "w1" for r in after)
+        record_figure(1, "later requests kept off the dead worker", f"{spared}/{len(after)}", threshold="all",
+                      met=spared == len(after))
         assert all(r.status_code == 200 and r.headers["x-gateway-worker"] != "w1" for r in after)
 
 

@@ -1,0 +1,30 @@
+"""The request header size limit (`GATEWAY_MAX_HEADER_BYTES`): uvicorn with httptools sets none, so the
+outermost ASGI layer measures the headers once and refuses oversize ones with 431 in the OpenAI shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from litestar.types import Send
+
+from gateway.errors import HeadersTooLarge
+
+
+def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    """The total length of the header names and values (one pass, no allocation)."""
+    total = 0
+    for name, value in headers:
+        total += len(name) + len(value)
+    return total
+
+
+async def refuse_oversize_headers(send: Send, limit: int) -> HeadersTooLarge:
+    """Answer 431 and close the connection (the rest of the request is not read); returns the error."""
+    error = HeadersTooLarge(f"The request headers are larger than the gateway accepts ({limit} bytes).")
+    body = msgspec.json.encode(error.body())
+    await send({"type": "http.response.start", "status": error.status_code(),
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return error
