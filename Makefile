@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # llama.cpp's native build crashes on CPUs that advertise AMX/AVX-512 without them working: build portable.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install run test check lint typecheck bench clean
+.PHONY: install run test check lint typecheck bench reliability soak leak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
@@ -42,6 +42,29 @@ bench: install
 	$(BIN)/python -m benchmarks.routing_bench
 	$(BIN)/python -m benchmarks.peers_bench
 	$(BIN)/python -m benchmarks.streaming_bench
+
+## reliability: every scenario of docs/reliability.md (`pytest -m figure`) at full length (overload 60 s,
+## 1,000 fuzz examples per endpoint, a 30 s shutdown drain), recorded in benchmarks/results/reliability-figures.jsonl; then the
+## table in docs/reliability.md is rendered from every benchmarks/results/reliability-*.jsonl (the soak's too)
+RELIABILITY_FIGURES_FILE := benchmarks/results/reliability-figures.jsonl
+RELIABILITY_OVERLOAD_SECONDS ?= 60
+RELIABILITY_FUZZ_EXAMPLES ?= 1000
+RELIABILITY_DRAIN_SECONDS ?= 30
+reliability: install
+	mkdir -p benchmarks/results && : > $(RELIABILITY_FIGURES_FILE)
+	RELIABILITY_FIGURES=$(CURDIR)/$(RELIABILITY_FIGURES_FILE) \
+	RELIABILITY_OVERLOAD_SECONDS=$(RELIABILITY_OVERLOAD_SECONDS) RELIABILITY_FUZZ_EXAMPLES=$(RELIABILITY_FUZZ_EXAMPLES) \
+	RELIABILITY_DRAIN_SECONDS=$(RELIABILITY_DRAIN_SECONDS) \
+		$(BIN)/pytest -m figure; status=$$?; $(BIN)/python -m benchmarks.reliability_report && exit $$status
+
+## soak: reliability figure 15, one hour at half capacity with 1 % faults (RSS, FDs, p99, Redis TTLs,
+## /metrics vs clients, x-request-id); writes benchmarks/results/soak-*.json and RESULTS.md. Not in `test`.
+soak: install
+	$(BIN)/python -m benchmarks.soak --duration 3600
+
+## leak: 200,000 requests (streams and not, faults, disconnects); RSS after the load vs warm. Not in `test`.
+leak: install
+	$(BIN)/python -m benchmarks.soak --requests 200000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

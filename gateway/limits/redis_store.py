@@ -1,5 +1,5 @@
 """Limits in Redis, exact across replicas: every decision is one Lua script (`admit.lua`) run with
-EVALSHA (redis-py loads it on NOSCRIPT), checking and writing all of a subject's counters at once with
+EVALSHA (on NOSCRIPT both scripts are loaded and what met it is sent again), checking and writing all of
 Redis's own clock. Semantics: `gateway.limits.model`.
 
 Layout (`prefix` defaults to `llmgw:`; the subject in braces is a Redis Cluster hash tag, so all of a
@@ -218,10 +218,7 @@ class RedisLimitStore:
                 _arg(limits.token_budget), limits.budget_period, CONCURRENCY_RETRY_S, BUDGET_KEY_GRACE_S]
         keys = self._keys(subject, lease)
         with translate_redis_errors(mode):
-            if settles:
-                raw = await self._pipelined(settles, (keys, args))
-            else:
-                raw = await self._admit_script(keys=keys, args=args)
+            raw = await self._pipelined(settles or [], (keys, args))
         return self._decoder.decode(raw)
 
     def _settle_args(self, reservation: Reservation, actual_tokens: int, cancel: bool) -> list[str | int | float]:
@@ -237,26 +234,32 @@ class RedisLimitStore:
     async def _pipelined(self, settles: list[Settle],
                          admit: tuple[list[str], list[str | int | float]] | None) -> Any:
         """Send `settles`, then `admit` (keys, args) if given, in one round trip; the admit's reply.
-        Redis may have lost its scripts (a restart): then they are loaded and everything is sent again
-        (settle.lua is idempotent; an admit that met NOSCRIPT did not run)."""
-        for attempt in range(2):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for reservation, actual, cancel in settles:
-                    pipe.evalsha(self._settle_script.sha, 5, *self._keys(reservation.subject, reservation.lease),
-                                 *self._settle_args(reservation, actual, cancel))
-                if admit is not None:
-                    pipe.evalsha(self._admit_script.sha, 5, *admit[0], *admit[1])
-                replies = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
-                await self._redis.script_load(SETTLE_LUA)
-                await self._redis.script_load(ADMIT_LUA)
-                continue
-            break
+
+        Redis may lack the scripts (this process's first call, or after a restart): on NOSCRIPT both
+        are loaded, and the commands that met it are sent again, in order (settle.lua is idempotent;
+        an admit that met NOSCRIPT did not run, and one that ran is never sent twice)."""
+        commands = [(self._settle_script.sha, self._keys(r.subject, r.lease), self._settle_args(r, actual, cancel))
+                    for r, actual, cancel in settles]
+        if admit is not None:
+            commands.append((self._admit_script.sha, *admit))
+        replies = await self._send(commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self._redis.script_load(SETTLE_LUA)
+            await self._redis.script_load(ADMIT_LUA)
+            for i, reply in zip(missing, await self._send([commands[i] for i in missing]), strict=True):
+                replies[i] = reply
         if admit is None:
             return None
         if isinstance(replies[-1], Exception):
             raise replies[-1]
         return replies[-1]
+
+    async def _send(self, commands: list[tuple[str, list[str], list[str | int | float]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sha, keys, args in commands:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def _replay(self) -> None:
         """Deliver the in-doubt cancels and pending settles, a batch per call, oldest first."""

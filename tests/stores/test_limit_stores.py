@@ -393,3 +393,17 @@ async def test_settle_soon_while_redis_is_paused_is_delivered_later(
         await store.flush()  # times out: kept for replay
     await until_recovered(store)
     assert (await store.usage("key_a", limits)).budget_remaining == 900
+
+
+async def test_an_admit_riding_with_a_settle_runs_once_when_only_the_settle_script_is_missing(
+        redis_client: redis.asyncio.Redis) -> None:
+    await redis_client.script_flush()
+    store = RedisLimitStore(redis_client, close_client=False, window_s=LONG)
+    limits = KeyLimits(max_concurrent=1, token_budget=1000)
+    first = held(await store.admit("key_c", limits, 300))  # loads admit.lua only
+    store.settle_soon(first, 100)
+    second = held(await store.admit("key_c", limits, 300))  # the settle meets NOSCRIPT, the admit does not
+    store.settle_soon(second, 50)
+    await store.flush()
+    now = await store.usage("key_c", limits)
+    assert now.allowed and now.budget_remaining == 850
