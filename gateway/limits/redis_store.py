@@ -1,6 +1,6 @@
 """Limits in Redis, exact across replicas: every decision is one Lua script (`admit.lua`) run with
 EVALSHA (on NOSCRIPT both scripts are loaded and what met it is sent again), checking and writing all of
-Redis's own clock. Semantics: `gateway.limits.model`.
+a subject's counters at once with Redis's own clock. Semantics: `gateway.limits.model`.
 
 Layout (`prefix` defaults to `llmgw:`; the subject in braces is a Redis Cluster hash tag, so all of a
 subject's keys share a slot). Every key has a TTL:
