@@ -32,16 +32,23 @@ typecheck: install
 ## check: the quality bar: ruff, mypy --strict, pytest with warnings as errors
 check: lint typecheck test
 
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	touch $@
+
 ## bench: every benchmark, one after the other, written to benchmarks/RESULTS.md and benchmarks/results/:
-## overhead (nginx upstream, wrk; gateway configurations and ASGI servers), routing (simulated fleet),
-## peers (LiteLLM, Portkey: installed on first run) and streaming (TTFT, pacing)
-bench: install
+## overhead (nginx upstream, wrk; gateway configurations, ASGI servers, 1 and 2 processes, open loop at
+## fixed rates, py-spy profiles of what misses a goal), routing (simulated fleet), peers (LiteLLM,
+## Portkey: installed on first run; this gateway open and with all features on), streaming (TTFT,
+## pacing), then the plots (benchmarks/plots/*.png)
+bench: install $(VENV)/.bench-installed
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks.overhead --servers
 	$(BIN)/python -m benchmarks.routing_bench
 	$(BIN)/python -m benchmarks.peers_bench
 	$(BIN)/python -m benchmarks.streaming_bench
+	$(BIN)/python -m benchmarks.plots
 
 ## reliability: every scenario of docs/reliability.md (`pytest -m figure`) at full length (overload 60 s,
 ## 1,000 fuzz examples per endpoint, a 30 s shutdown drain), recorded in benchmarks/results/reliability-figures.jsonl; then the

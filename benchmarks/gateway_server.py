@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchmarks import procs
@@ -18,25 +19,19 @@ AUTH_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 SERVERS = ("serve", "uvicorn", "granian")
 """`serve` is the default deployment (`llm-gateway serve`); the others run the same ASGI app."""
 
-CONFIGS = ("bare", "auth", "limits")
-"""What the gateway checks on each request:
-- `bare`: open mode, no key is checked (no key source configured);
-- `auth`: a keys file with one user key (secret `bench-key`) and no limits: every request hashes the
-  bearer secret and compares it in constant time with the file's hash (no store call);
-- `limits`: the same key with limits that never refuse during a run, and `REDIS_URL` set: each request
-  also runs the admission script in Redis before the upstream call and the settle script after it.
-"""
-
 NEVER_REFUSING_LIMITS = {
     "requests_per_minute": 100_000_000,
     "tokens_per_minute": 10_000_000_000,
     "max_concurrent": 10_000,
 }
-"""High enough for any run: a 429 in a `limits` run means these were too low, not a gateway fault."""
+"""High enough for any run: a 429 in a run with limits means these were too low, not a gateway fault.
+The configurations that use them are in benchmarks/gateway_configs.py."""
 
 # Variables that choose the gateway's mode: removed from the inherited environment so each
 # configuration gets exactly the key sources and store it names.
-_MODE_VARIABLES = ("LLM_API_KEY", "GATEWAY_ADMIN_KEY", "GATEWAY_KEYS_FILE", "REDIS_URL", "RATE_LIMIT_RPM")
+_MODE_VARIABLES = (
+    "LLM_API_KEY", "GATEWAY_ADMIN_KEY", "GATEWAY_KEYS_FILE", "REDIS_URL", "RATE_LIMIT_RPM", "GATEWAY_CACHE",
+)  # fmt: skip
 
 CATALOG = """\
 models:
@@ -72,8 +67,14 @@ def write_keys_file(workdir: Path, *, limits: bool) -> Path:
 
 
 def environment(
-    catalog: Path, port: int, *, keys_file: Path | None = None, redis_url: str | None = None
+    catalog: Path,
+    port: int,
+    *,
+    keys_file: Path | None = None,
+    redis_url: str | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """The gateway's environment: this one's, less the mode variables, plus the run's; `extra` last."""
     env = {name: value for name, value in os.environ.items() if name not in _MODE_VARIABLES}
     if keys_file is not None:
         env["GATEWAY_KEYS_FILE"] = str(keys_file)
@@ -87,6 +88,7 @@ def environment(
         GATEWAY_START_LOCAL_WORKERS="false",
         LOG_LEVEL="warning",
     )
+    env.update(extra or {})
     return env
 
 
@@ -128,13 +130,16 @@ async def start_gateway(
     config: str = "bare",
     keys_file: Path | None = None,
     redis_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    label: str | None = None,
 ) -> procs.Child:
     """Start the gateway and wait until `GET /v1/models` answers 200 (with the bench key)."""
+    label = label or f"{server}-{config}"
     child = await procs.start(
-        f"gateway ({server}, {config})",
+        f"gateway ({label})",
         argv(server, port),
-        workdir / f"gateway-{server}-{config}.log",
-        env=environment(catalog, port, keys_file=keys_file, redis_url=redis_url),
+        workdir / f"gateway-{label}.log",
+        env=environment(catalog, port, keys_file=keys_file, redis_url=redis_url, extra=extra_env),
         cwd=ROOT,
     )
     try:

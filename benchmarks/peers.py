@@ -253,6 +253,25 @@ async def start_portkey(workdir: Path, upstream_base_url: str, version: str) -> 
     return peer
 
 
+PORTKEY_STREAM_FAILURE = "TypeError: immutable"
+PORTKEY_STREAM_CAUSE = (
+    "Portkey 1.15.2 answers every streamed chat completion with HTTP 500 (`TypeError: immutable` in its "
+    "log), whatever the headers or config: a bug in Portkey with @hono/node-server, not in this setup. "
+    "Its stream handler wraps the upstream `fetch()` answer as `new Response(stream, upstreamResponse)` "
+    "(handleStreamingMode), then appends its own headers (`x-portkey-trace-id`, ...) in "
+    "ResponseService.updateHeaders. @hono/node-server (1.19.x) replaces the global `Response` with a "
+    "lightweight class whose constructor keeps `init.headers` by reference instead of copying it, so the "
+    "new response shares the fetch answer's headers, which fetch made immutable, and the append throws "
+    "(`new Response(s, fetched).headers.append(...)` reproduces it in Node 20 with hono's class, not "
+    "with Node's own). Only the google, cohere and bedrock providers build fresh `Headers` there, and "
+    "failing after-request hooks take another path that reuses the same headers, so no request header or "
+    "gateway config avoids it; the fix is upstream (copy the headers). Non-streaming requests take a path "
+    "that rebuilds the headers and work. Its stream loop also sleeps 25 ms before the first chunk it "
+    "passes on (`setTimeout(..., 25)` in handleStreamingMode), which a fixed build's TTFT would show."
+)
+"""Why Portkey's streams fail (read in build/start-server.js of @portkey-ai/gateway 1.15.2 and
+@hono/node-server's dist/index.mjs under the peers install directory)."""
+
 PEER_KEYS = ("litellm", "portkey")
 
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,8 @@ from typing import TypeVar
 
 import httpx
 
-from benchmarks import gateway_server, interference, nginx_upstream, peers, procs, wrk
+from benchmarks import gateway_server, interference, nginx_upstream, peers, peers_gateway, procs, wrk
+from benchmarks.workloads import new_nonce
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -124,17 +125,6 @@ class QuietBudget:
 # --- measuring -------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _script(path: Path) -> Iterator[None]:
-    """Run wrk.run with another Lua script (wrk.run reads wrk.SCRIPT when it builds the command line)."""
-    saved = wrk.SCRIPT
-    wrk.SCRIPT = path
-    try:
-        yield
-    finally:
-        wrk.SCRIPT = saved
-
-
 def write_lua(workdir: Path, name: str, headers: dict[str, str]) -> Path:
     """A wrk script: chat.lua with these request headers set (replacing its Authorization)."""
     lines = [f"dofile({json.dumps(str(wrk.SCRIPT))})"]
@@ -184,35 +174,34 @@ class Target:
 async def measure(
     target: Target, script: Path, concurrency: list[int], duration_s: int, warmup_s: int, budget: QuietBudget
 ) -> None:
-    with _script(script):
-        target.quiet = await budget.wait()
-        if warmup_s:
-            warm = await wrk.run(target.url, max(concurrency), warmup_s)
-            if warm.error_count:
-                say(f"  {target.name} warm-up: errors {warm.errors}")
-        for c in concurrency:
-            before = await asyncio.to_thread(interference.snapshot)
-            result = await wrk.run(target.url, c, duration_s)
-            noise = interference.between(before, await asyncio.to_thread(interference.snapshot))
-            run = Run(
-                concurrency=c,
-                requests=result.requests,
-                requests_per_s=round(result.requests_per_s, 1),
-                p50_ms=round(result.p50_ms, 3),
-                p90_ms=round(result.p90_ms, 3),
-                p99_ms=round(result.p99_ms, 3),
-                max_ms=round(result.max_ms, 3),
-                errors=result.errors,
-                error_count=result.error_count,
-                other_cpu_pct=round(noise.other_cpu_pct, 1),
-                steal_pct=round(noise.steal_pct, 1),
-            )
-            target.runs.append(run)
-            errors = f", errors {result.errors}" if result.error_count else ""
-            say(
-                f"  {target.name} c={c}: {run.requests_per_s:,.0f} req/s, p50 {run.p50_ms:.3f} ms, "
-                f"p90 {run.p90_ms:.3f} ms, p99 {run.p99_ms:.3f} ms{errors} (other CPU {run.other_cpu_pct:.0f}%)"
-            )
+    target.quiet = await budget.wait()
+    if warmup_s:
+        warm = await wrk.run(target.url, max(concurrency), warmup_s, script=script, script_args=[new_nonce()])
+        if warm.error_count:
+            say(f"  {target.name} warm-up: errors {warm.errors}")
+    for c in concurrency:
+        before = await asyncio.to_thread(interference.snapshot)
+        result = await wrk.run(target.url, c, duration_s, script=script, script_args=[new_nonce()])
+        noise = interference.between(before, await asyncio.to_thread(interference.snapshot))
+        run = Run(
+            concurrency=c,
+            requests=result.requests,
+            requests_per_s=round(result.requests_per_s, 1),
+            p50_ms=round(result.p50_ms, 3),
+            p90_ms=round(result.p90_ms, 3),
+            p99_ms=round(result.p99_ms, 3),
+            max_ms=round(result.max_ms, 3),
+            errors=result.errors,
+            error_count=result.error_count,
+            other_cpu_pct=round(noise.other_cpu_pct, 1),
+            steal_pct=round(noise.steal_pct, 1),
+        )
+        target.runs.append(run)
+        errors = f", errors {result.errors}" if result.error_count else ""
+        say(
+            f"  {target.name} c={c}: {run.requests_per_s:,.0f} req/s, p50 {run.p50_ms:.3f} ms, "
+            f"p90 {run.p90_ms:.3f} ms, p99 {run.p99_ms:.3f} ms{errors} (other CPU {run.other_cpu_pct:.0f}%)"
+        )
 
 
 async def check_chat(url: str, headers: dict[str, str]) -> None:
@@ -276,27 +265,21 @@ async def run_benchmark(options: Options) -> list[Target]:
             await measure(direct, wrk.SCRIPT, *args)
             targets.append(direct)
 
-            gateway = Target("gateway", "this gateway (llm-gateway serve, open mode)", version=gateway_version())
-            targets.append(gateway)
-            port = procs.free_port()
-            gateway.url = f"http://{procs.LOOPBACK}:{port}{nginx_upstream.CHAT_PATH}"
             catalog = await asyncio.to_thread(gateway_server.write_catalog, workdir, nginx_port)
-            say(f"starting this gateway on port {port}")
-            try:
-                child = await gateway_server.start_gateway("serve", workdir, catalog, port)
-            except RuntimeError as exc:
-                gateway.status = f"did not start: {exc}"
-            else:
-                children.append(child)
+            for row in peers_gateway.ROWS:
+                gateway = Target(row.key, row.name, version=gateway_version())
+                targets.append(gateway)
+
+                async def measure_at(url: str, script: Path, gateway: Target = gateway) -> None:
+                    gateway.url = url
+                    await measure(gateway, script, *args)
+
                 try:
-                    await check_chat(gateway.url, gateway_server.AUTH_HEADERS)
-                    await measure(gateway, wrk.SCRIPT, *args)
-                    gateway.peak_rss_mb = round(await asyncio.to_thread(procs.peak_rss_bytes, child.pid) / 2**20, 1)
-                except RuntimeError as exc:
+                    peak = await peers_gateway.run_row(row, workdir, catalog, measure_at, say)
+                    gateway.peak_rss_mb = round(peak / 2**20, 1)
+                except (RuntimeError, OSError, httpx.HTTPError) as exc:
                     gateway.status = f"failed: {exc}"
-                finally:
-                    children.remove(child)
-                    await _stop(child)
+                    say(f"  {row.key} {gateway.status}")
 
             for name in options.peers:
                 got = installed[name]
@@ -360,7 +343,8 @@ def _get(run: Run | None, name: str) -> float | None:
 
 
 def ratios(targets: list[Target], concurrency: list[int]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Per target and concurrency: requests/s ÷ direct's, ÷ this gateway's; p50 ÷ this gateway's."""
+    """Per target and concurrency: requests/s ÷ direct's, ÷ this gateway's (open mode, all features on);
+    p50 ÷ this gateway's (open mode)."""
     by_key = {t.key: t for t in targets}
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for target in targets:
@@ -371,9 +355,11 @@ def ratios(targets: list[Target], concurrency: list[int]) -> dict[str, dict[str,
             run = target.run_at(c)
             direct = by_key["direct"].run_at(c)
             gw = by_key["gateway"].run_at(c) if "gateway" in by_key else None
+            gw_all = by_key["gateway-all"].run_at(c) if "gateway-all" in by_key else None
             per[str(c)] = {
                 "rps_vs_direct": _ratio(_get(run, "requests_per_s"), _get(direct, "requests_per_s")),
                 "rps_vs_gateway": _ratio(_get(run, "requests_per_s"), _get(gw, "requests_per_s")),
+                "rps_vs_gateway_all": _ratio(_get(run, "requests_per_s"), _get(gw_all, "requests_per_s")),
                 "p50_vs_gateway": _ratio(_get(run, "p50_ms"), _get(gw, "p50_ms")),
                 "p50_overhead_ms": None if run is None or direct is None else round(run.p50_ms - direct.p50_ms, 3),
             }
@@ -385,12 +371,12 @@ def tables(targets: list[Target], concurrency: list[int]) -> str:
     rat = ratios(targets, concurrency)
     lines = [
         "| target | version | c | requests/s | p50 ms | p90 ms | p99 ms | errors | ÷ direct (req/s) "
-        "| ÷ this gateway (req/s) | p50 - direct | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ÷ this gateway, open (req/s) | ÷ this gateway, all features (req/s) | p50 - direct | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in targets:
         if not t.runs:
-            lines.append(f"| {t.name} | {t.version or '-'} | - | {t.status.splitlines()[0][:160]} | | | | | | | | |")
+            lines.append(f"| {t.name} | {t.version or '-'} | - | {t.status.splitlines()[0][:160]} |" + " |" * 9)
             continue
         for i, run in enumerate(t.runs):
             r = rat.get(t.key, {}).get(str(run.concurrency), {})
@@ -400,7 +386,7 @@ def tables(targets: list[Target], concurrency: list[int]) -> str:
                 f"| {name} | {t.version if i == 0 else ''} | {run.concurrency} | {run.requests_per_s:,.0f} "
                 f"| {run.p50_ms:.3f} | {run.p90_ms:.3f} | {run.p99_ms:.3f} | {run.error_count} "
                 f"| {_fmt(r.get('rps_vs_direct'), 3)} | {_fmt(r.get('rps_vs_gateway'), 2)} "
-                f"| {_fmt(r.get('p50_overhead_ms'), 3)} | {rss} |"
+                f"| {_fmt(r.get('rps_vs_gateway_all'), 2)} | {_fmt(r.get('p50_overhead_ms'), 3)} | {rss} |"
             )
     return "\n".join(lines)
 
@@ -470,6 +456,24 @@ def update_section(part: str, text: str) -> None:
     RESULTS_MD.write_text(f"{before}{section}{after}")
 
 
+def max_rps(targets: list[Target]) -> dict[str, float]:
+    return {t.key: max(run.requests_per_s for run in t.runs) for t in targets if t.runs}
+
+
+def goals_text(targets: list[Target]) -> str:
+    """The issue's goal: all features on, at least 2x Portkey's and 20x LiteLLM's requests/s."""
+    parts = []
+    for goal in peers_gateway.peer_goals(max_rps(targets)):
+        ratio, met = goal["ratio"], goal["met"]
+        verdict = "not measured" if met is None else ("met" if met else "**missed**")
+        parts.append(f"≥ {goal['goal_times']:g}x {goal['peer']}: {'-' if ratio is None else f'{ratio}x'} ({verdict})")
+    return (
+        "Goal (issue 11), best requests/s of this gateway with all features on over each peer's, in this run: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def markdown(
     started: datetime, machine: dict[str, object], options: Options, targets: list[Target], json_path: Path
 ) -> str:
@@ -485,10 +489,17 @@ def markdown(
         f"({machine.get('nproc')} cores, {machine.get('cpu_model')}, load at start {load}); "
         f"raw figures in `{json_path.relative_to(HERE.parent)}`. Versions: {versions}.",
         "",
+        goals_text(targets),
+        "",
         "Method: one run, same box, same upstream (nginx answering a fixed chat completion); each target "
         f"alone in turn, one process (LiteLLM `--num_workers 1`); `wrk -t1 -cN -d{options.duration_s}s` with "
         "`chat.lua` (for the peers, a wrapper setting their headers: LiteLLM's master key `sk-bench-key`, "
-        "Portkey's `x-portkey-provider: openai` and `x-portkey-custom-host`) after a warm-up. Ratios are "
+        "Portkey's `x-portkey-provider: openai` and `x-portkey-custom-host`) after a warm-up. This gateway "
+        "runs twice, in the overhead benchmark's configurations (`benchmarks/gateway_configs.py`): open mode "
+        "(`bare`: no key, cache off) and all features on (`all`: a key from a keys file, limits counted in "
+        "a Redis the run starts, the cache in that Redis with `chat-cache-miss.lua` making every request a "
+        "miss that is forwarded and stored, metrics, one JSON log line per request); neither peer has a "
+        "cache, limits or keys configured, so they do less per request than `all`. Ratios are "
         "requests/s over direct's and over this gateway's at the same concurrency; p50 - direct at c=1 is "
         "the per-request overhead. Peak RSS = sum of VmHWM over the target's process tree. Before each "
         "target the run waits for load < 1 and no test suite or other benchmark running"
@@ -582,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"benchmark failed: {exc}")
         return 1
     print(tables(targets, options.concurrency))
+    print(goals_text(targets))
     if options.quick:
         return 0
     data: dict[str, object] = {
@@ -591,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "options": asdict(options),
         "targets": [asdict(t) for t in targets],
         "ratios": ratios(targets, options.concurrency),
+        "goals": peers_gateway.peer_goals(max_rps(targets)),
     }
     json_path = write_json("peers", started, data)
     update_section("throughput", markdown(started, machine, options, targets, json_path))

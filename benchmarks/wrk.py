@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,18 @@ def parse_output(output: str, concurrency: int) -> WrkResult:
     )
 
 
-async def run(url: str, concurrency: int, duration_s: float, *, timeout_s: float = 5.0) -> WrkResult:
-    """`wrk -t1 -c<concurrency> -d<duration>s --latency -s chat.lua url`, bounded in time."""
+async def run(
+    url: str,
+    concurrency: int,
+    duration_s: float,
+    *,
+    timeout_s: float = 5.0,
+    script: Path | None = None,
+    script_args: Sequence[str] = (),
+) -> WrkResult:
+    """`wrk -t1 -c<concurrency> -d<duration>s --latency -s <script> url -- <script_args>`, bounded in time.
+
+    The script (default chat.lua, read when called) must print chat.lua's WRK_JSON line from done()."""
     argv = [
         wrk_binary(),
         "-t1",
@@ -87,8 +98,9 @@ async def run(url: str, concurrency: int, duration_s: float, *, timeout_s: float
         f"--timeout={max(1, round(timeout_s))}s",
         "--latency",
         "-s",
-        str(SCRIPT),
+        str(script or SCRIPT),
         url,
+        *(["--", *script_args] if script_args else []),
     ]
     proc = await asyncio.create_subprocess_exec(
         *argv,
