@@ -87,11 +87,10 @@ class InferencePipeline:
             cache.count("bypass")
             record.cache = "bypass"
             return await self._admitted(runtime, request, record, caller, choice, plan, refresh=True)
-        answer = await cache.lookup(plan)
-        if answer is not None:
+        turn = await cache.consult(plan)
+        if turn.role is Role.HIT and turn.answer is not None:
             cache.count("hit")
-            return self._replay(answer, request, record, "hit")
-        turn = await cache.turn(plan)
+            return self._replay(turn.answer, request, record, "hit")
         if turn.role is Role.FOLLOWER_SERVED and turn.answer is not None:
             cache.count("coalesced")
             return self._replay(turn.answer, request, record, "coalesced")

@@ -24,6 +24,7 @@ _log = structlog.get_logger("gateway.cache")
 
 
 class Role(enum.Enum):
+    HIT = "hit"
     LEADER = "leader"
     """Call the worker, then `fill` (always, with None on failure)."""
     FOLLOWER_SERVED = "coalesced"
@@ -63,8 +64,10 @@ class ResponseCache:
             return None
         return unpack(raw) if raw is not None else None
 
-    async def turn(self, plan: CachePlan) -> Turn:
-        """After a miss: lead, or wait for the leader's answer."""
+    async def consult(self, plan: CachePlan) -> Turn:
+        """The entry, or this request's turn after a miss, with one store call: follow this process's
+        request already asking for the same key; else look up and, on a miss, take the fill lock in one
+        step: lead, or (another replica holds the lock) wait for its entry."""
         leading = self._leading.get(plan.key)
         if leading is not None:
             try:
@@ -75,9 +78,14 @@ class ResponseCache:
         future: asyncio.Future[CachedAnswer | None] = asyncio.get_running_loop().create_future()
         self._leading[plan.key] = future
         try:
-            locked = await self.store.lock(plan.key, self._wait)
-        except StoreUnavailable:
-            locked = True  # no shared lock: lead in this process
+            raw, locked = await self.store.get_or_lock(plan.key, self._wait)
+        except StoreUnavailable as exc:
+            _log.warning("cache_unavailable", error=str(exc))
+            raw, locked = None, True  # no shared lock: lead in this process
+        if raw is not None:
+            answer = unpack(raw)
+            self._settle_future(plan.key, answer)  # requests that came meanwhile get it too
+            return Turn(Role.HIT, answer)
         if locked:
             return Turn(Role.LEADER)
         answer = await self._await_entry(plan)  # another replica leads
@@ -100,11 +108,9 @@ class ResponseCache:
         if answer is not None and not plan.store_truncated and "length" in finish_reasons(answer):
             answer = None
         try:
-            if answer is not None and plan.store:
-                packed = pack(answer)
-                if await self.store.put(plan.key, packed, plan.ttl):
-                    self._metrics.cache_bytes.inc(len(packed))
-            await self.store.unlock(plan.key)
+            packed = pack(answer) if answer is not None and plan.store else None
+            if await self.store.put_and_unlock(plan.key, packed, plan.ttl) and packed is not None:
+                self._metrics.cache_bytes.inc(len(packed))
         except StoreUnavailable as exc:
             _log.warning("cache_unavailable", error=str(exc))
         self._settle_future(plan.key, answer)

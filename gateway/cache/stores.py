@@ -16,6 +16,14 @@ import redis.asyncio
 
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
 
+GET_OR_LOCK_LUA = """
+local entry = redis.call('GET', KEYS[1])
+if entry then return entry end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+"""KEYS: the entry, its fill lock; ARGV: the lock's TTL in ms. The entry, or 1 (locked by this call), or 0."""
+
 
 class CacheStore(Protocol):
     async def get(self, key: str) -> bytes | None: ...
@@ -29,6 +37,15 @@ class CacheStore(Protocol):
         ...
 
     async def unlock(self, key: str) -> None: ...
+
+    async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
+        """`get`, and on a miss `lock`, in one step (one round trip): (entry, False) on a hit, else
+        (None, whether this caller took the fill lock)."""
+        ...
+
+    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
+        """`put` (unless `value` is None), then `unlock`, in one step; whether the entry was stored."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -71,6 +88,15 @@ class MemoryCacheStore:
     async def unlock(self, key: str) -> None:
         self._locks.pop(key, None)
 
+    async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
+        value = await self.get(key)
+        return (value, False) if value is not None else (None, await self.lock(key, lock_ttl))
+
+    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
+        stored = value is not None and await self.put(key, value, ttl)
+        await self.unlock(key)
+        return stored
+
     async def close(self) -> None:
         self._entries.clear()
 
@@ -86,6 +112,7 @@ class RedisCacheStore:
         self._redis = client
         self._prefix = prefix + "cache:"
         self.max_entry_bytes = max_entry_bytes
+        self._get_or_lock = client.register_script(GET_OR_LOCK_LUA)
 
     async def get(self, key: str) -> bytes | None:
         with translate_redis_errors("cache get"):
@@ -107,6 +134,23 @@ class RedisCacheStore:
     async def unlock(self, key: str) -> None:
         with translate_redis_errors("cache unlock"):
             await self._redis.delete(self._prefix + "lock:" + key)
+
+    async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
+        with translate_redis_errors("cache get"):
+            found = await self._get_or_lock(keys=[self._prefix + key, self._prefix + "lock:" + key],
+                                            args=[max(1, int(lock_ttl * 1000))])
+        return (found, False) if isinstance(found, bytes) else (None, found == 1)
+
+    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
+        stored = value is not None and len(value) <= self.max_entry_bytes
+        with translate_redis_errors("cache put"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if stored:
+                    assert value is not None
+                    pipe.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+                pipe.delete(self._prefix + "lock:" + key)
+                await pipe.execute()
+        return stored
 
     async def close(self) -> None:
         await self._redis.aclose()

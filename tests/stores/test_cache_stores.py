@@ -1,0 +1,46 @@
+"""Cache stores, memory and real Redis: a lookup that takes the fill lock on a miss in one step, and a
+fill that stores and unlocks in one step (one round trip each on Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio
+
+from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
+from gateway.redis_connection import DEFAULT_KEY_PREFIX, connect_redis
+from tests.stores.conftest import GENEROUS_TIMEOUTS, flush, ttl_less_keys
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[CacheStore]:
+    if request.param == "memory":
+        yield MemoryCacheStore(max_entry_bytes=64)
+        return
+    url = request.getfixturevalue("redis_url")
+    await flush(url)
+    made = RedisCacheStore(connect_redis(url, **GENEROUS_TIMEOUTS), max_entry_bytes=64)
+    yield made
+    await made.close()
+    client: redis.asyncio.Redis = connect_redis(url, **GENEROUS_TIMEOUTS)
+    try:
+        assert await ttl_less_keys(client, f"{DEFAULT_KEY_PREFIX}cache:*") == []
+    finally:
+        await client.aclose()
+
+
+async def test_a_miss_takes_the_lock_once_and_a_fill_releases_it(store: CacheStore) -> None:
+    assert await store.get_or_lock("k", 10.0) == (None, True)  # the leader
+    assert await store.get_or_lock("k", 10.0) == (None, False)  # another replica: wait for the entry
+    assert await store.put_and_unlock("k", b"answer", 60.0)
+    assert await store.get_or_lock("k", 10.0) == (b"answer", False)  # a hit takes no lock
+
+
+async def test_a_failed_or_oversize_fill_stores_nothing_and_unlocks(store: CacheStore) -> None:
+    assert await store.get_or_lock("k", 10.0) == (None, True)
+    assert not await store.put_and_unlock("k", None, 60.0)  # the leader's call failed
+    assert await store.get_or_lock("k", 10.0) == (None, True)  # so the next miss leads
+    assert not await store.put_and_unlock("k", b"x" * 65, 60.0)  # larger than max_entry_bytes
+    assert await store.get_or_lock("k", 10.0) == (None, True)
+    await store.unlock("k")
