@@ -4,7 +4,8 @@ from the client side (used by `benchmarks.routing_bench`; run that, not this).
 Each request is a streamed `POST /v1/chat/completions` with `stream_options.include_usage`, sent
 with aiohttp (cheaper per chunk than the openai client, which matters on 2 cores). Time to first
 token is the time from sending to the first chunk whose delta carries content; output tokens are
-the usage chunk's `completion_tokens`. The worker comes from the gateway's `x-gateway-worker`
+the usage chunk's `completion_tokens` (and its `prompt_tokens_details.cached_tokens`, the prompt
+tokens the worker found cached). The worker comes from the gateway's `x-gateway-worker`
 header, and `OutstandingTracker` follows how many requests each worker holds over time (from the
 response headers, sent by the simulator as soon as the request enters its queue, to the stream's
 end): its time average and peak are the per-worker queue figures.
@@ -37,6 +38,8 @@ class Outcome:
     ttft_s: float | None = None
     completion_tokens: int = 0
     prompt_tokens: int = 0
+    cached_tokens: int | None = None
+    """`usage.prompt_tokens_details.cached_tokens`: prompt tokens the worker found in its KV cache."""
     error: str | None = None
     sent_at: float = 0.0
     """`time.perf_counter()` when the request was sent."""
@@ -114,6 +117,9 @@ async def _one(session: aiohttp.ClientSession, url: str, index: int, request: Ch
                     if usage:
                         outcome.completion_tokens = int(usage.get("completion_tokens") or 0)
                         outcome.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                        details = usage.get("prompt_tokens_details") or {}
+                        if "cached_tokens" in details:
+                            outcome.cached_tokens = int(details["cached_tokens"] or 0)
             finally:
                 tracker.leave(outcome.worker)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

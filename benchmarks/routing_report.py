@@ -73,6 +73,10 @@ def summarize_run(kind: str, policy: str, outcomes: list[Outcome], wall_s: float
         "output_tokens_per_s": round(tokens / wall_s, 1),
         "ttft_p50_ms": round(1000 * percentile(ttfts, 50), 1), "ttft_p90_ms": round(1000 * percentile(ttfts, 90), 1),
         "ttft_p99_ms": round(1000 * percentile(ttfts, 99), 1),
+        "ttft_p90_hits_ms": round(1000 * percentile([o.ttft_s for o in ok if o.ttft_s is not None
+                                                     and o.cached_tokens], 90), 1),
+        "ttft_p90_misses_ms": round(1000 * percentile([o.ttft_s for o in ok if o.ttft_s is not None
+                                                       and o.cached_tokens == 0], 90), 1),
         "cache_hit_rate": round(hits / queries, 4) if queries else 0.0,
         "workers_per_group": round(sum(len(w) for w in spread.values()) / len(spread), 2) if spread else 0.0,
         "workers_per_group_max": max((len(w) for w in spread.values()), default=0),
@@ -115,8 +119,8 @@ def _fmt_ratio(value: float) -> str:
 def _table(report: dict[str, Any], kind: str) -> list[str]:
     lines = ["| policy | output tok/s | TTFT p50 ms | TTFT p90 ms | cache hit rate | requests with no hit | "
              "workers per group | requests per worker (min-max) | queue max/mean (time avg) | "
-             "queue max/mean (peak) | peak queue | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+             "queue max/mean (peak) | peak queue | errors | CPU busy (gateway) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for run in report["runs"]:
         if run["workload"] != kind:
             continue
@@ -125,10 +129,10 @@ def _table(report: dict[str, Any], kind: str) -> list[str]:
         peaks = [w["peak_outstanding"] for w in workers]
         lines.append(f"| {run['policy']} | {run['output_tokens_per_s']:,.0f} | {run['ttft_p50_ms']:,.0f} | "
                      f"{run['ttft_p90_ms']:,.0f} | {run['cache_hit_rate']:.1%} | "
-                     f"{run['replay']['missed_requests'] / max(run['replay']['requests'], 1):.0%} | "
+                     f"{run['misses']['missed_requests'] / max(run['misses']['requests'], 1):.0%} | "
                      f"{run['workers_per_group']:.1f} | {min(counts)}-{max(counts)} | "
                      f"{run['queue_imbalance']:.2f} | {run['peak_queue_imbalance']:.2f} | {max(peaks)} | "
-                     f"{run['errors']} |")
+                     f"{run['errors']} | {run['cpu']['machine_busy']:.0%} ({run['cpu']['gateway_core_share']:.0%}) |")
     return lines
 
 
@@ -142,11 +146,14 @@ def render_section(report: dict[str, Any], json_name: str | None) -> str:
         "| | |", "|---|---|",
         f"| date (UTC) | {report['date_utc']} ({report['duration_s']:.0f} s{', --quick' if report['quick'] else ''}) |",
         f"| machine | {machine['cores']} cores, {machine['cpu']}, Linux {machine['kernel']}, {machine['python']} |",
-        f"| fleet | {fleet['workers']} simulated vLLM workers (subprocesses): kv_blocks {fleet['kv_blocks']} x "
-        f"{fleet['block_tokens']} tokens, TTFT {fleet['ttft_overhead_s'] * 1000:.0f} ms + "
-        f"{fleet['prefill_s_per_token'] * 1e6:.0f} us per uncached prompt token, ITL "
-        f"{fleet['itl_s'] * 1000:.0f} ms, concurrency_slowdown {fleet['concurrency_slowdown']}, max_running "
-        f"{fleet['max_running']}, replies {fleet['reply_tokens'][0]}-{fleet['reply_tokens'][1]} tokens |",
+        f"| fleet | {fleet['workers']} simulated vLLM workers (subprocesses) in the step model (vLLM's "
+        f"chunked-prefill scheduler, `simulator/scheduler.py`): a Llama-3.1-8B on an A100-80GB each, a step "
+        f"(forward pass) lasts {fleet['step_overhead_s'] * 1000:.0f} ms + {fleet['step_s_per_token'] * 1e6:.0f} us "
+        f"per token in it, max_num_batched_tokens {fleet['max_num_batched_tokens']}, max_num_seqs "
+        f"{fleet['max_running']}, KV cache {fleet['kv_blocks']} x {fleet['block_tokens']}-token blocks shared by "
+        f"running requests and cached prefixes, replies {fleet['reply_tokens'][0]}-{fleet['reply_tokens'][1]} "
+        f"tokens; **time x {fleet['time_scale']:g}** (every figure below is in wall time: divide durations, "
+        f"multiply tok/s by {fleet['time_scale']:g} for the modelled GPU) |",
         f"| workload | {work['groups']} groups, system prompts {work['min_prompt_chars']:,}-"
         f"{work['max_prompt_chars']:,} characters + a distinct ~80-200-character question; "
         f"{work['requests_per_run']:,} streamed requests per run at concurrency {work['concurrency']}; "
@@ -156,9 +163,11 @@ def render_section(report: dict[str, Any], json_name: str | None) -> str:
         "(empty KV caches) per run |",
     ]
     for kind, limit in ideal.items():
-        lines.append(f"| ceiling ({kind}) | every system prompt cached vs none, in the simulator's latency model: "
-                     f"{limit['throughput']:.2f}x tokens/s, {limit['ttft']:.1f}x TTFT (mean uncached TTFT "
-                     f"{limit['mean_uncached_ttft_ms']:.0f} ms, mean decode {limit['mean_decode_ms']:.0f} ms) |")
+        lines.append(f"| ceiling ({kind}) | every system prompt cached vs none, in the step model: "
+                     f"{limit['throughput']:.2f}x tokens/s on saturated workers (GPU time per request "
+                     f"{limit['gpu_ms_per_request_cold']:.0f} vs {limit['gpu_ms_per_request_warm']:.0f} ms), "
+                     f"{limit['ttft']:.1f}x TTFT on an idle worker; at most {limit['max_hit_rate']:.0%} of prompt "
+                     "tokens can hit (the questions are never cached) |")
     for kind, title in (("uniform", "Uniform workload"), ("skewed", "Skewed workload (one hot group)")):
         lines += ["", f"### {title}", "", *_table(report, kind)]
     lines += ["", "### Against the targets", "", "| workload | figure | value | target | met |",

@@ -4,8 +4,10 @@ Used by `benchmarks.routing_bench` (run `.venv/bin/python -m benchmarks.routing_
 starts a process or opens a socket.
 
 The workload follows SGLang's `generated-shared-prefix` and llm-d's prefix benchmarks: `groups`
-groups, each with a long deterministic system prompt (2,000 to 6,000 characters, spread evenly over
-the groups), and many requests per group that differ only in a short user question. `uniform`
+groups (64, SGLang's default), each with a long deterministic system prompt (2,000 to 6,000
+characters, about 500 to 1,500 tokens, spread evenly over the groups), and many requests per group
+that differ only in a short user question. Together the prompts are about 4x one worker's KV cache
+and half the fleet's. `uniform`
 spreads the requests evenly over the groups; `skewed` sends `hot_share` of them to one hot group
 (the group in the middle, whose prompt has the median length) and the rest evenly to the others.
 The order is shuffled with a fixed seed, so every policy gets exactly the same request sequence.
@@ -31,19 +33,30 @@ _TOPICS = ("sleep", "a hard conversation", "my manager", "running", "saving mone
 
 @dataclass(frozen=True)
 class FleetSettings:
-    """The simulated vLLM workers (see `simulator/config.py` for each field's meaning)."""
+    """The simulated vLLM workers, in the simulator's step model (`simulator/scheduler.py`): one
+    Llama-3.1-8B (bf16) on an A100-80GB each, slowed down `time_scale` times. See `simulator/config.py`
+    for each field and docs/operations.md for where the figures come from."""
 
     workers: int = 8
-    kv_blocks: int = 160
-    """16-token blocks: 2,560 tokens, about 2.5 system prompts of the mean length (4,000 characters)."""
+    kv_blocks: int = 1024
+    """16-token blocks shared by running requests and cached prefixes: 16,384 tokens, room for the
+    prefixes of about 16 of the 64 groups once ~6 running requests hold theirs. A real A100-80GB holds
+    ~25x more; the workload's working set is scaled down with it (one worker cannot cache every group,
+    the fleet can), as in SGLang's and llm-d's shared-prefix benchmarks."""
     block_tokens: int = 16
-    ttft_overhead_s: float = 0.020
-    prefill_s_per_token: float = 0.00025
-    """An uncached 2,000-6,000-character prompt (500-1,500 tokens) takes 145-395 ms to the first token."""
-    itl_s: float = 0.015
-    concurrency_slowdown: float = 0.05
-    max_running: int = 4
-    """A busy GPU: 4 sequences at a time, the rest wait (8 workers: 32 slots)."""
+    max_num_batched_tokens: int = 2048
+    """vLLM's default token budget per step for the API server on an A100 (engine/arg_utils.py)."""
+    step_overhead_s: float = 0.010
+    """A forward pass reads the 16 GB of weights: ~8 ms at the A100-80GB's 2.0 TB/s, ~10 ms measured."""
+    step_s_per_token: float = 0.0001
+    """~16 GFLOP per token (2 x 8B parameters) at ~50% of the A100's 312 bf16 TFLOPS: ~10,000 prefill
+    tokens/s, so a 1,000-token prompt takes ~110 ms to its first token."""
+    max_running: int = 256
+    """vLLM's default max_num_seqs."""
+    time_scale: float = 8.0
+    """Every simulated duration x 8: the fleet's token rate stays within what the gateway and the
+    clients relay on 2 shared cores, so the box's CPU does not become the bottleneck of any policy.
+    Wall-clock figures are 8x the modelled GPU's."""
     reply_tokens: tuple[int, int] = (8, 24)
     """The simulator's default reply lengths (the client's max_tokens does not cut them)."""
 
@@ -51,10 +64,11 @@ class FleetSettings:
         """Options of `llm-gateway simulate --kind vllm` for one worker (port and model not included)."""
         return [
             "--kv-blocks", str(self.kv_blocks), "--block-tokens", str(self.block_tokens),
-            "--ttft", str(self.ttft_overhead_s), "--prefill-per-token", str(self.prefill_s_per_token),
-            "--itl", str(self.itl_s), "--concurrency-slowdown", str(self.concurrency_slowdown),
-            "--max-running", str(self.max_running),
+            "--max-num-batched-tokens", str(self.max_num_batched_tokens),
+            "--step-overhead", str(self.step_overhead_s), "--step-per-token", str(self.step_s_per_token),
+            "--time-scale", str(self.time_scale), "--max-running", str(self.max_running),
             "--reply-tokens", str(self.reply_tokens[0]), str(self.reply_tokens[1]),
+            "--enable-prompt-tokens-details",
         ]  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -65,7 +79,7 @@ class FleetSettings:
 class WorkloadSpec:
     """What the requests look like; the same spec gives the same requests on any machine."""
 
-    groups: int = 16
+    groups: int = 64
     min_prompt_chars: int = 2_000
     max_prompt_chars: int = 6_000
     hot_share: float = 0.5
@@ -137,19 +151,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def ideal_ratios(requests: list[ChatRequest], fleet: FleetSettings) -> dict[str, float]:
-    """What a perfect prefix cache could gain at most under the simulator's latency model: every
-    request's system-prompt blocks cached vs none, with `max_running` requests generating at once.
+def ideal_ratios(requests: list[ChatRequest], fleet: FleetSettings, concurrency: int) -> dict[str, float]:
+    """What a perfect prefix cache could gain at most in the step model: every request's system-prompt
+    blocks cached vs none.
 
-    `throughput`: mean service time without the cache / with it (at a fixed concurrency, tokens/s
-    scale with its inverse); `ttft`: mean time to first token without the cache / with it. The
-    prompt is counted as the simulator serializes it (`<|role|>\\n{content}\\n`, 4 characters a token).
+    `throughput`: GPU time per request without the cache / with it, on a saturated worker running
+    `concurrency / workers` requests at once (a request computes its uncached prompt tokens and its
+    completion tokens at `step_s_per_token` each, and shares each of its steps' overhead with the
+    others); `ttft`: an idle worker's time to first token without the cache / with it. The prompt is
+    counted as the simulator serializes it (`<|role|>\\n{content}\\n`, 4 characters a token).
     """
-    slowdown = 1 + fleet.concurrency_slowdown * (fleet.max_running - 1)
-    decode = (sum(fleet.reply_tokens) / 2 - 1) * fleet.itl_s
-    block_chars = fleet.block_tokens * 4
+    batch = max(concurrency / fleet.workers, 1.0)
+    completion = sum(fleet.reply_tokens) / 2
     cold = warm = cold_ttft = warm_ttft = 0.0
     all_tokens = cached_tokens = 0
+    block_chars = fleet.block_tokens * 4
     for request in requests:
         text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in request.messages)
         tokens = -(-len(text) // 4)
@@ -157,13 +173,12 @@ def ideal_ratios(requests: list[ChatRequest], fleet: FleetSettings) -> dict[str,
         cached = min(shared // block_chars, (tokens - 1) // fleet.block_tokens) * fleet.block_tokens
         all_tokens += tokens
         cached_tokens += cached
-        ttft_cold = fleet.ttft_overhead_s + tokens * fleet.prefill_s_per_token
-        ttft_warm = fleet.ttft_overhead_s + (tokens - cached) * fleet.prefill_s_per_token
-        cold_ttft += ttft_cold * slowdown
-        warm_ttft += ttft_warm * slowdown
-        cold += (ttft_cold + decode) * slowdown
-        warm += (ttft_warm + decode) * slowdown
+        decode = completion * fleet.step_s_per_token + completion * fleet.step_overhead_s / batch
+        cold += tokens * fleet.step_s_per_token + decode
+        warm += (tokens - cached) * fleet.step_s_per_token + decode
+        cold_ttft += fleet.step_overhead_s + tokens * fleet.step_s_per_token
+        warm_ttft += fleet.step_overhead_s + (tokens - cached) * fleet.step_s_per_token
+    n = len(requests)
     return {"throughput": cold / warm, "ttft": cold_ttft / warm_ttft,
-            "mean_uncached_ttft_ms": 1000 * cold_ttft / len(requests),
-            "mean_decode_ms": 1000 * decode * slowdown, "overhead_ms": 1000 * fleet.ttft_overhead_s * slowdown,
+            "gpu_ms_per_request_cold": 1000 * cold / n, "gpu_ms_per_request_warm": 1000 * warm / n,
             "max_hit_rate": cached_tokens / all_tokens}

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.concurrency_slowdown,
         help="latencies * (1 + this * (running - 1))",
     )
+    parser.add_argument("--time-scale", type=float, default=defaults.time_scale, help="multiply every delay by this")
     parser.add_argument("--fault", default=None, help=f"fault for every request: {', '.join(FAULT_NAMES)}")
     parser.add_argument("--kv-blocks", type=int, default=defaults.kv_blocks, help="KV-cache blocks")
     parser.add_argument("--block-tokens", type=int, default=defaults.block_tokens, help="tokens per KV-cache block")
@@ -61,6 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-queued", type=int, default=None, help="waiting requests before 503 (default: no limit)")
     group.add_argument("--max-model-len", type=int, default=defaults.max_model_len, help="context length")
     group.add_argument("--keepalive-comments", action="store_true", help="send ': keep-alive' SSE comments")
+    group.add_argument(
+        "--enable-prompt-tokens-details", action="store_true", help="usage.prompt_tokens_details.cached_tokens"
+    )
+    group.add_argument(
+        "--max-num-batched-tokens",
+        type=int,
+        default=None,
+        help="token budget per step: switches to the step model (vLLM's chunked-prefill scheduler)",
+    )
+    group.add_argument(
+        "--step-overhead", type=float, default=defaults.step_overhead_s, help="step model: time of a step (s)"
+    )
+    group.add_argument(
+        "--step-per-token", type=float, default=defaults.step_s_per_token, help="step model: time per token (s)"
+    )
     group = parser.add_argument_group("Ollama")
     group.add_argument("--num-parallel", type=int, default=defaults.num_parallel, help="requests at once per model")
     group.add_argument("--max-queue", type=int, default=defaults.max_queue, help="waiting requests before 503")
@@ -85,6 +101,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         prefill_s_per_token=args.prefill_per_token,
         itl_s=args.itl,
         concurrency_slowdown=args.concurrency_slowdown,
+        time_scale=args.time_scale,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        step_overhead_s=args.step_overhead,
+        step_s_per_token=args.step_per_token,
         fault=args.fault,
         kv_blocks=args.kv_blocks,
         block_tokens=args.block_tokens,
@@ -94,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         max_queued=args.max_queued,
         max_model_len=args.max_model_len,
         keepalive_comments=args.keepalive_comments,
+        prompt_tokens_details=args.enable_prompt_tokens_details,
         num_parallel=args.num_parallel,
         max_queue=args.max_queue,
         cold_load_seconds=args.cold_load,

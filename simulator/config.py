@@ -59,6 +59,23 @@ class SimulatorConfig:
     slow_itl_s: float = 0.2
     """Inter-token latency under the `slow` fault."""
 
+    max_num_batched_tokens: int | None = None
+    """vLLM: None keeps the per-request latency model above (`ttft_overhead_s`, `prefill_s_per_token`,
+    `itl_s`, `concurrency_slowdown`). A number switches to the step model of `simulator.scheduler`:
+    vLLM V1's scheduler with chunked prefill, where every forward pass (step) shares this token budget
+    between decodes and prefill chunks, `max_running` is max_num_seqs, and `kv_blocks` is the whole
+    KV cache (running requests and cached prefixes). vLLM's default on an A100 is 2048."""
+
+    step_overhead_s: float = 0.010
+    """Step model: time of a forward pass besides its tokens (reading the weights; memory-bound)."""
+
+    step_s_per_token: float = 0.0001
+    """Step model: compute time per token scheduled in a step, prefill or decode."""
+
+    time_scale: float = 1.0
+    """Every simulated delay is multiplied by this (e.g. 8: a GPU 8 times slower), so a benchmark on
+    a small machine can keep the fleet's token rate below what the gateway and clients can relay."""
+
     kv_blocks: int = 1024
     """KV-cache capacity in blocks (vLLM's num_gpu_blocks); cached prefixes are evicted LRU."""
 
@@ -148,3 +165,13 @@ class SimulatorConfig:
             raise ValueError(f"max_queued must be >= 0 or None, not {self.max_queued}")
         if self.max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, not {self.max_queue}")
+        if self.time_scale <= 0 or self.step_overhead_s < 0 or self.step_s_per_token < 0:
+            raise ValueError("time_scale must be > 0, step_overhead_s and step_s_per_token >= 0")
+        if self.max_num_batched_tokens is not None:
+            if self.kind != "vllm" or self.max_num_batched_tokens < 1:
+                raise ValueError("max_num_batched_tokens (the step model) needs kind 'vllm' and a value >= 1")
+            if self.kv_blocks * self.block_tokens < self.max_model_len:
+                raise ValueError(  # vLLM refuses to start the same way
+                    f"max_model_len {self.max_model_len} is larger than the KV cache "
+                    f"({self.kv_blocks} blocks of {self.block_tokens} tokens)"
+                )

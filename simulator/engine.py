@@ -1,8 +1,10 @@
 """The simulated inference engine shared by the vLLM and Ollama front ends.
 
 It admits requests through a bounded queue (`AdmissionQueue`), plans each generation (prompt tokens,
-KV-cache hits, the reply cut at max_tokens) and paces its tokens with the latency model, reporting
-timings to an optional observer (vLLM's Prometheus metrics).
+KV-cache hits, the reply cut at max_tokens) and paces its tokens, reporting timings to an optional
+observer (vLLM's Prometheus metrics). The pace comes from the per-request latency model
+(`simulator.latency`) or, for a vLLM worker with `max_num_batched_tokens`, from the step model
+(`simulator.scheduler`), where the KV-cache lookup happens when the scheduler admits the request.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Literal, Protocol
 
 from simulator.config import SimulatorConfig
 from simulator.latency import LatencyModel, PrefixCache
+from simulator.scheduler import StepRequest, StepScheduler
 from simulator.text import ReplyWriter, count_tokens
 
 FinishReason = Literal["stop", "length"]
@@ -93,6 +96,7 @@ class GenerationPlan:
     pieces: tuple[str, ...]
     """The completion, one token a piece."""
     finish_reason: FinishReason
+    prompt_text: str = ""
 
     @property
     def completion_tokens(self) -> int:
@@ -114,6 +118,8 @@ class Engine:
         self.replies = ReplyWriter(config.seed, config.reply_tokens, config.response_text)
         self._queues: dict[str, AdmissionQueue] = {}
         self._blocks_in_use = 0
+        self.scheduler = StepScheduler(config, observer) if config.max_num_batched_tokens is not None else None
+        """The step model, when `max_num_batched_tokens` is set (vLLM only); None: the per-request model."""
 
     def queue_for(self, model: str) -> AdmissionQueue:
         """vLLM: one queue for the whole engine; Ollama: one per model (num_parallel each)."""
@@ -129,15 +135,20 @@ class Engine:
 
     @property
     def running(self) -> int:
+        if self.scheduler is not None:
+            return len(self.scheduler.running)
         return sum(queue.running for queue in self._queues.values())
 
     @property
     def waiting(self) -> int:
-        return sum(queue.waiting for queue in self._queues.values())
+        queued = sum(queue.waiting for queue in self._queues.values())
+        return queued + len(self.scheduler.waiting) if self.scheduler is not None else queued
 
     @property
     def kv_cache_usage(self) -> float:
         """Fraction of KV blocks held by running requests (vLLM's kv_cache_usage_perc)."""
+        if self.scheduler is not None:
+            return self.scheduler.pool.usage
         return min(self._blocks_in_use / self.config.kv_blocks, 1.0)
 
     def plan(
@@ -149,9 +160,11 @@ class Engine:
         """
         if prompt_tokens is None:
             prompt_tokens = count_tokens(prompt_text)
-        lookup = self.kv_cache.lookup_and_insert(model, prompt_text, prompt_tokens)
-        if self.observer is not None:
-            self.observer.on_prefix_lookup(prompt_tokens, lookup.cached_tokens)
+        cached_tokens = 0
+        if self.scheduler is None:  # the step model looks the prompt up when it admits the request
+            cached_tokens = self.kv_cache.lookup_and_insert(model, prompt_text, prompt_tokens).cached_tokens
+            if self.observer is not None:
+                self.observer.on_prefix_lookup(prompt_tokens, cached_tokens)
         pieces = self.replies.pieces(model, prompt_text)
         if max_tokens is None:
             limit = self.config.default_max_tokens
@@ -163,22 +176,28 @@ class Engine:
         if len(pieces) > limit:
             pieces = pieces[:limit]
             finish_reason = "length"
-        return GenerationPlan(model, prompt_tokens, lookup.cached_tokens, tuple(pieces), finish_reason)
+        return GenerationPlan(model, prompt_tokens, cached_tokens, tuple(pieces), finish_reason, prompt_text)
 
     @contextlib.asynccontextmanager
-    async def occupy(self, plan: GenerationPlan, arrived: float) -> AsyncIterator[None]:
-        """Hold the plan's KV blocks while it runs; observe its end-to-end latency if it completes."""
-        blocks = math.ceil((plan.prompt_tokens + plan.completion_tokens) / self.config.block_tokens)
+    async def occupy(self, plan: GenerationPlan, arrived: float) -> AsyncIterator[Generation]:
+        """Run the plan: hold its KV blocks (per-request model) or hand it to the step scheduler (and take
+        it back if it is abandoned); observe its end-to-end latency if it completes."""
+        stepped = None
+        if self.scheduler is not None:
+            stepped = self.scheduler.submit(plan.model, plan.prompt_text, plan.prompt_tokens, plan.completion_tokens)
+        blocks = 0 if stepped else math.ceil((plan.prompt_tokens + plan.completion_tokens) / self.config.block_tokens)
         self._blocks_in_use += blocks
         try:
-            yield
+            yield Generation(self, plan, arrived, stepped)
             if self.observer is not None:
                 self.observer.on_finished(time.monotonic() - arrived)
         finally:
             self._blocks_in_use -= blocks
+            if stepped is not None and self.scheduler is not None:
+                self.scheduler.abort(stepped)
 
     async def prefill(self, plan: GenerationPlan, queue: AdmissionQueue, arrived: float) -> None:
-        """Wait out the time to first token (the first token comes out of the prefill)."""
+        """Per-request model: wait out the time to first token (the first token comes out of the prefill)."""
         if self.observer is not None:
             self.observer.on_scheduled(time.monotonic() - arrived)
         uncached = plan.prompt_tokens - plan.cached_prompt_tokens
@@ -187,7 +206,8 @@ class Engine:
             self.observer.on_first_token(time.monotonic() - arrived)
 
     async def decode(self, plan: GenerationPlan, queue: AdmissionQueue, slow: bool = False) -> AsyncIterator[str]:
-        """Yield the plan's tokens: the first at once (after `prefill`), the others an inter-token latency apart."""
+        """Per-request model: yield the plan's tokens, the first at once (after `prefill`), the others
+        an inter-token latency apart."""
         previous = time.monotonic()
         for index, piece in enumerate(plan.pieces):
             if index > 0:
@@ -198,9 +218,68 @@ class Engine:
                 previous = now
             yield piece
 
+    async def aclose(self) -> None:
+        """Stop the step scheduler's loop, if any (the server is stopping)."""
+        if self.scheduler is not None:
+            await self.scheduler.close()
+
     def reset(self) -> None:
         """Forget the KV cache's contents."""
         self.kv_cache.clear()
+        if self.scheduler is not None:
+            self.scheduler.pool.clear()
+
+
+class Generation:
+    """One request running through an `Engine` (yielded by `Engine.occupy`): its first token, then
+    its tokens, paced by the per-request model or by the step scheduler."""
+
+    def __init__(self, engine: Engine, plan: GenerationPlan, arrived: float, stepped: StepRequest | None) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.arrived = arrived
+        self._stepped = stepped
+
+    async def first_token(self, queue: AdmissionQueue) -> GenerationPlan:
+        """Wait for the first token; the plan, with the prompt tokens the step model found cached."""
+        stepped = self._stepped
+        if stepped is None:
+            await self.engine.prefill(self.plan, queue, self.arrived)
+            return self.plan
+        await _progress(stepped, 1)
+        observer = self.engine.observer
+        if observer is not None:
+            observer.on_first_token(time.monotonic() - self.arrived)
+        self.plan = replace(self.plan, cached_prompt_tokens=stepped.cached_tokens)
+        return self.plan
+
+    async def tokens(self, queue: AdmissionQueue, slow: bool = False) -> AsyncIterator[str]:
+        """The completion, one token a piece, the first at once (after `first_token`); under the step
+        model each later one when a step emits it (plus `slow_itl_s` under the `slow` fault)."""
+        stepped = self._stepped
+        if stepped is None:
+            async for piece in self.engine.decode(self.plan, queue, slow):
+                yield piece
+            return
+        observer = self.engine.observer
+        previous = time.monotonic()
+        for index, piece in enumerate(self.plan.pieces):
+            if index > 0:
+                await _progress(stepped, index + 1)
+                if slow:
+                    await _pause(self.engine.config.slow_itl_s * self.engine.config.time_scale)
+                now = time.monotonic()
+                if observer is not None:
+                    observer.on_inter_token(now - previous)
+                previous = now
+            yield piece
+
+
+async def _progress(stepped: StepRequest, emitted: int) -> None:
+    """Wait until the step scheduler has emitted `emitted` tokens of the request, or let it go."""
+    while stepped.emitted < emitted and not stepped.done:
+        stepped.progress.clear()
+        await stepped.progress.wait()
 
 
 async def _pause(seconds: float) -> None:

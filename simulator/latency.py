@@ -2,7 +2,9 @@
 
 Time to first token = (ttft_overhead_s + uncached prompt tokens * prefill_s_per_token) * slowdown,
 and each later token comes itl_s * slowdown after the previous one, where
-slowdown = 1 + concurrency_slowdown * (running - 1).
+slowdown = (1 + concurrency_slowdown * (running - 1)) * time_scale. This per-request model charges a
+prefill to its own request only; `max_num_batched_tokens` switches a vLLM simulator to the step
+model of `simulator.scheduler`, where it also delays every request on the worker.
 
 The KV cache works like vLLM's automatic prefix caching. The serialized prompt is cut into blocks of
 `block_tokens` tokens (`block_tokens * 4` characters, see `simulator.text`); only full blocks are cached.
@@ -34,6 +36,17 @@ class PrefixLookup:
     """Prompt tokens whose prefill is skipped (hit_blocks * block_tokens)."""
 
 
+def chained_block_hashes(model: str, text: str, block_chars: int) -> list[bytes]:
+    """Chained hashes of the full `block_chars`-character blocks of `text` (block 0's covers `model`)."""
+    previous = hashlib.blake2b(model.encode(), digest_size=16).digest()
+    hashes: list[bytes] = []
+    for start in range(0, len(text) - block_chars + 1, block_chars):
+        block = text[start : start + block_chars].encode()
+        previous = hashlib.blake2b(previous + block, digest_size=16).digest()
+        hashes.append(previous)
+    return hashes
+
+
 class PrefixCache:
     """A KV cache of chained block hashes with LRU eviction (one per simulated worker)."""
 
@@ -52,14 +65,7 @@ class PrefixCache:
 
     def block_hashes(self, model: str, text: str) -> list[bytes]:
         """Chained hashes of the full blocks of `text`."""
-        previous = hashlib.blake2b(model.encode(), digest_size=16).digest()
-        hashes: list[bytes] = []
-        size = self.block_chars
-        for start in range(0, len(text) - size + 1, size):
-            block = text[start : start + size].encode()
-            previous = hashlib.blake2b(previous + block, digest_size=16).digest()
-            hashes.append(previous)
-        return hashes
+        return chained_block_hashes(model, text, self.block_chars)
 
     def lookup_and_insert(self, model: str, text: str, prompt_tokens: int) -> PrefixLookup:
         """Count the prompt's cached leading blocks, then cache all its blocks."""
@@ -91,8 +97,8 @@ class LatencyModel:
         self._config = config
 
     def slowdown(self, running: int) -> float:
-        """Factor applied to every delay while `running` requests generate together."""
-        return 1.0 + self._config.concurrency_slowdown * max(running - 1, 0)
+        """Factor applied to every delay while `running` requests generate together (and `time_scale`)."""
+        return (1.0 + self._config.concurrency_slowdown * max(running - 1, 0)) * self._config.time_scale
 
     def time_to_first_token(self, uncached_prompt_tokens: int, running: int) -> float:
         base = self._config.ttft_overhead_s + uncached_prompt_tokens * self._config.prefill_s_per_token

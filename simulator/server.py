@@ -106,6 +106,7 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.engine.aclose()
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -162,12 +162,13 @@ class VllmEndpoints:
                 generation.model, generation.prompt_text, generation.max_tokens, generation.prompt_tokens
             )
             record.prompt_tokens = plan.prompt_tokens
-            record.cached_prompt_tokens = plan.cached_prompt_tokens
+            record.cached_prompt_tokens = plan.cached_prompt_tokens  # the step model finds them at admission
             record.completion_tokens = plan.completion_tokens
             slow = fault is not None and fault.kind is FaultKind.SLOW
-            async with self.engine.occupy(plan, record.started):
-                await self.engine.prefill(plan, queue, record.started)
-                tokens = self.engine.decode(plan, queue, slow)
+            async with self.engine.occupy(plan, record.started) as generation_run:
+                plan = await generation_run.first_token(queue)
+                record.cached_prompt_tokens = plan.cached_prompt_tokens
+                tokens = generation_run.tokens(queue, slow)
                 if stream is not None:
                     stream_format = self._stream_format(generation, plan, request_id)
                     return await play_stream(stream, stream_format, tokens, fault)

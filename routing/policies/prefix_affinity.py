@@ -8,14 +8,24 @@ match on every block before it. Each worker has an LRU of the block hashes the g
 (31,250 blocks by default, or the worker's `num_gpu_blocks` through `capacity`). A worker's score
 is the number of leading blocks found in its LRU over the number of blocks in the prompt.
 
-The decision is SGLang's cache-aware rule, on outstanding requests (`in_flight + waiting`):
+The decision is SGLang's cache-aware rule, on outstanding requests (`WorkerLoad.outstanding`), with a
+bounded-load guard:
   1. load imbalanced (max - min > `balance_abs` and max > `balance_rel` * min): the least loaded;
-  2. else, if the best score exceeds `match_threshold`: the best-matching worker (ties: the less
-     loaded);
-  3. else: the least loaded (SGLang picks the worker with the least cached text; we pick the least
-     outstanding, which spreads new prefixes by load and needs no size accounting).
-Ties on load go to the higher weight, then take turns (see `LeastOutstanding`). The chosen worker's
-LRU then records the request's blocks.
+  2. the guard (`load_factor`, off by default): a worker whose outstanding requests, this one
+     included, would exceed `load_factor` * the mean is left out of steps 3 and 4 (consistent
+     hashing with bounded loads), so a hot prefix spills to the next workers instead of queueing;
+  3. if the best score exceeds `match_threshold`: the best-matching worker (ties: the less loaded);
+  4. else (a prefix no worker holds): the worker with the least cached text, i.e. the emptiest LRU
+     for its capacity (SGLang's smallest tree), ties to the less loaded.
+Ties on load go to the higher weight, then take turns (see `LeastOutstanding`). Whatever the step,
+the chosen worker's LRU then records the request's blocks: a request sent elsewhere because of load
+makes that worker a second owner of the prefix.
+
+The index also forgets what a worker must have evicted. vLLM's KV cache holds the blocks of running
+requests and, in what is left, cached prefixes; its scraped `kv_cache_usage_perc` is the share held
+by running requests. So a worker caches at most its free blocks plus the blocks of its in-flight
+requests (the most recently recorded ones). When its LRU holds more, it drops its least recent
+blocks: a long generation that filled the cache pushed them out of the worker, and of the index.
 
 Hashing the whole conversation, not its first message, matters: keyed on the first message alone,
 every conversation sharing a system prompt would pile onto one worker (a known SGLang pitfall).
@@ -54,8 +64,12 @@ class BlockLRU:
     """The block hashes one worker is believed to hold, least recently sent first."""
 
     def __init__(self, capacity: int) -> None:
-        self._blocks: OrderedDict[int, None] = OrderedDict()
+        self._blocks: OrderedDict[int, int] = OrderedDict()
+        """Block hash -> the number of the last request that sent it."""
         self.capacity = capacity
+        self.requests = 0
+        """Requests recorded so far."""
+        self._settled: tuple[int, int, int, int] | None = None
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -63,17 +77,23 @@ class BlockLRU:
     def __contains__(self, block: int) -> bool:
         return block in self._blocks
 
+    @property
+    def fill(self) -> float:
+        """The share of the capacity in use: how much text the worker is believed to cache."""
+        return len(self._blocks) / self.capacity
+
     def resize(self, capacity: int) -> None:
         self.capacity = capacity
-        self._evict()
+        self._evict(capacity)
 
     def add(self, blocks: Sequence[int]) -> None:
         """Record a prompt's blocks. Its leading blocks become the most recent, so its tail is
         evicted first (vLLM frees a request's blocks the same way: the shared prefix lives longest)."""
+        self.requests += 1
         for block in reversed(blocks):
-            self._blocks[block] = None
+            self._blocks[block] = self.requests
             self._blocks.move_to_end(block)
-        self._evict()
+        self._evict(self.capacity)
 
     def matched(self, blocks: Sequence[int]) -> int:
         """How many leading blocks of `blocks` this worker holds."""
@@ -84,8 +104,30 @@ class BlockLRU:
             count += 1
         return count
 
-    def _evict(self) -> None:
-        while len(self._blocks) > self.capacity:
+    def recent_blocks(self, requests: int, at_most: int | None = None) -> int:
+        """Distinct blocks sent by the last `requests` requests (the most recent entries), counting
+        no further than `at_most`."""
+        oldest = self.requests - requests
+        count = 0
+        for sent in reversed(self._blocks.values()):
+            if sent <= oldest or count == at_most:
+                break
+            count += 1
+        return count
+
+    def forget_evicted(self, free_blocks: int, in_flight: int) -> int:
+        """Keep at most `free_blocks` plus the blocks of the last `in_flight` requests (still running,
+        so still held); drop the least recent beyond. The number of blocks dropped."""
+        before = len(self._blocks)
+        if (self.requests, before, free_blocks, in_flight) == self._settled:
+            return 0  # nothing changed since the last call: nothing more to drop
+        if before > free_blocks:
+            self._evict(free_blocks + self.recent_blocks(in_flight, at_most=before - free_blocks))
+        self._settled = (self.requests, len(self._blocks), free_blocks, in_flight)
+        return before - len(self._blocks)
+
+    def _evict(self, keep: int) -> None:
+        while len(self._blocks) > keep:
             self._blocks.popitem(last=False)
 
 
@@ -96,6 +138,8 @@ class PrefixAffinity:
     64 suits vLLM workers batching hundreds of sequences; with small fleets that each run a handful
     of requests at a time (the simulator, Ollama, llama.cpp), use about their concurrency: 2-8.
     `balance_rel`: the relative imbalance (max > balance_rel * min) that must hold as well.
+    `load_factor`: the bounded-load guard, None (off) or > 1: affinity never takes a worker past
+    `load_factor` times the mean outstanding requests (counting this one); 1.25-2 suits small fleets.
     `match_threshold`: the share of the prompt's blocks a worker must hold to attract it.
     `capacity_blocks`: the default LRU size per worker; `capacity()` sets one worker's.
     `max_blocks`: blocks hashed per prompt (llm-d's 256 * 64 = 16,384 characters): bounds the work.
@@ -103,17 +147,20 @@ class PrefixAffinity:
 
     def __init__(self, *, block_chars: int = BLOCK_CHARS, capacity_blocks: int = DEFAULT_CAPACITY_BLOCKS,
                  balance_abs: int = 64, balance_rel: float = 1.5, match_threshold: float = 0.3,
-                 max_blocks: int = DEFAULT_MAX_BLOCKS) -> None:
+                 max_blocks: int = DEFAULT_MAX_BLOCKS, load_factor: float | None = None) -> None:
         if block_chars < 1 or capacity_blocks < 1 or max_blocks < 1:
             raise ValueError("block_chars, capacity_blocks and max_blocks must be at least 1")
         if balance_abs < 0 or balance_rel < 1 or not 0 <= match_threshold <= 1:
             raise ValueError("need balance_abs >= 0, balance_rel >= 1 and 0 <= match_threshold <= 1")
+        if load_factor is not None and load_factor <= 1:
+            raise ValueError("load_factor must be more than 1 (or unset)")
         self.block_chars = block_chars
         self.capacity_blocks = capacity_blocks
         self.balance_abs = balance_abs
         self.balance_rel = balance_rel
         self.match_threshold = match_threshold
         self.max_blocks = max_blocks
+        self.load_factor = load_factor
         self._capacities: dict[str, int] = {}
         self._index: dict[str, BlockLRU] = {}
         self._least = LeastOutstanding()
@@ -136,10 +183,16 @@ class PrefixAffinity:
         """Each candidate's share of the prompt's leading blocks it holds, 0..1 (for tests, admin)."""
         return self._scores(self._hashes(request), candidates)
 
+    def cached_blocks(self, name: str) -> int:
+        """How many blocks a worker is believed to hold (for tests, admin)."""
+        lru = self._index.get(name)
+        return len(lru) if lru is not None else 0
+
     def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
         if not live:
             return None
+        self._forget_evicted(live)
         blocks = self._hashes(request)
         chosen = self._decide(request, blocks, live, now)
         if chosen is not None and blocks:
@@ -152,12 +205,37 @@ class PrefixAffinity:
         most, least = max(loads), min(loads)
         if most - least > self.balance_abs and most > self.balance_rel * least:
             return self._least.choose(request, live, now)
+        allowed = self._within_bound(live)
         if blocks:
-            scores = self._scores(blocks, live)
+            scores = self._scores(blocks, allowed)
             best = max(scores.values())
             if best > self.match_threshold:
-                return self._least.choose(request, [c for c in live if scores[c.name] == best], now)
-        return self._least.choose(request, live, now)
+                return self._least.choose(request, [c for c in allowed if scores[c.name] == best], now)
+        return self._emptiest(request, allowed, now)
+
+    def _within_bound(self, live: list[WorkerLoad]) -> list[WorkerLoad]:
+        """The candidates the guard lets affinity pick: taking this request, none would hold more than
+        `load_factor` * the mean outstanding requests (all of them, when every one would)."""
+        if self.load_factor is None:
+            return live
+        bound = self.load_factor * (sum(c.outstanding for c in live) + 1) / len(live)
+        return [c for c in live if c.outstanding + 1 <= bound] or live
+
+    def _emptiest(self, request: RequestKey, live: list[WorkerLoad], now: float) -> WorkerLoad | None:
+        """A new prefix: the worker believed to cache the least text (SGLang's smallest tree)."""
+        fills = {c.name: self._index[c.name].fill if c.name in self._index else 0.0 for c in live}
+        lowest = min(fills.values())
+        return self._least.choose(request, [c for c in live if fills[c.name] == lowest], now)
+
+    def _forget_evicted(self, live: list[WorkerLoad]) -> None:
+        """Drop from each worker's LRU what its scraped KV usage says it can no longer cache."""
+        for candidate in live:
+            lru = self._index.get(candidate.name)
+            capacity = self._capacities.get(candidate.name)
+            if lru is None or capacity is None or candidate.kv_usage is None:
+                continue
+            free = round(capacity * (1.0 - min(max(candidate.kv_usage, 0.0), 1.0)))
+            lru.forget_evicted(free, candidate.in_flight)
 
     def _hashes(self, request: RequestKey) -> list[int]:
         return block_hashes(request.model, request.prompt, block_chars=self.block_chars, max_blocks=self.max_blocks)

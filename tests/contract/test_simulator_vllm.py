@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from simulator import FAULT_NAMES, RequestRecord, SimulatorConfig, SimulatorThread, start_simulator
 from simulator.cli import add_arguments, config_from_args
 from simulator.latency import LatencyModel
+from simulator.scheduler import StepRequest, StepScheduler
 
 MODEL = "sim-model"
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
@@ -394,6 +396,139 @@ def test_kv_cache_is_per_model() -> None:
         assert [r.cached_prompt_tokens for r in chat_records(sim)] == [0, 0]
 
 
+# --- step model (max_num_batched_tokens): vLLM's chunked-prefill scheduler -------------------
+
+STEP = SimulatorConfig(models=(MODEL,), max_num_batched_tokens=512, step_overhead_s=0.01, step_s_per_token=0.0001,
+                       kv_blocks=1024, max_model_len=4096)  # fmt: skip
+
+
+def prompt(name: str, tokens: int) -> tuple[str, int]:
+    """A prompt of exactly `tokens` simulator tokens (4 characters each), distinct per name from its start."""
+    text = (name + "|" + "w" * 4 * tokens)[: 4 * tokens]
+    return text, tokens
+
+
+def submit(scheduler: StepScheduler, name: str, tokens: int, completion: int) -> StepRequest:
+    text, count = prompt(name, tokens)
+    return scheduler.submit(MODEL, text, count, completion)
+
+
+def test_step_model_chunks_a_long_prefill_and_slows_the_decodes_in_its_steps() -> None:
+    scheduler = StepScheduler(STEP, drive=False)
+    decoding = submit(scheduler, "a", 100, 6)
+    step = scheduler.next_step()
+    assert step.tokens == 100 and step.seconds == pytest.approx(0.01 + 100 * 0.0001)
+    scheduler.finish_step(step)
+    assert decoding.emitted == 1  # its first token came out of its prefill step
+    alone = scheduler.next_step()
+    assert alone.tokens == 1 and alone.seconds == pytest.approx(0.0101)  # a decode-only step is short
+    scheduler.finish_step(alone)
+    long = submit(scheduler, "b", 1200, 2)
+    chunks = []
+    while long.emitted == 0:
+        step = scheduler.next_step()
+        chunks.append([tokens for request, tokens in step.batch if request is long])
+        # The decode rides in the same step as the prefill chunk, and waits as long as it lasts.
+        assert [tokens for request, tokens in step.batch if request is decoding] == [1]
+        scheduler.finish_step(step)
+    assert chunks == [[511], [511], [178]]  # the token budget (512) is shared: 1 decode + 511 prompt tokens
+    assert decoding.emitted == 5  # one token per step, each step ~60 ms instead of ~10
+    assert step.seconds == pytest.approx(0.01 + 179 * 0.0001)
+
+
+def test_step_model_reuses_blocks_computed_in_the_same_step() -> None:
+    scheduler = StepScheduler(STEP, drive=False)
+    first, second = submit(scheduler, "shared", 160, 1), submit(scheduler, "shared", 160, 1)
+    step = scheduler.next_step()
+    # The second found the first's 9 leading blocks (vLLM always computes the last prompt token).
+    assert [tokens for _, tokens in step.batch] == [160, 16]
+    assert (first.cached_tokens, second.cached_tokens) == (0, 144)
+    scheduler.finish_step(step)
+    assert first.done and second.done and scheduler.pool.used == 0
+    assert scheduler.pool.cached_blocks == 10  # the published prompt blocks stay cached, evictable
+
+
+def test_step_model_queues_requests_until_their_kv_blocks_fit() -> None:
+    config = replace(STEP, kv_blocks=24, max_model_len=384)
+    scheduler = StepScheduler(config, drive=False)
+    a, b = submit(scheduler, "a", 160, 1), submit(scheduler, "b", 160, 1)  # 10 prompt + 1 completion block each
+    c, small = submit(scheduler, "c", 160, 1), submit(scheduler, "d", 16, 1)
+    step = scheduler.next_step()
+    assert [request for request, _ in step.batch] == [a, b]  # c does not fit: 33 blocks > 24
+    assert list(scheduler.waiting) == [c, small]  # first come, first served: the small one waits behind c
+    scheduler.finish_step(step)  # a and b finish (1 token each)
+    step = scheduler.next_step()
+    assert [request for request, _ in step.batch] == [c, small]
+    scheduler.finish_step(step)
+    # c and d evicted 9 of the 20 freed blocks, least recently freed first, and a prompt's tail before its
+    # head: a's first block survived.
+    again = submit(scheduler, "a", 160, 1)
+    scheduler.finish_step(scheduler.next_step())
+    assert again.cached_tokens == 16
+
+
+def test_step_model_runs_at_most_max_running_requests() -> None:
+    scheduler = StepScheduler(replace(STEP, max_running=1), drive=False)
+    first, second = submit(scheduler, "a", 16, 2), submit(scheduler, "b", 16, 2)
+    scheduler.finish_step(scheduler.next_step())
+    assert scheduler.running == [first] and list(scheduler.waiting) == [second]
+
+
+def test_step_model_serves_the_api_with_cached_tokens_and_metrics() -> None:
+    config = replace(STEP, time_scale=0.01, prompt_tokens_details=True, reply_tokens=(5, 5))
+    with (
+        SimulatorThread(config) as sim,
+        openai.OpenAI(base_url=sim.url + "/v1", api_key="x", max_retries=0, timeout=10) as sdk,
+    ):
+        messages: Any = [SYSTEM, {"role": "user", "content": "first"}]
+        stream = sdk.chat.completions.create(model=MODEL, messages=messages, stream=True,
+                                             stream_options={"include_usage": True})  # fmt: skip
+        chunks = list(stream)
+        assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) == 5
+        messages[1] = {"role": "user", "content": "second"}
+        completion = sdk.chat.completions.create(model=MODEL, messages=messages)
+        usage = completion.usage
+        assert usage is not None and usage.prompt_tokens_details is not None
+        assert usage.prompt_tokens_details.cached_tokens == chat_records(sim)[1].cached_prompt_tokens > 0
+        families = {f.name: f for f in text_string_to_metric_families(httpx.get(sim.url + "/metrics").text)}
+        hits = [s for s in families["vllm:prefix_cache_hits"].samples if s.name.endswith("_total")]
+        assert hits[0].value == usage.prompt_tokens_details.cached_tokens
+        assert families["vllm:num_requests_running"].samples[0].value == 0
+
+
+def test_step_model_lets_an_abandoned_request_go() -> None:
+    config = replace(STEP, reply_tokens=(400, 400))  # 400 steps of ~10 ms: the client leaves long before
+    body = {"model": MODEL, "messages": HELLO, "stream": True, "max_tokens": 400}
+    with SimulatorThread(config) as sim, httpx.Client(base_url=sim.url, timeout=5) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            assert next(line for line in lines if '"content":"' in line and '"content":""' not in line)
+            running = http.get("/metrics").text
+            assert 'vllm:num_requests_running{engine="0",model_name="sim-model"} 1.0' in running
+
+        # The handler let the request go (its blocks too) before the disconnect was recorded.
+        assert sim.wait_for(lambda records: any(r.disconnected is not None for r in records), timeout=10)
+        families = text_string_to_metric_families(http.get("/metrics").text)
+        gauges = {f.name: f.samples[0].value for f in families
+                  if f.name in ("vllm:num_requests_running", "vllm:kv_cache_usage_perc")}  # fmt: skip
+        assert gauges == {"vllm:num_requests_running": 0.0, "vllm:kv_cache_usage_perc": 0.0}
+
+
+def test_step_model_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="kind 'vllm'"):
+        SimulatorConfig(kind="ollama", max_num_batched_tokens=2048)
+    with pytest.raises(ValueError, match="larger than the KV cache"):
+        SimulatorConfig(max_num_batched_tokens=2048, kv_blocks=16, max_model_len=8192)
+    with pytest.raises(ValueError, match="time_scale"):
+        SimulatorConfig(time_scale=0)
+
+
+def test_time_scale_stretches_the_per_request_model_too() -> None:
+    latency = LatencyModel(SimulatorConfig(ttft_overhead_s=0.1, itl_s=0.02, time_scale=3))
+    assert latency.time_to_first_token(uncached_prompt_tokens=0, running=1) == pytest.approx(0.3)
+    assert latency.inter_token(running=1) == pytest.approx(0.06)
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 
@@ -530,6 +665,11 @@ def test_cli_options_make_a_config() -> None:
     assert config.kind == "ollama" and config.models == ("a", "b") and config.port == 11434
     assert config.itl_s == 0.01 and config.fault == "slow" and config.reply_tokens == (64, 64)
     assert config_from_args(parser.parse_args([])) == SimulatorConfig(port=8000, shutdown_timeout_s=2.0)
+    step = config_from_args(parser.parse_args(["--max-num-batched-tokens", "2048", "--step-overhead", "0.02",
+                                               "--step-per-token", "0.0002", "--time-scale", "4",
+                                               "--enable-prompt-tokens-details"]))  # fmt: skip
+    assert (step.max_num_batched_tokens, step.step_overhead_s, step.step_s_per_token) == (2048, 0.02, 0.0002)
+    assert step.time_scale == 4 and step.prompt_tokens_details
 
 
 def test_python_m_simulator_serves_until_sigterm() -> None:

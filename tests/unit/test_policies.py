@@ -233,6 +233,64 @@ def test_prefix_affinity_lru_capacity_and_forget() -> None:
         policy.capacity("a", 0)
 
 
+def test_prefix_affinity_places_a_new_prefix_on_the_worker_caching_the_least() -> None:
+    policy = PrefixAffinity()
+    policy.choose(RequestKey("chat", prompt="group A. " * 200), fleet("a"), 0.0)  # a caches a long prompt
+    # A prefix nobody holds goes to the emptiest cache (SGLang's smallest tree), not the least loaded...
+    chosen = policy.choose(RequestKey("chat", prompt="group B. " * 100), fleet("a", "b", b=2), 0.0)
+    assert chosen == WorkerLoad("b", in_flight=2)
+    # ...and between equally empty caches, to the least loaded.
+    chosen = policy.choose(RequestKey("chat", prompt="group C. " * 100), fleet("a", "b", "c", "d", c=1), 0.0)
+    assert chosen == WorkerLoad("d")
+
+
+def test_prefix_affinity_load_guard_spills_a_hot_prefix_to_a_second_owner() -> None:
+    policy = PrefixAffinity(load_factor=2.0)
+    hot = RequestKey("chat", prompt=SYSTEM * 10 + "user: hello")
+    assert policy.choose(hot, fleet("a", "b", "c"), 0.0) == WorkerLoad("a")
+    # a at 4 of 5 outstanding: taking one more (5) stays within 2 x mean (2 x 6 / 3 = 4)? No: 5 > 4, so the
+    # guard leaves a out, and the prefix goes to the emptiest of the others, which records it.
+    spilled = policy.choose(hot, fleet("a", "b", "c", a=4, b=1), 0.0)
+    assert spilled == WorkerLoad("c")
+    assert policy.scores(hot, fleet("a", "b", "c")) == {"a": 1.0, "b": 0.0, "c": 1.0}
+    # Both owners within the bound: the less loaded owner, not the idle non-owner.
+    assert policy.choose(hot, fleet("a", "b", "c", a=2, c=1), 0.0) == WorkerLoad("c", in_flight=1)
+    # Without the guard (the default), a keeps the prefix at the same load.
+    unguarded = PrefixAffinity()
+    unguarded.choose(hot, fleet("a", "b", "c"), 0.0)
+    assert unguarded.choose(hot, fleet("a", "b", "c", a=4, b=1), 0.0) == WorkerLoad("a", in_flight=4)
+    with pytest.raises(ValueError, match="load_factor"):
+        PrefixAffinity(load_factor=1.0)
+
+
+def test_prefix_affinity_records_a_load_override_on_the_worker_that_took_it() -> None:
+    policy = PrefixAffinity(balance_abs=4)
+    prompt = RequestKey("chat", prompt=SYSTEM * 10)
+    assert policy.choose(prompt, fleet("a", "b"), 0.0) == WorkerLoad("a")
+    assert policy.choose(prompt, fleet("a", "b", a=9), 0.0) == WorkerLoad("b")  # imbalanced: sent by load
+    assert policy.scores(prompt, fleet("a", "b")) == {"a": 1.0, "b": 1.0}  # b computed it too
+
+
+def test_prefix_affinity_forgets_what_a_full_kv_cache_must_have_evicted() -> None:
+    policy = PrefixAffinity()
+    policy.capacity("a", 100)
+    old, recent = RequestKey("chat", prompt="old. " * 13 * 40), RequestKey("chat", prompt="new! " * 13 * 40)
+    for request in (old, recent):  # 40 blocks each: 80 of the 100 the worker has
+        policy.choose(request, fleet("a"), 0.0)
+    assert policy.scores(old, fleet("a")) == {"a": 1.0}
+    # The scrape says running requests hold 90% of the KV cache: besides the blocks of the request still in
+    # flight (the most recent), only 10 blocks can still hold a cached prefix. The older prompt lost its
+    # tail first, as vLLM evicts: its first 10 blocks may still hit.
+    busy = [WorkerLoad("a", in_flight=1, kv_usage=0.9)]
+    policy.choose(RequestKey("chat", prompt="tiny"), busy, 0.0)
+    assert policy.scores(old, busy) == {"a": 0.25}
+    assert policy.scores(recent, busy) == {"a": 1.0}
+    assert policy.cached_blocks("a") == 50
+    # With the cache free again, nothing more is forgotten (and nothing forgotten comes back).
+    policy.choose(RequestKey("chat", prompt="tiny"), [WorkerLoad("a", kv_usage=0.0)], 0.0)
+    assert policy.cached_blocks("a") == 50 and policy.scores(old, busy) == {"a": 0.25}
+
+
 def test_residency_prefers_workers_with_the_model_loaded() -> None:
     policy = Residency()
     workers = [WorkerLoad("cold", resident=False), WorkerLoad("warm", in_flight=3, resident=True),
