@@ -28,13 +28,14 @@ from gateway.errors import StoreUnavailable
 DEFAULT_KEY_PREFIX = "llmgw:"
 
 
-def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s: float = 1.0,
+def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s: float | None = 1.0,
                   health_check_interval_s: int = 10, max_connections: int = 32,
                   pool_timeout_s: float = 1.0) -> redis.asyncio.Redis:
     """A client for `url` (redis://, rediss://, unix://) that fails fast.
 
     `connect_timeout_s`: TCP connect (a dead host); `command_timeout_s`: waiting for a reply (a paused
-    server); `health_check_interval_s`: a connection idle this long is PINGed before reuse;
+    server; None: no socket timeout, for a caller that bounds each of its calls itself, as the limit
+    store does); `health_check_interval_s`: a connection idle this long is PINGed before reuse;
     `max_connections`: the pool's size: a burst of requests shares these connections (one EVALSHA
     takes well under a millisecond) instead of opening one each; `pool_timeout_s`: how long a command
     waits for a free connection. No connection is opened until the first command.

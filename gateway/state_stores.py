@@ -43,7 +43,10 @@ def stores_from_settings(settings: Settings) -> StateStores:
     def client() -> redis.asyncio.Redis:
         return connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)
 
-    limits = FallbackLimitStore(RedisLimitStore(client()), fail_open=settings.rate_limit_fail_open)
+    # The limit store bounds each call itself (one deadline per call, on the hot path of every request).
+    limits_client = connect_redis(url, command_timeout_s=None, pool_timeout_s=timeout)
+    limits = FallbackLimitStore(RedisLimitStore(limits_client, timeout_s=timeout),
+                                fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(client(), max_entry_bytes=settings.cache_max_entry_bytes)
     return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),
                        sessions=RedisSessionStore(client()))

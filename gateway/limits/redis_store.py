@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import secrets
 from collections import deque
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -95,11 +96,14 @@ class RedisLimitStore:
     """A `LimitStore` on `redis` (from `gateway.redis_connection.connect_redis`). Every replica must use
     the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`. `clock_offset_s`
     (attribute) shifts Redis's clock for this store's decisions (tests only). `max_in_doubt` bounds the
-    admits and settles remembered for replay while Redis is unreachable."""
+    admits and settles remembered for replay while Redis is unreachable. `timeout_s`: how long one call
+    to Redis may take, for a client built without a socket timeout (`connect_redis(command_timeout_s=None)`:
+    one deadline per call instead of redis-py's per read and write, which cost a task each)."""
 
     def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
                  window_s: float = DEFAULT_WINDOW_S, lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
-                 close_client: bool = True, max_in_doubt: int = 10_000) -> None:
+                 close_client: bool = True, max_in_doubt: int = 10_000, timeout_s: float | None = None) -> None:
+        self._timeout_s = timeout_s
         self.window_s = window_s
         self.lease_ttl_s = lease_ttl_s
         self.clock_offset_s = 0.0
@@ -178,7 +182,7 @@ class RedisLimitStore:
         settles = self._take_outbox()
         if settles:
             try:
-                with translate_redis_errors("settle"):
+                async with self._calling("settle"):
                     await self._pipelined(settles, None)
             except StoreUnavailable:
                 self._unsettled.extend(settles)
@@ -202,7 +206,7 @@ class RedisLimitStore:
         task.add_done_callback(self._sending.discard)
 
     async def ping(self) -> None:
-        with translate_redis_errors("ping"):
+        async with self._calling("ping"):
             await self._redis.ping()
         await self._replay()
 
@@ -217,7 +221,7 @@ class RedisLimitStore:
                 _arg(limits.requests_per_minute), _arg(limits.tokens_per_minute), _arg(limits.max_concurrent),
                 _arg(limits.token_budget), limits.budget_period, CONCURRENCY_RETRY_S, BUDGET_KEY_GRACE_S]
         keys = self._keys(subject, lease)
-        with translate_redis_errors(mode):
+        async with self._calling(mode):
             raw = await self._pipelined(settles or [], (keys, args))
         return self._decoder.decode(raw)
 
@@ -227,7 +231,7 @@ class RedisLimitStore:
 
     async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool,
                           client: redis.asyncio.client.Pipeline | None = None) -> None:
-        with translate_redis_errors("settle"):
+        async with self._calling("settle"):
             await self._settle_script(keys=self._keys(reservation.subject, reservation.lease),
                                       args=self._settle_args(reservation, actual_tokens, cancel), client=client)
 
@@ -271,12 +275,19 @@ class RedisLimitStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for reservation, actual, cancel in batch:
                     await self._run_settle(reservation, actual, cancel=cancel, client=pipe)
-                with translate_redis_errors("replay settles"):
+                async with self._calling("replay settles"):
                     await pipe.execute()
         except StoreUnavailable:
             self._unsettled.extendleft(reversed(batch))
         finally:
             self._replaying = False
+
+    @contextlib.asynccontextmanager
+    async def _calling(self, operation: str) -> AsyncIterator[None]:
+        """One call to Redis: bounded by `timeout_s`, its errors turned into `StoreUnavailable`."""
+        with translate_redis_errors(operation):
+            async with asyncio.timeout(self._timeout_s):
+                yield
 
     @staticmethod
     def _admission(decision: _Decision, reservation: Reservation | None) -> Admission:

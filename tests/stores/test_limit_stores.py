@@ -255,13 +255,16 @@ async def until_recovered(store: FallbackLimitStore) -> None:
     await eventually(probe)
 
 
+@pytest.mark.parametrize("own_deadline", [False, True], ids=["socket-timeout", "store-deadline"])
 async def test_fail_open_decides_locally_while_redis_is_paused(
-        redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), probe_interval_s=0.2))
+        redis_server: RedisServer, closing: Closing, own_deadline: bool) -> None:
+    redis_store = RedisLimitStore(connect_redis(redis_server.url, connect_timeout_s=0.3, command_timeout_s=None),
+                                  timeout_s=0.3) if own_deadline else RedisLimitStore(fast_client(redis_server))
+    store = closing(FallbackLimitStore(redis_store, probe_interval_s=0.2))
     limits = KeyLimits(requests_per_minute=3)
     assert held(await store.admit("key_a", limits, 1)).store == "redis"
     with redis_server.paused():
-        local = [await store.admit("key_a", limits, 1) for _ in range(4)]
+        local = [await asyncio.wait_for(store.admit("key_a", limits, 1), 30) for _ in range(4)]  # no hang
         assert [a.allowed for a in local] == [True, True, True, False]  # this replica's own limits
         assert all(a.reservation is None or a.reservation.store == "memory" for a in local)
         assert store.degraded and store.fallback_decisions == 4 and store.primary_failures == 1
