@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from gateway.errors import GatewayError, NoWorkerAvailable, UpstreamTimeout, WorkerRejected, is_retryable
+from gateway.errors import (
+    GatewayError,
+    NoWorkerAvailable,
+    UpstreamError,
+    UpstreamTimeout,
+    WorkerRejected,
+    is_retryable,
+)
 from gateway.inference_request import InferenceRequest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
@@ -32,7 +39,7 @@ from gateway.upstream.ndjson_relay import relay_ndjson
 from gateway.upstream.ollama_translation import from_ollama, to_ollama
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome, relay_sse
-from gateway.usage import Usage
+from gateway.usage import Usage, checked_usage
 from gateway.worker_pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
 from routing.retry_budget import RetryBudget, backoff_s
@@ -48,6 +55,8 @@ class Reply:
     headers: dict[str, str]
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
+    usage: Usage | None = None
+    """A whole answer's `usage`, as the worker reported it."""
 
 
 StreamEnd = Callable[[StreamOutcome, Usage, bool], None]
@@ -206,7 +215,12 @@ class Forwarder:
                                        request_id=record.request_id,
                                        encoding_format=encoding if isinstance(encoding, str) else None,
                                        worker_name=placement.name)
-                return Reply(headers={}, body=body)
+                try:
+                    usage = checked_usage(body)
+                except ValueError as exc:
+                    raise UpstreamError(f"worker {placement.name!r} answered 200 with a body that is not a JSON "
+                                        f"object ({exc})", code="invalid_upstream_answer") from None
+                return Reply(headers={}, body=body, usage=usage)
             prompt_estimate = request.prompt_tokens_estimate()
 
             def finished(outcome: StreamOutcome) -> None:

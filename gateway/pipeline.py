@@ -30,7 +30,7 @@ from gateway.runtime import Runtime, RuntimeHolder
 from gateway.shutdown import Lifecycle
 from gateway.upstream.openai_compatible import OpenAICompatibleClient
 from gateway.upstream.sse_relay import StreamOutcome
-from gateway.usage import Usage, usage_in_body
+from gateway.usage import Usage
 from routing.model_choice import ModelChoice, UnknownModel
 
 __all__ = ["InferencePipeline", "Reply", "choose_model"]  # Reply: re-exported for the endpoints
@@ -149,7 +149,7 @@ class InferencePipeline:
         if record.cache is not None:
             reply.headers["x-gateway-cache"] = record.cache
         if reply.stream is None:
-            usage = usage_in_body(reply.body)
+            usage = reply.usage
             if usage is not None:
                 record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
             self._admission.settle(ticket, usage.total_tokens if usage else 0)

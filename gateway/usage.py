@@ -29,9 +29,14 @@ class _WithUsage(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_WithUsage)
 
 
-def usage_in_body(body: bytes) -> Usage | None:
-    """The `usage` of a non-streaming answer, None when it has none (or is not JSON)."""
+def checked_usage(body: bytes) -> Usage | None:
+    """The `usage` of a worker's whole answer, which must be a JSON object (the one parse of it on the
+    way through); raises `ValueError` when it is not, so garbage is never passed on or cached as a 200."""
     try:
         return _decoder.decode(body).usage
-    except (msgspec.DecodeError, UnicodeDecodeError):  # (ValidationError is a DecodeError; invalid UTF-8)
-        return None
+    except msgspec.ValidationError:  # a JSON object whose `usage` is odd: usage unknown
+        if body.lstrip()[:1] == b"{":
+            return None
+        raise ValueError("not a JSON object") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(str(exc)) from None

@@ -514,11 +514,17 @@ def test_odd_but_valid_worker_streams_are_relayed_whole(scripted_gateway: Server
     assert text == (BIG_CONTENT if script == "big_chunk" else "hi")
 
 
+NOT_AN_ANSWER = {"answer_not_json", "answer_json_array", "answer_empty"}
+"""200s whose body is no JSON object: a worker failure (502), never passed on (or cached) as a success."""
+
+
 @pytest.mark.parametrize("script", sorted(BROKEN_ANSWERS))
 def test_a_malformed_worker_answer_is_never_a_gateway_failure(scripted_gateway: ServerThread, script: str) -> None:
     response = httpx.post(scripted_gateway.url + "/v1/chat/completions", timeout=30,
                           json={"model": script, "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code != 500, response.text
-    if response.status_code >= 400:
+    if script in NOT_AN_ANSWER:
+        assert openai_error(response, 502)["code"] == "invalid_upstream_answer"
+    elif response.status_code >= 400:
         error = openai_error(response, BROKEN_ANSWERS[script][0])
         assert error["code"] != "internal_error"
