@@ -10,7 +10,7 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import Scope, Send
+from litestar.types import Scope
 
 from gateway.errors import (
     GatewayError,
@@ -63,12 +63,3 @@ def error_for(exc: Exception, scope: Scope) -> GatewayError:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     return error_response(error_for(exc, request.scope))
-
-
-async def send_error(send: Send, error: GatewayError) -> None:
-    """`error_response` for plain-ASGI handlers (the inference hot path)."""
-    body = _encode(error.body())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status_code(), "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
 from litestar.types import Send
 
+from gateway.error_sending import send_error
 from gateway.errors import HeadersTooLarge
 
 
@@ -22,9 +22,6 @@ def header_bytes(headers: Iterable[tuple[bytes, bytes]]) -> int:
 async def refuse_oversize_headers(send: Send, limit: int) -> HeadersTooLarge:
     """Answer 431 and close the connection (the rest of the request is not read); returns the error."""
     error = HeadersTooLarge(f"The request headers are larger than the gateway accepts ({limit} bytes).")
-    body = msgspec.json.encode(error.body())
-    await send({"type": "http.response.start", "status": error.status_code(),
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    error.headers["Connection"] = "close"
+    await send_error(send, error)
     return error

@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from gateway.error_responses import send_error
+from gateway.error_sending import send_error
 from gateway.errors import GatewayError, ShuttingDown
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_observer import record_of

@@ -18,7 +18,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from gateway.endpoints.disconnect import unless_client_disconnects
 from gateway.endpoints.inference import InferenceHandler
 from gateway.endpoints.openai_api import STREAM_HEADERS
-from gateway.error_responses import error_for, send_error
+from gateway.error_responses import error_for
+from gateway.error_sending import send_error
 from gateway.errors import ClientDisconnected, PayloadTooLarge
 from gateway.inference_request import Endpoint
 from gateway.observability.request_observer import record_of
