@@ -13,7 +13,6 @@ import resource
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from benchmarks import procs
 
@@ -30,12 +29,8 @@ class Reading:
 
 
 def _process_ticks(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])
+    fields = procs.stat_fields(pid)
+    return 0 if fields is None else int(fields[11]) + int(fields[12])
 
 
 def read(roots: Mapping[str, int]) -> Reading:

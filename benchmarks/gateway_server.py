@@ -135,18 +135,13 @@ async def start_gateway(
 ) -> procs.Child:
     """Start the gateway and wait until `GET /v1/models` answers 200 (with the bench key)."""
     label = label or f"{server}-{config}"
-    child = await procs.start(
+    return await procs.start_ready(
         f"gateway ({label})",
         argv(server, port),
         workdir / f"gateway-{label}.log",
+        f"http://{procs.LOOPBACK}:{port}/v1/models",
         env=environment(catalog, port, keys_file=keys_file, redis_url=redis_url, extra=extra_env),
         cwd=ROOT,
+        headers=AUTH_HEADERS,
+        timeout_s=60.0,
     )
-    try:
-        await procs.wait_until_ready(
-            child, f"http://{procs.LOOPBACK}:{port}/v1/models", headers=AUTH_HEADERS, timeout_s=60.0
-        )
-    except BaseException:
-        await child.stop()
-        raise
-    return child

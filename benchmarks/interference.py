@@ -15,7 +15,8 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
+
+from benchmarks import procs
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _KTHREADD = 2
@@ -43,16 +44,10 @@ class Interference:
 def _processes() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, utime + stime in ticks)."""
     table: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        # fields[0] is field 3 (state): ppid is field 4, utime and stime are fields 14 and 15.
-        table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    for pid in procs.all_pids():
+        fields = procs.stat_fields(pid)
+        if fields is not None:
+            table[pid] = (int(fields[1]), int(fields[11]) + int(fields[12]))
     return table
 
 

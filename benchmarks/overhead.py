@@ -15,54 +15,13 @@ SIGTERM and errors.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from benchmarks import gateway_configs, gateway_server, nginx_upstream, redis_server, report, report_tables, wrk
+from benchmarks import cli, gateway_configs, gateway_server, nginx_upstream, redis_server, report, report_tables, wrk
 from benchmarks.overhead_points import PointOptions, say
-from benchmarks.overhead_run import Plan, run_benchmark
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    points: PointOptions
-    concurrency: list[int]
-    servers: list[str]
-    """ASGI servers the bare configuration runs under (empty: no gateway target at all)."""
-    configs: list[str]
-    """Gateway configurations; all but `bare` run under `serve` only, at `config_concurrency`."""
-    config_concurrency: list[int]
-    workers: list[int]
-    scaling_configs: list[str]
-    scaling_concurrency: list[int]
-    rates: list[float] | None
-    open_loop_configs: list[str]
-    profile: list[str]
-    profile_native: bool
-    quick: bool
-
-    def as_dict(self, rates_used: list[float]) -> dict[str, object]:
-        """The options as the JSON and RESULTS.md show them (`rates`: the open-loop rates used)."""
-        data = asdict(self)
-        data.update(data.pop("points"))
-        data["rates"] = rates_used
-        data["rates_asked"] = "auto" if self.rates is None else self.rates
-        return data
-
-
-def _number_list(text: str) -> list[int]:
-    try:
-        values = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers")
-    return values
+from benchmarks.overhead_run import Options, run_benchmark
 
 
 def _names(text: str, known: Sequence[str], what: str) -> list[str]:
@@ -123,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="a point is noisy when other processes and steal took more than PCT%% of a core (default 25)",
     )
-    add("--concurrency", type=_number_list, default=[1, 8, 32], help="connections for direct and bare (1,8,32)")
+    add("--concurrency", type=cli.number_list, default=[1, 8, 32], help="connections for direct and bare (1,8,32)")
     add(
         "--servers",
         nargs="?",
@@ -144,14 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--config-concurrency",
-        type=_number_list,
+        type=cli.number_list,
         default=[1, 8],
         metavar="LIST",
         help="connections for the configurations other than bare (default 1,8)",
     )
     add(
         "--workers",
-        type=_number_list,
+        type=cli.number_list,
         default=[1, 2],
         metavar="LIST",
         help="server processes for the scaling runs (default 1,2; 1 alone: no scaling run)",
@@ -165,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--scaling-concurrency",
-        type=_number_list,
+        type=cli.number_list,
         default=[8, 32],
         metavar="LIST",
         help="connections for the scaling runs (default 8,32)",
@@ -230,18 +189,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
 
 
-async def _main_async(plan: Plan) -> tuple[list[report.TargetResult], list[float]]:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        return await run_benchmark(plan)
-    finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
-
-
 def _gateway_present() -> bool:
     package = gateway_server.ROOT / "gateway"
     return (package / "asgi.py").exists() and (package / "cli.py").exists()
@@ -288,30 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     machine = report.machine_info(nginx_upstream.nginx_binary(), wrk.wrk_binary(), redis)
     started = report.utc_now()
-    plan = Plan(
-        points=options.points,
-        concurrency=options.concurrency,
-        servers=options.servers,
-        configs=options.configs,
-        config_concurrency=options.config_concurrency,
-        workers=options.workers,
-        scaling_configs=options.scaling_configs,
-        scaling_concurrency=options.scaling_concurrency,
-        rates=options.rates,
-        open_loop_configs=options.open_loop_configs,
-        profile=options.profile,
-        profile_native=options.profile_native,
-        profile_dir=None if options.quick else report.RESULTS_DIR,
-        started=started,
-    )
-    try:
-        targets, rates = asyncio.run(_main_async(plan))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted: every process started was stopped")
-        return 130
-    except RuntimeError as exc:
-        say(f"benchmark failed: {exc}")
-        return 1
+    targets, rates = cli.run(run_benchmark(options, started), say)
     _emit(options, started, machine, targets, rates)
     return 0
 

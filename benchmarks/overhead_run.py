@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -31,13 +31,15 @@ RATE_FRACTIONS = (0.25, 0.5, 0.75)
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """What one run measures (the command line's choices)."""
+class Options:
+    """What one run measures: the command line's choices (`benchmarks.overhead` parses them)."""
 
     points: PointOptions
     concurrency: list[int]
     servers: list[str]
+    """ASGI servers the bare configuration runs under (empty: no gateway target at all)."""
     configs: list[str]
+    """Gateway configurations; all but `bare` run under `serve` only, at `config_concurrency`."""
     config_concurrency: list[int]
     workers: list[int]
     scaling_configs: list[str]
@@ -46,16 +48,24 @@ class Plan:
     """Open-loop rates; None: `auto` (fractions of the slowest open-loop configuration's best)."""
     open_loop_configs: list[str]
     profile: list[str]
-    """Target keys to profile, or ["missed"]: those that miss a goal."""
+    """Target keys or configurations to profile, or ["missed"]: those that miss a goal."""
     profile_native: bool
-    profile_dir: Path | None
-    """Where profiles go (None: the run's temporary directory, for --quick)."""
-    started: datetime
+    quick: bool
+    """No files written: profiles go to the run's temporary directory."""
+
+    def as_dict(self, rates_used: list[float]) -> dict[str, object]:
+        """The options as the JSON and RESULTS.md show them (`rates`: the open-loop rates used)."""
+        data = asdict(self)
+        data.update(data.pop("points"))
+        data["rates"] = rates_used
+        data["rates_asked"] = "auto" if self.rates is None else self.rates
+        return data
 
 
 @dataclass(slots=True)
 class _Run:
-    plan: Plan
+    options: Options
+    started: datetime
     workdir: Path
     catalog: Path
     nginx: procs.Child
@@ -147,7 +157,7 @@ async def _measure_gateway(
             None if gateway.setup.redis_port is None else await redis_server.command_calls(gateway.setup.redis_port)
         )
         cache_before = await gateway_configs.cache_counts(gateway.base_url)
-        await measure(target, run.plan.points, concurrency, gateway.roles, config.script)
+        await measure(target, run.options.points, concurrency, gateway.roles, config.script)
         target.cache_lookups = gateway_configs.counts_between(
             cache_before, await gateway_configs.cache_counts(gateway.base_url)
         )
@@ -184,7 +194,7 @@ def _verify(target: report.TargetResult, config: gateway_configs.GatewayConfig) 
 
 
 def _should_profile(run: _Run, target: report.TargetResult) -> bool:
-    wanted = run.plan.profile
+    wanted = run.options.profile
     if target.key in wanted or (target.config in wanted and target.workers == 1 and target.server == "serve"):
         return True
     if "missed" not in wanted or target.server != "serve" or target.workers != 1:
@@ -196,13 +206,13 @@ async def _profile(
     run: _Run, target: report.TargetResult, gateway: _Gateway, config: gateway_configs.GatewayConfig, concurrency: int
 ) -> None:
     """One more wrk run with py-spy attached; the flame graph, folded stacks and summary written out."""
-    out_dir = run.plan.profile_dir or run.workdir / "profiles"
-    base = f"profile-{report.stamp(run.plan.started)}-{target.key}"
+    out_dir = run.workdir / "profiles" if run.options.quick else report.RESULTS_DIR
+    base = f"profile-{report.stamp(run.started)}-{target.key}"
     folded = out_dir / f"{base}.folded"
-    say(f"  profiling {target.name} with py-spy at c={concurrency} ({run.plan.points.duration_s} s)")
+    say(f"  profiling {target.name} with py-spy at c={concurrency} ({run.options.points.duration_s} s)")
     try:
-        async with profiling.record(gateway.child.pid, folded, native=run.plan.profile_native) as recording:
-            result = await wrk_run(target, config.script, concurrency, run.plan.points.duration_s)
+        async with profiling.record(gateway.child.pid, folded, native=run.options.profile_native) as recording:
+            result = await wrk_run(target, config.script, concurrency, run.options.points.duration_s)
     except (RuntimeError, OSError) as exc:
         target.profile = {"error": str(exc)}
         say(f"  not profiled: {exc}")
@@ -213,7 +223,7 @@ async def _profile(
         return
     text = await asyncio.to_thread(folded.read_text, errors="replace")
     summary = profiling.summarize(text)
-    title = f"{target.name}: CPU time under wrk -c{concurrency} ({report.stamp(run.plan.started)})"
+    title = f"{target.name}: CPU time under wrk -c{concurrency} ({report.stamp(run.started)})"
     svg, md = out_dir / f"{base}.svg", out_dir / f"{base}.md"
     await asyncio.to_thread(svg.write_text, flamegraph.render(text, title))
     await asyncio.to_thread(md.write_text, profiling.markdown(summary, title, svg.name, folded.name))
@@ -232,9 +242,9 @@ async def _profile(
 
 
 def _open_loop_rates(run: _Run) -> list[float]:
-    if run.plan.rates is not None:
-        return run.plan.rates
-    keys = [report_tables.one_process_key(name) for name in run.plan.open_loop_configs]
+    if run.options.rates is not None:
+        return run.options.rates
+    keys = [report_tables.one_process_key(name) for name in run.options.open_loop_configs]
     best = [t.max_requests_per_s for t in run.targets if t.key in keys and t.max_requests_per_s > 0]
     if not best:
         return []
@@ -244,11 +254,11 @@ def _open_loop_rates(run: _Run) -> list[float]:
 
 async def _open_loop_phase(run: _Run) -> list[float]:
     rates = _open_loop_rates(run)
-    if not rates or not run.plan.open_loop_configs:
+    if not rates or not run.options.open_loop_configs:
         return rates
     say(f"open loop at {', '.join(f'{r:,.0f}' for r in rates)} req/s")
-    await measure_open_loop(run.direct, run.plan.points, rates, {"upstream": run.nginx.pid}, "plain")
-    for name in run.plan.open_loop_configs:
+    await measure_open_loop(run.direct, run.options.points, rates, {"upstream": run.nginx.pid}, "plain")
+    for name in run.options.open_loop_configs:
         config = gateway_configs.CONFIGS[name]
         key = report_tables.one_process_key(name)
         target = next((t for t in run.targets if t.key == key), None)
@@ -258,14 +268,14 @@ async def _open_loop_phase(run: _Run) -> list[float]:
         try:
             async with _gateway(run, "serve", config, 1, key) as gateway:
                 target.url = gateway.base_url + nginx_upstream.CHAT_PATH
-                await measure_open_loop(target, run.plan.points, rates, gateway.roles, config.workload)
+                await measure_open_loop(target, run.options.points, rates, gateway.roles, config.workload)
         except (RuntimeError, OSError, httpx.HTTPError) as exc:
             target.problems.append(f"open loop failed: {exc}")
             say(f"  {target.name} open loop failed: {exc}")
     return rates
 
 
-async def run_benchmark(plan: Plan) -> tuple[list[report.TargetResult], list[float]]:
+async def run_benchmark(options: Options, started: datetime) -> tuple[list[report.TargetResult], list[float]]:
     """Every target in turn, one at a time; the targets and the open-loop rates used."""
     with tempfile.TemporaryDirectory(prefix="llm-gateway-bench-") as tmp:
         workdir = Path(tmp)
@@ -278,19 +288,20 @@ async def run_benchmark(plan: Plan) -> tuple[list[report.TargetResult], list[flo
                 name="direct to nginx",
                 url=f"http://{procs.LOOPBACK}:{nginx_port}{nginx_upstream.CHAT_PATH}",
             )
-            run = _Run(plan, workdir, gateway_server.write_catalog(workdir, nginx_port), nginx, direct, [direct])
-            await measure(direct, plan.points, plan.concurrency, {"upstream": nginx.pid})
-            for server in plan.servers:
-                await _closed_loop(run, server, "bare", 1, plan.concurrency)
-            for name in plan.configs:
+            catalog = gateway_server.write_catalog(workdir, nginx_port)
+            run = _Run(options, started, workdir, catalog, nginx, direct, [direct])
+            await measure(direct, options.points, options.concurrency, {"upstream": nginx.pid})
+            for server in options.servers:
+                await _closed_loop(run, server, "bare", 1, options.concurrency)
+            for name in options.configs:
                 if name != "bare":
-                    await _closed_loop(run, "serve", name, 1, plan.config_concurrency)
-            for name in plan.scaling_configs:
-                for workers in plan.workers:
+                    await _closed_loop(run, "serve", name, 1, options.config_concurrency)
+            for name in options.scaling_configs:
+                for workers in options.workers:
                     if workers > 1:
-                        await _closed_loop(run, "serve", name, workers, plan.scaling_concurrency)
+                        await _closed_loop(run, "serve", name, workers, options.scaling_concurrency)
             rates = await _open_loop_phase(run)
-            if plan.profile_dir is None:  # --quick: the profiles go with the temporary directory
+            if options.quick:  # the profiles go with the temporary directory
                 for target in run.targets:
                     if target.profile and "markdown" in target.profile:
                         say(f"(profile of {target.key} in the temporary directory, deleted now)")

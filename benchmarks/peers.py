@@ -17,9 +17,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from benchmarks import procs
 
@@ -66,26 +67,17 @@ class Peer:
 async def _run(argv: list[str], log_path: Path, timeout_s: float, env: Mapping[str, str] | None = None) -> None:
     """Run a command to completion, its output appended to `log_path`; raise PeerUnavailable on failure."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = await asyncio.to_thread(log_path.open, "ab")
-    with log:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
-            start_new_session=True,
-        )
-        try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
+    proc = (await procs.start(Path(argv[0]).name, argv, log_path, env=env)).proc
+    try:
+        await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise PeerUnavailable(f"`{' '.join(argv)}` did not finish in {timeout_s:.0f} s (log: {log_path})") from None
+    finally:
+        if proc.returncode is None:
             proc.kill()
             await proc.wait()
-            raise PeerUnavailable(f"`{' '.join(argv)}` did not finish in {timeout_s:.0f} s (log: {log_path})") from None
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     if proc.returncode != 0:
         text = await asyncio.to_thread(log_path.read_text, errors="replace")
         tail = "\n".join(text.splitlines()[-15:])
@@ -212,15 +204,11 @@ async def start_litellm(workdir: Path, upstream_base_url: str, version: str) -> 
         str(venv_bin / "litellm"), "--config", str(config), "--host", procs.LOOPBACK, "--port", str(port),
         "--num_workers", "1",
     ]  # fmt: skip
-    child = await procs.start("litellm", argv, workdir / "litellm.log", env=env, cwd=workdir)
+    ready = f"http://{procs.LOOPBACK}:{port}/health/liveliness"
+    child = await procs.start_ready(
+        "litellm", argv, workdir / "litellm.log", ready, env=env, cwd=workdir, timeout_s=STARTUP_TIMEOUT_S
+    )
     headers = {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
-    try:
-        await procs.wait_until_ready(
-            child, f"http://{procs.LOOPBACK}:{port}/health/liveliness", timeout_s=STARTUP_TIMEOUT_S
-        )
-    except BaseException:
-        await child.stop()
-        raise
     return Peer("litellm", f"LiteLLM proxy {version}", version, port, headers, child)
 
 
@@ -242,12 +230,10 @@ async def start_portkey(workdir: Path, upstream_base_url: str, version: str) -> 
     port = procs.free_port()
     argv = [node, str(_portkey_package() / "build" / "start-server.js"), f"--port={port}", "--headless"]
     env = _peer_environment({"NODE_ENV": "production"})
-    child = await procs.start("portkey", argv, workdir / "portkey.log", env=env, cwd=workdir)
-    try:
-        await procs.wait_until_ready(child, f"http://{procs.LOOPBACK}:{port}/", timeout_s=STARTUP_TIMEOUT_S)
-    except BaseException:
-        await child.stop()
-        raise
+    ready = f"http://{procs.LOOPBACK}:{port}/"
+    child = await procs.start_ready(
+        "portkey", argv, workdir / "portkey.log", ready, env=env, cwd=workdir, timeout_s=STARTUP_TIMEOUT_S
+    )
     peer = Peer("portkey", f"Portkey gateway {version}", version, port, portkey_headers(upstream_base_url), child)
     peer.notes.append("listens on all interfaces (start-server.js has no host option); requests go to 127.0.0.1")
     return peer
@@ -289,3 +275,53 @@ async def start(key: str, workdir: Path, upstream_base_url: str, version: str) -
     if key == "portkey":
         return await start_portkey(workdir, upstream_base_url, version)
     raise ValueError(f"unknown peer {key!r}")
+
+
+# --- measuring each peer in a run ------------------------------------------------------------------
+
+
+class PeerTarget(Protocol):
+    """What a benchmark records about a peer (its `Target`): set here from the install and the start."""
+
+    name: str
+    version: str
+    status: str
+    notes: list[str]
+
+
+TargetT = TypeVar("TargetT", bound=PeerTarget)
+
+
+async def measure_each(
+    installed: Mapping[str, str | Exception],
+    workdir: Path,
+    upstream_base_url: str,
+    new_target: Callable[[str], TargetT],
+    measure: Callable[[TargetT, Peer], Awaitable[None]],
+    say: Callable[[str], None],
+) -> list[TargetT]:
+    """One target per peer of `installed` (key -> version, or the install's failure), in order: each peer
+    that installed is started in front of the upstream, `measure(target, peer)`d, then stopped before the
+    next one starts. A peer that did not install or start is recorded in its target's `status` (and the
+    run goes on); `measure` records its own failures."""
+    targets: list[TargetT] = []
+    for key, got in installed.items():
+        target = new_target(key)
+        targets.append(target)
+        if isinstance(got, Exception):
+            target.status = f"install failed: {got}"
+            continue
+        target.version = got
+        say(f"starting {key} {got}")
+        try:
+            peer = await start(key, workdir / key, upstream_base_url, got)
+        except (RuntimeError, OSError) as exc:
+            target.status = f"did not start: {exc}"
+            say(f"  {target.status}")
+            continue
+        target.name, target.notes = peer.name, peer.notes
+        try:
+            await measure(target, peer)
+        finally:
+            await procs.stop_or_say(peer.child, say)
+    return targets

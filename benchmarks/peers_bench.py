@@ -18,20 +18,18 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
-from benchmarks import gateway_server, interference, nginx_upstream, peers, peers_gateway, procs, wrk
+from benchmarks import cli, gateway_server, interference, nginx_upstream, peers, peers_gateway, procs, wrk
 from benchmarks.workloads import new_nonce
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +43,6 @@ STREAMING_PART = "<!-- peers-streaming -->"
 QUIET_LOAD = 1.0
 BUSY_PATTERN = r"pytest|benchmarks\."
 NOISY_PCT = 25.0
-T = TypeVar("T")
 
 
 def say(text: str) -> None:
@@ -59,11 +56,10 @@ def _ancestors() -> set[int]:
     pids, pid = set(), os.getpid()
     while pid > 1:
         pids.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        fields = procs.stat_fields(pid)
+        if fields is None:
             break
-        pid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        pid = int(fields[1])
     return pids
 
 
@@ -241,13 +237,6 @@ async def install_peers(names: list[str]) -> dict[str, str | Exception]:
     return out
 
 
-async def _stop(child: procs.Child) -> None:
-    try:
-        await child.stop()
-    except Exception as exc:  # keep stopping the others
-        say(f"could not stop {child.name} (pid {child.pid}): {exc}")
-
-
 async def run_benchmark(options: Options) -> list[Target]:
     installed = await install_peers(options.peers)
     budget = QuietBudget(options.quiet_wait_s)
@@ -281,37 +270,23 @@ async def run_benchmark(options: Options) -> list[Target]:
                     gateway.status = f"failed: {exc}"
                     say(f"  {row.key} {gateway.status}")
 
-            for name in options.peers:
-                got = installed[name]
-                target = Target(name, name)
-                targets.append(target)
-                if isinstance(got, Exception):
-                    target.status = f"install failed: {got}"
-                    continue
-                target.version = got
-                say(f"starting {name} {got}")
-                try:
-                    peer = await peers.start(name, workdir / name, upstream, got)
-                except (RuntimeError, OSError) as exc:
-                    target.status = f"did not start: {exc}"
-                    say(f"  {target.status}")
-                    continue
-                children.append(peer.child)
-                target.name, target.url, target.notes = peer.name, peer.chat_url, peer.notes
+            async def measure_peer(target: Target, peer: peers.Peer) -> None:
+                target.url = peer.chat_url
                 try:
                     await check_chat(peer.chat_url, peer.headers)
-                    script = await asyncio.to_thread(write_lua, workdir, name, peer.headers)
+                    script = await asyncio.to_thread(write_lua, workdir, peer.key, peer.headers)
                     await measure(target, script, *args)
                     target.peak_rss_mb = round(await asyncio.to_thread(procs.peak_rss_bytes, peer.child.pid) / 2**20, 1)
                 except (RuntimeError, httpx.HTTPError) as exc:
                     target.status = f"failed: {exc}"
-                    say(f"  {name} {target.status}\n{peer.child.log_tail(15)}")
-                finally:
-                    children.remove(peer.child)
-                    await _stop(peer.child)
+                    say(f"  {peer.key} {target.status}\n{peer.child.log_tail(15)}")
+
+            targets += await peers.measure_each(
+                installed, workdir, upstream, lambda key: Target(key, key), measure_peer, say
+            )
         finally:
             for child in reversed(children):
-                await _stop(child)
+                await procs.stop_or_say(child, say)
     return targets
 
 
@@ -522,16 +497,6 @@ def markdown(
 # --- command line ----------------------------------------------------------------------------------
 
 
-def concurrency_list(text: str) -> list[int]:
-    try:
-        values = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers separated by commas") from None
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers")
-    return values
-
-
 def peer_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if any(name not in peers.PEER_KEYS for name in names):
@@ -545,7 +510,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (default 8)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per target (default 2)")
-    parser.add_argument("--concurrency", type=concurrency_list, default=[1, 8, 32], help="connections (default 1,8,32)")
+    parser.add_argument("--concurrency", type=cli.number_list, default=[1, 8, 32], help="connections (default 1,8,32)")
     parser.add_argument(
         "--peers", type=peer_list, default=list(peers.PEER_KEYS), help="default litellm,portkey ('' for none)"
     )
@@ -567,31 +532,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
 
 
-async def run_cancellable(coro: Coroutine[object, object, T]) -> T:
-    """Await `coro` with SIGTERM cancelling it (so the `finally` blocks stop every child)."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
-        return await coro
-    finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     machine = machine_info()
     started = datetime.now(UTC).replace(microsecond=0)
-    try:
-        targets: list[Target] = asyncio.run(run_cancellable(run_benchmark(options)))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted: every process started was stopped")
-        return 130
-    except RuntimeError as exc:
-        say(f"benchmark failed: {exc}")
-        return 1
+    targets = cli.run(run_benchmark(options), say)
     print(tables(targets, options.concurrency))
     print(goals_text(targets))
     if options.quick:

@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -91,6 +91,36 @@ async def start(
     return Child(name, proc, log_path)
 
 
+async def start_ready(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    ready_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> Child:
+    """`start`, then `wait_until_ready(ready_url)`; a child that never gets ready (or whose wait is
+    cancelled) is stopped before the error goes on."""
+    child = await start(name, argv, log_path, env=env, cwd=cwd)
+    try:
+        await wait_until_ready(child, ready_url, headers=headers, timeout_s=timeout_s)
+    except BaseException:
+        await child.stop()
+        raise
+    return child
+
+
+async def stop_or_say(child: Child, say: Callable[[str], None]) -> None:
+    """Stop `child`; a failure is said, not raised, so that the caller goes on stopping the others."""
+    try:
+        await child.stop()
+    except Exception as exc:
+        say(f"could not stop {child.name} (pid {child.pid}): {exc}")
+
+
 async def wait_until_ready(
     child: Child,
     url: str,
@@ -125,19 +155,29 @@ async def wait_until_ready(
             await asyncio.sleep(0.1)
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name, or None if the process is gone: [0] is
+    field 3 (state), [1] the parent pid, [2] the process group, [11] and [12] utime and stime in ticks."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def all_pids() -> list[int]:
+    """Every process visible in /proc (some may be gone by the time they are read)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def _parent_pids() -> dict[int, int]:
     """pid -> parent pid for every process visible in /proc."""
     parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        parents[int(entry.name)] = int(fields[1])
+    for pid in all_pids():
+        fields = stat_fields(pid)
+        if fields is not None:
+            parents[pid] = int(fields[1])
     return parents
 
 

@@ -35,7 +35,7 @@ import httpx
 import redis.asyncio
 
 from benchmarks import interference, soak_fleet, soak_probes, soak_report
-from benchmarks.peers_bench import run_cancellable
+from benchmarks.cli import run_cancellable
 from benchmarks.soak_fleet import Fleet
 from benchmarks.soak_load import LoadClient, Mix, OpenLoopStats, Tally, closed_loop, open_loop
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks import gateway_configs, gateway_server, peers, peers_bench, procs
+from benchmarks import cli, gateway_configs, gateway_server, peers, peers_bench, procs
 
 PACE_S = 0.02
 REPLY_TOKENS = 32
@@ -183,13 +183,10 @@ async def start_simulator(workdir: Path, port: int) -> procs.Child:
         "--itl", str(PACE_S), "--reply-tokens", str(REPLY_TOKENS), str(REPLY_TOKENS),
         "--model", peers.UPSTREAM_MODEL, "--model", peers.MODEL,
     ]  # fmt: skip
-    child = await procs.start("simulator", argv, workdir / "simulator.log", cwd=gateway_server.ROOT)
-    try:
-        await procs.wait_until_ready(child, f"http://{procs.LOOPBACK}:{port}/v1/models", timeout_s=60.0)
-    except BaseException:
-        await child.stop()
-        raise
-    return child
+    ready = f"http://{procs.LOOPBACK}:{port}/v1/models"
+    return await procs.start_ready(
+        "simulator", argv, workdir / "simulator.log", ready, cwd=gateway_server.ROOT, timeout_s=60.0
+    )
 
 
 async def run_benchmark(options: Options) -> list[Target]:
@@ -234,40 +231,23 @@ async def run_benchmark(options: Options) -> list[Target]:
                     children.remove(child)
                     await child.stop()
 
-            for name in options.peers:
-                got = installed[name]
-                target = Target(name, name)
-                targets.append(target)
-                if isinstance(got, Exception):
-                    target.status = f"install failed: {got}"
-                    continue
-                target.version = got
-                peers_bench.say(f"starting {name} {got}")
-                try:
-                    peer = await peers.start(name, workdir / name, upstream, got)
-                except (RuntimeError, OSError) as exc:
-                    target.status = f"did not start: {exc}"
-                    continue
-                children.append(peer.child)
-                target.name, target.notes = peer.name, peer.notes
+            async def measure_peer(target: Target, peer: peers.Peer) -> None:
                 try:
                     await measure(target, peer.chat_url, peers.MODEL, peer.headers, options, budget)
                 except RuntimeError as exc:
                     log = peer.child.log_tail(40)
                     cause = next((line.strip()[-200:] for line in log.splitlines() if "Error" in line), "")
                     target.status = f"failed: {exc}" + (f" (its log: {cause})" if cause else "")
-                    if name == "portkey" and peers.PORTKEY_STREAM_FAILURE in log:
+                    if peer.key == "portkey" and peers.PORTKEY_STREAM_FAILURE in log:
                         target.notes.append(peers.PORTKEY_STREAM_CAUSE)
-                    peers_bench.say(f"  {name} {target.status}\n{peer.child.log_tail(15)}")
-                finally:
-                    children.remove(peer.child)
-                    await peer.child.stop()
+                    peers_bench.say(f"  {peer.key} {target.status}\n{peer.child.log_tail(15)}")
+
+            targets += await peers.measure_each(
+                installed, workdir, upstream, lambda key: Target(key, key), measure_peer, peers_bench.say
+            )
         finally:
             for child in reversed(children):
-                try:
-                    await child.stop()
-                except Exception as exc:  # keep stopping the others
-                    peers_bench.say(f"could not stop {child.name} (pid {child.pid}): {exc}")
+                await procs.stop_or_say(child, peers_bench.say)
     compare(targets)
     return targets
 
@@ -353,9 +333,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         prog="python -m benchmarks.streaming_bench", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--requests", type=int, default=24, help="streams per concurrency level (default 24)")
-    parser.add_argument(
-        "--concurrency", type=peers_bench.concurrency_list, default=[1, 8], help="clients (default 1,8)"
-    )
+    parser.add_argument("--concurrency", type=cli.number_list, default=[1, 8], help="clients (default 1,8)")
     parser.add_argument(
         "--peers", type=peers_bench.peer_list, default=list(peers.PEER_KEYS), help="default litellm,portkey"
     )
@@ -377,14 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     machine = peers_bench.machine_info()
     started = datetime.now(UTC).replace(microsecond=0)
-    try:
-        targets = asyncio.run(peers_bench.run_cancellable(run_benchmark(options)))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        peers_bench.say("interrupted: every process started was stopped")
-        return 130
-    except RuntimeError as exc:
-        peers_bench.say(f"benchmark failed: {exc}")
-        return 1
+    targets = cli.run(run_benchmark(options), peers_bench.say)
     print(table(targets))
     print(goals_text(targets))
     if options.quick:

@@ -8,6 +8,8 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp
 
+from tests.asgi_body import read_body
+
 Answer = tuple[int, list[tuple[bytes, bytes]], list[bytes]]
 """Status, headers, and the body as the pieces to write (each one a write of its own)."""
 
@@ -24,12 +26,7 @@ def answering_worker(answer: Callable[[bytes], Answer]) -> ASGIApp:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         status, headers, pieces = answer(body)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         for piece in pieces:

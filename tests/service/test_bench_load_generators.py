@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from benchmarks import open_loop, workloads, wrk
+from tests.asgi_body import read_body
 from tests.servers import ServerThread
 
 Scope = MutableMapping[str, Any]
@@ -30,12 +31,7 @@ class Upstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.bodies.append(body)
         if scope["path"] == "/stall":
             await asyncio.sleep(2.0)
