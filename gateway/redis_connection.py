@@ -62,6 +62,11 @@ def translate_redis_errors(operation: str, *, retry_after_s: float = 1.0) -> Ite
     try:
         yield
     except (RedisError, OSError) as exc:  # builtin TimeoutError is an OSError
-        detail = str(exc)[:200]
-        raise StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {detail}",
-                               retry_after_s=retry_after_s) from exc
+        raise unavailable(operation, exc, retry_after_s=retry_after_s) from exc
+
+
+def unavailable(operation: str, exc: BaseException, *, retry_after_s: float = 1.0) -> StoreUnavailable:
+    """The `StoreUnavailable` that `translate_redis_errors` raises for `exc` (for a hot path that
+    catches the errors itself rather than enter a context manager per call)."""
+    return StoreUnavailable(f"redis {operation} failed: {type(exc).__name__}: {str(exc)[:200]}",
+                            retry_after_s=retry_after_s)

@@ -12,6 +12,7 @@ from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, Ses
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import connect_redis
+from gateway.redis_wire import RedisWire
 from gateway.settings import Settings
 from gateway.worker_registry import MemoryOverlayStore, OverlayStore, RedisOverlayStore
 
@@ -43,10 +44,9 @@ def stores_from_settings(settings: Settings) -> StateStores:
     def client() -> redis.asyncio.Redis:
         return connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)
 
-    # The limit store bounds each call itself (one deadline per call, on the hot path of every request).
-    limits_client = connect_redis(url, command_timeout_s=None, pool_timeout_s=timeout)
-    limits = FallbackLimitStore(RedisLimitStore(limits_client, timeout_s=timeout),
-                                fail_open=settings.rate_limit_fail_open)
-    cache = RedisCacheStore(client(), max_entry_bytes=settings.cache_max_entry_bytes)
+    # The hot path's stores share one lean multiplexed connection and bound each call themselves.
+    hot_path = RedisWire(url, connect_timeout_s=timeout)
+    limits = FallbackLimitStore(RedisLimitStore(hot_path, timeout_s=timeout), fail_open=settings.rate_limit_fail_open)
+    cache = RedisCacheStore(hot_path, max_entry_bytes=settings.cache_max_entry_bytes, timeout_s=timeout)
     return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),
                        sessions=RedisSessionStore(client()))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from typing import Any, Protocol
 
-import redis.asyncio
+from redis.exceptions import NoScriptError, RedisError
 
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.errors import StoreUnavailable
+from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
+from gateway.redis_wire import Arg, Command, RedisWire, script_sha
 
 GET_OR_LOCK_LUA = """
 local entry = redis.call('GET', KEYS[1])
@@ -23,6 +25,7 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 1 end
 return 0
 """
 """KEYS: the entry, its fill lock; ARGV: the lock's TTL in ms. The entry, or 1 (locked by this call), or 0."""
+GET_OR_LOCK_SHA = script_sha(GET_OR_LOCK_LUA)
 
 
 class CacheStore(Protocol):
@@ -107,50 +110,69 @@ class MemoryCacheStore:
 
 
 class RedisCacheStore:
-    def __init__(self, client: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
-                 max_entry_bytes: int = 1024 * 1024) -> None:
+    """Cached answers in Redis, on the hot path's lean client; `timeout_s` bounds each call."""
+
+    def __init__(self, client: RedisWire, prefix: str = DEFAULT_KEY_PREFIX, *,
+                 max_entry_bytes: int = 1024 * 1024, timeout_s: float = 1.0, close_client: bool = True) -> None:
         self._redis = client
         self._prefix = prefix + "cache:"
         self.max_entry_bytes = max_entry_bytes
-        self._get_or_lock = client.register_script(GET_OR_LOCK_LUA)
+        self._timeout_s = timeout_s
+        self._close_client = close_client
 
     async def get(self, key: str) -> bytes | None:
-        with translate_redis_errors("cache get"):
-            value = await self._redis.get(self._prefix + key)
+        value = await self._call("cache get", "GET", self._prefix + key)
         return value if isinstance(value, bytes) else None
 
     async def put(self, key: str, value: bytes, ttl: float) -> bool:
         if len(value) > self.max_entry_bytes:
             return False
-        with translate_redis_errors("cache put"):
-            await self._redis.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+        await self._call("cache put", "SET", self._prefix + key, value, "PX", _ms(ttl))
         return True
 
     async def lock(self, key: str, ttl: float) -> bool:
-        with translate_redis_errors("cache lock"):
-            return bool(await self._redis.set(self._prefix + "lock:" + key, b"1", nx=True,
-                                              px=max(1, int(ttl * 1000))))
+        taken = await self._call("cache lock", "SET", self._prefix + "lock:" + key, b"1", "NX", "PX", _ms(ttl))
+        return taken is not None
 
     async def unlock(self, key: str) -> None:
-        with translate_redis_errors("cache unlock"):
-            await self._redis.delete(self._prefix + "lock:" + key)
+        await self._call("cache unlock", "DEL", self._prefix + "lock:" + key)
 
     async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
-        with translate_redis_errors("cache get"):
-            found = await self._get_or_lock(keys=[self._prefix + key, self._prefix + "lock:" + key],
-                                            args=[max(1, int(lock_ttl * 1000))])
+        keys_and_args = (2, self._prefix + key, self._prefix + "lock:" + key, _ms(lock_ttl))
+        try:
+            found = await self._call("cache get", "EVALSHA", GET_OR_LOCK_SHA, *keys_and_args)
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, NoScriptError):
+                raise
+            found = await self._call("cache get", "EVAL", GET_OR_LOCK_LUA, *keys_and_args)  # EVAL caches it
         return (found, False) if isinstance(found, bytes) else (None, found == 1)
 
     async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
         stored = value is not None and len(value) <= self.max_entry_bytes
-        with translate_redis_errors("cache put"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if stored:
-                    assert value is not None
-                    pipe.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
-                pipe.delete(self._prefix + "lock:" + key)
-                await pipe.execute()
+        commands: list[Command] = []
+        if stored:
+            assert value is not None
+            commands.append(("SET", self._prefix + key, value, "PX", _ms(ttl)))
+        commands.append(("DEL", self._prefix + "lock:" + key))
+        try:
+            replies = await self._redis.pipeline(commands, self._timeout_s)
+        except (RedisError, OSError) as exc:
+            raise unavailable("cache put", exc) from exc
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise unavailable("cache put", reply) from reply
         return stored
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._close_client:
+            await self._redis.close()
+
+    async def _call(self, operation: str, *command: Arg) -> Any:
+        try:
+            return await self._redis.call(*command, timeout_s=self._timeout_s)
+        except (RedisError, OSError) as exc:
+            raise unavailable(operation, exc) from exc
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

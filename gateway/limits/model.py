@@ -74,6 +74,9 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
     """The budget period's label (`2025-07` or `2025-07-14`), None: no budget."""
     leased: bool = False
     """A concurrency slot is held."""
+    budget_period: Literal["day", "month"] | None = None
+    """Only for a cancel of an admission whose answer never came (so `period` is unknown): the budget's
+    period kind, from which the store works out the label at the admission's time."""
 
     @property
     def needs_settle(self) -> bool:

@@ -3,13 +3,19 @@ EVALSHA (on NOSCRIPT both scripts are loaded and what met it is sent again), che
 a subject's counters at once with Redis's own clock. Semantics: `gateway.limits.model`.
 
 Layout (`prefix` defaults to `llmgw:`; the subject in braces is a Redis Cluster hash tag, so all of a
-subject's keys share a slot). Every key has a TTL:
+subject's keys share a slot). Every key has a TTL, and a subject's state is a handful of keys whatever
+its traffic (the requests log aside, which holds the admissions of the last window, at most the limit):
 
-    llmgw:rl:{subject}:req             zset    lease -> admission time        TTL window + 1 s
-    llmgw:rl:{subject}:tok             hash    level, at (the bucket)         TTL until full again + 1 s
-    llmgw:rl:{subject}:conc            zset    lease -> lease expiry          TTL lease TTL + 1 s
-    llmgw:rl:{subject}:budget:<period> string  tokens used in the period      TTL period end + lease TTL + 60 s
-    llmgw:rl:{subject}:res:<lease>     string  {"tokens","tpm","period"}, then "settled"   TTL lease TTL
+    llmgw:rl:{subject}:req              zset    lease -> admission time    TTL window + 1 s
+    llmgw:rl:{subject}:tok              hash    level, at (the bucket)     TTL until full again + 1 s
+    llmgw:rl:{subject}:leases           zset    lease -> lease expiry      TTL lease TTL + 1 s
+    llmgw:rl:{subject}:budget:<period>  string  tokens used in the period  TTL period end + lease TTL + 60 s
+    llmgw:rl:{subject}:cancelled:<lease> string  a cancel that overtook its admit   TTL lease TTL
+
+A lease is written for every admission that must be settled (a token bucket, a budget or a
+concurrency limit); settle.lua removes it and moves the counters by actual - estimate, the estimate,
+bucket and period coming from the `Reservation`. Only the first settle finds the lease, so settles are
+idempotent without a record per request.
 
 Settles ride with the next admit: `settle_soon` puts a settle in an outbox, and the next admit sends
 the waiting settles and itself in one pipeline (one round trip instead of two per request); with no
@@ -28,29 +34,18 @@ import contextlib
 import itertools
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Any
 
 import msgspec
-import redis.asyncio
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.errors import StoreUnavailable
 from gateway.keys.model import KeyLimits
-from gateway.limits.model import (
-    BUDGET_KEY_GRACE_S,
-    CONCURRENCY_RETRY_S,
-    DEFAULT_LEASE_TTL_S,
-    DEFAULT_WINDOW_S,
-    Admission,
-    Reason,
-    Reservation,
-)
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.limits.model import DEFAULT_LEASE_TTL_S, DEFAULT_WINDOW_S, Admission, Reason, Reservation
+from gateway.limits.redis_commands import ADMIT_LUA, SETTLE_LUA, LimitCommands
+from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
+from gateway.redis_wire import RedisWire, encode_command
 
-ADMIT_LUA = resources.files(__package__).joinpath("admit.lua").read_text()
-SETTLE_LUA = resources.files(__package__).joinpath("settle.lua").read_text()
 REPLAY_BATCH = 100
 SETTLE_DELAY_S = 0.002
 """How long a settle waits for an admit to travel with before it is sent alone."""
@@ -84,25 +79,20 @@ class _Decision(msgspec.Struct, kw_only=True):
     budget_remaining: float | None = None
 
 
-def _arg(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
 def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
 class RedisLimitStore:
-    """A `LimitStore` on `redis` (from `gateway.redis_connection.connect_redis`). Every replica must use
-    the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`. `clock_offset_s`
-    (attribute) shifts Redis's clock for this store's decisions (tests only). `max_in_doubt` bounds the
-    admits and settles remembered for replay while Redis is unreachable. `timeout_s`: how long one call
-    to Redis may take, for a client built without a socket timeout (`connect_redis(command_timeout_s=None)`:
-    one deadline per call instead of redis-py's per read and write, which cost a task each)."""
+    """A `LimitStore` on `redis` (`gateway.redis_wire.RedisWire`: the hot path's lean client). Every
+    replica must use the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`.
+    `clock_offset_s` (attribute) shifts Redis's clock for this store's decisions (tests only).
+    `max_in_doubt` bounds the admits and settles remembered for replay while Redis is unreachable.
+    `timeout_s`: how long one call to Redis may take (one deadline per call)."""
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
+    def __init__(self, redis: RedisWire, prefix: str = DEFAULT_KEY_PREFIX, *,
                  window_s: float = DEFAULT_WINDOW_S, lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
-                 close_client: bool = True, max_in_doubt: int = 10_000, timeout_s: float | None = None) -> None:
+                 close_client: bool = True, max_in_doubt: int = 10_000, timeout_s: float = 1.0) -> None:
         self._timeout_s = timeout_s
         self.window_s = window_s
         self.lease_ttl_s = lease_ttl_s
@@ -110,8 +100,7 @@ class RedisLimitStore:
         self._redis = redis
         self._prefix = prefix
         self._close_client = close_client
-        self._admit_script = redis.register_script(ADMIT_LUA)
-        self._settle_script = redis.register_script(SETTLE_LUA)
+        self._commands = LimitCommands(prefix, window_s, lease_ttl_s)
         self._decoder = msgspec.json.Decoder(_Decision)
         self._unsettled: deque[Settle] = deque(maxlen=max_in_doubt)
         """Settles and cancels to replay through settle.lua once Redis answers."""
@@ -127,8 +116,7 @@ class RedisLimitStore:
         return len(self._unsettled)
 
     def _keys(self, subject: str, lease: str) -> list[str]:
-        base = f"{self._prefix}rl:{{{subject}}}:"
-        return [base + "req", base + "tok", base + "conc", base + "budget", f"{base}res:{lease}"]
+        return self._commands.keys(subject, lease)
 
     async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
         lease = new_lease()
@@ -136,7 +124,10 @@ class RedisLimitStore:
         try:
             decision = await self._run_admit("admit", subject, lease, limits, tokens, settles)
         except StoreUnavailable:
-            doubt = Reservation(subject=subject, lease=lease, tokens=tokens, store="redis")
+            doubt = Reservation(subject=subject, lease=lease, tokens=tokens, store="redis",
+                                tokens_per_minute=limits.tokens_per_minute,
+                                budget_period=limits.budget_period if limits.token_budget is not None else None,
+                                leased=limits.max_concurrent is not None)
             self._unsettled.extend(settles)
             self._unsettled.append((doubt, 0, True))
             raise
@@ -182,8 +173,7 @@ class RedisLimitStore:
         settles = self._take_outbox()
         if settles:
             try:
-                async with self._calling("settle"):
-                    await self._pipelined(settles, None)
+                await self._pipelined("settle", settles, None)
             except StoreUnavailable:
                 self._unsettled.extend(settles)
                 raise
@@ -206,64 +196,56 @@ class RedisLimitStore:
         task.add_done_callback(self._sending.discard)
 
     async def ping(self) -> None:
-        async with self._calling("ping"):
-            await self._redis.ping()
+        try:
+            await self._redis.call("PING", timeout_s=self._timeout_s)
+        except (RedisError, OSError) as exc:
+            raise unavailable("ping", exc) from exc
         await self._replay()
 
     async def close(self) -> None:
         if self._close_client:
-            with translate_redis_errors("close"):
-                await self._redis.aclose()
+            await self._redis.close()
 
     async def _run_admit(self, mode: str, subject: str, lease: str, limits: KeyLimits,
                          tokens: int, settles: list[Settle] | None = None) -> _Decision:
-        args: list[str | int | float] = [mode, lease, tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s,
-                _arg(limits.requests_per_minute), _arg(limits.tokens_per_minute), _arg(limits.max_concurrent),
-                _arg(limits.token_budget), limits.budget_period, CONCURRENCY_RETRY_S, BUDGET_KEY_GRACE_S]
-        keys = self._keys(subject, lease)
-        async with self._calling(mode):
-            raw = await self._pipelined(settles or [], (keys, args))
-        return self._decoder.decode(raw)
+        command = self._commands.admit(mode, subject, lease, limits, tokens, self.clock_offset_s)
+        return self._decoder.decode(await self._pipelined(mode, settles or [], command))
 
-    def _settle_args(self, reservation: Reservation, actual_tokens: int, cancel: bool) -> list[str | int | float]:
-        return [actual_tokens, self.window_s, self.lease_ttl_s, self.clock_offset_s, "1" if cancel else "0",
-                reservation.lease]
+    async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool) -> None:
+        await self._pipelined("settle", [(reservation, actual_tokens, cancel)], None)
 
-    async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool,
-                          client: redis.asyncio.client.Pipeline | None = None) -> None:
-        async with self._calling("settle"):
-            await self._settle_script(keys=self._keys(reservation.subject, reservation.lease),
-                                      args=self._settle_args(reservation, actual_tokens, cancel), client=client)
-
-    async def _pipelined(self, settles: list[Settle],
-                         admit: tuple[list[str], list[str | int | float]] | None) -> Any:
-        """Send `settles`, then `admit` (keys, args) if given, in one round trip; the admit's reply.
+    async def _pipelined(self, operation: str, settles: list[Settle], admit: bytes | None) -> Any:
+        """Send `settles`, then the `admit` call if given, in one round trip; the admit's reply. Errors
+        (Redis unreachable, or slower than `timeout_s`) raise `StoreUnavailable`.
 
         Redis may lack the scripts (this process's first call, or after a restart): on NOSCRIPT both
         are loaded, and the commands that met it are sent again, in order (settle.lua is idempotent;
-        an admit that met NOSCRIPT did not run, and one that ran is never sent twice)."""
-        commands = [(self._settle_script.sha, self._keys(r.subject, r.lease), self._settle_args(r, actual, cancel))
-                    for r, actual, cancel in settles]
+        an admit that met NOSCRIPT did not run; one that ran is sent again only if it was refused, since
+        the settles before it may have freed what it needed, and a refusal wrote nothing)."""
+        offset = self.clock_offset_s
+        commands = [self._commands.settle(r, actual, cancel, offset) for r, actual, cancel in settles]
         if admit is not None:
-            commands.append((self._admit_script.sha, *admit))
-        replies = await self._send(commands)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            await self._redis.script_load(SETTLE_LUA)
-            await self._redis.script_load(ADMIT_LUA)
-            for i, reply in zip(missing, await self._send([commands[i] for i in missing]), strict=True):
-                replies[i] = reply
-        if admit is None:
-            return None
-        if isinstance(replies[-1], Exception):
-            raise replies[-1]
+            commands.append(admit)
+        try:
+            replies = await self._redis.request(b"".join(commands), len(commands), self._timeout_s)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing and admit is not None and missing[-1] != len(commands) - 1 \
+                    and not self._decoder.decode(replies[-1]).allowed:
+                missing.append(len(commands) - 1)  # refused without the settles before it: it wrote nothing
+            if missing:
+                await self._redis.request(encode_command(("SCRIPT", "LOAD", SETTLE_LUA))
+                                          + encode_command(("SCRIPT", "LOAD", ADMIT_LUA)), 2, self._timeout_s)
+                again = await self._redis.request(b"".join(commands[i] for i in missing), len(missing),
+                                                  self._timeout_s)
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+            if admit is None:
+                return None
+            if isinstance(replies[-1], Exception):
+                raise replies[-1]
+        except (RedisError, OSError) as exc:
+            raise unavailable(operation, exc) from exc
         return replies[-1]
-
-    async def _send(self, commands: list[tuple[str, list[str], list[str | int | float]]]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for sha, keys, args in commands:
-                pipe.evalsha(sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
 
     async def _replay(self) -> None:
         """Deliver the in-doubt cancels and pending settles, a batch per call, oldest first."""
@@ -272,22 +254,11 @@ class RedisLimitStore:
         self._replaying = True
         batch = [self._unsettled.popleft() for _ in range(min(REPLAY_BATCH, len(self._unsettled)))]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for reservation, actual, cancel in batch:
-                    await self._run_settle(reservation, actual, cancel=cancel, client=pipe)
-                async with self._calling("replay settles"):
-                    await pipe.execute()
+            await self._pipelined("replay settles", batch, None)
         except StoreUnavailable:
             self._unsettled.extendleft(reversed(batch))
         finally:
             self._replaying = False
-
-    @contextlib.asynccontextmanager
-    async def _calling(self, operation: str) -> AsyncIterator[None]:
-        """One call to Redis: bounded by `timeout_s`, its errors turned into `StoreUnavailable`."""
-        with translate_redis_errors(operation):
-            async with asyncio.timeout(self._timeout_s):
-                yield
 
     @staticmethod
     def _admission(decision: _Decision, reservation: Reservation | None) -> Admission:

@@ -12,6 +12,7 @@ import redis.asyncio
 from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, connect_redis
+from gateway.redis_wire import RedisWire
 
 KeyStoreFactory = Callable[[], KeyStore]
 GENEROUS_TIMEOUTS: dict[str, Any] = {"connect_timeout_s": 5.0, "command_timeout_s": 5.0, "pool_timeout_s": 5.0}
@@ -101,7 +102,7 @@ async def limit_stores(request: pytest.FixtureRequest) -> AsyncIterator[LimitSto
 
         def make(**kwargs: Any) -> LimitStore:
             assert url is not None
-            store = RedisLimitStore(connect_redis(url, **GENEROUS_TIMEOUTS), **kwargs)
+            store = RedisLimitStore(RedisWire(url, connect_timeout_s=5.0), timeout_s=5.0, **kwargs)
             closing.append(store)
             return store
     yield make

@@ -10,6 +10,7 @@ import redis.asyncio
 
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, connect_redis
+from gateway.redis_wire import RedisWire
 from tests.stores.conftest import GENEROUS_TIMEOUTS, flush, ttl_less_keys
 
 
@@ -20,7 +21,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[CacheStore]:
         return
     url = request.getfixturevalue("redis_url")
     await flush(url)
-    made = RedisCacheStore(connect_redis(url, **GENEROUS_TIMEOUTS), max_entry_bytes=64)
+    made = RedisCacheStore(RedisWire(url, connect_timeout_s=5.0), max_entry_bytes=64, timeout_s=5.0)
     yield made
     await made.close()
     client: redis.asyncio.Redis = connect_redis(url, **GENEROUS_TIMEOUTS)

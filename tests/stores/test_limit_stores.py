@@ -21,7 +21,8 @@ from gateway.limits import (
     RedisLimitStore,
     Reservation,
 )
-from gateway.redis_connection import connect_redis
+from gateway.limits.redis_store import ADMIT_LUA
+from gateway.redis_wire import RedisWire
 from tests.redis_server import RedisServer
 from tests.stores.conftest import Closing, LimitStoreFactory, ttl_less_keys
 
@@ -231,21 +232,32 @@ async def test_settle_is_idempotent(limit_stores: LimitStoreFactory) -> None:
     assert (now.budget_remaining, now.tokens_remaining) == (960, 960)
 
 
-async def test_every_redis_key_written_has_a_ttl(redis_client: redis.asyncio.Redis) -> None:
-    store = RedisLimitStore(redis_client, close_client=False, window_s=2.0)
+async def test_every_redis_key_written_has_a_ttl(redis_client: redis.asyncio.Redis, closing: Closing) -> None:
+    store = closing(RedisLimitStore(wire(redis_client), window_s=2.0))
     limits = KeyLimits(requests_per_minute=10, tokens_per_minute=100, max_concurrent=5, token_budget=1000)
     kept = held(await store.admit("key_a", limits, 10))
-    await store.settle(held(await store.admit("key_a", limits, 10)), 30)  # leaves a tombstone
+    await store.settle(held(await store.admit("key_a", limits, 10)), 30)
     await store.usage("key_b", limits)
     await store.settle(Reservation(subject="key_c", lease="x", tokens=1, store="redis", leased=True), 1)
     names = {name.decode() async for name in redis_client.scan_iter(match="llmgw:*")}
-    assert {n.split(":", 3)[-1] for n in names if "{key_a}" in n} >= {"req", "tok", "conc", f"res:{kept.lease}"}
+    assert {n.split(":", 3)[-1] for n in names if "{key_a}" in n} >= {"req", "tok", "leases"}
+    assert kept.lease.encode() in await redis_client.zrange("llmgw:rl:{key_a}:leases", 0, -1)
     assert any(":budget:" in n for n in names)
     assert await ttl_less_keys(redis_client, "*") == []
 
 
-def fast_client(server: RedisServer) -> redis.asyncio.Redis:
-    return connect_redis(server.url, connect_timeout_s=0.3, command_timeout_s=0.3)
+def fast_client(server: RedisServer) -> RedisWire:
+    return RedisWire(server.url, connect_timeout_s=0.3)
+
+
+def fast_store(server: RedisServer) -> RedisLimitStore:
+    return RedisLimitStore(fast_client(server), timeout_s=0.3)
+
+
+def wire(client: redis.asyncio.Redis) -> RedisWire:
+    """A hot-path client to the Redis `client` talks to (same server and database)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return RedisWire(f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}", connect_timeout_s=5.0)
 
 
 async def until_recovered(store: FallbackLimitStore) -> None:
@@ -255,12 +267,9 @@ async def until_recovered(store: FallbackLimitStore) -> None:
     await eventually(probe)
 
 
-@pytest.mark.parametrize("own_deadline", [False, True], ids=["socket-timeout", "store-deadline"])
 async def test_fail_open_decides_locally_while_redis_is_paused(
-        redis_server: RedisServer, closing: Closing, own_deadline: bool) -> None:
-    redis_store = RedisLimitStore(connect_redis(redis_server.url, connect_timeout_s=0.3, command_timeout_s=None),
-                                  timeout_s=0.3) if own_deadline else RedisLimitStore(fast_client(redis_server))
-    store = closing(FallbackLimitStore(redis_store, probe_interval_s=0.2))
+        redis_server: RedisServer, closing: Closing) -> None:
+    store = closing(FallbackLimitStore(fast_store(redis_server), probe_interval_s=0.2))
     limits = KeyLimits(requests_per_minute=3)
     assert held(await store.admit("key_a", limits, 1)).store == "redis"
     with redis_server.paused():
@@ -276,7 +285,7 @@ async def test_fail_open_decides_locally_while_redis_is_paused(
 
 async def test_fail_closed_refuses_with_503_while_redis_is_paused(
         redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), fail_open=False,
+    store = closing(FallbackLimitStore(fast_store(redis_server), fail_open=False,
                                        probe_interval_s=0.2))
     limits = KeyLimits(requests_per_minute=100)
     with redis_server.paused():
@@ -292,7 +301,7 @@ async def test_fail_closed_refuses_with_503_while_redis_is_paused(
 
 async def test_a_killed_redis_falls_back_then_recovers_on_restart(
         redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), probe_interval_s=0.2))
+    store = closing(FallbackLimitStore(fast_store(redis_server), probe_interval_s=0.2))
     limits = KeyLimits(requests_per_minute=100, token_budget=1000)
     assert held(await store.admit("key_a", limits, 1)).store == "redis"
     redis_server.kill()
@@ -304,7 +313,7 @@ async def test_a_killed_redis_falls_back_then_recovers_on_restart(
 
 async def test_settles_missed_while_redis_was_paused_are_delivered(
         redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), probe_interval_s=0.2))
+    store = closing(FallbackLimitStore(fast_store(redis_server), probe_interval_s=0.2))
     limits = KeyLimits(token_budget=1000)
     first = held(await store.admit("key_a", limits, 300))
     second = held(await store.admit("key_a", limits, 300))
@@ -317,8 +326,8 @@ async def test_settles_missed_while_redis_was_paused_are_delivered(
 
 async def test_an_admit_that_timed_out_is_cancelled_when_redis_answers(
         redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(RedisLimitStore(fast_client(redis_server)))
-    limits = KeyLimits(max_concurrent=1, token_budget=1000, requests_per_minute=10)
+    store = closing(fast_store(redis_server))
+    limits = KeyLimits(max_concurrent=1, token_budget=1000, requests_per_minute=10, tokens_per_minute=1000)
     with redis_server.paused(), pytest.raises(StoreUnavailable):
         await store.admit("key_a", limits, 100)  # Redis runs it once resumed: nobody holds that lease
     assert store.unsettled == 1
@@ -326,10 +335,12 @@ async def test_an_admit_that_timed_out_is_cancelled_when_redis_answers(
     assert store.unsettled == 0
     now = await store.usage("key_a", limits)
     assert now.allowed and now.budget_remaining == 1000 and now.requests_remaining == 10
+    assert now.tokens_remaining == 1000  # the cancel gave back the bucket and the budget it could not see
 
 
-async def test_a_late_admit_after_its_cancel_changes_nothing(redis_client: redis.asyncio.Redis) -> None:
-    store = RedisLimitStore(redis_client, close_client=False)
+async def test_a_late_admit_after_its_cancel_changes_nothing(redis_client: redis.asyncio.Redis,
+                                                            closing: Closing) -> None:
+    store = closing(RedisLimitStore(wire(redis_client)))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
     ghost = Reservation(subject="key_a", lease="lost", tokens=100, store="redis")
     await store._run_settle(ghost, 0, cancel=True)  # the replay overtook the admit it cancels
@@ -374,8 +385,9 @@ async def test_settle_soon_is_sent_alone_when_no_admit_follows(limit_stores: Lim
     await eventually(settled)
 
 
-async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_client: redis.asyncio.Redis) -> None:
-    store = RedisLimitStore(redis_client, close_client=False, window_s=LONG)
+async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_client: redis.asyncio.Redis,
+                                                                   closing: Closing) -> None:
+    store = closing(RedisLimitStore(wire(redis_client), window_s=LONG))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
     first = held(await store.admit("key_b", limits, 300))
     await redis_client.script_flush()  # as after a Redis restart
@@ -388,7 +400,7 @@ async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_client:
 
 async def test_settle_soon_while_redis_is_paused_is_delivered_later(
         redis_server: RedisServer, closing: Closing) -> None:
-    store = closing(FallbackLimitStore(RedisLimitStore(fast_client(redis_server)), probe_interval_s=0.2))
+    store = closing(FallbackLimitStore(fast_store(redis_server), probe_interval_s=0.2))
     limits = KeyLimits(token_budget=1000)
     first = held(await store.admit("key_a", limits, 300))
     with redis_server.paused():
@@ -399,11 +411,12 @@ async def test_settle_soon_while_redis_is_paused_is_delivered_later(
 
 
 async def test_an_admit_riding_with_a_settle_runs_once_when_only_the_settle_script_is_missing(
-        redis_client: redis.asyncio.Redis) -> None:
+        redis_client: redis.asyncio.Redis, closing: Closing) -> None:
     await redis_client.script_flush()
-    store = RedisLimitStore(redis_client, close_client=False, window_s=LONG)
+    await redis_client.script_load(ADMIT_LUA)  # admit.lua only
+    store = closing(RedisLimitStore(wire(redis_client), window_s=LONG))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
-    first = held(await store.admit("key_c", limits, 300))  # loads admit.lua only
+    first = held(await store.admit("key_c", limits, 300))
     store.settle_soon(first, 100)
     second = held(await store.admit("key_c", limits, 300))  # the settle meets NOSCRIPT, the admit does not
     store.settle_soon(second, 50)
