@@ -21,7 +21,7 @@ from gateway.limits import (
     RedisLimitStore,
     Reservation,
 )
-from gateway.limits.redis_store import ADMIT_LUA
+from gateway.limits.redis_commands import ADMIT_LUA
 from gateway.redis_wire import RedisWire
 from tests.redis_server import RedisServer
 from tests.stores.conftest import Closing, LimitStoreFactory, ttl_less_keys
