@@ -12,17 +12,17 @@ import re
 import secrets
 import time
 
-import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.header_limit import header_bytes, refuse_oversize_headers
+from gateway.logging_setup import log_line
 from gateway.observability.metrics import GatewayMetrics, LabelledChildren, status_class
 from gateway.observability.request_record import RequestRecord
 
 HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_log = structlog.get_logger("gateway.request")
+_LOGGER = "gateway.request"
 
 
 _PROCESS_PREFIX = "req_" + secrets.token_hex(5)
@@ -120,6 +120,6 @@ class RequestObserver:
             self._tokens(model, key, "completion").inc(record.completion_tokens)
         if record.quiet:
             if self._log_probes:
-                _log.debug("request", **record.log_fields(finished))
+                log_line(_LOGGER, "debug", "request", record.log_fields(finished))
         elif self._log_requests:
-            _log.info("request", **record.log_fields(finished))
+            log_line(_LOGGER, "info", "request", record.log_fields(finished))
