@@ -114,7 +114,10 @@ class InferencePipeline:
 
     def _fill_later(self, plan: CachePlan, answer: CachedAnswer | None, refresh: bool) -> None:
         assert self._cache is not None
-        task = asyncio.create_task(self._cache.refresh(plan, answer) if refresh else self._cache.fill(plan, answer))
+        if not refresh:
+            self._cache.fill(plan, answer)
+            return
+        task = asyncio.create_task(self._cache.refresh(plan, answer))
         self._filling.add(task)
         task.add_done_callback(self._filling.discard)
 

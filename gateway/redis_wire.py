@@ -6,8 +6,9 @@ wrappers); this client spends a fraction of that:
 
 - one TCP (or unix) connection, *multiplexed*: concurrent callers queue their commands on it and each
   gets its reply in order (Redis answers a connection's commands in order), so there is no pool to
-  check out from; what the callers of one event-loop iteration queue goes out in one write, and
-  replies that arrive together are read together;
+  check out from; a command with nothing else in flight is written at once, and under load what the
+  callers of one event-loop iteration queue goes out in one write (replies that arrive together are
+  read together);
 - RESP is encoded here by hand and replies are parsed by hiredis (C);
 - a deadline per call is one timer (`timeout_s`), not a task or a context manager. A caller that
   gives up (deadline, cancellation) leaves its replies to be read and dropped, so order is kept. If the oldest
@@ -99,8 +100,13 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
 
-    def write_soon(self, data: bytes) -> None:
-        """Queue `data`; what the callers of this loop iteration queue goes out in one write."""
+    def write_soon(self, data: bytes, *, alone: bool) -> None:
+        """Write `data` now when `alone` (nothing else is in flight: nobody to share a write with), else
+        queue it: what the callers of this loop iteration queue goes out in one write."""
+        if alone and not self._outgoing:
+            if self.transport is not None and self.lost is None:
+                self.transport.write(data)
+            return
         if not self._outgoing:
             self.loop.call_soon(self._flush)
         self._outgoing.append(data)
@@ -182,6 +188,15 @@ class RedisWire:
                 expiry.cancel()
         return [future.result() for future in futures]
 
+    def send_nowait(self, data: bytes, count: int) -> list[asyncio.Future[Any]] | None:
+        """`request` for a caller that does not wait: the futures of the replies (no deadline; a silent
+        server is dropped after `stale_after_s`), or None when the connection is not open (then use
+        `request`, which connects)."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None:
+            return None
+        return self._send(protocol, data, count)
+
     async def close(self) -> None:
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
@@ -193,8 +208,9 @@ class RedisWire:
             raise RedisConnectionError("redis connection is not open")
         now = time.monotonic()
         futures = [protocol.loop.create_future() for _ in range(count)]
+        alone = not protocol.waiting
         protocol.waiting.extend((future, now) for future in futures)
-        protocol.write_soon(data)
+        protocol.write_soon(data, alone=alone)
         return futures
 
     async def _reconnect(self, protocol: _Protocol | None, timeout_s: float | None) -> _Protocol:

@@ -102,17 +102,15 @@ class ResponseCache:
                 return answer
         return None
 
-    async def fill(self, plan: CachePlan, answer: CachedAnswer | None) -> None:
+    def fill(self, plan: CachePlan, answer: CachedAnswer | None) -> None:
         """The leader's outcome: store a complete answer (unless no-store, or cut by max_tokens), release
-        the lock and hand the answer to the requests waiting in this process."""
+        the lock and hand the answer to the requests waiting in this process. The store call is not
+        waited for (a failure is logged)."""
         if answer is not None and not plan.store_truncated and "length" in finish_reasons(answer):
             answer = None
-        try:
-            packed = pack(answer) if answer is not None and plan.store else None
-            if await self.store.put_and_unlock(plan.key, packed, plan.ttl) and packed is not None:
-                self._metrics.cache_bytes.inc(len(packed))
-        except StoreUnavailable as exc:
-            _log.warning("cache_unavailable", error=str(exc))
+        packed = pack(answer) if answer is not None and plan.store else None
+        if self.store.put_and_unlock_soon(plan.key, packed, plan.ttl) and packed is not None:
+            self._metrics.cache_bytes.inc(len(packed))
         self._settle_future(plan.key, answer)
 
     async def refresh(self, plan: CachePlan, answer: CachedAnswer | None) -> None:

@@ -8,15 +8,17 @@ calls the worker, the others wait for the entry.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
+import structlog
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.errors import StoreUnavailable
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
-from gateway.redis_wire import Arg, Command, RedisWire, script_sha
+from gateway.redis_wire import Arg, Command, RedisWire, encode_command, script_sha
 
 GET_OR_LOCK_LUA = """
 local entry = redis.call('GET', KEYS[1])
@@ -26,6 +28,7 @@ return 0
 """
 """KEYS: the entry, its fill lock; ARGV: the lock's TTL in ms. The entry, or 1 (locked by this call), or 0."""
 GET_OR_LOCK_SHA = script_sha(GET_OR_LOCK_LUA)
+_log = structlog.get_logger("gateway.cache")
 
 
 class CacheStore(Protocol):
@@ -46,8 +49,9 @@ class CacheStore(Protocol):
         (None, whether this caller took the fill lock)."""
         ...
 
-    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
-        """`put` (unless `value` is None), then `unlock`, in one step; whether the entry was stored."""
+    def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
+        """`put` (unless `value` is None), then `unlock`, in one step, without waiting for the store
+        (Redis: in the next write; a failure is logged): whether the entry is to be stored."""
         ...
 
     async def close(self) -> None: ...
@@ -72,6 +76,9 @@ class MemoryCacheStore:
         return entry[0]
 
     async def put(self, key: str, value: bytes, ttl: float) -> bool:
+        return self._put(key, value, ttl)
+
+    def _put(self, key: str, value: bytes, ttl: float) -> bool:
         if len(value) > self.max_entry_bytes:
             return False
         self._drop(key)
@@ -95,9 +102,9 @@ class MemoryCacheStore:
         value = await self.get(key)
         return (value, False) if value is not None else (None, await self.lock(key, lock_ttl))
 
-    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
-        stored = value is not None and await self.put(key, value, ttl)
-        await self.unlock(key)
+    def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
+        stored = value is not None and self._put(key, value, ttl)
+        self._locks.pop(key, None)
         return stored
 
     async def close(self) -> None:
@@ -119,6 +126,7 @@ class RedisCacheStore:
         self.max_entry_bytes = max_entry_bytes
         self._timeout_s = timeout_s
         self._close_client = close_client
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def get(self, key: str) -> bytes | None:
         value = await self._call("cache get", "GET", self._prefix + key)
@@ -147,21 +155,28 @@ class RedisCacheStore:
             found = await self._call("cache get", "EVAL", GET_OR_LOCK_LUA, *keys_and_args)  # EVAL caches it
         return (found, False) if isinstance(found, bytes) else (None, found == 1)
 
-    async def put_and_unlock(self, key: str, value: bytes | None, ttl: float) -> bool:
+    def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
         stored = value is not None and len(value) <= self.max_entry_bytes
         commands: list[Command] = []
         if stored:
             assert value is not None
             commands.append(("SET", self._prefix + key, value, "PX", _ms(ttl)))
         commands.append(("DEL", self._prefix + "lock:" + key))
-        try:
-            replies = await self._redis.pipeline(commands, self._timeout_s)
-        except (RedisError, OSError) as exc:
-            raise unavailable("cache put", exc) from exc
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise unavailable("cache put", reply) from reply
+        data = b"".join(map(encode_command, commands))
+        futures = self._redis.send_nowait(data, len(commands))
+        if futures is None:  # not connected: connect, then send
+            task = asyncio.get_running_loop().create_task(self._put_and_unlock(data, len(commands)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        else:
+            futures[-1].add_done_callback(lambda _: _report_put(futures))
         return stored
+
+    async def _put_and_unlock(self, data: bytes, count: int) -> None:
+        try:
+            _report_put(await self._redis.request(data, count, self._timeout_s))
+        except (RedisError, OSError) as exc:
+            _log.warning("cache_unavailable", error=str(unavailable("cache put", exc)))
 
     async def close(self) -> None:
         if self._close_client:
@@ -172,6 +187,16 @@ class RedisCacheStore:
             return await self._redis.call(*command, timeout_s=self._timeout_s)
         except (RedisError, OSError) as exc:
             raise unavailable(operation, exc) from exc
+
+
+def _report_put(replies: list[Any]) -> None:
+    """Log a failed `put_and_unlock_soon` (its replies, or the futures of its replies)."""
+    for reply in replies:
+        if isinstance(reply, asyncio.Future):
+            reply = reply.exception() if not reply.cancelled() else None
+        if isinstance(reply, Exception):
+            _log.warning("cache_unavailable", error=str(unavailable("cache put", reply)))
+            return
 
 
 def _ms(seconds: float) -> int:

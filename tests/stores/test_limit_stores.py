@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import pytest
 import redis.asyncio
@@ -24,17 +24,10 @@ from gateway.limits import (
 from gateway.limits.redis_commands import ADMIT_LUA
 from gateway.redis_wire import RedisWire
 from tests.redis_server import RedisServer
-from tests.stores.conftest import Closing, LimitStoreFactory, ttl_less_keys
+from tests.stores.conftest import Closing, LimitStoreFactory, eventually, ttl_less_keys
 
 LONG = 3600.0
 """A window so long that buckets do not visibly refill during a test."""
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def held(admission: Admission) -> Reservation:
