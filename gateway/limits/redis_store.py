@@ -17,20 +17,20 @@ concurrency limit); settle.lua removes it and moves the counters by actual - est
 bucket and period coming from the `Reservation`. Only the first settle finds the lease, so settles are
 idempotent without a record per request.
 
-Settles ride with the next admit: `settle_soon` puts a settle in an outbox, and the next admit sends
-the waiting settles and itself in one pipeline (one round trip instead of two per request); with no
-admit within `SETTLE_DELAY_S`, a timer sends them alone.
+`settle_soon` sends a settle at once and does not wait for its reply: nothing waits on the request's
+way out, and the settle reaches Redis ahead of this replica's next admit. Under load the client
+(`gateway.redis_wire`) writes the commands of one event-loop iteration together, so settles and
+admits of concurrent requests share writes; a request costs one round trip to Redis.
 
 An admit that times out may still run later (a paused Redis executes what it had buffered). Its
 lease is remembered as *in doubt*, and a settle that could not reach Redis as *pending*; both are
 replayed (`settle.lua`, idempotent) as soon as Redis answers again: an in-doubt admit is cancelled
-(everything it took is given back; a late copy finds the tombstone and does nothing).
+(everything it took is given back; a late copy finds the cancel marker and does nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import secrets
 from collections import deque
@@ -47,8 +47,6 @@ from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
 from gateway.redis_wire import RedisWire, encode_command
 
 REPLAY_BATCH = 100
-SETTLE_DELAY_S = 0.002
-"""How long a settle waits for an admit to travel with before it is sent alone."""
 _LEASE_PREFIX = secrets.token_hex(8)
 _lease_sequence = itertools.count(1)
 
@@ -105,10 +103,8 @@ class RedisLimitStore:
         self._unsettled: deque[Settle] = deque(maxlen=max_in_doubt)
         """Settles and cancels to replay through settle.lua once Redis answers."""
         self._replaying = False
-        self._outbox: list[Settle] = []
-        """Settles waiting for the next admit (or the timer) to carry them."""
-        self._outbox_timer: asyncio.TimerHandle | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        """The replies of settles sent and not yet answered."""
 
     @property
     def unsettled(self) -> int:
@@ -120,15 +116,18 @@ class RedisLimitStore:
 
     async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
         lease = new_lease()
-        settles = self._take_outbox()
         try:
-            decision = await self._run_admit("admit", subject, lease, limits, tokens, settles)
+            decision = await self._run_admit("admit", subject, lease, limits, tokens)
+            if not decision.allowed and not decision.cancelled and self._unsettled:
+                # Settles sent before it failed meanwhile (say NOSCRIPT, Redis restarted): deliver them,
+                # then decide again (a refusal wrote nothing).
+                await self._replay()
+                decision = await self._run_admit("admit", subject, lease, limits, tokens)
         except StoreUnavailable:
             doubt = Reservation(subject=subject, lease=lease, tokens=tokens, store="redis",
                                 tokens_per_minute=limits.tokens_per_minute,
                                 budget_period=limits.budget_period if limits.token_budget is not None else None,
                                 leased=limits.max_concurrent is not None)
-            self._unsettled.extend(settles)
             self._unsettled.append((doubt, 0, True))
             raise
         reservation = None
@@ -156,44 +155,37 @@ class RedisLimitStore:
         await self._replay()
 
     def settle_soon(self, reservation: Reservation, actual_tokens: int) -> None:
+        """Sent at once without waiting (with other requests' commands when Redis is busy, so always
+        ahead of this replica's next admit); a settle that fails is kept and replayed."""
         if not reservation.needs_settle:
             return
-        self._outbox.append((reservation, actual_tokens, False))
-        if self._outbox_timer is None:
-            self._outbox_timer = asyncio.get_running_loop().call_later(SETTLE_DELAY_S, self._send_outbox_later)
+        settle = (reservation, actual_tokens, False)
+        futures = self._redis.send_nowait(
+            self._commands.settle(reservation, actual_tokens, False, self.clock_offset_s), 1)
+        if futures is None:  # not connected: the next call connects and replays it
+            self._unsettled.append(settle)
+            return
+        future = futures[0]
+        self._in_flight.add(future)
+        future.add_done_callback(lambda done: self._settle_answered(settle, done))
+
+    def _settle_answered(self, settle: Settle, future: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(future)
+        failed = future.cancelled() or future.exception() is not None or isinstance(future.result(), Exception)
+        if failed:
+            self._unsettled.append(settle)
 
     async def flush(self) -> None:
         """Raises `StoreUnavailable` if Redis cannot take them (they are kept, and replayed later)."""
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
-        await self._send_outbox()
-        await self._replay()
-
-    async def _send_outbox(self) -> None:
-        settles = self._take_outbox()
-        if settles:
-            try:
-                await self._pipelined("settle", settles, None)
-            except StoreUnavailable:
-                self._unsettled.extend(settles)
-                raise
-
-    async def _send_outbox_in_background(self) -> None:
-        with contextlib.suppress(StoreUnavailable):  # kept for replay; the next admit or probe retries
-            await self._send_outbox()
-
-    def _take_outbox(self) -> list[Settle]:
-        settles, self._outbox = self._outbox, []
-        if self._outbox_timer is not None:
-            self._outbox_timer.cancel()
-            self._outbox_timer = None
-        return settles
-
-    def _send_outbox_later(self) -> None:
-        self._outbox_timer = None
-        task = asyncio.get_running_loop().create_task(self._send_outbox_in_background())
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        if self._in_flight:
+            _, waiting = await asyncio.wait(set(self._in_flight), timeout=self._timeout_s)
+            if waiting:
+                raise StoreUnavailable(f"redis settle failed: no reply within {self._timeout_s:g} s")
+        while self._unsettled:
+            left = len(self._unsettled)
+            await self._replay()
+            if len(self._unsettled) >= left:
+                raise StoreUnavailable("redis settle failed: settles are waiting for Redis")
 
     async def ping(self) -> None:
         try:
