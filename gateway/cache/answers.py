@@ -37,15 +37,32 @@ def unpack(raw: bytes) -> CachedAnswer | None:
         return None
 
 
+class _Choice(msgspec.Struct):
+    finish_reason: Any = None
+
+
+class _Choices(msgspec.Struct):
+    choices: list[_Choice] | None = None
+
+
+_choices_decode = msgspec.json.Decoder(_Choices).decode
+
+
+def _choices(raw: bytes) -> list[Any]:
+    """The `finish_reason` of each choice of a JSON answer or chunk: read without decoding the rest
+    (the message contents are skipped), or from the whole document when its shape is unusual."""
+    try:
+        return [choice.finish_reason for choice in _choices_decode(raw).choices or ()]
+    except msgspec.ValidationError:
+        return [choice.get("finish_reason") for choice in _json_decode(raw).get("choices") or ()]
+
+
 def finish_reasons(answer: CachedAnswer) -> set[str]:
     reasons: set[str] = set()
     if answer.body is not None:
-        for choice in _json_decode(answer.body).get("choices") or ():
-            reasons.add(str(choice.get("finish_reason")))
+        reasons.update(str(reason) for reason in _choices(answer.body))
     for raw in answer.chunks or ():
-        for choice in _json_decode(raw).get("choices") or ():
-            if choice.get("finish_reason"):
-                reasons.add(str(choice["finish_reason"]))
+        reasons.update(str(reason) for reason in _choices(raw) if reason)
     return reasons
 
 

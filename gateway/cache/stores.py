@@ -16,9 +16,8 @@ from typing import Any, Protocol
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.errors import StoreUnavailable
 from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
-from gateway.redis_wire import Arg, Command, RedisWire, encode_command, script_sha
+from gateway.redis_wire import Arg, RedisWire, array_header, bulk, script_sha
 
 GET_OR_LOCK_LUA = """
 local entry = redis.call('GET', KEYS[1])
@@ -28,6 +27,11 @@ return 0
 """
 """KEYS: the entry, its fill lock; ARGV: the lock's TTL in ms. The entry, or 1 (locked by this call), or 0."""
 GET_OR_LOCK_SHA = script_sha(GET_OR_LOCK_LUA)
+_GET_OR_LOCK = array_header(6) + bulk("EVALSHA") + bulk(GET_OR_LOCK_SHA) + bulk(2)
+_EVAL_GET_OR_LOCK = array_header(6) + bulk("EVAL") + bulk(GET_OR_LOCK_LUA) + bulk(2)
+_SET = array_header(5) + bulk("SET")
+_PX = bulk("PX")
+_DEL = array_header(2) + bulk("DEL")
 _log = structlog.get_logger("gateway.cache")
 
 
@@ -146,26 +150,28 @@ class RedisCacheStore:
         await self._call("cache unlock", "DEL", self._prefix + "lock:" + key)
 
     async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
-        keys_and_args = (2, self._prefix + key, self._prefix + "lock:" + key, _ms(lock_ttl))
+        keys_and_args = bulk(self._prefix + key) + bulk(self._prefix + "lock:" + key) + bulk(_ms(lock_ttl))
         try:
-            found = await self._call("cache get", "EVALSHA", GET_OR_LOCK_SHA, *keys_and_args)
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, NoScriptError):
-                raise
-            found = await self._call("cache get", "EVAL", GET_OR_LOCK_LUA, *keys_and_args)  # EVAL caches it
+            found = (await self._redis.request(_GET_OR_LOCK + keys_and_args, 1, self._timeout_s))[0]
+            if isinstance(found, NoScriptError):  # a new or restarted Redis: EVAL caches the script
+                found = (await self._redis.request(_EVAL_GET_OR_LOCK + keys_and_args, 1, self._timeout_s))[0]
+        except (RedisError, OSError) as exc:
+            raise unavailable("cache get", exc) from exc
+        if isinstance(found, Exception):
+            raise unavailable("cache get", found) from found
         return (found, False) if isinstance(found, bytes) else (None, found == 1)
 
     def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
         stored = value is not None and len(value) <= self.max_entry_bytes
-        commands: list[Command] = []
+        data = _DEL + bulk(self._prefix + "lock:" + key)
+        count = 1
         if stored:
             assert value is not None
-            commands.append(("SET", self._prefix + key, value, "PX", _ms(ttl)))
-        commands.append(("DEL", self._prefix + "lock:" + key))
-        data = b"".join(map(encode_command, commands))
-        futures = self._redis.send_nowait(data, len(commands))
+            data = _SET + bulk(self._prefix + key) + bulk(value) + _PX + bulk(_ms(ttl)) + data
+            count = 2
+        futures = self._redis.send_nowait(data, count)
         if futures is None:  # not connected: connect, then send
-            task = asyncio.get_running_loop().create_task(self._put_and_unlock(data, len(commands)))
+            task = asyncio.get_running_loop().create_task(self._put_and_unlock(data, count))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         else:
