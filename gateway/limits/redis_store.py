@@ -198,10 +198,9 @@ class RedisLimitStore:
         if self._close_client:
             await self._redis.close()
 
-    async def _run_admit(self, mode: str, subject: str, lease: str, limits: KeyLimits,
-                         tokens: int, settles: list[Settle] | None = None) -> _Decision:
+    async def _run_admit(self, mode: str, subject: str, lease: str, limits: KeyLimits, tokens: int) -> _Decision:
         command = self._commands.admit(mode, subject, lease, limits, tokens, self.clock_offset_s)
-        return self._decoder.decode(await self._pipelined(mode, settles or [], command))
+        return self._decoder.decode(await self._pipelined(mode, [], command))
 
     async def _run_settle(self, reservation: Reservation, actual_tokens: int, *, cancel: bool) -> None:
         await self._pipelined("settle", [(reservation, actual_tokens, cancel)], None)
