@@ -167,6 +167,12 @@ class Tally:
     with_input: set[str] = field(default_factory=set)
     server_errors: list[str] = field(default_factory=list)
 
+    def count(self, label: str, status: int) -> None:
+        """One answer to an operation: counted, and remembered when it is a 5xx."""
+        self.calls[label] += 1
+        if status >= 500:
+            self.server_errors.append(f"{label} -> {status}")
+
     def record(self, gateway: str) -> None:
         fewest = min((self.calls[op] for op in self.with_input), default=0)
         record_figure(14, f"fewest fuzzed requests per operation with input ({gateway})", fewest,
@@ -204,9 +210,7 @@ def check_answer(case: schemathesis.Case[Any], gateway: ServerThread, tally: Tal
     if case.operation.body or case.operation.path_parameters:
         tally.with_input.add(label)
     response = case.call(base_url=gateway.url, timeout=60)
-    tally.calls[label] += 1
-    if response.status_code >= 500:
-        tally.server_errors.append(f"{label} -> {response.status_code}")
+    tally.count(label, response.status_code)
     assert response.status_code < 500, f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}"
     if response.status_code >= 400:
         assert_openai_error(response)
@@ -266,9 +270,7 @@ def test_damaged_bodies_never_get_a_5xx(gateway: str, path: str, example: bytes,
     def post(raw: bytes) -> None:
         response = httpx.post(server.url + path, content=raw, headers={"content-type": "application/json"},
                               timeout=60)
-        tally.calls[label] += 1
-        if response.status_code >= 500:
-            tally.server_errors.append(f"{label} -> {response.status_code}")
+        tally.count(label, response.status_code)
         assert response.status_code < 500, f"{response.status_code} {response.text[:300]} for {raw!r}"
         if response.status_code >= 400:
             assert set(response.json()) == {"error"}
@@ -313,9 +315,7 @@ def test_odd_headers_never_get_a_5xx(keyed_gateway: ServerThread, serving_tally:
         response = httpx.post(keyed_gateway.url + "/v1/chat/completions", content=content.encode(), timeout=60,
                               headers=[(name.encode(), value.strip(" \t").encode("latin-1"))
                                        for name, value in headers.items()])
-        serving_tally.calls[label] += 1
-        if response.status_code >= 500:
-            serving_tally.server_errors.append(f"{label} -> {response.status_code}")
+        serving_tally.count(label, response.status_code)
         assert response.status_code < 500, f"{response.status_code} {response.text[:300]} for {headers!r}"
         if response.status_code >= 400:
             assert set(response.json()) == {"error"}
