@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # llama.cpp's native build crashes on CPUs that advertise AMX/AVX-512 without them working: build portable.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install run test check lint typecheck bench reliability soak leak clean
+.PHONY: install run test check lint typecheck imports bench reliability soak leak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
@@ -29,8 +29,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-## check: the quality bar: ruff, mypy --strict, pytest with warnings as errors
-check: lint typecheck test
+## imports: the layering contract (pyproject.toml [tool.importlinter]): layers import only downwards, routing
+## imports nothing of gateway, litestar only in gateway.http/app, aiohttp only in gateway.upstream
+imports: install
+	$(BIN)/lint-imports --no-cache
+
+## check: the quality bar: ruff, mypy --strict, the import contract, pytest with warnings as errors (CI runs this)
+check: lint typecheck imports test
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'

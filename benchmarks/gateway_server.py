@@ -12,7 +12,7 @@ from benchmarks import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-ASGI_APP = "gateway.asgi:app"
+ASGI_APP = "gateway.app.asgi:app"
 API_KEY = "bench-key"
 AUTH_HEADERS = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -106,7 +106,7 @@ def argv(server: str, port: int) -> list[str]:
         if script.exists():
             return [str(script), "serve"]
         # Not installed as a console script yet: the same entry point, from the source tree.
-        entry = "import sys; from gateway.cli import main; sys.exit(main())"
+        entry = "import sys; from gateway.cli.entry import main; sys.exit(main())"
         return [sys.executable, "-c", entry, "serve"]
     if server == "uvicorn":
         return [

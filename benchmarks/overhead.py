@@ -225,7 +225,7 @@ def _emit(
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     if (options.servers or options.configs) and not _gateway_present():
-        say("gateway/asgi.py or gateway/cli.py is missing: the gateway is not built yet (try --direct-only)")
+        say("gateway/app/asgi.py or gateway/cli/entry.py is missing: the gateway is not built yet (try --direct-only)")
         return 2
     needs_redis = any(gateway_configs.CONFIGS[name].redis for name in {*options.configs, *options.scaling_configs})
     try:

@@ -39,7 +39,7 @@ METHOD = """\
   above it is the gateway's.
 - **Gateway**: one process (`GATEWAY_WORKERS=1`) unless said otherwise, catalog with a single `openai`
   worker pointing at that nginx. The default target is `llm-gateway serve`; with `--servers` the bare
-  configuration also runs under uvicorn (uvloop, httptools) and granian (uvloop) as `gateway.asgi:app`.
+  configuration also runs under uvicorn (uvloop, httptools) and granian (uvloop) as `gateway.app.asgi:app`.
 - **Configurations** (`--configs`, `benchmarks/gateway_configs.py`), each a fresh `llm-gateway serve`,
   each `bare` plus what it names. Metrics are always on (the gateway has no switch for them), so every
   row pays for them:

@@ -21,11 +21,11 @@ from benchmarks import procs
 
 KEY_PREFIX = "llmgw:"
 EXEMPT_PREFIXES = (KEY_PREFIX + "key:", KEY_PREFIX + "keyid:")
-"""API-key records (`gateway/keys/redis_store.py`): persistent by design, they live until revoked (or
+"""API-key records (`gateway/auth/redis_key_store.py`): persistent by design, they live until revoked (or
 until their key's `expires_at`); reported apart, not as keys missing a TTL."""
 SCAN_BATCH = 1000
 GATEWAY_CLIENT_NAME = "llm-gateway"
-"""The name the gateway's Redis connections give themselves (`gateway/redis_connection.py`)."""
+"""The name the gateway's Redis connections give themselves (`gateway/shared_state/redis_client.py`)."""
 ENDPOINT = "chat/completions"
 LOG_PATH = "/v1/chat/completions"
 

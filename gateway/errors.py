@@ -1,6 +1,6 @@
 """The gateway's one error tree. Every error a client sees is one of these, turned into the OpenAI
 error object (`{"error": {"message", "type", "param", "code"}}`) in exactly one place
-(`gateway.app`'s exception handler, through `error_body`).
+(`gateway.app.factory`'s exception handler, through `error_body`).
 
     GatewayError                     500 server_error
     ├── InvalidRequest               400 invalid_request_error  (bad JSON, bad fields: `param` says which)

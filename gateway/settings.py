@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.capture.redaction import parse_patterns
+from gateway.operator_patterns import parse_patterns
 
 
 class SettingsError(ValueError):

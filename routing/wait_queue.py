@@ -1,6 +1,6 @@
 """Requests waiting for a worker slot (overload protection): one bounded first-come-first-served line per
 model, and the rule that a slot freed on a worker goes to the oldest request waiting for any model that
-worker serves. Pure bookkeeping, no clock and no I/O: the gateway does the waiting (`gateway.overload`).
+worker serves. Pure bookkeeping, no clock and no I/O: the gateway does the waiting (`gateway.inference.worker_slots`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 
-from gateway.inference_request import InferenceRequest
 from routing.catalog import CacheSpec
 
 _DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "session_id"})
@@ -45,19 +44,19 @@ def cache_directives(header: str | None) -> set[str]:
     return {part.strip().lower().split("=", 1)[0] for part in header.split(",") if part.strip()}
 
 
-def plan_for(request: InferenceRequest, model: str, spec: CacheSpec | None, tenant: str, *, default_ttl: float,
-             cache_control: str | None, may_bypass: bool) -> CachePlan | None:
+def plan_for(body: dict[str, Any], endpoint: str, model: str, spec: CacheSpec | None, tenant: str, *,
+             default_ttl: float, cache_control: str | None, may_bypass: bool) -> CachePlan | None:
     """The cache plan for this request, or None when it is not cacheable."""
     enabled = spec.enabled if spec is not None else None
-    if enabled is False or (enabled is None and not is_deterministic(request.body)):
+    if enabled is False or (enabled is None and not is_deterministic(body)):
         return None
-    if request.body.get("n") not in (None, 1):
+    if body.get("n") not in (None, 1):
         return None
     directives = cache_directives(cache_control) if may_bypass else set()
     scope = "shared" if spec is not None and spec.scope == "shared" else f"tenant:{tenant}"
-    output_fields = {k: v for k, v in request.body.items() if k not in _DELIVERY_ONLY and k != "model"}
+    output_fields = {k: v for k, v in body.items() if k not in _DELIVERY_ONLY and k != "model"}
     digest = hashlib.sha256()
-    for part in (scope, model, request.endpoint):
+    for part in (scope, model, endpoint):
         digest.update(part.encode())
         digest.update(b"\x00")
     digest.update(_encode_sorted(output_fields))

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
-from gateway.redis_wire import Arg, RedisWire, array_header, bulk, script_sha
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, unavailable
+from gateway.shared_state.redis_wire import Arg, RedisWire, array_header, bulk, script_sha
 
 GET_OR_LOCK_LUA = """
 local entry = redis.call('GET', KEYS[1])

@@ -32,11 +32,12 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 import structlog
 
-from gateway.authentication import Caller
-from gateway.capture.redaction import Redactor, parse_patterns
+from gateway.auth.authenticator import Caller
+from gateway.capture.redaction import Redactor
 from gateway.capture.store import CaptureWriter, find_interaction
 from gateway.capture.streams import assemble, ends_with_done
 from gateway.observability.request_record import RequestRecord
+from gateway.operator_patterns import parse_patterns
 from routing.catalog import Catalog
 
 _log = structlog.get_logger("gateway.capture")
@@ -98,7 +99,7 @@ class CaptureConfig:
 
 
 class ReplyLike(Protocol):
-    """What `wrap` needs of a `Reply` (`gateway.pipeline` / `gateway.forwarder`): a whole body or a stream."""
+    """What `wrap` needs of a `Reply` (`gateway.inference.forwarder`): a whole body or a stream."""
 
     body: bytes
     stream: AsyncIterator[bytes] | None

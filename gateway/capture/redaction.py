@@ -1,6 +1,6 @@
 """PII redaction for captured interactions, applied before anything is written.
 
-Secrets never reach captures' neighbour, the log (`gateway.logging_setup`); this is about personal
+Secrets never reach captures' neighbour, the log (`gateway.observability.logs`); this is about personal
 data in prompts and answers: e-mail addresses and phone numbers by default, plus the operator's own
 patterns (`GATEWAY_CAPTURE_REDACT`: one RE2 regex, or a JSON array of them).
 
@@ -15,12 +15,11 @@ Every string value of the request and the answer is scrubbed, except structural 
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
-import re2
+from gateway.operator_patterns import compile_configured
 
 EMAIL = "[email]"
 PHONE = "[phone]"
@@ -43,52 +42,12 @@ STRUCTURAL_KEYS = frozenset({
 tool names; a message's `name` (the participant) is left too.)"""
 
 
-class _Pattern(Protocol):
-    def sub(self, repl: Callable[[Any], str] | str, string: str) -> str: ...
-
-
 def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = sum(c.isdigit() for c in text)
     if not 7 <= digits <= 15 or _DATE.fullmatch(text):
         return text
     return PHONE
-
-
-def parse_patterns(raw: str) -> tuple[str, ...]:
-    """`GATEWAY_CAPTURE_REDACT`: empty, one regex, or a JSON array of regexes (regexes may hold commas,
-    so there is no comma-separated form). Raises ValueError naming what is wrong."""
-    raw = raw.strip()
-    if not raw:
-        return ()
-    patterns: list[str]
-    if raw.startswith("["):
-        try:
-            decoded = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not a valid JSON array of regexes ({exc.msg})") from None
-        if not isinstance(decoded, list) or not all(isinstance(p, str) and p for p in decoded):
-            raise ValueError("expected a JSON array of non-empty strings")
-        patterns = decoded
-    else:
-        patterns = [raw]
-    for pattern in patterns:
-        compile_configured(pattern)
-    return tuple(patterns)
-
-
-def compile_configured(pattern: str) -> _Pattern:
-    """An operator's pattern on RE2 (linear time); ValueError with RE2's reason if it refuses it."""
-    options = re2.Options()
-    options.log_errors = False
-    try:
-        compiled: _Pattern = re2.compile(pattern, options)
-    except re2.error as exc:
-        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) \
-            else str(exc)
-        raise ValueError(f"{pattern!r}: {reason} (redaction patterns run on RE2: no lookarounds or "
-                         "backreferences)") from None
-    return compiled
 
 
 class Redactor:

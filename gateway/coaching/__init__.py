@@ -5,10 +5,26 @@ from gateway.coaching.catalog import CoachingCatalog, CoachingContext, load_coac
 from gateway.coaching.config import MobileConfig, MobileConfigHolder, MobileFiles, load_mobile_config
 from gateway.coaching.conversation import Coach
 from gateway.coaching.edge_models import EdgeCatalog, EdgeModels, load_edge_models, parse_edge_models
+from gateway.coaching.model_listing import ModelListing
 from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, Session, SessionStore
-from gateway.coaching.worker_models import WorkerModels
 
-__all__ = ["Coach", "CoachingCatalog", "CoachingContext", "EdgeCatalog", "EdgeModels", "MemorySessionStore",
-           "MobileConfig", "MobileConfigHolder", "MobileFiles", "RedisSessionStore", "Session", "SessionStore",
-           "WorkerModels", "load_coaching", "load_edge_models", "load_mobile_config", "parse_coaching",
-           "parse_edge_models"]
+__all__ = [
+           "Coach",
+           "CoachingCatalog",
+           "CoachingContext",
+           "EdgeCatalog",
+           "EdgeModels",
+           "MemorySessionStore",
+           "MobileConfig",
+           "MobileConfigHolder",
+           "MobileFiles",
+           "ModelListing",
+           "RedisSessionStore",
+           "Session",
+           "SessionStore",
+           "load_coaching",
+           "load_edge_models",
+           "load_mobile_config",
+           "parse_coaching",
+           "parse_edge_models",
+]

@@ -23,7 +23,7 @@ import structlog
 
 from gateway.coaching.catalog import CoachingCatalog, load_coaching, reference_problems
 from gateway.coaching.edge_models import EMPTY_EDGE_MODELS, EdgeModels, load_edge_models
-from gateway.runtime import Runtime, RuntimeHolder
+from gateway.workers.active_catalog import Runtime, RuntimeHolder
 from routing.catalog import Catalog, CatalogError
 
 COACHING_CONFIG_ENV = "GATEWAY_COACHING_CONFIG"

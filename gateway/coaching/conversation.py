@@ -24,16 +24,16 @@ from typing import Any
 
 import msgspec
 
-from gateway.authentication import Caller
+from gateway.auth.authenticator import Caller
 from gateway.coaching.catalog import CoachingCatalog, CoachingContext
 from gateway.coaching.config import MobileConfigHolder
 from gateway.coaching.sessions import Message, Session, SessionStore, session_key, tokens_of, trim_history
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotFound
-from gateway.inference_request import InferenceRequest, decode_inference_request
+from gateway.inference.pipeline import InferencePipeline, Reply
 from gateway.observability.request_record import RequestRecord
-from gateway.pipeline import InferencePipeline, Reply
-from gateway.runtime import RuntimeHolder
+from gateway.surfaces.request import InferenceRequest, decode_inference_request
 from gateway.upstream.sse_relay import error_event
+from gateway.workers.active_catalog import RuntimeHolder
 from routing.model_choice import ModelChooser, UnknownModel
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

@@ -29,7 +29,7 @@ import redis.asyncio
 from redis.exceptions import WatchError
 
 from gateway.errors import StoreUnavailable
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
 
 Message = dict[str, Any]
 APPEND_ATTEMPTS = 16
@@ -147,7 +147,7 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
-    """A `SessionStore` on `redis` (built by `gateway.redis_connection.connect_redis`). `close_client`:
+    """A `SessionStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`). `close_client`:
     close `redis` in `close` (False when the client is shared and closed by its owner)."""
 
     def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,

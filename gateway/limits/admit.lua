@@ -1,7 +1,7 @@
 -- One admission decision for one subject, atomic: every check, then (only if all pass, and only in
 -- 'admit' mode) every write. A refusal or a 'peek' changes no count (it may drop entries that have
 -- already left their window). Time is Redis's own clock.
--- Semantics: gateway/limits/model.py. Called by gateway/limits/redis_store.py.
+-- Semantics: gateway/limits/decisions.py. Called by gateway/limits/redis_store.py.
 --
 -- KEYS[1] requests log (zset lease -> admission time)   KEYS[2] token bucket (hash level, at)
 -- KEYS[3] leases (zset lease -> expiry): the admissions not yet settled, each the reservation settle.lua

@@ -24,10 +24,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from gateway.auth.api_keys import KeyLimits
 from gateway.errors import StoreUnavailable
-from gateway.keys.model import KeyLimits
+from gateway.limits.decisions import Admission, LimitStore, Reservation
 from gateway.limits.memory_store import MemoryLimitStore
-from gateway.limits.model import Admission, LimitStore, Reservation
 
 
 class FallbackLimitStore:

@@ -1,5 +1,5 @@
 """Limits in this process's memory: the embedded `LimitStore`, and the per-replica fallback when Redis
-is down. Same semantics as `gateway.limits.redis_store` (see `gateway.limits.model`); plain dicts, no
+is down. Same semantics as `gateway.limits.redis_store` (see `gateway.limits.decisions`); plain dicts, no
 awaits inside a decision, so each decision is atomic on the event loop.
 """
 
@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.keys.model import KeyLimits
-from gateway.limits.model import (
+from gateway.auth.api_keys import KeyLimits
+from gateway.limits.decisions import (
     BUDGET_KEY_GRACE_S,
     CONCURRENCY_RETRY_S,
     DEFAULT_LEASE_TTL_S,

@@ -1,4 +1,4 @@
-"""The EVALSHA calls of admit.lua and settle.lua as RESP bytes, for `gateway.redis_wire.RedisWire`.
+"""The EVALSHA calls of admit.lua and settle.lua as RESP bytes, for `gateway.shared_state.redis_wire.RedisWire`.
 
 Most of a call repeats from one request to the next: the script, a subject's keys, a key's limits.
 Those parts are encoded once and kept (per subject, per limits); a request encodes only its lease,
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from gateway.keys.model import KeyLimits
-from gateway.limits.model import BUDGET_KEY_GRACE_S, CONCURRENCY_RETRY_S, Reservation
-from gateway.redis_wire import array_header, bulk, script_sha
+from gateway.auth.api_keys import KeyLimits
+from gateway.limits.decisions import BUDGET_KEY_GRACE_S, CONCURRENCY_RETRY_S, Reservation
+from gateway.shared_state.redis_wire import array_header, bulk, script_sha
 
 _CALENDAR_LUA = resources.files(__package__).joinpath("calendar.lua").read_text()
 ADMIT_LUA = _CALENDAR_LUA + resources.files(__package__).joinpath("admit.lua").read_text()

@@ -1,6 +1,6 @@
 """Limits in Redis, exact across replicas: every decision is one Lua script (`admit.lua`) run with
 EVALSHA (on NOSCRIPT both scripts are loaded and what met it is sent again), checking and writing all of
-a subject's counters at once with Redis's own clock. Semantics: `gateway.limits.model`.
+a subject's counters at once with Redis's own clock. Semantics: `gateway.limits.decisions`.
 
 Layout (`prefix` defaults to `llmgw:`; the subject in braces is a Redis Cluster hash tag, so all of a
 subject's keys share a slot). Every key has a TTL, and a subject's state is a handful of keys whatever
@@ -19,7 +19,7 @@ idempotent without a record per request.
 
 `settle_soon` sends a settle at once and does not wait for its reply: nothing waits on the request's
 way out, and the settle reaches Redis ahead of this replica's next admit. Under load the client
-(`gateway.redis_wire`) writes the commands of one event-loop iteration together, so settles and
+(`gateway.shared_state.redis_wire`) writes the commands of one event-loop iteration together, so settles and
 admits of concurrent requests share writes; a request costs one round trip to Redis.
 
 An admit that times out may still run later (a paused Redis executes what it had buffered). Its
@@ -39,12 +39,12 @@ from typing import Any
 import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
+from gateway.auth.api_keys import KeyLimits
 from gateway.errors import StoreUnavailable
-from gateway.keys.model import KeyLimits
-from gateway.limits.model import DEFAULT_LEASE_TTL_S, DEFAULT_WINDOW_S, Admission, Reason, Reservation
+from gateway.limits.decisions import DEFAULT_LEASE_TTL_S, DEFAULT_WINDOW_S, Admission, Reason, Reservation
 from gateway.limits.redis_commands import ADMIT_LUA, SETTLE_LUA, LimitCommands
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, unavailable
-from gateway.redis_wire import RedisWire, encode_command
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, unavailable
+from gateway.shared_state.redis_wire import RedisWire, encode_command
 
 REPLAY_BATCH = 100
 _LEASE_PREFIX = secrets.token_hex(8)
@@ -82,7 +82,7 @@ def _int(value: float | None) -> int | None:
 
 
 class RedisLimitStore:
-    """A `LimitStore` on `redis` (`gateway.redis_wire.RedisWire`: the hot path's lean client). Every
+    """A `LimitStore` on `redis` (`gateway.shared_state.redis_wire.RedisWire`: the hot path's lean client). Every
     replica must use the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`.
     `clock_offset_s` (attribute) shifts Redis's clock for this store's decisions (tests only).
     `max_in_doubt` bounds the admits and settles remembered for replay while Redis is unreachable.

@@ -1,5 +1,5 @@
 """Clients for the workers that run inference, one per protocol; their errors become ours here."""
 
-from gateway.upstream.openai_compatible import OpenAICompatibleClient, Target
+from gateway.upstream.client import WorkerClient, WorkerTarget
 
-__all__ = ["OpenAICompatibleClient", "Target"]
+__all__ = ["WorkerClient", "WorkerTarget"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from gateway.local_workers import LocalWorkerSupervisor
+from gateway.workers.local_processes import LocalWorkerSupervisor
 from routing.catalog import parse_catalog
 from tests.conftest import start_gateway
 from tests.servers import ServerThread, free_port

@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from gateway.cli import main
-from gateway.server import serve
+from gateway.app.server import serve
+from gateway.cli.entry import main
 from gateway.settings import load_settings
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway

@@ -15,16 +15,16 @@ from typing import Any
 import httpx
 import pytest
 
-import gateway.app
-from gateway import dataset_cli
+import gateway.app.factory
 from gateway.capture.redaction import EMAIL, PHONE, Redactor
 from gateway.capture.store import read_records
+from gateway.cli import dataset as dataset_cli
 from routing.catalog import RouteRule
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import FAULT_MODELS, SIM_MODEL, catalog_yaml, start_gateway
 from tests.servers import ServerThread
 
-WIRED = "InteractionCapture" in Path(gateway.app.__file__).read_text(encoding="utf-8")
+WIRED = "InteractionCapture" in Path(gateway.app.factory.__file__).read_text(encoding="utf-8")
 pytestmark = pytest.mark.skipif(not WIRED, reason="waiting for wiring")
 
 ADMIN = "sk-gw-capture-admin-0123456789"

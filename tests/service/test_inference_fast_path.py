@@ -1,4 +1,4 @@
-"""The inference POSTs are answered as plain ASGI before litestar (`gateway.endpoints.inference_asgi`);
+"""The inference POSTs are answered as plain ASGI before litestar (`gateway.http.fast_path`);
 requests it does not take (CORS requests, other methods) go through litestar. Both answer alike."""
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from gateway.coaching.sessions import (
     session_key,
     tokens_of,
 )
-from gateway.redis_connection import connect_redis
+from gateway.shared_state.redis_client import connect_redis
 from simulator import RequestRecord, SimulatorConfig, SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway
 from tests.redis_server import free_port

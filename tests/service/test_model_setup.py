@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.cli import main
+from gateway.cli.entry import main
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import start_gateway
 

@@ -14,15 +14,15 @@ import httpx
 import pytest
 import structlog
 
-import gateway.cli
-from gateway import operator_cli
+import gateway.cli.entry
+from gateway.cli import operator as operator_cli
 from simulator import SimulatorThread
 from tests.conftest import FAULT_MODELS, catalog_yaml, start_gateway
 from tests.servers import ServerThread
 
 ADMIN = "sk-gw-operator-admin-0123456789"
 USER = "sk-gw-operator-user-0123456789"
-WIRED = "operator_cli" in Path(gateway.cli.__file__).read_text(encoding="utf-8")
+WIRED = "operator" in Path(gateway.cli.entry.__file__).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +235,6 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
 
 @pytest.mark.skipif(not WIRED, reason="waiting for wiring")
 def test_the_commands_are_llm_gateway_subcommands(gw: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
-    assert gateway.cli.main(["status", "--url", gw.url, "--admin-key", ADMIN]) == 0
-    assert gateway.cli.main(["chat", "chat", "hi", "--url", gw.url, "--key", USER]) == 0
+    assert gateway.cli.entry.main(["status", "--url", gw.url, "--admin-key", ADMIN]) == 0
+    assert gateway.cli.entry.main(["chat", "chat", "hi", "--url", gw.url, "--key", USER]) == 0
     assert "ready" in capsys.readouterr().out

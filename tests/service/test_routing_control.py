@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.cli import main
-from gateway.dns_discovery import resolve_members
+from gateway.cli.entry import main
+from gateway.workers.dns_discovery import resolve_members
 from routing.catalog import parse_catalog
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway

@@ -11,10 +11,10 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import redis.asyncio
 
-from gateway.keys import KeyStore, MemoryKeyStore, RedisKeyStore
+from gateway.auth import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import LimitStore, MemoryLimitStore, RedisLimitStore
-from gateway.redis_connection import DEFAULT_KEY_PREFIX, connect_redis
-from gateway.redis_wire import RedisWire
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, connect_redis
+from gateway.shared_state.redis_wire import RedisWire
 
 KeyStoreFactory = Callable[[], KeyStore]
 GENEROUS_TIMEOUTS: dict[str, Any] = {"connect_timeout_s": 5.0, "command_timeout_s": 5.0, "pool_timeout_s": 5.0}

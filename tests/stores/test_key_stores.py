@@ -9,7 +9,7 @@ import msgspec
 import pytest
 import redis.asyncio
 
-from gateway.keys import ApiKey, KeyLimits, KeyStore, RedisKeyStore, hash_secret, new_key, new_secret, secrets_match
+from gateway.auth import ApiKey, KeyLimits, KeyStore, RedisKeyStore, hash_secret, new_key, new_secret, secrets_match
 from tests.stores.conftest import KeyStoreFactory
 
 

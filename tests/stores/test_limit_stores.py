@@ -11,8 +11,8 @@ from collections.abc import Awaitable
 import pytest
 import redis.asyncio
 
+from gateway.auth import KeyLimits
 from gateway.errors import StoreUnavailable
-from gateway.keys import KeyLimits
 from gateway.limits import (
     Admission,
     FallbackLimitStore,
@@ -22,7 +22,7 @@ from gateway.limits import (
     Reservation,
 )
 from gateway.limits.redis_commands import ADMIT_LUA
-from gateway.redis_wire import RedisWire
+from gateway.shared_state.redis_wire import RedisWire
 from tests.redis_server import RedisServer
 from tests.stores.conftest import Closing, LimitStoreFactory, eventually, ttl_less_keys
 

@@ -11,7 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway.redis_wire import RedisWire, Target, encode_command, script_sha
+from gateway.shared_state.redis_wire import RedisAddress, RedisWire, encode_command, script_sha
 from tests.redis_server import RedisServer
 
 
@@ -28,14 +28,14 @@ def test_commands_are_written_as_arrays_of_bulk_strings() -> None:
 
 
 def test_urls_name_where_and_how_to_connect() -> None:
-    plain = Target.from_url("redis://cache.internal:6380/2")
+    plain = RedisAddress.from_url("redis://cache.internal:6380/2")
     assert (plain.host, plain.port, plain.db, plain.tls, plain.password) == ("cache.internal", 6380, 2, False, None)
-    secure = Target.from_url("rediss://app:s%40cret@redis:6379?db=3")
+    secure = RedisAddress.from_url("rediss://app:s%40cret@redis:6379?db=3")
     assert (secure.tls, secure.username, secure.password, secure.db) == (True, "app", "s@cret", 3)
     assert secure.handshake("gw") == [("AUTH", "app", "s@cret"), ("SELECT", 3), ("CLIENT", "SETNAME", "gw")]
-    assert Target.from_url("unix:///run/redis.sock?db=1").path == "/run/redis.sock"
+    assert RedisAddress.from_url("unix:///run/redis.sock?db=1").path == "/run/redis.sock"
     with pytest.raises(ValueError, match="not a redis URL"):
-        Target.from_url("http://localhost:6379")
+        RedisAddress.from_url("http://localhost:6379")
 
 
 async def test_concurrent_callers_each_get_their_own_reply(wire: RedisWire) -> None:

@@ -11,11 +11,11 @@ from benchmarks.wrk import WrkResult
 FOLDED = "\n".join(
     [
         'process 1:"llm-gateway serve";<module> (llm-gateway:8);run (uvloop/__init__.py:92);uv_run (core.c:452);'
-        "forward (gateway/pipeline.py:67);_writelines (aiohttp/http_writer.py:116);write (libc.so.6) 60",
+        "forward (gateway/inference/pipeline.py:67);_writelines (aiohttp/http_writer.py:116);write (libc.so.6) 60",
         'process 1:"llm-gateway serve";<module> (llm-gateway:8);run (uvloop/__init__.py:92);'
         "send (uvicorn/protocols/http/httptools_impl.py:524) 30",
         'process 1:"llm-gateway serve";<module> (llm-gateway:8);run (uvloop/__init__.py:92);'
-        "forward (gateway/pipeline.py:70) 10",
+        "forward (gateway/inference/pipeline.py:70) 10",
         'process 1:"llm-gateway serve";<module> (llm-gateway:8);run (uvloop/__init__.py:92);uv_run (core.c:464);'
         "epoll_pwait (libc.so.6) 50",
     ]
@@ -38,7 +38,7 @@ def test_profile_summary_leaves_idle_samples_out_and_attributes_native_time_to_p
     assert summary.samples == 100 and summary.idle_samples == 50
     assert dict(summary.package_self_pct) == {"aiohttp": 60.0, "uvicorn": 30.0, "gateway": 10.0}
     assert summary.self_pct[0] == ("_writelines (aiohttp/http_writer.py)", 60.0)
-    assert dict(summary.total_pct)["forward (gateway/pipeline.py)"] == 70.0
+    assert dict(summary.total_pct)["forward (gateway/inference/pipeline.py)"] == 70.0
     assert "run (uvloop/__init__.py)" not in dict(summary.total_pct)  # in every sample: no information
     assert dict(summary.native_leaf_pct) == {"write (libc.so.6)": 60.0}
     text = profiling.markdown(summary, "bare", "p.svg", "p.folded")
@@ -46,7 +46,7 @@ def test_profile_summary_leaves_idle_samples_out_and_attributes_native_time_to_p
 
 
 def test_frames_are_told_apart_python_from_native() -> None:
-    assert profiling.is_python("forward (gateway/pipeline.py:67)")
+    assert profiling.is_python("forward (gateway/inference/pipeline.py:67)")
     assert profiling.is_python("<module> (llm-gateway:8)")
     assert not profiling.is_python("write (libc.so.6)")
     assert not profiling.is_python("uv_run (core.c:452)")

@@ -13,16 +13,17 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway import dataset_cli
-from gateway.authentication import Caller
+from gateway.auth import KeyLimits, new_key
+from gateway.auth.authenticator import Caller
 from gateway.capture.dataset import ExportStats, Selection, describe, export, load, parse_since
 from gateway.capture.interactions import CaptureConfig, InteractionCapture, route_opt_in
-from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor, parse_patterns
+from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor
 from gateway.capture.store import CaptureWriter, capture_files, find_interaction, read_records
 from gateway.capture.streams import assemble
-from gateway.keys import KeyLimits, new_key
+from gateway.cli import dataset as dataset_cli
+from gateway.inference.pipeline import Reply
 from gateway.observability.request_record import RequestRecord
-from gateway.pipeline import Reply
+from gateway.operator_patterns import parse_patterns
 from gateway.settings import Settings, SettingsError, load_settings
 from routing.catalog import RouteRule, parse_catalog
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.entry import main
 from routing.catalog import CatalogError, load_catalog, parse_catalog
 
 UPCOACH = """

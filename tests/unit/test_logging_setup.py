@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from gateway.logging_setup import REDACTED, JsonLineRenderer, SecretRedactor, UtcTimestamper
+from gateway.observability.logs import REDACTED, JsonLineRenderer, SecretRedactor, UtcTimestamper
 
 SECRETS = ("sk-gw-admin-0123456789", "worker-secret-0123456789", "tok/with+odd=chars")
 PIECES = ("", "/v1/chat/completions", "req_1a2b3c4d5e", "sk-", "sk-abcdef12", "xsk-abcdef12", "SK-abcdef12",
@@ -82,7 +82,7 @@ def test_msgspec_renderer_writes_what_the_standard_library_json_holds() -> None:
 SCRIPT = """
 import json, sys, structlog
 from structlog.testing import capture_logs
-from gateway.logging_setup import configure_logging, log_line
+from gateway.observability.logs import configure_logging, log_line
 configure_logging("info", secrets=["worker-secret-0123456789"], console={console})
 log = structlog.get_logger("t")
 log.debug("hidden")

@@ -1,0 +1,102 @@
+"""Admitting a request under its caller's limits, and settling its tokens once they are known.
+
+Before routing, the request reserves an estimate (prompt tokens estimated + `max_tokens`, or
+GATEWAY_DEFAULT_MAX_TOKENS) in one atomic step with every other limit (`gateway.limits`); after the
+answer, the reservation is settled with the tokens actually used (0 for a failed request, what was
+streamed for a client that left), so counters end equal to what was used. A caller with no limits
+skips all of this (no store call on the hot path).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.auth.authenticator import Caller
+from gateway.errors import RateLimited
+from gateway.limits import Admission, LimitStore, Reservation
+from gateway.surfaces.request import InferenceRequest
+
+_log = structlog.get_logger("gateway.inference.admission")
+
+_REFUSALS = {
+    "requests": "Rate limit reached for requests per minute.",
+    "tokens": "Rate limit reached for tokens per minute.",
+    "concurrency": "Too many concurrent requests for this key.",
+    "budget": "The token budget of this key is used up for the current period.",
+}
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: `20ms`, `1s`, `6m0s`."""
+    if seconds < 1:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
+
+
+def rate_limit_headers(admission: Admission) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for kind, limit, remaining, reset in (
+        ("requests", admission.requests_limit, admission.requests_remaining, admission.requests_reset_s),
+        ("tokens", admission.tokens_limit, admission.tokens_remaining, admission.tokens_reset_s),
+    ):
+        if limit is not None:
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining or 0))
+            headers[f"x-ratelimit-reset-{kind}"] = duration(reset or 0.0)
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An admitted request: its headers, and the reservation to settle."""
+
+    admission: Admission
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return rate_limit_headers(self.admission)
+
+
+class AdmissionControl:
+    def __init__(self, store: LimitStore, *, default_reserve_tokens: int) -> None:
+        self.store = store
+        self._default_reserve = default_reserve_tokens
+
+    def estimate(self, request: InferenceRequest) -> int:
+        body = request.body
+        completion = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(completion, int) or completion <= 0:
+            completion = self._default_reserve if request.endpoint != "embeddings" else 0
+        return request.prompt_tokens_estimate() + completion
+
+    async def admit(self, caller: Caller, request: InferenceRequest) -> Ticket | None:
+        if not caller.limited:
+            return None
+        admission = await self.store.admit(caller.subject, caller.limits, self.estimate(request))
+        if not admission.allowed:
+            error = RateLimited(_REFUSALS.get(admission.reason or "", "Rate limit reached."),
+                                code=f"rate_limit_{admission.reason or 'exceeded'}")
+            wait = max(admission.retry_after_s, 0.001)
+            error.headers.update({**rate_limit_headers(admission), "retry-after": str(math.ceil(wait)),
+                                  "retry-after-ms": str(math.ceil(wait * 1000))})
+            raise error
+        return Ticket(admission)
+
+    def settle(self, ticket: Ticket | None, actual_tokens: int) -> None:
+        """Settle in the background (callable from a stream's last breath, where awaiting is not safe)."""
+        if ticket is None or ticket.admission.reservation is None:
+            return
+        reservation: Reservation = ticket.admission.reservation
+        if reservation.needs_settle:
+            self.store.settle_soon(reservation, max(0, actual_tokens))
+
+    async def drain(self) -> None:
+        """Deliver pending settles (shutdown)."""
+        try:
+            await self.store.flush()
+        except Exception as exc:  # a lost settle must not fail the shutdown; its lease expires
+            _log.warning("settle_flush_failed", error=repr(exc))

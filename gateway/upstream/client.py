@@ -1,0 +1,109 @@
+"""The data-plane client for OpenAI-compatible workers (vLLM, llama.cpp, OpenAI itself).
+
+One aiohttp `ClientSession` with keep-alive serves every worker. aiohttp's errors are translated
+here, where the library is called, so the rest of the gateway sees only `gateway.errors`.
+Closing a response before its end drops the connection, which is how vLLM learns to stop generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.errors import UpstreamTimeout, WorkerUnreachable, worker_error
+from routing.catalog import WorkerSpec
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTarget:
+    """Where one request goes: the worker, and the headers the worker itself needs."""
+
+    worker: WorkerSpec
+    auth_header: str | None
+    connect_timeout: aiohttp.ClientTimeout
+
+    @classmethod
+    def for_worker(cls, worker: WorkerSpec, env: Mapping[str, str]) -> WorkerTarget:
+        key = env.get(worker.api_key_env) if worker.api_key_env else None
+        timeout = aiohttp.ClientTimeout(total=None, connect=worker.timeouts.connect,
+                                        sock_connect=worker.timeouts.connect)
+        return cls(worker=worker, auth_header=f"Bearer {key}" if key else None, connect_timeout=timeout)
+
+
+class WorkerClient:
+    """Sends requests to OpenAI-compatible workers and hands back the open response."""
+
+    def __init__(self, *, max_connections: int = 0) -> None:
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
+                                         ttl_dns_cache=60, enable_cleanup_closed=True)
+        # Timeouts are set per request from the worker's own settings.
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+                                              auto_decompress=True, skip_auto_headers=("User-Agent",))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float
+                   ) -> aiohttp.ClientResponse:
+        """POST `body` to the worker and wait at most `wait` seconds for its response headers.
+
+        Returns a 2xx response whose body is still unread: the caller reads or streams it, and must
+        `close()` it if it stops early. A non-2xx answer is read and raised as `WorkerRejected`.
+        """
+        if self._session is None:
+            raise RuntimeError("WorkerClient.start() was not called")
+        worker = target.worker
+        headers = {"Content-Type": "application/json"}
+        if worker.forwards_request_id:
+            headers["X-Request-Id"] = request_id
+        if target.auth_header:
+            headers["Authorization"] = target.auth_header
+        try:
+            async with asyncio.timeout(wait):
+                # Never follow a redirect: the gateway calls its catalog's workers and nothing else.
+                response = await self._session.post(worker.url + path, data=body, headers=headers,
+                                                    timeout=target.connect_timeout, allow_redirects=False)
+        except TimeoutError:
+            raise UpstreamTimeout(f"worker {worker.name!r} did not answer within {wait:.3g} s") from None
+        except aiohttp.ServerTimeoutError:
+            raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
+                                  f"{worker.timeouts.connect:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
+        if response.status >= 300:
+            try:
+                raw = await self.read_body(response, worker.name, wait)
+            finally:
+                response.close()
+            raise worker_error(response.status, raw[:_MAX_ERROR_BODY])
+        return response
+
+    async def read_body(self, response: aiohttp.ClientResponse, worker_name: str, wait: float) -> bytes:
+        """Read a whole (non-streaming) body within `wait` seconds, translating failures."""
+        try:
+            async with asyncio.timeout(wait):
+                return await response.read()
+        except TimeoutError:
+            response.close()
+            raise UpstreamTimeout(f"worker {worker_name!r} did not finish its answer within {wait:.3g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            response.close()
+            raise WorkerUnreachable(f"worker {worker_name!r} broke off its answer ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.strerror or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

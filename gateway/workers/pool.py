@@ -1,0 +1,179 @@
+"""The workers of the current catalog, their live state, and the choice of one for a request.
+
+State per worker: the gateway's own in-flight count, the load scraped from it in the background,
+active health and passive outlier ejection. The choice itself is a pure policy from `routing`,
+fed a snapshot of that state; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from gateway.upstream.client import WorkerTarget
+from routing.active_health import ActiveHealth
+from routing.catalog import Catalog, WorkerSpec
+from routing.outlier import OutlierConfig, OutlierDetector
+from routing.policies import PrefixAffinity, SessionAffinity, WorkerPolicy, make_policy
+from routing.snapshot import RequestKey, WorkerLoad
+
+
+@dataclass(slots=True)
+class ScrapedLoad:
+    """What the background scrape last read from a worker (None: unknown)."""
+
+    waiting: int | None = None
+    running: int | None = None
+    kv_usage: float | None = None
+    num_gpu_blocks: int | None = None
+    resident_models: frozenset[str] | None = None
+    present_models: frozenset[str] | None = None
+    """Ollama: the models on disk (`/api/tags`)."""
+
+
+@dataclass(slots=True)
+class WorkerState:
+    spec: WorkerSpec
+    target: WorkerTarget
+    in_flight: int = 0
+    load: ScrapedLoad = field(default_factory=ScrapedLoad)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One worker able to serve one catalog model, under the worker's own model id."""
+
+    state: WorkerState
+    upstream_model: str
+    num_ctx: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.state.spec.name
+
+    @property
+    def target(self) -> WorkerTarget:
+        return self.state.target
+
+
+class WorkerPool:
+    def __init__(self, catalog: Catalog, env: Mapping[str, str], previous: WorkerPool | None = None) -> None:
+        self._catalog = catalog
+        self._env = env
+        o = catalog.outlier
+        self.outlier: OutlierDetector = previous.outlier if previous else OutlierDetector(OutlierConfig(
+            consecutive_failures=o.consecutive_failures, base_ejection_s=o.base_ejection,
+            max_ejection_s=o.max_ejection, max_ejection_percent=o.max_ejection_percent,
+            panic_threshold_percent=o.panic_threshold_percent))
+        h = catalog.health
+        self.health: ActiveHealth = previous.health if previous else ActiveHealth(
+            unhealthy_threshold=h.unhealthy_threshold, healthy_threshold=h.healthy_threshold)
+        # A model whose policy did not change keeps its policy's state (turns, session rings, prefix index).
+        self._policies: dict[str, WorkerPolicy] = {}
+        for model in catalog.models:
+            old = previous._catalog.model(model.name) if previous else None
+            same = old is not None and (old.policy, old.policy_options) == (model.policy, model.policy_options)
+            self._policies[model.name] = previous._policies[model.name] if previous and same \
+                else make_policy(model.policy, **model.policy_options)
+        self._kept = previous.workers if previous else {}
+        self._session_affinity: SessionAffinity | None = previous._session_affinity if previous else SessionAffinity()
+        self.workers: dict[str, WorkerState] = {}
+        self._by_model: dict[str, list[Placement]] = {}
+        # Discovered members of `dns` workers, by the catalog worker's name.
+        self._members: dict[str, list[WorkerSpec]] = {w.name: [w] for w in catalog.workers}
+        if previous:
+            for name, members in previous._members.items():
+                spec = next((w for w in catalog.workers if w.name == name), None)
+                if spec is not None and spec.discovery == "dns" and members and members[0].kind == spec.kind:
+                    self._members[name] = members
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        workers: dict[str, WorkerState] = {}
+        by_model: dict[str, list[Placement]] = {}
+        for members in self._members.values():
+            for spec in members:
+                kept = self.workers.get(spec.name) or self._kept.get(spec.name)
+                state = kept if kept is not None and kept.spec == spec else \
+                    WorkerState(spec=spec, target=WorkerTarget.for_worker(spec, self._env))
+                workers[spec.name] = state
+                for served in spec.served():
+                    by_model.setdefault(served.name, []).append(
+                        Placement(state, served.worker_model_id, served.num_ctx))
+        for gone in set(self.workers) - set(workers):
+            self.outlier.forget(gone)
+            self.health.forget(gone)
+            for policy in self._policies.values():
+                policy.forget(gone)
+        self.workers, self._by_model = workers, by_model
+
+    def set_members(self, catalog_worker: str, members: Iterable[WorkerSpec]) -> bool:
+        """Replace the discovered members of a `dns` worker; True if anything changed."""
+        new = list(members)
+        if [m.name for m in new] == [m.name for m in self._members.get(catalog_worker, [])]:
+            return False
+        self._members[catalog_worker] = new
+        self._rebuild()
+        return True
+
+    def record_load(self, state: WorkerState, load: ScrapedLoad) -> None:
+        """Store what the background scrape read; tell prefix indexes how many blocks the worker holds."""
+        state.load = load
+        if load.num_gpu_blocks:
+            for served in state.spec.served():
+                policy = self._policies.get(served.name)
+                if isinstance(policy, PrefixAffinity):
+                    policy.capacity(state.name, load.num_gpu_blocks)
+
+    def catalog_workers(self) -> list[WorkerSpec]:
+        return list(self._catalog.workers)
+
+    def served_models(self) -> set[str]:
+        return set(self._by_model)
+
+    def placements(self, model: str) -> list[Placement]:
+        return list(self._by_model.get(model, ()))
+
+    def pick(self, model: str, key: RequestKey, now: float, exclude: Iterable[str] = (), *,
+             sticky: bool = False) -> Placement | None:
+        """Choose a worker for `model` by its policy among the eligible ones not in `exclude`; `sticky`
+        (a conversation the gateway keeps): by session affinity, whatever the model's policy."""
+        placements = self._by_model.get(model)
+        if not placements:
+            return None
+        if len(placements) == 1:  # a lone worker is never ejected (nor left out in panic mode)
+            only = placements[0]
+            return None if only.name in exclude or only.state.spec.weight == 0 else only
+        eligible, _panic = self.outlier.eligible([p.name for p in placements], now, down=self.health.down())
+        allowed = set(eligible).difference(exclude)
+        candidates = [p for p in placements if p.name in allowed]
+        if not candidates:
+            return None
+        loads = [_load_of(p, model) for p in candidates]
+        policy = self._policies[model]
+        if sticky and key.session is not None and self._session_affinity is not None \
+                and not isinstance(policy, SessionAffinity):
+            policy = self._session_affinity  # kept conversations stay on one worker whatever the policy
+        chosen = policy.choose(key, loads, now)
+        if chosen is None:
+            return None
+        return next(p for p in candidates if p.name == chosen.name)
+
+    def status(self, now: float) -> list[dict[str, object]]:
+        ejections = self.outlier.snapshot(now)
+        down = self.health.down()
+        return [{"name": w.name, "kind": w.spec.kind, "url": w.spec.url, "in_flight": w.in_flight,
+                 "healthy": w.name not in down, "outlier": ejections.get(w.name, {}),
+                 "models": [s.name for s in w.spec.served()]} for w in self.workers.values()]
+
+
+def _load_of(placement: Placement, model: str) -> WorkerLoad:
+    state = placement.state
+    resident = state.load.resident_models
+    return WorkerLoad(name=state.name, weight=state.spec.weight, in_flight=state.in_flight,
+                      waiting=state.load.waiting, running=state.load.running, kv_usage=state.load.kv_usage,
+                      resident=None if resident is None else placement.upstream_model in resident)
