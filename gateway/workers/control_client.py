@@ -36,17 +36,17 @@ PullProgress = Callable[[str, int | None, int | None], None]
 _PULL_TIMEOUT = httpx.Timeout(30.0, read=600.0)  # a big layer may go minutes without a progress line
 
 
-def worker_root(worker: WorkerSpec) -> str:
+def _root_url(worker: WorkerSpec) -> str:
     """Where the worker's own (non-OpenAI) endpoints are: its base URL without `/v1`."""
     return worker.url.removesuffix("/v1")
 
 
-def health_url(worker: WorkerSpec) -> str:
+def _health_url(worker: WorkerSpec) -> str:
     """vLLM `GET /health`, Ollama `GET /`, other OpenAI-compatible servers `GET /v1/models`."""
     if worker.kind == "vllm":
-        return worker_root(worker) + "/health"
+        return _root_url(worker) + "/health"
     if worker.kind == "ollama":
-        return worker_root(worker) + "/"
+        return _root_url(worker) + "/"
     return worker.url + "/models"
 
 
@@ -91,16 +91,16 @@ class ControlClient:
         return f"Bearer {key}" if key else None
 
     async def answers_health_check(self, worker: WorkerSpec, limit_s: float) -> bool:
-        """Whether the worker's health endpoint (`health_url`) answers 200 within `limit_s` seconds."""
+        """Whether the worker's health endpoint (`_health_url`) answers 200 within `limit_s` seconds."""
         try:
-            response = await self._send(worker, "GET", health_url(worker), limit_s=limit_s)
+            response = await self._send(worker, "GET", _health_url(worker), limit_s=limit_s)
         except GatewayError:
             return False
         return response.status_code == 200
 
     async def vllm_metrics(self, worker: WorkerSpec, limit_s: float) -> str:
         """vLLM's Prometheus text (`GET /metrics`)."""
-        response = self._succeeded(await self._send(worker, "GET", worker_root(worker) + "/metrics",
+        response = self._succeeded(await self._send(worker, "GET", _root_url(worker) + "/metrics",
                                                     limit_s=limit_s))
         return response.text
 
@@ -153,7 +153,7 @@ class ControlClient:
 
     def _ollama(self, worker: WorkerSpec, limit: float | httpx.Timeout | None) -> ollama.AsyncClient:
         """An ollama client for one call (cheap: it owns nothing but settings; the pool is ours)."""
-        return ollama.AsyncClient(host=worker_root(worker), transport=self._transport, trust_env=False,
+        return ollama.AsyncClient(host=_root_url(worker), transport=self._transport, trust_env=False,
                                   follow_redirects=False, auth=_WorkerKey(self.auth_header(worker)),
                                   timeout=self._timeout if limit is None else limit)
 
