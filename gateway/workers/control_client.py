@@ -86,7 +86,7 @@ class ControlClient:
     async def aclose(self) -> None:
         await self._http.aclose()  # closes the pool the ollama clients share
 
-    def auth_header(self, worker: WorkerSpec) -> str | None:
+    def _auth_header(self, worker: WorkerSpec) -> str | None:
         key = self._env.get(worker.api_key_env) if worker.api_key_env else None
         return f"Bearer {key}" if key else None
 
@@ -154,13 +154,13 @@ class ControlClient:
     def _ollama(self, worker: WorkerSpec, limit: float | httpx.Timeout | None) -> ollama.AsyncClient:
         """An ollama client for one call (cheap: it owns nothing but settings; the pool is ours)."""
         return ollama.AsyncClient(host=_root_url(worker), transport=self._transport, trust_env=False,
-                                  follow_redirects=False, auth=_WorkerKey(self.auth_header(worker)),
+                                  follow_redirects=False, auth=_WorkerKey(self._auth_header(worker)),
                                   timeout=self._timeout if limit is None else limit)
 
     async def _send(self, worker: WorkerSpec, method: str, url: str, *, json: Any = None,
                     limit_s: float | None = None) -> httpx.Response:
         with self._translated(worker):
-            return await self._http.request(method, url, json=json, auth=_WorkerKey(self.auth_header(worker)),
+            return await self._http.request(method, url, json=json, auth=_WorkerKey(self._auth_header(worker)),
                                             timeout=self._timeout if limit_s is None else limit_s)
 
     @staticmethod
