@@ -9,20 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
-
-
-class Candidate(Protocol):
-    """The least a candidate must say for weighted policies: its name and its weight."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def weight(self) -> int: ...
-
-
-C = TypeVar("C", bound=Candidate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +51,6 @@ class RequestKey:
     """A session or user id, for session affinity; None when the client sent none."""
 
 
-def usable(candidates: Sequence[C]) -> list[C]:
+def usable(candidates: Sequence[WorkerLoad]) -> list[WorkerLoad]:
     """The candidates that may take traffic: weight 0 is the operator's way to drain a worker."""
     return [c for c in candidates if c.weight > 0]

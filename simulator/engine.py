@@ -162,7 +162,7 @@ class Engine:
             prompt_tokens = count_tokens(prompt_text)
         cached_tokens = 0
         if self.scheduler is None:  # the step model looks the prompt up when it admits the request
-            cached_tokens = self.kv_cache.lookup_and_insert(model, prompt_text, prompt_tokens).cached_tokens
+            cached_tokens = self.kv_cache.lookup_and_insert(model, prompt_text, prompt_tokens)
             if self.observer is not None:
                 self.observer.on_prefix_lookup(prompt_tokens, cached_tokens)
         pieces = self.replies.pieces(model, prompt_text)

@@ -18,22 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from simulator.config import SimulatorConfig
 from simulator.text import CHARS_PER_TOKEN
-
-
-@dataclass(frozen=True)
-class PrefixLookup:
-    """What the KV cache held of one prompt."""
-
-    blocks: int
-    """Full blocks in the prompt."""
-    hit_blocks: int
-    """Leading blocks found in the cache."""
-    cached_tokens: int
-    """Prompt tokens whose prefill is skipped (hit_blocks * block_tokens)."""
 
 
 def chained_block_hashes(model: str, text: str, block_chars: int) -> list[bytes]:
@@ -59,16 +46,13 @@ class PrefixCache:
     def block_chars(self) -> int:
         return self.block_tokens * CHARS_PER_TOKEN
 
-    @property
-    def cached_blocks(self) -> int:
-        return len(self._blocks)
-
     def block_hashes(self, model: str, text: str) -> list[bytes]:
         """Chained hashes of the full blocks of `text`."""
         return chained_block_hashes(model, text, self.block_chars)
 
-    def lookup_and_insert(self, model: str, text: str, prompt_tokens: int) -> PrefixLookup:
-        """Count the prompt's cached leading blocks, then cache all its blocks."""
+    def lookup_and_insert(self, model: str, text: str, prompt_tokens: int) -> int:
+        """Cache the prompt's blocks; return how many of its tokens need no prefill (those of the leading
+        blocks that were cached already)."""
         hashes = self.block_hashes(model, text)
         reusable = min(len(hashes), max(prompt_tokens - 1, 0) // self.block_tokens)
         hits = 0
@@ -84,7 +68,7 @@ class PrefixCache:
             self._blocks.move_to_end(block_hash)
         while len(self._blocks) > self.capacity_blocks:
             self._blocks.popitem(last=False)
-        return PrefixLookup(blocks=len(hashes), hit_blocks=hits, cached_tokens=hits * self.block_tokens)
+        return hits * self.block_tokens
 
     def clear(self) -> None:
         self._blocks.clear()

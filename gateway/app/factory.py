@@ -35,6 +35,7 @@ from gateway.settings import Settings
 from gateway.upstream.client import WorkerClient
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
 from gateway.workers.catalog_reload import CatalogWatcher
+from gateway.workers.control_client import ControlClient
 from gateway.workers.health_monitor import HealthMonitor
 from gateway.workers.model_setup import pull_missing
 from routing.catalog import Catalog
@@ -67,20 +68,21 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     redis_ping = stores.limits.ping if settings.redis_url else None
     metrics.live.register(WorkerStateCollector(runtimes))
     metrics.live.register(LimitStateCollector(stores.limits))
-    monitor = HealthMonitor(runtimes, stores.overlays)
+    control = ControlClient(settings.extra)  # the workers' control planes (the data plane is `client`)
+    monitor = HealthMonitor(runtimes, control, stores.overlays)
     watcher = CatalogWatcher(runtimes)
     on_startup = [client.start, watcher.start, capture.start, lifecycle.start] + ([monitor.start] if background else [])
     pulls: set[asyncio.Task[list[str]]] = set()
     if settings.pull_required:
         async def start_pulls() -> None:
-            task = asyncio.create_task(pull_missing(catalog, settings.extra), name="model-setup")
+            task = asyncio.create_task(pull_missing(catalog, control), name="model-setup")
             pulls.add(task)
             task.add_done_callback(pulls.discard)
 
         on_startup.append(start_pulls)
     on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
-    on_shutdown += [monitor.stop] if background else []
+    on_shutdown += ([monitor.stop] if background else []) + [control.aclose]
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
@@ -88,9 +90,10 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
-                        *workers_routes(runtimes, stores.overlays, authenticator, dict(settings.extra)),
+                        *workers_routes(runtimes, stores.overlays, authenticator, control),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
-                        *mobile_routes(pipeline, runtimes, authenticator, stores.sessions, settings.extra)],
+                        *mobile_routes(pipeline, runtimes, authenticator, stores.sessions, settings.extra,
+                                       control)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},

@@ -42,20 +42,14 @@ class CacheStore(Protocol):
         """Store; False when the entry is too large to keep."""
         ...
 
-    async def lock(self, key: str, ttl: float) -> bool:
-        """Take the fill lock of `key`; False if someone else holds it."""
-        ...
-
-    async def unlock(self, key: str) -> None: ...
-
     async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
-        """`get`, and on a miss `lock`, in one step (one round trip): (entry, False) on a hit, else
-        (None, whether this caller took the fill lock)."""
+        """`get`, and on a miss take the fill lock of `key` for `lock_ttl` seconds, in one step (one round
+        trip): (entry, False) on a hit, else (None, whether this caller took the fill lock)."""
         ...
 
     def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
-        """`put` (unless `value` is None), then `unlock`, in one step, without waiting for the store
-        (Redis: in the next write; a failure is logged): whether the entry is to be stored."""
+        """`put` (unless `value` is None), then release the fill lock, in one step, without waiting for the
+        store (Redis: in the next write; a failure is logged): whether the entry is to be stored."""
         ...
 
     async def close(self) -> None: ...
@@ -92,19 +86,16 @@ class MemoryCacheStore:
             self._drop(next(iter(self._entries)))
         return True
 
-    async def lock(self, key: str, ttl: float) -> bool:
+    async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
+        value = await self.get(key)
+        return (value, False) if value is not None else (None, self._lock(key, lock_ttl))
+
+    def _lock(self, key: str, ttl: float) -> bool:
         now = time.monotonic()
         if self._locks.get(key, 0.0) > now:
             return False
         self._locks[key] = now + ttl
         return True
-
-    async def unlock(self, key: str) -> None:
-        self._locks.pop(key, None)
-
-    async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
-        value = await self.get(key)
-        return (value, False) if value is not None else (None, await self.lock(key, lock_ttl))
 
     def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
         stored = value is not None and self._put(key, value, ttl)
@@ -141,13 +132,6 @@ class RedisCacheStore:
             return False
         await self._call("cache put", "SET", self._prefix + key, value, "PX", _ms(ttl))
         return True
-
-    async def lock(self, key: str, ttl: float) -> bool:
-        taken = await self._call("cache lock", "SET", self._prefix + "lock:" + key, b"1", "NX", "PX", _ms(ttl))
-        return taken is not None
-
-    async def unlock(self, key: str) -> None:
-        await self._call("cache unlock", "DEL", self._prefix + "lock:" + key)
 
     async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
         keys_and_args = bulk(self._prefix + key) + bulk(self._prefix + "lock:" + key) + bulk(_ms(lock_ttl))

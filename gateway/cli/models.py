@@ -7,10 +7,9 @@ import asyncio
 import os
 import sys
 
-import httpx
-
 from gateway.settings import load_settings
-from gateway.workers.model_setup import Progress, inventory, pull_missing
+from gateway.workers.control_client import ControlClient, PullProgress
+from gateway.workers.model_setup import inventory, pull_missing
 from routing.catalog import CatalogError, load_catalog
 
 
@@ -25,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument("--config", help="the catalog (default: $GATEWAY_CONFIG or config/models.yaml)")
 
 
-def _bar(worker: str, model: str) -> Progress:
+def _bar(worker: str, model: str) -> PullProgress:
     terminal = sys.stdout.isatty()
 
     def show(status: str, completed: int | None, total: int | None) -> None:
@@ -49,15 +48,19 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     if args.models_command == "pull":
-        problems = asyncio.run(pull_missing(catalog, os.environ, model=args.model, worker_name=args.worker,
-                                            on_progress=_bar))
+        async def pulling() -> list[str]:
+            async with ControlClient(os.environ) as control:
+                return await pull_missing(catalog, control, model=args.model, worker_name=args.worker,
+                                          on_progress=_bar)
+
+        problems = asyncio.run(pulling())
         for problem in problems:
             print(f"llm-gateway models: {problem}", file=sys.stderr)
         return 1 if problems else 0
 
     async def listing() -> int:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            entries = await inventory(catalog, os.environ, client)
+        async with ControlClient(os.environ) as control:
+            entries = await inventory(catalog, control)
         missing_required = 0
         for entry in entries:
             print(f"{entry.worker} ({entry.kind}){'' if entry.reachable else ': unreachable'}")

@@ -1,8 +1,9 @@
 """`GET /api/models` in the UpCoach shape: the catalog models that workers really have, with their size.
 
 A model is listed when a worker of the current catalog serves it and that worker is not known to lack
-it: Ollama workers say what they have on disk, with sizes in bytes (`GET /api/tags`, read with a short
-timeout and kept `ttl_s` seconds; a worker that does not answer is given the benefit of the doubt).
+it: Ollama workers say what they have on disk, with sizes in bytes (`list`, i.e. `GET /api/tags`, read
+through the control-plane client with a short timeout and kept `ttl_s` seconds; a worker that does not
+answer is given the benefit of the doubt).
 A `local` worker's size is its GGUF file's. vLLM and other OpenAI-compatible workers publish no size:
 `null`.
 """
@@ -14,15 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from gateway.errors import GatewayError
 from gateway.workers.active_catalog import Runtime
+from gateway.workers.control_client import ControlClient
 from gateway.workers.local_processes import LocalWorkerError, model_path
 from gateway.workers.pool import Placement
-
-
-def _root(url: str) -> str:
-    return url[:-3] if url.endswith("/v1") else url
 
 
 def ollama_name(name: str) -> str:
@@ -30,23 +27,10 @@ def ollama_name(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
-def parse_tags(data: Any) -> dict[str, int | None]:
-    """Ollama's `/api/tags`: each model (by its tagged name) and its size in bytes."""
-    found: dict[str, int | None] = {}
-    if isinstance(data, dict):
-        for model in data.get("models") or ():
-            if not isinstance(model, dict):
-                continue
-            size = model.get("size")
-            for key in ("name", "model"):
-                if isinstance(model.get(key), str):
-                    found[ollama_name(model[key])] = size if isinstance(size, int) else None
-    return found
-
-
 class ModelListing:
-    def __init__(self, *, ttl_s: float = 30.0, timeout_s: float = 2.0,
+    def __init__(self, control: ControlClient, *, ttl_s: float = 30.0, timeout_s: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self._control = control
         self._ttl_s = ttl_s
         self._timeout_s = timeout_s
         self._clock = clock
@@ -93,16 +77,14 @@ class ModelListing:
         stale = [p for p in workers if self._tags.get(p.state.spec.url, (0.0, None))[0] <= now]
         if not stale:
             return
-        async with httpx.AsyncClient(timeout=self._timeout_s) as client:
-            async def read(placement: Placement) -> None:
-                spec = placement.state.spec
-                headers = {"Authorization": placement.target.auth_header} if placement.target.auth_header else {}
-                tags: dict[str, int | None] | None
-                try:
-                    response = await client.get(_root(spec.url) + "/api/tags", headers=headers)
-                    tags = parse_tags(response.json()) if response.status_code == 200 else None
-                except (httpx.HTTPError, ValueError):
-                    tags = None
-                self._tags[spec.url] = (now + self._ttl_s, tags)
+        async def read(placement: Placement) -> None:
+            spec = placement.state.spec
+            tags: dict[str, int | None] | None
+            try:
+                present = await self._control.ollama_present(spec, self._timeout_s)
+                tags = {ollama_name(name): size for name, size in present.items()}
+            except GatewayError:
+                tags = None
+            self._tags[spec.url] = (now + self._ttl_s, tags)
 
-            await asyncio.gather(*(read(p) for p in stale))
+        await asyncio.gather(*(read(p) for p in stale))

@@ -111,9 +111,6 @@ class RedisLimitStore:
         """Admits in doubt and settles not yet delivered, waiting for Redis."""
         return len(self._unsettled)
 
-    def _keys(self, subject: str, lease: str) -> list[str]:
-        return self._commands.keys(subject, lease)
-
     async def admit(self, subject: str, limits: KeyLimits, tokens: int) -> Admission:
         lease = new_lease()
         try:

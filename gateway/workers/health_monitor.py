@@ -1,22 +1,21 @@
 """The background control plane: active health checks, load scrapes and DNS discovery, on an interval.
 
-Never on the request path: requests read the state this leaves in the worker pool. Uses httpx (the
-control plane), with each worker's own API key where it has one.
+Never on the request path: requests read the state this leaves in the worker pool. The calls to
+workers go through `gateway.workers.control_client`, with each worker's own API key where it has one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 
-import httpx
 import structlog
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import GatewayError, StoreUnavailable
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
+from gateway.workers.control_client import ControlClient
 from gateway.workers.dns_discovery import resolve_members
-from gateway.workers.load_scrape import parse_ollama_ps, parse_vllm_metrics
+from gateway.workers.load_scrape import ollama_load, parse_vllm_metrics
 from gateway.workers.overlay import OverlayStore
 from gateway.workers.pool import WorkerState
 from routing.catalog import CatalogError
@@ -24,30 +23,15 @@ from routing.catalog import CatalogError
 _log = structlog.get_logger("gateway.health")
 
 
-def _root(url: str) -> str:
-    return url[:-3] if url.endswith("/v1") else url
-
-
-def health_url(state: WorkerState) -> str:
-    """vLLM `GET /health`, Ollama `GET /`, other OpenAI-compatible servers `GET /v1/models`."""
-    url = state.spec.url
-    if state.spec.kind == "vllm":
-        return _root(url) + "/health"
-    if state.spec.kind == "ollama":
-        return _root(url) + "/"
-    return url + "/models"
-
-
 class HealthMonitor:
-    def __init__(self, runtimes: RuntimeHolder, overlays: OverlayStore | None = None) -> None:
+    def __init__(self, runtimes: RuntimeHolder, control: ControlClient, overlays: OverlayStore | None = None) -> None:
         self._runtimes = runtimes
+        self._control = control
         self._overlays = overlays
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient()
         self._task = asyncio.create_task(self._run(), name="health-monitor")
         self._runtimes.on_swap(lambda _runtime: self._wake.set())
 
@@ -56,8 +40,6 @@ class HealthMonitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._client is not None:
-            await self._client.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -99,38 +81,27 @@ class HealthMonitor:
                 _log.info("dns_members_changed", worker=spec.name, members=[m.name for m in members])
 
     async def _check(self, runtime: Runtime, state: WorkerState) -> None:
-        assert self._client is not None
         spec = runtime.catalog.health
-        headers = {"Authorization": state.target.auth_header} if state.target.auth_header else {}
-        try:
-            response = await self._client.get(health_url(state), headers=headers, timeout=spec.timeout)
-            ok = response.status_code == 200
-        except httpx.HTTPError:
-            ok = False
+        ok = await self._control.answers_health_check(state.spec, spec.timeout)
         was_down = state.name in runtime.pool.health.down()
         healthy = runtime.pool.health.record(state.name, ok)
         if healthy == was_down:
             _log.warning("worker_health_changed", worker=state.name, healthy=healthy)
         if ok and spec.scrape_load:
-            await self._scrape(runtime, state, headers, spec.timeout)
+            await self._scrape(runtime, state, spec.timeout)
 
-    async def _scrape(self, runtime: Runtime, state: WorkerState, headers: dict[str, str],
-                      limit_s: float) -> None:
-        assert self._client is not None
+    async def _scrape(self, runtime: Runtime, state: WorkerState, limit_s: float) -> None:
+        worker = state.spec
         try:
-            if state.spec.kind == "vllm":
-                response = await self._client.get(_root(state.spec.url) + "/metrics", headers=headers,
-                                                  timeout=limit_s)
-                if response.status_code == 200:
-                    runtime.pool.record_load(state, parse_vllm_metrics(response.text))
-            elif state.spec.kind == "ollama":
-                response = await self._client.get(_root(state.spec.url) + "/api/ps", timeout=limit_s)
-                tags = await self._client.get(_root(state.spec.url) + "/api/tags", timeout=limit_s)
-                if response.status_code == 200:
-                    load = parse_ollama_ps(response.json())
-                    if tags.status_code == 200:
-                        present = parse_ollama_ps(tags.json()).resident_models
-                        load = dataclasses.replace(load, present_models=present)
-                    runtime.pool.record_load(state, load)
-        except (httpx.HTTPError, ValueError) as exc:
+            if worker.kind == "vllm":
+                runtime.pool.record_load(state, parse_vllm_metrics(await self._control.vllm_metrics(worker, limit_s)))
+            elif worker.kind == "ollama":
+                loaded = await self._control.ollama_loaded(worker, limit_s)
+                present: list[str] | None
+                try:
+                    present = list(await self._control.ollama_present(worker, limit_s))
+                except GatewayError:  # what is loaded still counts
+                    present = None
+                runtime.pool.record_load(state, ollama_load(loaded, present))
+        except (GatewayError, ValueError) as exc:  # ValueError: Prometheus text that does not parse
             _log.debug("load_scrape_failed", worker=state.name, error=repr(exc))

@@ -1,9 +1,10 @@
-"""Reading a worker's load from what it publishes: vLLM's Prometheus `/metrics`, Ollama's `/api/ps`."""
+"""Reading a worker's load from what it publishes: vLLM's Prometheus `/metrics`, Ollama's `/api/ps` and
+`/api/tags` (fetched by `gateway.workers.control_client`)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -37,14 +38,12 @@ def parse_vllm_metrics(text: str) -> ScrapedLoad:
                        kv_usage=sum(usage) / len(usage) if usage else None, num_gpu_blocks=blocks)
 
 
-def parse_ollama_ps(data: Any) -> ScrapedLoad:
-    """The models an Ollama worker has in memory (`/api/ps`), by the names requests use."""
-    names: set[str] = set()
-    if isinstance(data, dict):
-        for model in data.get("models") or ():
-            if isinstance(model, dict):
-                for key in ("name", "model"):
-                    if isinstance(model.get(key), str):
-                        names.add(model[key])
-                        names.add(model[key].removesuffix(":latest"))  # catalogs may name `llama3.2`
-    return ScrapedLoad(resident_models=frozenset(names))
+def ollama_load(loaded: Iterable[str], present: Iterable[str] | None) -> ScrapedLoad:
+    """What an Ollama worker has in memory (`ps`) and on disk (`list`), by the names requests use:
+    each tagged name, and without `:latest` too (catalogs may name `llama3.2`)."""
+    return ScrapedLoad(resident_models=_request_names(loaded),
+                       present_models=None if present is None else _request_names(present))
+
+
+def _request_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name for tagged in names for name in (tagged, tagged.removesuffix(":latest")))

@@ -1,7 +1,8 @@
 """Starting and supervising the catalog's `local` workers (llama.cpp through llama-cpp-python).
 
-`llm-gateway serve` starts each as a child process, waits until it answers `/v1/models`, restarts
-one that dies (with a growing pause, up to 30 s), and stops them all on shutdown.
+`llm-gateway serve` starts each as a child process, waits until it answers `/v1/models` (polled through
+the control-plane client), restarts one that dies (again and again until it is ready, with a pause that
+doubles from 1 s up to 30 s: tenacity's retry loops), and stops them all on shutdown.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ import tempfile
 import threading
 from pathlib import Path
 
-import httpx
 import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
+from gateway.workers.control_client import ControlClient
 from routing.catalog import WorkerSpec
 
 _log = structlog.get_logger("gateway.workers.local_processes")
@@ -24,6 +34,10 @@ _log = structlog.get_logger("gateway.workers.local_processes")
 
 class LocalWorkerError(RuntimeError):
     """A local worker could not be started."""
+
+
+class _NotReadyYet(Exception):
+    """The worker does not answer yet (asked again until its startup timeout)."""
 
 
 def model_path(worker: WorkerSpec) -> Path:
@@ -76,22 +90,42 @@ class _Child:
         except OSError:
             return ""
 
-    async def wait_ready(self) -> None:
-        assert self.process is not None and self.worker.local is not None
-        deadline = asyncio.get_running_loop().time() + self.worker.local.startup_timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while asyncio.get_running_loop().time() < deadline:
-                if self.process.returncode is not None:
-                    raise LocalWorkerError(f"local worker {self.worker.name!r} exited with code "
-                                           f"{self.process.returncode}:\n{self.log_tail()}")
-                try:
-                    if (await client.get(self.worker.url + "/models")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.25)
-        raise LocalWorkerError(f"local worker {self.worker.name!r} was not ready within "
-                               f"{self.worker.local.startup_timeout:g} s (log: {self.log_path})")
+    async def wait_ready(self, control: ControlClient) -> None:
+        """Poll until the worker answers; LocalWorkerError if it exits or is not ready in time."""
+        assert self.worker.local is not None
+        polls = AsyncRetrying(stop=stop_after_delay(self.worker.local.startup_timeout), wait=wait_fixed(0.25),
+                              retry=retry_if_exception_type(_NotReadyYet))
+        try:
+            async for attempt in polls:
+                with attempt:
+                    self._raise_if_exited()
+                    if not await control.answers_health_check(self.worker, 2.0):
+                        raise _NotReadyYet
+        except RetryError:
+            raise LocalWorkerError(f"local worker {self.worker.name!r} was not ready within "
+                                   f"{self.worker.local.startup_timeout:g} s (log: {self.log_path})") from None
+
+    def _raise_if_exited(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is not None:
+            raise LocalWorkerError(f"local worker {self.worker.name!r} exited with code "
+                                   f"{self.process.returncode}:\n{self.log_tail()}")
+
+    async def restart(self, control: ControlClient) -> None:
+        """Start the worker again until it is ready: after 1 s, then 2, 4 … up to 30 s between tries."""
+        await asyncio.sleep(1.0)
+        tries = AsyncRetrying(wait=wait_exponential(multiplier=2, max=30), before_sleep=self._log_failed_restart,
+                              retry=retry_if_exception_type(LocalWorkerError))
+        async for attempt in tries:
+            with attempt:
+                await self.stop()  # one that started but never became ready
+                await self.spawn()
+                await self.wait_ready(control)
+
+    def _log_failed_restart(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        _log.error("local_worker_restart_failed", worker=self.worker.name, error=str(error),
+                   restart_in_s=state.upcoming_sleep)
 
     async def stop(self) -> None:
         process = self.process
@@ -108,6 +142,7 @@ class _Child:
 class LocalWorkerSupervisor:
     def __init__(self, workers: list[WorkerSpec]) -> None:
         self._children = [_Child(w) for w in workers]
+        self._control: ControlClient | None = None
         self._monitors: list[asyncio.Task[None]] = []
         self._thread: threading.Thread | None = None
         self._thread_stop: asyncio.Event | None = None
@@ -123,30 +158,23 @@ class LocalWorkerSupervisor:
             _log.info("local_worker_starting", worker=child.worker.name, port=child.worker.local.port
                       if child.worker.local else None, log=str(child.log_path))
             await child.spawn()
+        control = self._control = ControlClient({})  # the gateway starts its local workers without a key
         try:
-            await asyncio.gather(*(child.wait_ready() for child in self._children))
+            await asyncio.gather(*(child.wait_ready(control) for child in self._children))
         except BaseException:
             await self.stop()
             raise
         for child in self._children:
             _log.info("local_worker_ready", worker=child.worker.name, url=child.worker.url)
-            self._monitors.append(asyncio.create_task(self._keep_alive(child)))
+            self._monitors.append(asyncio.create_task(self._keep_alive(child, control)))
 
-    async def _keep_alive(self, child: _Child) -> None:
-        pause = 1.0
+    async def _keep_alive(self, child: _Child, control: ControlClient) -> None:
         while True:
             assert child.process is not None
             code = await child.process.wait()
-            _log.warning("local_worker_exited", worker=child.worker.name, code=code, restart_in_s=pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 30.0)
-            await child.spawn()
-            try:
-                await child.wait_ready()
-                pause = 1.0
-                _log.info("local_worker_ready", worker=child.worker.name, url=child.worker.url)
-            except LocalWorkerError as exc:
-                _log.error("local_worker_restart_failed", worker=child.worker.name, error=str(exc))
+            _log.warning("local_worker_exited", worker=child.worker.name, code=code, restart_in_s=1.0)
+            await child.restart(control)
+            _log.info("local_worker_ready", worker=child.worker.name, url=child.worker.url)
 
     async def stop(self) -> None:
         for monitor in self._monitors:
@@ -154,6 +182,9 @@ class LocalWorkerSupervisor:
         await asyncio.gather(*self._monitors, return_exceptions=True)
         self._monitors.clear()
         await asyncio.gather(*(child.stop() for child in self._children))
+        if self._control is not None:
+            await self._control.aclose()
+            self._control = None
 
     def start_in_thread(self) -> None:
         """Supervise from a thread of its own (when the server runs several processes)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from routing.snapshot import C, RequestKey, WorkerLoad, usable
+from routing.snapshot import RequestKey, WorkerLoad, usable
 
 
 class WorkerPolicy(Protocol):
@@ -27,10 +27,6 @@ class WorkerPolicy(Protocol):
         ...
 
 
-def _model_of(request: RequestKey | str) -> str:
-    return request if isinstance(request, str) else request.model
-
-
 class Rotation:
     """Takes turns among candidates by name, one rotation per key (a model name). Robust to the
     order and the subset of the candidates changing: the next turn goes to the first name after the
@@ -39,7 +35,7 @@ class Rotation:
     def __init__(self) -> None:
         self._last: dict[str, str] = {}
 
-    def next(self, key: str, candidates: Sequence[C]) -> C:
+    def next(self, key: str, candidates: Sequence[WorkerLoad]) -> WorkerLoad:
         """The next candidate in turn; `candidates` must not be empty."""
         ordered = sorted(candidates, key=lambda c: c.name)
         last = self._last.get(key)
@@ -49,18 +45,16 @@ class Rotation:
 
 
 class RoundRobin:
-    """Each usable candidate in turn, per model; weights other than 0 are ignored.
-
-    `request` may also be a bare model name, as `WeightedRoundRobin` accepts."""
+    """Each usable candidate in turn, per model; weights other than 0 are ignored."""
 
     def __init__(self) -> None:
         self._turns = Rotation()
 
-    def choose(self, request: RequestKey | str, candidates: Sequence[C], now: float = 0.0) -> C | None:
+    def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
         if not live:
             return None
-        return self._turns.next(_model_of(request), live)
+        return self._turns.next(request.model, live)
 
     def forget(self, name: str) -> None:
         """Nothing to forget: turns are kept by name, and a missing name is simply skipped."""
@@ -69,19 +63,16 @@ class RoundRobin:
 class WeightedRoundRobin:
     """Smooth weighted round robin (as nginx does it): each candidate gets turns in proportion to
     its weight, interleaved rather than in bursts (weights 5, 1, 1 give a a b a c a a). A weight of 0
-    takes no traffic.
-
-    `request` may be a `RequestKey` or a bare model name (the gateway's original call site), and
-    candidates need only `name` and `weight`."""
+    takes no traffic."""
 
     def __init__(self) -> None:
         self._current: dict[tuple[str, str], int] = {}
 
-    def choose(self, request: RequestKey | str, candidates: Sequence[C], now: float = 0.0) -> C | None:
+    def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
         if len(live) <= 1:
             return live[0] if live else None
-        model = _model_of(request)
+        model = request.model
         total = 0
         best = live[0]
         best_score: int | None = None

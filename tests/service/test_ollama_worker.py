@@ -178,13 +178,6 @@ def test_tools_reach_ollama_in_its_own_shape(ollama_gateway: ServerThread, sim: 
         {"role": "tool", "content": "11 degrees celsius", "tool_name": "get_weather"}]
 
 
-@pytest.mark.skip(reason="the simulated Ollama worker never answers with tool_calls (simulator/ollama_app.py); "
-                         "tool-call answers are pinned on Ollama's documented examples in "
-                         "tests/contract/test_ollama_translation.py")
-def test_tool_call_answers_reach_the_sdk() -> None:
-    raise AssertionError("unreachable")
-
-
 def test_what_ollama_cannot_do_is_a_400(ollama_gateway: ServerThread, sim: SimulatorThread) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client(ollama_gateway).chat.completions.create(model="chat", messages=MESSAGES, n=2)

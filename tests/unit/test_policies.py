@@ -23,7 +23,6 @@ from routing.policies import (
     make_policy,
 )
 from routing.snapshot import RequestKey, WorkerLoad
-from routing.worker_choice import WeightedRoundRobin as LegacyWeightedRoundRobin
 
 ROUTING = Path(__file__).resolve().parents[2] / "routing"
 ALLOWED_THIRD_PARTY = {"re2", "msgspec", "yaml", "xxhash"}
@@ -76,13 +75,6 @@ def test_weighted_round_robin_is_smooth_and_proportional() -> None:
     first = [policy.choose(REQ, workers, 0.0) for _ in range(7)]
     assert "".join(w.name for w in first if w) == "aabacaa"  # nginx's interleaving, not aaaaabc
     assert picks(policy, workers, 700) == {"a": 500, "b": 100, "c": 100}
-
-
-def test_weighted_round_robin_keeps_the_original_call_shape() -> None:
-    policy = LegacyWeightedRoundRobin()
-    workers = [WorkerLoad("a", weight=2), WorkerLoad("b", weight=1)]
-    chosen = [policy.choose("chat", workers) for _ in range(30)]
-    assert Counter(w.name for w in chosen if w) == {"a": 20, "b": 10}
 
 
 def test_least_outstanding_picks_the_least_loaded_counting_the_scraped_queue() -> None:

@@ -29,6 +29,7 @@ from gateway.http.request_observer import record_of
 from gateway.inference.pipeline import InferencePipeline, Reply
 from gateway.surfaces.request import decode_inference_request
 from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.control_client import ControlClient
 from routing.model_choice import UnknownModel
 
 _encode = msgspec.json.Encoder().encode
@@ -78,12 +79,12 @@ def _encoded(reply: Reply) -> Response[Any]:
 
 
 def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
-                  sessions: SessionStore, env: Mapping[str, str]) -> list[HTTPRouteHandler]:
+                  sessions: SessionStore, env: Mapping[str, str], control: ControlClient) -> list[HTTPRouteHandler]:
     """`env`: where config/coaching.yaml and config/edge_models.yaml are (`GATEWAY_COACHING_CONFIG`,
     `GATEWAY_EDGE_MODELS_CONFIG`); raises `CatalogError` if either is invalid."""
     config = MobileConfigHolder(MobileFiles.from_env(env), runtimes)
     coach = Coach(pipeline, runtimes, config, sessions)
-    worker_models = ModelListing()
+    worker_models = ModelListing(control)
 
     @post("/api/chat/completions", status_code=200, summary="Create a chat completion (as /v1/chat/completions)",
           tags=_TAGS, operation_class=with_body(_CHAT_BODY))

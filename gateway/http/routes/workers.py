@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
@@ -16,11 +15,12 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.auth.authenticator import Authenticator
-from gateway.errors import GatewayError, InvalidRequest, NotFound, WorkerRejected, worker_error
+from gateway.errors import InvalidRequest, NotFound
 from gateway.http.callers import admin_of
 from gateway.http.openapi_bodies import ADAPTER_BODY, PULL_BODY, WORKER_BODY, with_body
 from gateway.workers.active_catalog import RuntimeHolder
-from gateway.workers.model_setup import pull
+from gateway.workers.control_client import ControlClient
+from gateway.workers.model_setup import PullFailed, pull
 from gateway.workers.overlay import OverlayStore, WorkerOverlay
 from routing.catalog import CatalogError, WorkerSpec
 
@@ -38,12 +38,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _root(url: str) -> str:
-    return url[:-3] if url.endswith("/v1") else url
-
-
 def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticator: Authenticator,
-                   env: dict[str, str]) -> list[HTTPRouteHandler]:
+                   control: ControlClient) -> list[HTTPRouteHandler]:
     async def change(edit: Callable[[WorkerOverlay], WorkerOverlay]) -> dict[str, Any]:
         current = await overlays.get()
         updated = msgspec.structs.replace(edit(current), version=max(current.version, runtimes.overlay.version) + 1)
@@ -120,9 +116,8 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
                 queue.put_nowait(msgspec.json.encode({"status": status, "completed": completed, "total": total})
                                  + b"\n")
             try:
-                async with httpx.AsyncClient(timeout=10.0) as client:
-                    await pull(spec, model, env, client, progress)
-            except (RuntimeError, httpx.HTTPError, ValueError) as exc:
+                await pull(control, spec, model, progress)
+            except PullFailed as exc:
                 queue.put_nowait(msgspec.json.encode({"error": str(exc)}) + b"\n")
             queue.put_nowait(None)
 
@@ -143,7 +138,7 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
         spec = worker(name)
         if spec.kind != "ollama":
             raise InvalidRequest("Only Ollama workers delete models.", param="name")
-        await _call(spec, "DELETE", _root(spec.url) + "/api/delete", {"model": model.lstrip("/")}, env)
+        await control.delete_model(spec, model.lstrip("/"))
         return {"worker": name, "model": model.lstrip("/"), "deleted": True}
 
     @post("/admin/workers/{name:str}/adapters", status_code=201, summary="Load a LoRA adapter (vLLM)",
@@ -155,7 +150,7 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
         adapter, path = body.get("lora_name"), body.get("lora_path")
         if spec.kind != "vllm" or not isinstance(adapter, str) or not isinstance(path, str):
             raise InvalidRequest("Give `lora_name` and `lora_path`; only vLLM workers load adapters.")
-        await _call(spec, "POST", spec.url + "/load_lora_adapter", {"lora_name": adapter, "lora_path": path}, env)
+        await control.load_adapter(spec, adapter, path)
         return await change(lambda o: msgspec.structs.replace(o, adapters={
             **o.adapters, name: (*[a for a in o.adapters.get(name, ()) if a != adapter], adapter)}))
 
@@ -163,21 +158,9 @@ def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticato
     async def unload_adapter(request: AnyRequest, name: FromPath[str], adapter: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
         spec = worker(name)
-        await _call(spec, "POST", spec.url + "/unload_lora_adapter", {"lora_name": adapter}, env)
+        await control.unload_adapter(spec, adapter)
         return await change(lambda o: msgspec.structs.replace(o, adapters={
             **o.adapters, name: tuple(a for a in o.adapters.get(name, ()) if a != adapter)}))
 
     return [list_workers, add_worker, drain, resume, remove, pull_model, delete_model, load_adapter, unload_adapter]
 
-
-async def _call(spec: WorkerSpec, method: str, url: str, body: dict[str, Any], env: dict[str, str]) -> None:
-    key = env.get(spec.api_key_env) if spec.api_key_env else None
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        async with httpx.AsyncClient(timeout=30.0) as client:
-            response = await client.request(method, url, json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        raise GatewayError(f"worker {spec.name!r} did not answer ({type(exc).__name__})") from None
-    if response.status_code >= 300:
-        error: WorkerRejected = worker_error(response.status_code, response.content)
-        raise error
