@@ -1,5 +1,5 @@
-"""Sending one admitted request to a worker of its model, in the worker's own protocol (OpenAI-compatible
-or Ollama-native), and handing back its answer, whole or as a relay of its stream.
+"""Sending one admitted request to a worker of its model, in the worker's own protocol (`gateway.protocols`,
+looked up by the worker's kind), and handing back its answer, whole or as a relay of its stream.
 
 Retries happen only before the first byte reaches the client, each on another worker, with jittered
 backoff, inside the request's deadline and the retry budget; then the model's fallbacks are tried.
@@ -19,8 +19,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import msgspec
-
 from gateway.errors import (
     GatewayError,
     NoWorkerAvailable,
@@ -33,19 +31,17 @@ from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.worker_slots import WorkerSlots
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
+from gateway.protocols.base import StreamRelay
+from gateway.protocols.registry import protocols_by_kind
 from gateway.surfaces.request import InferenceRequest
 from gateway.upstream.client import WorkerClient
-from gateway.upstream.ndjson_relay import relay_ndjson
-from gateway.upstream.ollama_translation import from_ollama, to_ollama
-from gateway.upstream.sse_relay import StreamOutcome, relay_sse
+from gateway.upstream.sse_relay import StreamOutcome
 from gateway.upstream.usage import Usage, checked_usage
 from gateway.workers.active_catalog import Runtime
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
 from routing.retry_budget import RetryBudget, backoff_s
 from routing.snapshot import RequestKey
-
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)
@@ -80,6 +76,7 @@ class Forwarder:
         self._lifecycle = lifecycle or Lifecycle()
         self._slots = WorkerSlots(metrics)
         self._rng = random.Random(jitter_seed)  # noqa: S311 (backoff jitter, not a secret)
+        self._protocols = protocols_by_kind()
         self._active = 0
         self._retrying = 0
 
@@ -188,14 +185,9 @@ class Forwarder:
                        on_stream_end: StreamEnd, capture: list[bytes] | None, slot_held: bool = False) -> Reply:
         """`slot_held`: the worker's in-flight count already includes this request (a slot from the queue)."""
         state = placement.state
-        ollama = state.spec.kind == "ollama"
+        protocol = self._protocols[state.spec.kind]
         try:
-            if ollama:  # Ollama's native API (raises InvalidRequest for what it cannot do)
-                path, payload = to_ollama(request.endpoint, request.body, upstream_model=placement.upstream_model,
-                                          num_ctx=placement.num_ctx)
-            else:
-                request.body["model"] = placement.upstream_model
-                path, payload = "/" + request.endpoint, _encode(request.body)
+            path, payload = protocol.request(request, placement)  # raises InvalidRequest for what it cannot do
         except BaseException:
             if slot_held:
                 self._release(state)
@@ -206,15 +198,11 @@ class Forwarder:
         handed_to_stream = False
         began = time.perf_counter()
         try:
-            response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait)
+            response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait,
+                                               rejection=protocol.rejection)
             if not request.stream:
                 body = await self._client.read_body(response, placement.name, wait)
-                if ollama:
-                    encoding = request.body.get("encoding_format")
-                    body = from_ollama(request.endpoint, body, model=placement.upstream_model,
-                                       request_id=record.request_id,
-                                       encoding_format=encoding if isinstance(encoding, str) else None,
-                                       worker_name=placement.name)
+                body = protocol.answer(request, placement, body, record.request_id)
                 try:
                     usage = checked_usage(body)
                 except ValueError as exc:
@@ -240,15 +228,11 @@ class Forwarder:
             if capture is not None:
                 capture.clear()  # a retried attempt starts over
             cutoff = self._lifecycle.stream_started()
-            if ollama:
-                stream = relay_ndjson(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
-                                      client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
-                                      on_end=finished, capture=capture, model=placement.upstream_model,
-                                      endpoint=request.endpoint, request_id=record.request_id, cutoff=cutoff)
-            else:
-                stream = relay_sse(response, worker_name=placement.name, idle_timeout=idle, deadline=deadline,
-                                   client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate,
-                                   on_end=finished, capture=capture, cutoff=cutoff)
+            stream = protocol.relay(response, StreamRelay(
+                worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
+                request_id=record.request_id, idle_timeout=idle, deadline=deadline,
+                client_wants_usage=client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
+                capture=capture, cutoff=cutoff))
             handed_to_stream = True
             return Reply(headers={}, stream=stream)
         finally:
