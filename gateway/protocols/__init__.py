@@ -1,1 +1,11 @@
-"""Worker protocols: what workers speak (OpenAI-compatible/vLLM, Ollama native). One module per protocol."""
+"""Worker protocols: how the gateway talks to each kind of worker (OpenAI-compatible: vLLM, llama.cpp,
+OpenAI; Ollama native), behind one interface (`base.WorkerProtocol`), each declaring its capabilities.
+One module per protocol; `registry` maps catalog worker kinds to them."""
+
+from gateway.protocols.base import Capabilities, StreamRelay, WorkerProtocol
+from gateway.protocols.ollama import OllamaNative
+from gateway.protocols.openai_compatible import OpenAICompatible
+from gateway.protocols.registry import PROTOCOL_BY_KIND, protocols_by_kind
+
+__all__ = ["PROTOCOL_BY_KIND", "Capabilities", "OllamaNative", "OpenAICompatible", "StreamRelay", "WorkerProtocol",
+           "protocols_by_kind"]

@@ -1,4 +1,6 @@
-"""Clients for the workers that run inference, one per protocol; their errors become ours here."""
+"""The data plane's side of aiohttp: the client every worker is called through, whatever its protocol,
+and the relays of worker streams (SSE as it is, NDJSON through a protocol's translator); their errors
+become ours here."""
 
 from gateway.upstream.client import WorkerClient, WorkerTarget
 

@@ -1,4 +1,5 @@
-"""The data-plane client for OpenAI-compatible workers (vLLM, llama.cpp, OpenAI itself).
+"""The data-plane client for every worker, whatever its protocol (`gateway.protocols` says which path and
+body to send, and how to read the answer).
 
 One aiohttp `ClientSession` with keep-alive serves every worker. aiohttp's errors are translated
 here, where the library is called, so the rest of the gateway sees only `gateway.errors`.
@@ -8,15 +9,22 @@ Closing a response before its end drops the connection, which is how vLLM learns
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
-from gateway.errors import UpstreamTimeout, WorkerUnreachable, worker_error
+from gateway.errors import UpstreamTimeout, WorkerRejected, WorkerUnreachable, worker_error
 from routing.catalog import WorkerSpec
 
 _MAX_ERROR_BODY = 64 * 1024
+
+WorkerResponse = aiohttp.ClientResponse
+"""A worker's open response, as `WorkerClient.send` hands it back (named here so that the layers above
+can pass it on without importing aiohttp)."""
+
+Rejection = Callable[[int, bytes], WorkerRejected]
+"""How a worker's non-2xx answer (status, body) becomes our error: each protocol says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +44,7 @@ class WorkerTarget:
 
 
 class WorkerClient:
-    """Sends requests to OpenAI-compatible workers and hands back the open response."""
+    """Sends requests to workers and hands back the open response."""
 
     def __init__(self, *, max_connections: int = 0) -> None:
         self._max_connections = max_connections
@@ -54,12 +62,12 @@ class WorkerClient:
             await self._session.close()
             self._session = None
 
-    async def send(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float
-                   ) -> aiohttp.ClientResponse:
+    async def send(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float,
+                   rejection: Rejection = worker_error) -> WorkerResponse:
         """POST `body` to the worker and wait at most `wait` seconds for its response headers.
 
         Returns a 2xx response whose body is still unread: the caller reads or streams it, and must
-        `close()` it if it stops early. A non-2xx answer is read and raised as `WorkerRejected`.
+        `close()` it if it stops early. A non-2xx answer is read and raised as `rejection` makes it.
         """
         if self._session is None:
             raise RuntimeError("WorkerClient.start() was not called")
@@ -86,10 +94,10 @@ class WorkerClient:
                 raw = await self.read_body(response, worker.name, wait)
             finally:
                 response.close()
-            raise worker_error(response.status, raw[:_MAX_ERROR_BODY])
+            raise rejection(response.status, raw[:_MAX_ERROR_BODY])
         return response
 
-    async def read_body(self, response: aiohttp.ClientResponse, worker_name: str, wait: float) -> bytes:
+    async def read_body(self, response: WorkerResponse, worker_name: str, wait: float) -> bytes:
         """Read a whole (non-streaming) body within `wait` seconds, translating failures."""
         try:
             async with asyncio.timeout(wait):

@@ -1,12 +1,13 @@
-"""Relays an Ollama NDJSON stream (`/api/chat`, `/api/generate`) to the client as OpenAI SSE, line by
-line, as the worker produces it.
+"""Relays an NDJSON stream (Ollama's `/api/chat`, `/api/generate`) to the client as OpenAI SSE, line by
+line, as the worker produces it. What each line means is the worker protocol's business: it hands in a
+`LineTranslator` (`gateway.protocols.ollama_answers.StreamTranslator`); this module does the I/O.
 
 The same contract as `sse_relay.relay_sse`: honest streams, where a stream that breaks, stalls past the
-idle timeout, outlives the deadline, carries Ollama's `{"error": "..."}` line or ends without its
-`done: true` line becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`.
-Usage comes from the final line's counts (estimated where Ollama leaves one out); the client gets the
-usage chunk only if it asked. The outcome is handed to `on_end` whatever happens, and the worker's
-response is closed, which is how Ollama learns to stop generating for a client that left.
+idle timeout, outlives the deadline, carries an error line (Ollama's `{"error": "..."}`) or ends without
+its final (`done: true`) line becomes an OpenAI error event followed by `[DONE]`; never a made-up
+`finish_reason`. Usage comes from the final line's counts (estimated where the worker leaves one out);
+the client gets the usage chunk only if it asked. The outcome is handed to `on_end` whatever happens, and
+the worker's response is closed, which is how Ollama learns to stop generating for a client that left.
 """
 
 from __future__ import annotations
@@ -15,13 +16,34 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Protocol
 
 import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
-from gateway.upstream.ollama_translation import Endpoint, StreamTranslator, decode_line, has_content, usage_of
 from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
+
+
+class LineTranslator(Protocol):
+    """One stream's lines as OpenAI stream chunks: the protocol's side of the relay, without I/O."""
+
+    done: bool
+    """Whether the last line fed was the stream's final one."""
+
+    def feed(self, raw: bytes) -> list[dict[str, Any]]:
+        """The chunks for one line (without its newline); raises the worker's error for an error line and
+        `UpstreamError` for a line that is not the worker's."""
+        ...
+
+    def final_usage(self, *, prompt_estimate: int, completion_estimate: int) -> tuple[dict[str, int], bool]:
+        """The OpenAI usage of the final line, and whether part of it was estimated."""
+        ...
+
+    def usage_chunk(self, usage: dict[str, int]) -> dict[str, Any]:
+        """The usage-only chunk that ends a stream whose client asked for usage."""
+        ...
+
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line without a newline is not Ollama's: the stream is dropped as malformed."""
@@ -35,6 +57,7 @@ def _event(payload: bytes) -> bytes:
 
 async def relay_ndjson(
     response: aiohttp.ClientResponse,
+    translator: LineTranslator,
     *,
     worker_name: str,
     idle_timeout: float,
@@ -42,34 +65,29 @@ async def relay_ndjson(
     client_wants_usage: bool,
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
-    model: str,
-    endpoint: Endpoint,
-    request_id: str | None = None,
     capture: list[bytes] | None = None,
     cutoff: StreamCutoff | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield OpenAI SSE bytes (`data: {json}\\n\\n` ... `data: [DONE]\\n\\n`) for an open Ollama stream.
+    """Yield OpenAI SSE bytes (`data: {json}\\n\\n` ... `data: [DONE]\\n\\n`) for an open NDJSON stream,
+    each line turned into chunks by `translator` (a new one per stream).
 
-    `deadline` is the loop time by which the whole stream must be over; `model` is the name shown in
-    the chunks; `endpoint` is `chat/completions` or `completions`; `request_id` (optional) makes the
-    chunk id `chatcmpl-<hex>` of a gateway request id `req_<hex>`. `capture` (as `relay_sse`'s): every
-    chunk's JSON is appended to it, the usage chunk included, without the client's `usage: null`s.
+    `deadline` is the loop time by which the whole stream must be over. `capture` (as `relay_sse`'s):
+    every chunk's JSON is appended to it, the usage chunk included, without the client's `usage: null`s.
     `cutoff` (as `relay_sse`'s): how the gateway ends the stream early (shutting down)."""
     outcome = StreamOutcome()
-    translator = StreamTranslator(endpoint, model=model, request_id=request_id)
     try:
         async with contextlib.aclosing(_lines(response, worker_name, idle_timeout, deadline, cutoff)) as lines:
             async for raw in lines:
-                line = decode_line(raw, worker_name)  # raises on {"error": ...} and on what is not JSON
+                chunks = translator.feed(raw)  # raises on an error line and on what is not the worker's
                 outcome.chunks += 1
-                chunks = translator.feed(line)
-                if line.done:
+                done = translator.done
+                if done:
                     # Counted before the last line goes out, so a client leaving now is billed right.
-                    with_content = outcome.content_chunks + sum(1 for c in chunks if has_content(c))
-                    outcome.usage, outcome.usage_counted_by_gateway = usage_of(
-                        line, prompt_estimate=prompt_tokens_estimate, completion_estimate=with_content)
+                    with_content = outcome.content_chunks + sum(1 for c in chunks if _has_content(c))
+                    outcome.usage, outcome.usage_counted_by_gateway = translator.final_usage(
+                        prompt_estimate=prompt_tokens_estimate, completion_estimate=with_content)
                 for chunk in chunks:
-                    if has_content(chunk):
+                    if _has_content(chunk):
                         outcome.content_chunks += 1
                         if outcome.first_content_at is None:
                             outcome.first_content_at = time.perf_counter()
@@ -78,7 +96,7 @@ async def relay_ndjson(
                         capture.append(_encode(chunk))
                     # OpenAI writes `usage: null` on every chunk of a stream whose client asked for usage.
                     yield _event(_encode({**chunk, "usage": None} if client_wants_usage else chunk))
-                if line.done:
+                if done:
                     outcome.completed = True
                     break
         if not outcome.completed:
@@ -127,3 +145,15 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
                 yield tail
             return
         buffer += data
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    """Whether an OpenAI chunk carries generated output (text, reasoning or tool calls)."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if delta is not None:
+            if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
+                return True
+        elif choice.get("text"):
+            return True
+    return False

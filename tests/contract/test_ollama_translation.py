@@ -1,8 +1,8 @@
-"""The OpenAI ↔ Ollama translation, pinned on the examples of Ollama's API documentation (docs/api.md
-and its "Errors" page), recorded here as literal strings: OpenAI requests → exact Ollama bodies,
-Ollama answers → exact OpenAI bodies (all but `created`), and Ollama NDJSON streams → exact OpenAI SSE
-through the real relay on a loopback server. What the relay produces is also read back by the openai
-SDK's own types and its own stream decoder, so an SDK client sees a well-formed answer.
+"""The OpenAI ↔ Ollama translation (`gateway.protocols.ollama*`), pinned on the examples of Ollama's API
+documentation (docs/api.md and its "Errors" page), recorded here as literal strings: OpenAI requests →
+exact Ollama bodies, Ollama answers → exact OpenAI bodies (all but `created`), and Ollama NDJSON streams →
+exact OpenAI SSE through the protocol's relay on a loopback server. What the relay produces is also read
+back by the openai SDK's own types and its own stream decoder, so an SDK client sees a well-formed answer.
 """
 
 from __future__ import annotations
@@ -25,17 +25,13 @@ from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from gateway.errors import InvalidRequest, UpstreamError, UpstreamTimeout, WorkerRejected, WorkerUnreachable
+from gateway.protocols.base import StreamRelay
+from gateway.protocols.ollama import OllamaNative
+from gateway.protocols.ollama_answers import StreamTranslator, decode_line, from_ollama, tool_call_id, usage_of
+from gateway.protocols.ollama_requests import to_ollama
+from gateway.surfaces.request import Endpoint
 from gateway.upstream.ndjson_relay import relay_ndjson
-from gateway.upstream.ollama_translation import (
-    Endpoint,
-    StreamTranslator,
-    decode_line,
-    from_ollama,
-    to_ollama,
-    tool_call_id,
-    usage_of,
-)
-from gateway.upstream.sse_relay import StreamOutcome
+from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
 
 REQUEST_ID = "req_0123456789abcdef01234567"
 CHAT_ID = "chatcmpl-0123456789abcdef01234567"
@@ -405,10 +401,10 @@ async def relay(pieces: Sequence[bytes], *, endpoint: Endpoint = "chat/completio
     async with ndjson_server(pieces, then=then) as url, aiohttp.ClientSession() as session:
         response = await session.post(url + "/api/chat", data=b"{}")
         deadline = asyncio.get_running_loop().time() + 10
-        events = [event async for event in relay_ndjson(
-            response, worker_name="cpu-1", idle_timeout=idle, deadline=deadline, client_wants_usage=usage,
-            prompt_tokens_estimate=7, on_end=outcomes.append, model="llama3.2", endpoint=endpoint,
-            request_id=REQUEST_ID, capture=capture)]
+        events = [event async for event in OllamaNative().relay(response, StreamRelay(
+            worker_name="cpu-1", upstream_model="llama3.2", endpoint=endpoint, request_id=REQUEST_ID,
+            idle_timeout=idle, deadline=deadline, client_wants_usage=usage, prompt_tokens_estimate=7,
+            on_end=outcomes.append, capture=capture, cutoff=StreamCutoff()))]
     assert len(outcomes) == 1
     assert all(e.startswith(b"data: ") and e.endswith(b"\n\n") and e.count(b"\n\n") == 1 for e in events)
     return events, outcomes[0]
@@ -587,9 +583,10 @@ async def test_a_client_leaving_closes_the_worker_response_and_reports_once() ->
     async with ndjson_server([CHAT_STREAM.split(b"\n")[0] + b"\n"], then="hang") as url, \
             aiohttp.ClientSession() as session:
         response = await session.post(url + "/api/chat", data=b"{}")
-        stream = relay_ndjson(response, worker_name="cpu-1", idle_timeout=5, deadline=asyncio.get_running_loop().time()
-                              + 10, client_wants_usage=False, prompt_tokens_estimate=7, on_end=outcomes.append,
-                              model="llama3.2", endpoint="chat/completions")
+        translator = StreamTranslator("chat/completions", model="llama3.2", worker_name="cpu-1")
+        stream = relay_ndjson(response, translator, worker_name="cpu-1", idle_timeout=5,
+                              deadline=asyncio.get_running_loop().time() + 10, client_wants_usage=False,
+                              prompt_tokens_estimate=7, on_end=outcomes.append)
         assert (await anext(stream)).startswith(b"data: ")
         await anext(stream)
         await stream.aclose()  # type: ignore[attr-defined]
@@ -600,17 +597,19 @@ async def test_a_client_leaving_closes_the_worker_response_and_reports_once() ->
 
 
 def test_missing_counts_are_estimated_and_flagged() -> None:
-    line = decode_line(b'{"message":{"content":""},"done":true,"done_reason":"stop","eval_count":5}', "w")
+    raw = b'{"message":{"content":""},"done":true,"done_reason":"stop","eval_count":5}'
     translator = StreamTranslator("chat/completions", model="m")
-    assert [c["choices"][0].get("finish_reason") for c in translator.feed(line)] == [None, "stop"]
-    usage, estimated = usage_of(line, prompt_estimate=40, completion_estimate=3)
+    assert [c["choices"][0].get("finish_reason") for c in translator.feed(raw)] == [None, "stop"]
+    assert translator.done
+    usage, estimated = usage_of(decode_line(raw, "w"), prompt_estimate=40, completion_estimate=3)
     assert usage == {"prompt_tokens": 40, "completion_tokens": 5, "total_tokens": 45} and estimated
+    assert translator.final_usage(prompt_estimate=40, completion_estimate=3) == (usage, True)
 
 
 def test_thinking_is_reasoning_content() -> None:
     line = msgspec.json.encode({"message": {"role": "assistant", "content": "", "thinking": "Hmm"}, "done": False})
     translator = StreamTranslator("chat/completions", model="m", request_id=REQUEST_ID)
-    chunks = translator.feed(decode_line(line, "w"))
+    chunks = translator.feed(line)
     assert chunks[1]["choices"][0]["delta"] == {"reasoning_content": "Hmm"}
     whole = from_ollama("chat/completions", msgspec.json.encode(
         {"message": {"role": "assistant", "content": "42", "thinking": "Hmm"}, "done": True, "done_reason": "stop"}),

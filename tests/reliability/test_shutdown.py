@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from gateway.errors import ShuttingDown
-from gateway.upstream.ndjson_relay import relay_ndjson
-from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, relay_sse
+from gateway.protocols.base import StreamRelay
+from gateway.protocols.registry import PROTOCOL_BY_KIND
+from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome
 from simulator import SimulatorConfig, SimulatorThread, start_simulator
 from simulator.records import RequestRecord
 from tests.conftest import SIM_MODEL, catalog_yaml
@@ -184,8 +185,9 @@ def test_worker_processes_drain_too(worker: SimulatorThread, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("kind", ["vllm", "ollama"])
 async def test_a_cut_ends_a_relayed_stream_with_an_error_event_then_done(kind: str) -> None:
-    """What the drain deadline does to each open stream, in both relays: the read under way is woken, and
-    the client gets the `shutting_down` error event and `[DONE]`; the worker's response is closed."""
+    """What the drain deadline does to each open stream, in both relays (through each protocol): the read under
+    way is woken, and the client gets the `shutting_down` error event and `[DONE]`; the worker's response is
+    closed."""
     config = SimulatorConfig(kind="vllm" if kind == "vllm" else "ollama", models=(SIM_MODEL,), itl_s=30.0,
                              reply_tokens=(5, 5))
     outcomes: list[StreamOutcome] = []
@@ -193,15 +195,11 @@ async def test_a_cut_ends_a_relayed_stream_with_an_error_event_then_done(kind: s
     body = {"model": SIM_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
     async with start_simulator(config) as sim, aiohttp.ClientSession() as session:
         deadline = asyncio.get_running_loop().time() + 120
-        if kind == "vllm":
-            response = await session.post(sim.url + "/v1/chat/completions", json=body)
-            stream = relay_sse(response, worker_name="w", idle_timeout=60, deadline=deadline, client_wants_usage=False,
-                               prompt_tokens_estimate=1, on_end=outcomes.append, cutoff=cutoff)
-        else:
-            response = await session.post(sim.url + "/api/chat", json=body)
-            stream = relay_ndjson(response, worker_name="w", idle_timeout=60, deadline=deadline,
-                                  client_wants_usage=False, prompt_tokens_estimate=1, on_end=outcomes.append,
-                                  model=SIM_MODEL, endpoint="chat/completions", cutoff=cutoff)
+        response = await session.post(sim.url + ("/v1/chat/completions" if kind == "vllm" else "/api/chat"), json=body)
+        stream = PROTOCOL_BY_KIND[kind]().relay(response, StreamRelay(
+            worker_name="w", upstream_model=SIM_MODEL, endpoint="chat/completions", request_id="r", idle_timeout=60,
+            deadline=deadline, client_wants_usage=False, prompt_tokens_estimate=1, on_end=outcomes.append,
+            capture=None, cutoff=cutoff))
         events = [await anext(stream)]
         while b'"content":""' in events[-1] or b'"content": ""' in events[-1]:  # vLLM's opening chunk
             events.append(await anext(stream))

@@ -1,0 +1,172 @@
+"""One try of a request on one worker: send it in the worker's protocol, then read the whole answer or
+hand back the relay of its stream. Which worker, whether to try again and where the reply's headers
+come from is the chain's business (`gateway.inference.forwarder`).
+
+A worker's in-flight count covers the try from the send until the answer is read, or until the stream
+ends: then its slot is released (to the next request waiting for one, if any).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from gateway.errors import GatewayError, UpstreamError
+from gateway.inference.lifecycle import Lifecycle
+from gateway.inference.worker_slots import WorkerSlots
+from gateway.observability.request_record import RequestRecord
+from gateway.protocols.base import StreamRelay, WorkerProtocol
+from gateway.surfaces.request import InferenceRequest
+from gateway.upstream.client import WorkerClient, WorkerResponse
+from gateway.upstream.sse_relay import StreamOutcome
+from gateway.upstream.usage import Usage, checked_usage
+from gateway.workers.active_catalog import Runtime
+from gateway.workers.pool import Placement, WorkerState
+from routing.model_choice import ModelChoice
+
+
+@dataclass(slots=True)
+class Reply:
+    """The answer to send: a whole JSON body, or a stream of SSE bytes."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    usage: Usage | None = None
+    """A whole answer's `usage`, as the worker reported it."""
+
+
+StreamEnd = Callable[[StreamOutcome, Usage, bool], None]
+"""Called when a relayed stream ends: its outcome, the tokens it used (reported, else counted), and
+whether the model first chosen answered it (not a fallback)."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One request on its way along the chain: what was asked and where the answer goes, then its tries
+    so far (every worker tried, the last failure, the deadline set by the first try)."""
+
+    runtime: Runtime
+    request: InferenceRequest
+    record: RequestRecord
+    choice: ModelChoice
+    client_wants_usage: bool
+    on_stream_end: StreamEnd
+    capture: list[bytes] | None
+    """A stream's data payloads are collected in it (for the cache)."""
+    tried: set[str] = field(default_factory=set)
+    attempts: int = 0
+    last_error: GatewayError | None = None
+    deadline: float | None = None
+    """The loop time by which the request must be answered, from the first worker's timeouts."""
+
+    def start(self, attempt: Attempt) -> bool:
+        """Count `attempt` as made (on the record too); True when it is a retry."""
+        self.attempts += 1
+        record = self.record
+        record.attempts, record.worker, record.model = self.attempts, attempt.placement.name, attempt.model
+        self.tried.add(attempt.placement.name)
+        return self.attempts > 1
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of a call: the model tried (the chosen one or a fallback), the worker and its protocol, and
+    the time limits the try runs under."""
+
+    call: Call
+    model: str
+    placement: Placement
+    protocol: WorkerProtocol
+    deadline: float
+    first_byte: float
+    idle: float
+    slot_held: bool
+    """The worker's in-flight count already includes this try (a slot the request waited for)."""
+
+
+class AttemptRunner:
+    def __init__(self, client: WorkerClient, lifecycle: Lifecycle, slots: WorkerSlots) -> None:
+        self._client = client
+        self._lifecycle = lifecycle
+        self._slots = slots
+
+    async def run(self, attempt: Attempt) -> Reply:
+        """The worker's answer: read whole, or a stream to relay (which releases the slot when it ends).
+        Raises the worker's failure before the first byte, for the chain to retry elsewhere or not."""
+        placement, protocol, request = attempt.placement, attempt.protocol, attempt.call.request
+        state = placement.state
+        try:
+            path, payload = protocol.request(request, placement)
+        except BaseException:
+            if attempt.slot_held:
+                self.release(state)
+            raise
+        record = attempt.call.record
+        wait = min(attempt.first_byte, attempt.deadline - asyncio.get_running_loop().time())
+        if not attempt.slot_held:
+            state.in_flight += 1
+        handed_to_stream = False
+        began = time.perf_counter()
+        try:
+            response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait,
+                                               rejection=protocol.rejection)
+            if not request.stream:
+                body = await self._client.read_body(response, placement.name, wait)
+                return self._whole(attempt, body)
+            reply = self._stream(attempt, response)
+            handed_to_stream = True
+            return reply
+        finally:
+            record.upstream_s += time.perf_counter() - began
+            if not handed_to_stream:
+                self.release(state)
+
+    def release(self, state: WorkerState) -> None:
+        if state.spec.max_concurrent is None:
+            state.in_flight -= 1
+        else:
+            self._slots.release(state)  # to the next request in line, if one waits
+
+    @staticmethod
+    def _whole(attempt: Attempt, body: bytes) -> Reply:
+        placement = attempt.placement
+        body = attempt.protocol.answer(attempt.call.request, placement, body, attempt.call.record.request_id)
+        try:
+            usage = checked_usage(body)
+        except ValueError as exc:
+            raise UpstreamError(f"worker {placement.name!r} answered 200 with a body that is not a JSON "
+                                f"object ({exc})", code="invalid_upstream_answer") from None
+        return Reply(headers={}, body=body, usage=usage)
+
+    def _stream(self, attempt: Attempt, response: WorkerResponse) -> Reply:
+        call, placement = attempt.call, attempt.placement
+        request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
+        prompt_estimate = request.prompt_tokens_estimate()
+        first_choice = attempt.model == call.choice.model
+
+        def finished(outcome: StreamOutcome) -> None:
+            self.release(state)
+            self._lifecycle.stream_ended(cutoff)
+            record.first_token = outcome.first_content_at
+            record.client_disconnected = outcome.client_disconnected
+            if outcome.error is not None:
+                record.error = outcome.error.error_code
+            usage = Usage.from_dict(outcome.usage)
+            if usage is None:  # the client left first: what was streamed
+                usage = Usage(prompt_estimate, outcome.content_chunks, prompt_estimate + outcome.content_chunks)
+            record.tokens_counted = outcome.usage is None or outcome.usage_counted_by_gateway
+            record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            on_stream_end(outcome, usage, first_choice)
+
+        if call.capture is not None:
+            call.capture.clear()  # a retried attempt starts over
+        cutoff = self._lifecycle.stream_started()
+        stream = attempt.protocol.relay(response, StreamRelay(
+            worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
+            request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
+            client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
+            capture=call.capture, cutoff=cutoff))
+        return Reply(headers={}, stream=stream)

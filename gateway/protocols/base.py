@@ -1,0 +1,93 @@
+"""What every worker protocol is: the one interface the forwarder talks to workers through, and what each
+protocol declares about itself (the API surfaces its workers serve natively, the request parameters it
+understands).
+
+A protocol maps a request to the path and body its workers take, their whole answer back to the OpenAI
+shape, their stream to the client's SSE (relayed by `gateway.upstream`, which does the I/O), and their
+refusals to our errors. It is stateless: one instance serves every request of every worker of its
+kinds (`gateway.protocols.registry`). Adding a protocol is one module implementing `WorkerProtocol` and
+one line in the registry; the forwarder does not change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gateway.errors import WorkerRejected, worker_error
+from gateway.surfaces.request import Endpoint, InferenceRequest
+from gateway.upstream.client import WorkerResponse
+from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
+from gateway.workers.pool import Placement
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a protocol's workers can be asked."""
+
+    surfaces: frozenset[Endpoint]
+    """The API surfaces its workers serve natively (`chat/completions`, `completions`, `embeddings`)."""
+    parameters: Mapping[Endpoint, frozenset[str]] | None = None
+    """Per surface, the request parameters the protocol understands; any other one is not sent (the
+    worker would not understand it). None: the body goes to the worker as the client sent it, every
+    parameter, and the worker judges (vLLM refuses what it does not know, with a 400)."""
+
+    def serves(self, surface: Endpoint) -> bool:
+        return surface in self.surfaces
+
+    def understands(self, surface: Endpoint, parameter: str) -> bool:
+        """Whether `parameter` of a `surface` request reaches the worker (as it is or mapped)."""
+        if surface not in self.surfaces:
+            return False
+        return self.parameters is None or parameter in self.parameters.get(surface, ())
+
+
+@dataclass(slots=True)
+class StreamRelay:
+    """What relaying one worker stream needs: who answers it, for which request, within which limits, and
+    where its outcome goes. One per streamed attempt."""
+
+    worker_name: str
+    upstream_model: str
+    """The worker's own id of the model (the name a translated stream shows)."""
+    endpoint: Endpoint
+    request_id: str
+    idle_timeout: float
+    deadline: float
+    """The loop time by which the whole stream must be over."""
+    client_wants_usage: bool
+    prompt_tokens_estimate: int
+    on_end: Callable[[StreamOutcome], None]
+    capture: list[bytes] | None
+    """Every chunk's JSON is appended to it (for the cache), the usage chunk included."""
+    cutoff: StreamCutoff
+    """How the gateway ends the stream early (its drain deadline)."""
+
+
+class WorkerProtocol(ABC):
+    """How the gateway talks to one kind of worker."""
+
+    capabilities: ClassVar[Capabilities]
+
+    @abstractmethod
+    def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
+        """The path (below the worker's URL) and the JSON body to POST for `request` on `placement` (under
+        the worker's own id of the model). Raises `InvalidRequest` for what the workers cannot do."""
+
+    @abstractmethod
+    def answer(self, request: InferenceRequest, placement: Placement, body: bytes, request_id: str) -> bytes:
+        """A worker's whole 2xx answer as the OpenAI body of `request`'s surface. Raises the worker's error for
+        an error it carries, and `UpstreamError` for a body that is not the worker's."""
+
+    @abstractmethod
+    def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
+        """The client's SSE bytes for the worker's open stream, ending `[DONE]` (an error event first when
+        the stream fails); `stream.on_end` gets the outcome whatever happens."""
+
+    @staticmethod
+    def rejection(status: int, body: bytes) -> WorkerRejected:
+        """A worker's non-2xx answer as our error. The default reads every shape workers send: OpenAI's,
+        vLLM's (integer `code`s, class-like `type`s), `{"error": "text"}` (Ollama's), plain text."""
+        return worker_error(status, body)

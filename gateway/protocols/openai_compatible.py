@@ -1,0 +1,40 @@
+"""The OpenAI-compatible protocol: vLLM, llama.cpp's servers, OpenAI itself. The request goes to the
+worker as the client sent it, but for `model` (the worker's own id of it); the answer and the SSE
+stream come back as they are, checked on the way (`gateway.upstream.sse_relay`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import msgspec
+
+from gateway.protocols.base import Capabilities, StreamRelay, WorkerProtocol
+from gateway.surfaces.request import InferenceRequest
+from gateway.upstream.client import WorkerResponse
+from gateway.upstream.sse_relay import relay_sse
+from gateway.workers.pool import Placement
+
+_encode = msgspec.json.Encoder().encode
+
+
+class OpenAICompatible(WorkerProtocol):
+    """Workers that speak the OpenAI API under `/v1` (their catalog URL ends there)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        surfaces=frozenset({"chat/completions", "completions", "embeddings"}), parameters=None)
+
+    def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
+        body = request.body
+        body["model"] = placement.upstream_model
+        return "/" + request.endpoint, _encode(body)
+
+    def answer(self, request: InferenceRequest, placement: Placement, body: bytes, request_id: str) -> bytes:
+        return body  # already the OpenAI shape (the forwarder checks it is a JSON object)
+
+    def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
+        return relay_sse(response, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,
+                         deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
+                         prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,
+                         capture=stream.capture, cutoff=stream.cutoff)

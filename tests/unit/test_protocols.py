@@ -1,0 +1,228 @@
+"""Worker protocols (`gateway.protocols`): every catalog worker kind has one; each declares the surfaces it
+serves and the parameters it understands, and the declaration is what its mapping does; each maps a
+request to its path and body, an answer back to OpenAI's shape, and a worker's refusal to our error.
+(Ollama's translation itself is pinned on its documentation in tests/contract/test_ollama_translation.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any, get_args
+
+import pytest
+from aiohttp import ClientSession, web
+
+from gateway.errors import InvalidRequest, WorkerRejected
+from gateway.protocols import PROTOCOL_BY_KIND, Capabilities, OllamaNative, OpenAICompatible, protocols_by_kind
+from gateway.protocols.base import StreamRelay
+from gateway.protocols.ollama_answers import StreamTranslator
+from gateway.protocols.ollama_requests import PARAMETERS, to_ollama
+from gateway.surfaces.request import Endpoint, InferenceRequest
+from gateway.upstream.client import WorkerTarget
+from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
+from gateway.workers.pool import Placement, WorkerState
+from routing.catalog import WorkerKind, WorkerSpec
+
+SURFACES: tuple[Endpoint, ...] = ("chat/completions", "completions", "embeddings")
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+# What a body needs on each surface, and what is read outside the request mapping: `model` (the worker's id
+# replaces it), `stream_options` (the gateway's usage chunk), `encoding_format` (the answer's packing), `n`
+# (only 1 is taken).
+REQUIRED: dict[Endpoint, dict[str, Any]] = {"chat/completions": {"messages": [{"role": "user", "content": "x"}]},
+                                            "completions": {"prompt": "x"}, "embeddings": {"input": "x"}}
+_GENERATING_OUTSIDE = {"model": "chat", "stream_options": {"include_usage": True}, "n": 1}
+OUTSIDE_THE_MAPPING: dict[Endpoint, dict[str, Any]] = {
+    "chat/completions": _GENERATING_OUTSIDE, "completions": _GENERATING_OUTSIDE,
+    "embeddings": {"model": "embed", "encoding_format": "base64"}}
+GENERATING: dict[str, Any] = {
+    "stream": True, "response_format": {"type": "json_object"}, "format": "json", "options": {"mirostat": 1},
+    "top_k": 20, "min_p": 0.05, "typical_p": 0.9, "repeat_penalty": 1.1, "repetition_penalty": 1.2,
+    "temperature": 0.2, "top_p": 0.9, "seed": 42, "frequency_penalty": 1.0, "presence_penalty": 1.5,
+    "max_tokens": 100, "max_completion_tokens": 50, "stop": "\n", "keep_alive": "5m", "think": True,
+    "reasoning_effort": "low"}
+SAMPLES: dict[Endpoint, dict[str, Any]] = {
+    "chat/completions": GENERATING | {"tools": [WEATHER_TOOL], "tool_choice": "none"},
+    "completions": GENERATING | {"suffix": "end"},
+    "embeddings": {"dimensions": 8, "keep_alive": "5m"},
+}
+"""A value of each parameter Ollama's mapping reads, per surface."""
+UNDECLARED = {"logit_bias": {"50256": -100}, "logprobs": True, "top_logprobs": 2, "user": "u", "echo": True,
+              "parallel_tool_calls": False, "best_of": 2, "service_tier": "auto", "metadata": {"a": "b"},
+              "store": True, "session_id": "s", "prediction": {"type": "content", "content": "x"}}
+
+
+def placement(kind: WorkerKind, *, upstream_model: str = "llama3.2", num_ctx: int | None = None) -> Placement:
+    spec = WorkerSpec(name="w-1", kind=kind, models=("chat",), base_url="http://127.0.0.1:9")
+    return Placement(WorkerState(spec=spec, target=WorkerTarget.for_worker(spec, {})), upstream_model, num_ctx)
+
+
+def ollama_payload(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+    _, raw = to_ollama(endpoint, body, upstream_model="llama3.2", num_ctx=None)
+    decoded = json.loads(raw)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+# --- the registry -------------------------------------------------------------------------------------
+
+
+def test_every_catalog_worker_kind_has_a_protocol() -> None:
+    assert set(PROTOCOL_BY_KIND) == set(get_args(WorkerKind))
+    assert PROTOCOL_BY_KIND["ollama"] is OllamaNative
+    assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai", "local")} == {OpenAICompatible}
+
+
+def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
+    table = protocols_by_kind()
+    assert table["vllm"] is table["openai"] is table["local"]
+    assert isinstance(table["ollama"], OllamaNative)
+    assert protocols_by_kind()["vllm"] is not table["vllm"]  # each forwarder its own: no module-level state
+
+
+# --- declared capabilities ------------------------------------------------------------------------------
+
+
+def test_both_protocols_serve_every_surface_natively() -> None:
+    for protocol in (OpenAICompatible, OllamaNative):
+        assert protocol.capabilities.surfaces == frozenset(SURFACES)
+        assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
+
+
+def test_openai_compatible_workers_get_every_parameter() -> None:
+    capabilities = OpenAICompatible.capabilities
+    assert capabilities.parameters is None
+    assert all(capabilities.understands(s, p) for s in SURFACES for p in (*UNDECLARED, "anything_new"))
+
+
+def test_ollama_understands_what_its_mapping_reads() -> None:
+    capabilities = OllamaNative.capabilities
+    assert capabilities.parameters is PARAMETERS
+    for surface in SURFACES:
+        assert PARAMETERS[surface] == {*REQUIRED[surface], *SAMPLES[surface], *OUTSIDE_THE_MAPPING[surface]}
+        assert not any(capabilities.understands(surface, p) for p in UNDECLARED)
+    assert capabilities.understands("chat/completions", "tools")
+    assert not capabilities.understands("completions", "tools")
+    assert not capabilities.understands("embeddings", "temperature")
+
+
+def test_a_surface_not_served_understands_nothing() -> None:
+    chat_only = Capabilities(surfaces=frozenset({"chat/completions"}))
+    assert chat_only.understands("chat/completions", "anything")
+    assert not chat_only.serves("embeddings") and not chat_only.understands("embeddings", "input")
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_each_declared_ollama_parameter_is_read(surface: Endpoint) -> None:
+    """Each parameter alone changes what Ollama gets (`tool_choice` given tools)."""
+    for name, value in SAMPLES[surface].items():
+        base = REQUIRED[surface] | ({"tools": [WEATHER_TOOL]} if name == "tool_choice" else {})
+        assert ollama_payload(surface, base | {name: value}) != ollama_payload(surface, base), name
+
+
+@pytest.mark.parametrize("surface", SURFACES)
+def test_undeclared_parameters_do_not_reach_ollama(surface: Endpoint) -> None:
+    declared = REQUIRED[surface] | SAMPLES[surface] | OUTSIDE_THE_MAPPING[surface]
+    assert ollama_payload(surface, declared | UNDECLARED) == ollama_payload(surface, declared)
+
+
+def test_what_ollama_cannot_do_is_refused_not_dropped() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        OllamaNative().request(InferenceRequest("chat/completions", REQUIRED["chat/completions"] | {"n": 2},
+                                                stream=False), placement("ollama"))
+    assert caught.value.param == "n"
+
+
+# --- mappings ---------------------------------------------------------------------------------------------
+
+
+def test_openai_compatible_requests_go_as_sent_under_the_workers_model_id() -> None:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "n": 3}
+    path, payload = OpenAICompatible().request(InferenceRequest("chat/completions", body, stream=False),
+                                               placement("vllm", upstream_model="meta-llama/Llama-3.2-3B"))
+    assert path == "/chat/completions"
+    assert json.loads(payload) == body | {"model": "meta-llama/Llama-3.2-3B"}
+    path, _ = OpenAICompatible().request(InferenceRequest("embeddings", {"input": "x"}, stream=False),
+                                         placement("vllm"))
+    assert path == "/embeddings"
+
+
+def test_openai_compatible_answers_pass_unchanged() -> None:
+    answer = b'{"id": "x", "choices": []}'
+    request = InferenceRequest("chat/completions", {}, stream=False)
+    assert OpenAICompatible().answer(request, placement("vllm"), answer, "req_1") is answer
+
+
+def test_ollama_requests_take_the_workers_model_and_num_ctx() -> None:
+    path, payload = OllamaNative().request(InferenceRequest("chat/completions", REQUIRED["chat/completions"],
+                                                            stream=False), placement("ollama", num_ctx=8192))
+    assert path == "/api/chat"
+    assert json.loads(payload) == {"model": "llama3.2", "messages": [{"role": "user", "content": "x"}],
+                                   "options": {"num_ctx": 8192}, "stream": False}
+
+
+def test_ollama_answers_become_openai_answers_in_the_clients_encoding() -> None:
+    request = InferenceRequest("embeddings", {"input": "x", "encoding_format": "base64"}, stream=False)
+    body = OllamaNative().answer(request, placement("ollama", upstream_model="all-minilm"),
+                                 b'{"embeddings": [[0.5, 1.0]], "prompt_eval_count": 2}', "req_1")
+    answer = json.loads(body)
+    assert answer["model"] == "all-minilm" and answer["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
+    assert answer["data"][0]["embedding"] == "AAAAPwAAgD8="  # 0.5 and 1.0 as little-endian float32
+
+
+@pytest.mark.parametrize("protocol", [OpenAICompatible(), OllamaNative()])
+def test_worker_refusals_become_openai_errors(protocol: OpenAICompatible | OllamaNative) -> None:
+    vllm = protocol.rejection(400, b'{"object": "error", "message": "bad", "type": "BadRequestError", "param": null, '
+                                   b'"code": 400}')
+    assert isinstance(vllm, WorkerRejected) and vllm.status_code() == 400 and vllm.message == "bad"
+    assert vllm.error_code == "upstream_error" and vllm.body()["error"]["type"] == "invalid_request_error"
+    ollama = protocol.rejection(503, b'{"error": "server busy, please try again.  maximum pending requests exceeded"}')
+    assert ollama.status_code() == 503 and ollama.message.startswith("server busy")
+
+
+def test_a_translator_has_no_usage_before_its_final_line() -> None:
+    translator = StreamTranslator("completions", model="m")
+    assert [c["choices"][0]["text"] for c in translator.feed(b'{"response": "Hi", "done": false}')] == ["Hi"]
+    assert not translator.done
+    with pytest.raises(ValueError):
+        translator.final_usage(prompt_estimate=1, completion_estimate=1)
+
+
+# --- streams ------------------------------------------------------------------------------------------------
+
+
+async def test_openai_compatible_streams_are_relayed_as_they_come() -> None:
+    chunk = b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}'
+    usage = b'{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,' \
+            b'"completion_tokens":1,"total_tokens":4}}'
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b": keep-alive\n\ndata: " + chunk + b"\n\ndata: " + usage + b"\n\ndata: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        outcomes: list[StreamOutcome] = []
+        captured: list[bytes] = []
+        try:
+            async with ClientSession() as session:
+                response = await session.post(f"http://127.0.0.1:{sock.getsockname()[1]}/v1/chat/completions")
+                events = [e async for e in OpenAICompatible().relay(response, StreamRelay(
+                    worker_name="w-1", upstream_model="m", endpoint="chat/completions", request_id="req_1",
+                    idle_timeout=5, deadline=asyncio.get_running_loop().time() + 10, client_wants_usage=False,
+                    prompt_tokens_estimate=1, on_end=outcomes.append, capture=captured, cutoff=StreamCutoff()))]
+        finally:
+            await runner.cleanup()
+    assert events == [b"data: " + chunk + b"\n\n", b"data: [DONE]\n\n"]  # the usage chunk only if asked
+    assert captured == [chunk, usage]
+    [outcome] = outcomes
+    assert outcome.completed and outcome.usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
