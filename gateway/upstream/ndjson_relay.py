@@ -21,6 +21,7 @@ import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.ollama_translation import Endpoint, StreamTranslator, decode_line, has_content, usage_of
+from gateway.upstream.sse_events import NdjsonSplitter, StreamFormatError
 from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -109,21 +110,12 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
     content = response.content
-    buffer = bytearray()
-    while True:
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = bytes(buffer[start:end]).strip()
-            start = end + 1
-            if line:
+    lines = NdjsonSplitter(MAX_LINE_BYTES)
+    try:
+        while data := await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff):
+            for line in lines.feed(data):
                 yield line
-        del buffer[:start]
-        if len(buffer) > MAX_LINE_BYTES:
-            raise UpstreamError(f"worker {worker_name!r} sent a stream line longer than {MAX_LINE_BYTES} bytes")
-        data = await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff)
-        if not data:
-            tail = bytes(buffer).strip()
-            if tail:
-                yield tail
-            return
-        buffer += data
+        for line in lines.end():
+            yield line
+    except StreamFormatError as exc:
+        raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
