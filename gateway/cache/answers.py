@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.upstream.stream_folding import StreamFolder
+
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.Encoder().encode
 _ID_PREFIX = {"chat/completions": "chatcmpl-", "completions": "cmpl-"}
@@ -93,71 +95,46 @@ def as_sse(answer: CachedAnswer, *, include_usage: bool) -> list[bytes]:
 
 
 def _assemble(answer: CachedAnswer) -> dict[str, Any]:
-    """A stream's chunks folded into the whole answer (content, tool calls, finish reason, usage)."""
-    chat = answer.endpoint == "chat/completions"
-    choices: dict[int, dict[str, Any]] = {}
-    head: dict[str, Any] = {}
-    usage = None
+    """A stored stream's chunks folded into the whole answer."""
+    folder = StreamFolder(answer.endpoint)
     for raw in answer.chunks or ():
-        chunk = _json_decode(raw)
-        head = head or chunk
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        for part in chunk.get("choices") or ():
-            index = part.get("index", 0)
-            choice = choices.setdefault(index, {"index": index, "finish_reason": None, "text": "",
-                                                "content": "", "tool_calls": {}})
-            if part.get("finish_reason"):
-                choice["finish_reason"] = part["finish_reason"]
-            if chat:
-                delta = part.get("delta") or {}
-                choice["content"] += delta.get("content") or ""
-                for call in delta.get("tool_calls") or ():
-                    merged = choice["tool_calls"].setdefault(call.get("index", 0), {
-                        "id": None, "type": "function", "function": {"name": "", "arguments": ""}})
-                    merged["id"] = call.get("id") or merged["id"]
-                    function = call.get("function") or {}
-                    merged["function"]["name"] += function.get("name") or ""
-                    merged["function"]["arguments"] += function.get("arguments") or ""
-            else:
-                choice["text"] += part.get("text") or ""
-    out = []
-    for index in sorted(choices):
-        c = choices[index]
-        if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": c["content"] or None}
-            if c["tool_calls"]:
-                message["tool_calls"] = [c["tool_calls"][i] for i in sorted(c["tool_calls"])]
-            out.append({"index": index, "message": message, "logprobs": None, "finish_reason": c["finish_reason"]})
-        else:
-            out.append({"index": index, "text": c["text"], "logprobs": None, "finish_reason": c["finish_reason"]})
-    body: dict[str, Any] = {"id": head.get("id", ""), "object": "chat.completion" if chat else "text_completion",
-                            "created": head.get("created", 0), "model": head.get("model", ""), "choices": out}
-    if usage is not None:
-        body["usage"] = usage
-    return body
+        folder.add(_json_decode(raw))
+    return folder.answer()
 
 
 def _split(answer: CachedAnswer) -> list[dict[str, Any]]:
-    """A whole answer cut into stream chunks: everything in one delta, then the finish, then usage."""
+    """A whole answer cut into stream chunks: everything in one delta (logprobs too), then the finish,
+    then usage; folding them gives the answer back."""
     assert answer.body is not None
     body = _json_decode(answer.body)
     chat = answer.endpoint == "chat/completions"
     base = {"object": "chat.completion.chunk" if chat else "text_completion", "model": body.get("model", "")}
+    if body.get("system_fingerprint") is not None:
+        base["system_fingerprint"] = body["system_fingerprint"]
     first, last = [], []
     for choice in body.get("choices") or ():
         index = choice.get("index", 0)
+        logprobs = choice.get("logprobs")
         if chat:
-            message = choice.get("message") or {}
-            delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-            if message.get("tool_calls"):
-                delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
-            first.append({"index": index, "delta": delta, "logprobs": None, "finish_reason": None})
+            first.append({"index": index, "delta": _delta(choice.get("message") or {}), "logprobs": logprobs,
+                          "finish_reason": None})
             last.append({"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason")})
         else:
-            first.append({"index": index, "text": choice.get("text") or "", "logprobs": None, "finish_reason": None})
+            first.append({"index": index, "text": choice.get("text") or "", "logprobs": logprobs,
+                          "finish_reason": None})
             last.append({"index": index, "text": "", "logprobs": None, "finish_reason": choice.get("finish_reason")})
     chunks = [{**base, "choices": first}, {**base, "choices": last}]
     if body.get("usage"):
         chunks.append({**base, "choices": [], "usage": body["usage"]})
     return chunks
+
+
+def _delta(message: dict[str, Any]) -> dict[str, Any]:
+    """A whole message as one delta: role, content, and reasoning, refusal and tool calls if it has them."""
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    for name in ("reasoning_content", "refusal"):
+        if message.get(name):
+            delta[name] = message[name]
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
+    return delta

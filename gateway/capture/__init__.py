@@ -1,7 +1,7 @@
 """Interaction capture for fine-tuning: opted-in request/response pairs, redacted, in rotating JSONL files.
 
     gateway.capture.interactions   InteractionCapture: wraps replies, buffers, writes in the background
-    gateway.capture.streams        a relayed SSE stream reassembled into one answer
+                                   (streams are folded by gateway.upstream.stream_folding)
     gateway.capture.redaction      PII redaction (emails, phone numbers, configured regexes)
     gateway.capture.store          the append-only store: rotation, size cap, reading back
     gateway.capture.dataset        fine-tuning sets (chat, preference) and their stats

@@ -35,9 +35,10 @@ import structlog
 from gateway.auth.authenticator import Caller
 from gateway.capture.redaction import Redactor
 from gateway.capture.store import CaptureWriter, find_interaction
-from gateway.capture.streams import assemble, ends_with_done
 from gateway.observability.request_record import RequestRecord
 from gateway.operator_patterns import parse_patterns
+from gateway.upstream.sse_events import ends_with_done
+from gateway.upstream.stream_folding import gather_sse
 from routing.catalog import Catalog
 
 _log = structlog.get_logger("gateway.capture")
@@ -176,8 +177,8 @@ class _Pending:
             return record
         error: dict[str, Any] | None = None
         if self.events is not None:
-            assembled = assemble(record["endpoint"], self.events)
-            response, error = assembled.response, assembled.error
+            gathered = gather_sse(record["endpoint"], self.events)
+            response, error = gathered.answer(), gathered.error
         else:
             decoded = _decode(self.body or b"{}")
             response = decoded if isinstance(decoded, dict) else {"value": decoded}

@@ -19,12 +19,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+
+from gateway.upstream.stream_folding import StreamGatherer
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -171,12 +173,6 @@ def _worker_line(row: dict[str, Any]) -> str:
 # chat -----------------------------------------------------------------------------------------------
 
 
-def _sse_data(lines: Iterator[str]) -> Iterator[str]:
-    for line in lines:
-        if line.startswith("data:"):
-            yield line[5:].strip()
-
-
 def chat(args: argparse.Namespace) -> int:
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
@@ -215,23 +211,20 @@ def chat(args: argparse.Namespace) -> int:
                               file=sys.stderr)
                         return 1
                     headers = response.headers
-                    for data in _sse_data(response.iter_lines()):
-                        if data == "[DONE]":
-                            break
-                        chunk = json.loads(data)
-                        if "error" in chunk:
+                    gathered = StreamGatherer("chat/completions")
+                    for data in response.iter_bytes():
+                        if text := gathered.feed(data):
+                            out.write(text)
+                            out.flush()
+                        if gathered.error is not None:
                             out.write("\n")
                             out.flush()
-                            error = chunk["error"]
-                            message_text = error.get("message") if isinstance(error, dict) else error
-                            print(f"llm-gateway chat: the stream failed: {message_text}", file=sys.stderr)
+                            print(f"llm-gateway chat: the stream failed: {gathered.error.get('message')}",
+                                  file=sys.stderr)
                             return 1
-                        usage = chunk.get("usage") or usage
-                        for choice in chunk.get("choices") or ():
-                            text = (choice.get("delta") or {}).get("content")
-                            if text:
-                                out.write(text)
-                                out.flush()
+                        if gathered.completed:
+                            break
+                    usage = gathered.folder.usage or usage
                     out.write("\n")
     except httpx.HTTPError as exc:
         print(f"llm-gateway chat: cannot reach {url} ({exc})", file=sys.stderr)
@@ -401,26 +394,19 @@ async def _one(client: httpx.AsyncClient, item: BatchItem, stream: bool) -> Batc
 
 
 async def _read_stream(response: httpx.Response, result: BatchResult, started: float) -> None:
+    gathered = StreamGatherer("chat/completions")
     parts: list[str] = []
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            result.ok = result.error is None
+    async for data in response.aiter_bytes():
+        if text := gathered.feed(data):
+            if result.ttft_s is None:
+                result.ttft_s = time.perf_counter() - started
+            parts.append(text)
+        if gathered.completed:
             break
-        chunk = json.loads(data)
-        if "error" in chunk:
-            error = chunk["error"]
-            result.error = str(error.get("message") if isinstance(error, dict) else error)
-            continue
-        _count(result, chunk.get("usage"))
-        for choice in chunk.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                if result.ttft_s is None:
-                    result.ttft_s = time.perf_counter() - started
-                parts.append(text)
+    if gathered.error is not None:
+        result.error = str(gathered.error.get("message"))
+    result.ok = gathered.completed and result.error is None
+    _count(result, gathered.folder.usage)
     result.answer = "".join(parts)
     if not result.ok and result.error is None:
         result.error = "the stream ended without [DONE]"

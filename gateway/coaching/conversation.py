@@ -10,9 +10,10 @@ name, else the default model.
 
 With a `session_id`, the client sends only its new messages: the gateway prepends the kept history
 (trimmed to the context's `history_tokens`, latest turns first) and, once the answer is complete,
-appends the new messages and the answer. A stream is passed through byte for byte while its content
-is gathered; the turn is kept only when the stream ended with `[DONE]` and no error event. Failing to
-keep it fails the turn (503 `store_unavailable`, or that error as the stream's last event).
+appends the new messages and the answer. A stream is passed through byte for byte while its answer
+is gathered (`gateway.upstream.stream_folding`); the turn is kept only when the stream ended with
+`[DONE]` and no error event. Failing to keep it fails the turn (503 `store_unavailable`, or that error
+as the stream's last event).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gateway.inference.pipeline import InferencePipeline, Reply
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces.request import InferenceRequest, decode_inference_request
 from gateway.upstream.sse_relay import error_event
+from gateway.upstream.stream_folding import StreamGatherer
 from gateway.workers.active_catalog import RuntimeHolder
 from routing.model_choice import ModelChooser, UnknownModel
 
@@ -127,53 +129,32 @@ def answer_of(body: bytes) -> Message | None:
 
 async def recording(stream: AsyncIterator[bytes], save: Callable[[Message], Awaitable[None]]
                     ) -> AsyncIterator[bytes]:
-    """Pass `stream` through event by event, gathering the first choice's content; before `[DONE]`, if
-    no error event came, `save` the answer (its failure becomes an error event)."""
-    parts: list[str] = []
-    failed = False
-    pending = b""
+    """Pass `stream` through as it comes, gathering the answer; before the piece that carries `[DONE]`
+    (the relay yields whole events, `[DONE]` on its own), if no error event came, `save` the first
+    choice's content (its failure becomes an error event)."""
+    gathered = StreamGatherer("chat/completions")
     try:
-        async for chunk in stream:
-            pending += chunk
-            while (end := pending.find(b"\n\n")) >= 0:
-                event, pending = pending[:end + 2], pending[end + 2:]
-                data = _data_of(event)
-                if data == b"[DONE]" and not failed:
+        async for piece in stream:
+            if not gathered.completed:
+                gathered.feed(piece)
+                if gathered.completed and gathered.error is None:
                     try:
-                        await save({"role": "assistant", "content": "".join(parts)})
+                        await save({"role": "assistant", "content": _first_content(gathered.answer())})
                     except GatewayError as exc:
                         yield error_event(exc)
-                elif data is not None and data != b"[DONE]":
-                    failed = _gather(data, parts) or failed
-                yield event
-        if pending:
-            yield pending
+            yield piece
     finally:
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()  # the relay releases the worker and settles the tokens now, not at GC
 
 
-def _data_of(event: bytes) -> bytes | None:
-    lines = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
-    return b"\n".join(lines) if lines else None
-
-
-def _gather(data: bytes, parts: list[str]) -> bool:
-    """Add the chunk's content to `parts`; True if the chunk is an error (or unreadable)."""
-    try:
-        chunk = _decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
-        return True
-    if not isinstance(chunk, dict) or "error" in chunk:
-        return True
-    for choice in chunk.get("choices") or ():
-        if isinstance(choice, dict) and choice.get("index", 0) == 0:
-            delta = choice.get("delta")
-            content = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(content, str):
-                parts.append(content)
-    return False
+def _first_content(answer: dict[str, Any]) -> str:
+    for choice in answer["choices"]:
+        if choice["index"] == 0:
+            content = choice["message"]["content"]
+            return content if isinstance(content, str) else ""
+    return ""
 
 
 class Coach:

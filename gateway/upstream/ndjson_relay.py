@@ -22,7 +22,8 @@ import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
-from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
+from gateway.upstream.sse_events import NdjsonSplitter, StreamFormatError
+from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, has_content, read_mid_stream
 
 
 class LineTranslator(Protocol):
@@ -83,11 +84,11 @@ async def relay_ndjson(
                 done = translator.done
                 if done:
                     # Counted before the last line goes out, so a client leaving now is billed right.
-                    with_content = outcome.content_chunks + sum(1 for c in chunks if _has_content(c))
+                    with_content = outcome.content_chunks + sum(1 for c in chunks if has_content(c))
                     outcome.usage, outcome.usage_counted_by_gateway = translator.final_usage(
                         prompt_estimate=prompt_tokens_estimate, completion_estimate=with_content)
                 for chunk in chunks:
-                    if _has_content(chunk):
+                    if has_content(chunk):
                         outcome.content_chunks += 1
                         if outcome.first_content_at is None:
                             outcome.first_content_at = time.perf_counter()
@@ -127,33 +128,13 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
     content = response.content
-    buffer = bytearray()
-    while True:
-        start = 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            line = bytes(buffer[start:end]).strip()
-            start = end + 1
-            if line:
+    lines = NdjsonSplitter(MAX_LINE_BYTES)
+    try:
+        while data := await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff):
+            for line in lines.feed(data):
                 yield line
-        del buffer[:start]
-        if len(buffer) > MAX_LINE_BYTES:
-            raise UpstreamError(f"worker {worker_name!r} sent a stream line longer than {MAX_LINE_BYTES} bytes")
-        data = await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff)
-        if not data:
-            tail = bytes(buffer).strip()
-            if tail:
-                yield tail
-            return
-        buffer += data
+        for line in lines.end():
+            yield line
+    except StreamFormatError as exc:
+        raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
 
-
-def _has_content(chunk: dict[str, Any]) -> bool:
-    """Whether an OpenAI chunk carries generated output (text, reasoning or tool calls)."""
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta")
-        if delta is not None:
-            if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
-                return True
-        elif choice.get("text"):
-            return True
-    return False

@@ -4,7 +4,8 @@ Honest streams: comments are dropped, the worker's mid-stream errors are normali
 that breaks, stalls past the idle timeout, ends without `[DONE]` or is cut by the gateway (its drain
 deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
 gateway always asks the worker for usage; the client gets the usage chunk only if it asked, and one is
-counted here when the worker sends none.
+counted here when the worker sends none. The body is read as it arrives (one bounded read at a time)
+and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable, worker_error
+from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk
 
 DONE = b"data: [DONE]\n\n"
-_decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -81,38 +82,30 @@ async def relay_sse(
     `cutoff`: how the gateway ends the stream early (shutting down)."""
     outcome = StreamOutcome()
     try:
-        async for payload in _events(response, worker_name, idle_timeout, deadline, cutoff):
-            if payload == b"[DONE]":
-                outcome.completed = True
+        async for payloads in _payloads(response, worker_name, idle_timeout, deadline, cutoff):
+            for payload in payloads:
+                if payload == DONE_DATA:
+                    outcome.completed = True
+                    break
+                chunk, has_content = _checked(payload, worker_name)
+                outcome.chunks += 1
+                if capture is not None:
+                    capture.append(payload)
+                usage = chunk.get("usage")
+                if usage:
+                    outcome.usage = usage
+                    if not chunk.get("choices"):  # the usage-only chunk
+                        if client_wants_usage:
+                            yield b"data: " + payload + b"\n\n"
+                        continue
+                if has_content:
+                    outcome.content_chunks += 1
+                    if outcome.first_content_at is None:
+                        outcome.first_content_at = time.perf_counter()
+                outcome.last = chunk
+                yield b"data: " + payload + b"\n\n"
+            if outcome.completed:
                 break
-            try:
-                chunk = _decode(payload)
-            except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
-                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
-            if not isinstance(chunk, dict):
-                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk")
-            if "error" in chunk:
-                raise worker_error(500, payload)
-            try:
-                has_content = _has_content(chunk)
-            except (AttributeError, TypeError):  # `choices` or a `delta` that is not what OpenAI sends
-                raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
-            outcome.chunks += 1
-            if capture is not None:
-                capture.append(payload)
-            usage = chunk.get("usage")
-            if usage:
-                outcome.usage = usage
-                if not chunk.get("choices"):  # the usage-only chunk
-                    if client_wants_usage:
-                        yield b"data: " + payload + b"\n\n"
-                    continue
-            if has_content:
-                outcome.content_chunks += 1
-                if outcome.first_content_at is None:
-                    outcome.first_content_at = time.perf_counter()
-            outcome.last = chunk
-            yield b"data: " + payload + b"\n\n"
         if not outcome.completed:
             raise UpstreamError(f"worker {worker_name!r} ended the stream without [DONE]")
         if client_wants_usage and outcome.usage is None:
@@ -156,29 +149,36 @@ async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str
         raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream ({type(exc).__name__})") from None
 
 
-async def _events(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
-                  cutoff: StreamCutoff | None) -> AsyncIterator[bytes]:
-    """Yield the data payload of each SSE event; comments and other fields are ignored.
+async def _payloads(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
+                    cutoff: StreamCutoff | None) -> AsyncIterator[list[bytes]]:
+    """Yield the data payloads of the SSE events each read of the body completes (one list a read).
     `deadline` is the loop time by which the whole stream must be over."""
     content = response.content
-    data: list[bytes] = []
-    while True:
-        line = await read_mid_stream(content.readline, worker_name, idle, deadline, cutoff)
-        if not line:
-            if data:
-                yield b"\n".join(data)
-            return
-        line = line.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield b"\n".join(data)
-                data = []
-        elif line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(b" ") else value)
+    events = SseSplitter()
+    try:
+        while data := await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff):
+            if payloads := events.feed(data):
+                yield payloads
+        yield events.end()
+    except StreamFormatError as exc:
+        raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
 
 
-def _has_content(chunk: dict[str, Any]) -> bool:
+def _checked(payload: bytes, worker_name: str) -> tuple[dict[str, Any], bool]:
+    """A worker's chunk, and whether it carries content; its error event or a malformed chunk raises."""
+    try:
+        chunk = decode_chunk(payload)
+        if "error" in chunk:
+            raise worker_error(500, payload)
+        return chunk, has_content(chunk)
+    except StreamFormatError as exc:
+        raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
+    except (AttributeError, TypeError):  # `choices` or a `delta` that is not what OpenAI sends
+        raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
+
+
+def has_content(chunk: dict[str, Any]) -> bool:
+    """Whether an OpenAI chunk carries generated output (text, reasoning or tool calls)."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta")
         if delta is not None:

@@ -16,6 +16,7 @@ import pytest
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
 from tests.figures import record_figure
+from tests.reliability.asgi_workers import Answer, answering_worker
 from tests.servers import ServerThread, gateway_processes
 
 ADMIN = "sk-gw-admin-for-cache-tests"
@@ -129,6 +130,40 @@ def test_streams_are_stored_and_replayed_either_way(cached: ServerThread, vllm_s
     hit, chunks = streamed(cached.url, chat(other), **team)
     assert hit.headers["x-gateway-cache"] == "hit" and text_of(chunks) == content_of(stored)
     assert worker_calls(vllm_sim, prompt) == 1 and worker_calls(vllm_sim, other) == 1
+
+
+def thinking_worker_answer(raw: bytes) -> Answer:
+    """A reasoning model's worker: its stream carries `reasoning_content` before the content; a whole answer
+    (which the test never needs: the cache serves those) says so."""
+    if not json.loads(raw).get("stream"):
+        body = {"id": "w", "object": "chat.completion", "created": 1, "model": SIM_MODEL, "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "asked the worker"}, "finish_reason": "stop"}]}
+        return 200, [(b"content-type", b"application/json")], [json.dumps(body).encode()]
+    head = {"id": "chatcmpl-w", "object": "chat.completion.chunk", "created": 1, "model": SIM_MODEL}
+    deltas = [{"role": "assistant", "reasoning_content": "Six "}, {"reasoning_content": "times seven."},
+              {"content": "42"}]
+    chunks = [{**head, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks += [{**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+               {**head, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}]
+    events = [b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks] + [b"data: [DONE]\n\n"]
+    return 200, [(b"content-type", b"text/event-stream")], events
+
+
+def test_a_cached_stream_replays_its_reasoning_as_json_and_as_a_stream() -> None:
+    with ServerThread(answering_worker(thinking_worker_answer)) as worker, \
+            start_gateway(catalog_yaml([("thinker", worker.url)])) as gw:
+        body = chat(f"think {uuid.uuid4()}")
+        first, _ = streamed(gw.url, body)
+        assert first.headers["x-gateway-cache"] == "miss"
+        whole = httpx.post(gw.url + "/v1/chat/completions", json=body)
+        assert whole.headers["x-gateway-cache"] == "hit"
+        assert whole.json()["choices"][0]["message"] == {"role": "assistant", "content": "42",
+                                                         "reasoning_content": "Six times seven."}
+        again, events = streamed(gw.url, body)
+        assert again.headers["x-gateway-cache"] == "hit"
+        deltas = [c["delta"] for e in events for c in e["choices"]]  # type: ignore[attr-defined]
+        assert "".join(d.get("reasoning_content") or "" for d in deltas) == "Six times seven."
+        assert "".join(d.get("content") or "" for d in deltas) == "42"
 
 
 @pytest.mark.figure(8)

@@ -1,5 +1,6 @@
-"""Interaction capture, piece by piece: PII redaction, stream reassembly, the rotating store and its cap,
-the capture's opt-in and pass-through, and the fine-tuning sets built from what was captured."""
+"""Interaction capture, piece by piece: PII redaction, the rotating store and its cap, the capture's opt-in
+and pass-through, and the fine-tuning sets built from what was captured (how a stream is folded into
+one answer: tests/unit/test_stream_folding.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from gateway.capture.dataset import ExportStats, Selection, describe, export, lo
 from gateway.capture.interactions import CaptureConfig, InteractionCapture, route_opt_in
 from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor
 from gateway.capture.store import CaptureWriter, capture_files, find_interaction, read_records
-from gateway.capture.streams import assemble
 from gateway.cli import dataset as dataset_cli
 from gateway.inference.pipeline import Reply
 from gateway.observability.request_record import RequestRecord
@@ -82,41 +82,6 @@ def test_redaction_patterns_are_checked() -> None:
 
 def sse(*payloads: object) -> list[bytes]:
     return [b"data: " + (p if isinstance(p, bytes) else json.dumps(p).encode()) + b"\n\n" for p in payloads]
-
-
-def test_a_chat_stream_folds_into_one_answer() -> None:
-    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
-    events = sse(
-        {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-        {**head, "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
-        {**head, "choices": [{"index": 0, "delta": {"content": "lo", "reasoning_content": "think"}}]},
-        {**head, "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_", "arguments": "{\"a\""}}]}}]},
-        {**head, "choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "function": {"name": "weather", "arguments": ": 1}"}}]}}]},
-        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-        {**head, "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
-        b"[DONE]")
-    folded = assemble("chat/completions", events)
-    assert folded.completed and folded.error is None
-    assert folded.response == {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": "Hello", "reasoning_content": "think",
-            "tool_calls": [{"id": "call_1", "type": "function",
-                            "function": {"name": "get_weather", "arguments": "{\"a\": 1}"}}]}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
-
-
-def test_a_completions_stream_with_an_error_event() -> None:
-    events = sse({"id": "cmpl-1", "choices": [{"index": 0, "text": "Once"}]},
-                 {"id": "cmpl-1", "choices": [{"index": 0, "text": " upon"}]},
-                 {"error": {"message": "worker broke off", "type": "api_error", "param": None, "code": "x"}},
-                 b"[DONE]")
-    folded = assemble("completions", [b"".join(events)])  # several events in one item are fine too
-    assert folded.completed
-    assert folded.response["choices"] == [{"index": 0, "text": "Once upon", "finish_reason": None}]
-    assert folded.error == {"message": "worker broke off", "type": "api_error", "param": None, "code": "x"}
 
 
 # store ---------------------------------------------------------------------------------------------
