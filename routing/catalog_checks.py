@@ -75,8 +75,12 @@ def _check_worker(where: str, worker: WorkerSpec, known: set[str]) -> list[str]:
     if worker.discovery == "dns" and worker.kind == "local":
         problems.append(f"{where}.discovery: local workers are not discovered by DNS")
     if worker.base_url is not None:
-        parts = urlsplit(worker.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(worker.base_url)
+            host = parts.hostname
+        except ValueError:  # e.g. an unclosed `[` of an IPv6 address
+            parts, host = None, None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
             problems.append(f"{where}.base_url: {worker.base_url!r} is not an absolute http(s) URL")
         elif parts.query or parts.fragment:
             problems.append(f"{where}.base_url: must not carry a query or fragment")

@@ -110,6 +110,7 @@ def test_wrong_type_names_its_path() -> None:
     (("model: nomic-embed-text\n", "model: gpt-9\n"), "$.routing.routes[2].model: unknown model 'gpt-9'"),
     (("default_model: mistral", "default_model: gpt-9"), "$.routing.default_model: unknown model 'gpt-9'"),
     (("http://ollama:11434", "ollama:11434"), "$.workers[1].base_url: 'ollama:11434' is not an absolute"),
+    (("http://ollama:11434", "http://[ollama"), "$.workers[1].base_url: 'http://[ollama' is not an absolute"),
     (("kind: ollama", "kind: triton"), "$.workers[1].kind: Invalid enum value 'triton'"),
     (("[llama3.2:3b,", "[llama3.2:1b,"), "$.workers[1].models[0]: unknown model 'llama3.2:1b'"),
     (("name: ollama-dev", "name: vllm-a"), "$.workers: the worker name 'vllm-a' appears more than once"),
