@@ -30,8 +30,8 @@ from gateway.upstream.ndjson_relay import relay_ndjson
 from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, relay_sse
 from simulator import SimulatorConfig, SimulatorThread, start_simulator
 from simulator.records import RequestRecord
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, catalog_yaml
-from tests.figures import record_figure
 from tests.reliability.sse_client import StreamSeen, read_stream
 from tests.servers import gateway_processes
 
