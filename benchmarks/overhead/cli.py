@@ -3,6 +3,8 @@
     python -m benchmarks.overhead [--servers] [--configs bare,auth,limits,cache-miss,cache-hit,logs,all]
         [--workers 1,2] [--scaling-configs bare,all] [--rates auto] [--open-loop-configs bare,all]
         [--profile missed] [--duration 8] [--concurrency 1,8,32] [--config-concurrency 1,8] [--quick]
+    python -m benchmarks.overhead --compare-to REV [--configs bare,all] [--rounds 5] [--duration 5]
+    python -m benchmarks.overhead --publish-comparison benchmarks/runs/compare-<UTC time>.json
 
 The command line; what a run does and how it measures: benchmarks/overhead/README.md.
 """
@@ -11,11 +13,26 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks.harness import configs, gateway
 from benchmarks.harness.cli import name_list, number_list
+from benchmarks.overhead.compare import CompareOptions
 from benchmarks.overhead.points import PointOptions
 from benchmarks.overhead.run import Options
+
+COMPARE_CONFIGS = ["bare", "all"]
+NOT_WITH_COMPARE = ("servers", "direct_only", "workers", "scaling_configs", "scaling_concurrency", "rates",
+                    "open_loop_configs", "profile")  # fmt: skip
+"""Options of a full run that a comparison does not use (it measures one `serve` process, closed loop)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishComparison:
+    """`--publish-comparison`: put a finished comparison into RESULTS.md."""
+
+    json_path: Path
 
 
 def _server_list(text: str) -> list[str]:
@@ -51,16 +68,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.overhead", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     add = parser.add_argument
-    add("--duration", type=int, default=None, help="seconds per run (default 8)")
-    add("--warmup", type=int, default=None, help="seconds of warm-up per target (default 2)")
+    add("--duration", type=int, default=None, help="seconds per run (default 8; 5 with --compare-to)")
+    add("--warmup", type=int, default=None, help="seconds of warm-up per target (default 2; 1 with --compare-to)")
     add("--retries", type=int, default=None,
-        help="measure a noisy point again up to this many times (default 2)")
+        help="measure a noisy point again up to this many times (default 2; 0 with --compare-to)")
     add(
         "--quiet-wait",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="before each point, wait up to this long for the machine to be quiet (default 20)",
+        help="before each point, wait up to this long for the machine to be quiet (default 20; 0 with --compare-to)",
     )
     add(
         "--noisy",
@@ -86,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="LIST",
         help=f"gateway configurations, from {','.join(configs.CONFIGS)} "
-        f"(default {','.join(configs.DEFAULT_CONFIGS)}); only bare runs under every --servers",
+        f"(default {','.join(configs.DEFAULT_CONFIGS)}; bare,all with --compare-to); only bare runs under every "
+        "--servers",
     )
     add(
         "--config-concurrency",
@@ -141,13 +159,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--no-native", action="store_true", help="profiles without native frames (py-spy --native)")
     add("--direct-only", action="store_true", help="measure nginx alone (checks the harness, no gateway)")
-    add("--quick", action="store_true", help="2 s runs, 1 s warm-up, no retries or waits, no files written")
+    add("--quick", action="store_true", help="2 s runs, 1 s warm-up, no retries or waits, no files written "
+        "(with --compare-to: one round unless --rounds)")
+    compare = parser.add_argument_group(
+        "side by side with an older commit",
+        "measure REV (checked out into a temporary git worktree) and the working tree in one run, on the same "
+        "nginx, in alternating rounds: closed loop at one process only (no other server, scaling, open loop or "
+        "profiles); the JSON and a markdown table go to benchmarks/runs/",
+    )
+    compare.add_argument("--compare-to", metavar="REV", help="the older commit (any git revision)")
+    compare.add_argument("--rounds", type=int, default=None, help="rounds, old and new in each (default 5)")
+    compare.add_argument(
+        "--publish-comparison", type=Path, metavar="JSON",
+        help="write a comparison's table (its compare-*.json) into RESULTS.md and publish the JSON, then exit",
+    )
     return parser  # fmt: skip
 
 
-def _points(args: argparse.Namespace) -> PointOptions:
-    """Durations, retries and waits: the defaults, or --quick's."""
-    duration, warmup, retries, wait = 8, 2, 2, 20.0
+def _points(args: argparse.Namespace, compare: bool) -> PointOptions:
+    """Durations, retries and waits: a full run's defaults, a comparison's, or --quick's."""
+    duration, warmup, retries, wait = (5, 1, 0, 0.0) if compare else (8, 2, 2, 20.0)
     warmup = args.warmup if args.warmup is not None else warmup
     if args.quick:
         return PointOptions(duration_s=2, warmup_s=min(warmup, 1), retries=0, quiet_wait_s=0.0, noisy_pct=args.noisy)
@@ -165,6 +196,29 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         value is not None and value < 0 for value in (args.warmup, args.retries, args.quiet_wait)
     ):
         parser.error("--duration must be at least 1, --warmup, --retries and --quiet-wait at least 0")
+    if args.compare_to is None:
+        if args.rounds is not None:
+            parser.error("--rounds goes with --compare-to")
+        return
+    defaults = parser.parse_args([])
+    changed = [name for name in NOT_WITH_COMPARE if getattr(args, name) != getattr(defaults, name)]
+    clashing = [f"--{name.replace('_', '-')}" for name in changed]
+    if clashing:
+        parser.error(f"--compare-to measures one `serve` process, closed loop: drop {', '.join(clashing)}")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+
+def _compare_options(args: argparse.Namespace) -> CompareOptions:
+    return CompareOptions(
+        rev=args.compare_to,
+        configs=args.configs if args.configs is not None else COMPARE_CONFIGS,
+        rounds=args.rounds if args.rounds is not None else (1 if args.quick else 5),
+        points=_points(args, compare=True),
+        concurrency=args.concurrency,
+        config_concurrency=args.config_concurrency,
+        quick=args.quick,
+    )
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -174,7 +228,7 @@ def _options(args: argparse.Namespace) -> Options:
     profile = args.profile if args.profile is not None else ([] if args.quick else ["missed"])
     servers = args.servers if args.servers is not None else ["serve"]
     return Options(
-        points=_points(args),
+        points=_points(args, compare=False),
         concurrency=args.concurrency,
         servers=servers if "bare" in chosen else [],
         configs=chosen,
@@ -190,8 +244,11 @@ def _options(args: argparse.Namespace) -> Options:
     )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> Options:
+def parse_args(argv: Sequence[str] | None = None) -> Options | CompareOptions | PublishComparison:
+    """The command line as what to do: a full run, a comparison, or publishing a comparison."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.publish_comparison is not None:
+        return PublishComparison(args.publish_comparison)
     _check(parser, args)
-    return _options(args)
+    return _compare_options(args) if args.compare_to is not None else _options(args)

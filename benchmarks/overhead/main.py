@@ -1,15 +1,20 @@
-"""`python -m benchmarks.overhead`: a run, its tables on stdout, its JSON and RESULTS.md written."""
+"""`python -m benchmarks.overhead`: a full run (its tables on stdout, its JSON and RESULTS.md written), a
+comparison with an older commit (its table on stdout, JSON and markdown in the runs folder), or a
+comparison published into RESULTS.md."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
 from benchmarks.harness import configs, files, nginx
 from benchmarks.harness.cli import run, say
 from benchmarks.load import wrk
-from benchmarks.overhead import phase_tables, report, tables
-from benchmarks.overhead.cli import parse_args
+from benchmarks.overhead import compare_report, phase_tables, report, tables
+from benchmarks.overhead.cli import PublishComparison, parse_args
+from benchmarks.overhead.compare import CompareOptions, describe_trees, run_comparison
 from benchmarks.overhead.results import TargetResult, summarize
 from benchmarks.overhead.run import Options, run_benchmark
 from testkit.redis_server import preferred_binary
@@ -61,5 +66,42 @@ def _full_run(options: Options) -> int:
     return 0
 
 
+def _comparison(options: CompareOptions, argv: Sequence[str]) -> int:
+    try:
+        trees = describe_trees(options.rev)
+        redis = _redis_binary(options.configs)
+    except RuntimeError as exc:
+        say(str(exc))
+        return 2
+    machine_data = report.machine_info(nginx.nginx_binary(), wrk.wrk_binary(), redis)
+    started = files.utc_now()
+    sides = run(run_comparison(options, str(trees["old"]["commit"]), started), say)
+    data: dict[str, object] = {
+        "benchmark": "overhead-compare",
+        "date": started.isoformat().replace("+00:00", "Z"),
+        "command": "python -m benchmarks.overhead " + shlex.join(argv),
+        **trees,
+        "options": options.as_dict(),
+        "machine": machine_data,
+        "sides": compare_report.side_dicts(sides),
+    }
+    if options.quick:
+        print(compare_report.render(data, "(--quick: not written)"))
+        return 0
+    json_path, md_path = compare_report.write(data, started)
+    print(md_path.read_text())
+    say(f"wrote {files.repo_path(json_path)} and {files.repo_path(md_path)}; to put the table into RESULTS.md: "
+        f"python -m benchmarks.overhead --publish-comparison {files.repo_path(json_path)}")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return _full_run(parse_args(argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    what = parse_args(args)
+    if isinstance(what, PublishComparison):
+        published = compare_report.publish(what.json_path)
+        say(f"published {files.repo_path(published)} and the compare section of {files.RESULTS_MD}")
+        return 0
+    if isinstance(what, CompareOptions):
+        return _comparison(what, args)
+    return _full_run(what)
