@@ -136,7 +136,8 @@ async def _round(
 
 async def run_comparison(options: CompareOptions, old_commit: str, started: datetime) -> list[Side]:
     """Every round, one target at a time; the figures of each side of each round."""
-    say(f"comparing {old_commit[:7]} with the working tree: about {options.estimate_s() / 60:.0f} minutes")
+    minutes = max(1, round(options.estimate_s() / 60))
+    say(f"comparing {old_commit[:7]} with the working tree: about {minutes} minutes on a quiet machine")
     with tempfile.TemporaryDirectory(prefix="llm-gateway-compare-") as tmp:
         workdir = Path(tmp)
         async with checked_out(old_commit, workdir / "old-tree") as old:
