@@ -41,18 +41,18 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	touch $@
 
-## bench: every benchmark, one after the other, written to benchmarks/RESULTS.md and benchmarks/results/:
-## overhead (nginx upstream, wrk; gateway configurations, ASGI servers, 1 and 2 processes, open loop at
-## fixed rates, py-spy profiles of what misses a goal), routing (simulated fleet), peers (LiteLLM,
-## Portkey: installed on first run; this gateway open and with all features on), streaming (TTFT,
-## pacing), then the plots (benchmarks/plots/*.png)
+## bench: every benchmark suite, one after the other (benchmarks/README.md), raw runs in benchmarks/runs/,
+## figures in benchmarks/RESULTS.md and the files it cites in benchmarks/results/: overhead (nginx
+## upstream, wrk; gateway configurations, ASGI servers, 1 and 2 processes, open loop at fixed rates,
+## py-spy profiles of what misses a goal), routing (simulated fleet), peers (LiteLLM, Portkey: installed
+## on first run; this gateway open and with all features on), streaming (TTFT, pacing), then the plots
 bench: install $(VENV)/.bench-installed
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks.overhead --servers
-	$(BIN)/python -m benchmarks.routing_bench
-	$(BIN)/python -m benchmarks.peers_bench
-	$(BIN)/python -m benchmarks.streaming_bench
+	$(BIN)/python -m benchmarks.routing
+	$(BIN)/python -m benchmarks.peers
+	$(BIN)/python -m benchmarks.streaming
 	$(BIN)/python -m benchmarks.plots
 
 ## reliability: every scenario of docs/reliability.md (`pytest -m figure`) at full length (overload 60 s,
@@ -67,14 +67,16 @@ reliability: install
 	RELIABILITY_FIGURES=$(CURDIR)/$(RELIABILITY_FIGURES_FILE) \
 	RELIABILITY_OVERLOAD_SECONDS=$(RELIABILITY_OVERLOAD_SECONDS) RELIABILITY_FUZZ_EXAMPLES=$(RELIABILITY_FUZZ_EXAMPLES) \
 	RELIABILITY_DRAIN_SECONDS=$(RELIABILITY_DRAIN_SECONDS) \
-		$(BIN)/pytest -m figure; status=$$?; $(BIN)/python -m benchmarks.reliability_report && exit $$status
+		$(BIN)/pytest -m figure; status=$$?; $(BIN)/python -m benchmarks.reliability && exit $$status
 
 ## soak: reliability figure 15, one hour at half capacity with 1 % faults (RSS, FDs, p99, Redis TTLs,
-## /metrics vs clients, x-request-id); writes benchmarks/results/soak-*.json and RESULTS.md. Not in `test`.
+## /metrics vs clients, x-request-id); writes benchmarks/runs/soak-*.json, RESULTS.md's soak section (and
+## the JSON it cites to benchmarks/results/), benchmarks/results/reliability-soak.jsonl. Not in `test`.
 soak: install
 	$(BIN)/python -m benchmarks.soak --duration 3600
 
-## leak: 200,000 requests (streams and not, faults, disconnects); RSS after the load vs warm. Not in `test`.
+## leak: 200,000 requests (streams and not, faults, disconnects); RSS after the load vs warm; written like
+## the soak's (benchmarks/runs/leak-*.json, RESULTS.md's soak section). Not in `test`.
 leak: install
 	$(BIN)/python -m benchmarks.soak --requests 200000
 

@@ -1,1 +1,1 @@
-"""Reproducible load runs of the gateway against a fixed upstream (see benchmarks/RESULTS.md)."""
+"""Reproducible load runs of the gateway (benchmarks/README.md); the latest figures in RESULTS.md."""

@@ -10,7 +10,7 @@ import pytest
 from gateway import create_app, load_settings
 from routing.catalog import parse_catalog
 from simulator import SimulatorConfig, SimulatorThread
-from tests.redis_server import RedisServer
+from testkit.redis_server import RedisServer
 from tests.servers import ServerThread
 
 SIM_MODEL = "sim-model"

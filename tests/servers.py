@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ from types import TracebackType
 import httpx
 import uvicorn
 from litestar.types import ASGIApp
+
+from testkit.loopback import free_port
 
 
 class ServerThread:
@@ -58,13 +59,6 @@ class ServerThread:
                  tb: TracebackType | None) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

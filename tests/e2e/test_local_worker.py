@@ -13,8 +13,9 @@ import pytest
 
 from gateway.workers.local_processes import LocalWorkerSupervisor
 from routing.catalog import parse_catalog
+from testkit.loopback import free_port
 from tests.conftest import start_gateway
-from tests.servers import ServerThread, free_port
+from tests.servers import ServerThread
 
 pytestmark = pytest.mark.e2e
 

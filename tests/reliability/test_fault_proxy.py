@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.loopback import free_port
 from tests.fault_proxy import FaultProxy
-from tests.servers import free_port
 
 
 class _Echo(socketserver.BaseRequestHandler):

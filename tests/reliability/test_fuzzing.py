@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from gateway import create_app, load_settings
 from routing.catalog import load_catalog
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, start_gateway
-from tests.figures import record_figure
 from tests.reliability.asgi_workers import Answer, answering_worker
 from tests.servers import ServerThread
 

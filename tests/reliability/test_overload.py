@@ -25,8 +25,8 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from simulator.records import RequestRecord
+from testkit.figures import record_figure
 from tests.conftest import start_gateway
-from tests.figures import record_figure
 from tests.servers import gateway_processes
 
 ITL_S = 0.05

@@ -31,8 +31,8 @@ from gateway.protocols.registry import PROTOCOL_BY_KIND
 from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome
 from simulator import SimulatorConfig, SimulatorThread, start_simulator
 from simulator.records import RequestRecord
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, catalog_yaml
-from tests.figures import record_figure
 from tests.reliability.sse_client import StreamSeen, read_stream
 from tests.servers import gateway_processes
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, start_gateway
-from tests.figures import record_figure
 from tests.reliability.sse_client import StreamSeen, read_stream
 from tests.servers import ServerThread
 

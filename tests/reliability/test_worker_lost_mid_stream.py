@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, catalog_yaml
 from tests.fault_proxy import FaultProxy
-from tests.figures import record_figure
 from tests.reliability.sse_client import StreamSeen, read_stream
 from tests.servers import gateway_processes
 

@@ -14,8 +14,8 @@ from gateway.app.server import serve
 from gateway.cli.entry import main
 from gateway.settings import load_settings
 from simulator import SimulatorThread
+from testkit.figures import record_figure
 from tests.conftest import catalog_yaml, start_gateway
-from tests.figures import record_figure
 from tests.servers import ServerThread
 
 ADMIN = "sk-gw-admin-secret-for-tests"

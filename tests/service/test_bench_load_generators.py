@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import open_loop, workloads, wrk
+from benchmarks.load import open_loop, workloads, wrk
 from tests.asgi_body import read_body
 from tests.servers import ServerThread
 

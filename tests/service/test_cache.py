@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
-from tests.figures import record_figure
 from tests.reliability.asgi_workers import Answer, answering_worker
 from tests.servers import ServerThread, gateway_processes
 

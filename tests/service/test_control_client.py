@@ -13,8 +13,8 @@ from gateway.workers.control_client import ControlClient
 from gateway.workers.load_scrape import parse_vllm_metrics
 from routing.catalog import WorkerSpec
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.loopback import free_port
 from tests.conftest import SIM_MODEL
-from tests.servers import free_port
 
 KEY = "sk-worker-own-key"
 

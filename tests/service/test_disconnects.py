@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simulator import SimulatorThread
-from tests.figures import record_figure
+from testkit.figures import record_figure
 from tests.servers import ServerThread
 
 

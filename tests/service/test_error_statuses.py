@@ -6,8 +6,9 @@ import httpx
 import openai
 import pytest
 
+from testkit.loopback import free_port
 from tests.conftest import catalog_yaml, start_gateway
-from tests.servers import ServerThread, free_port
+from tests.servers import ServerThread
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 

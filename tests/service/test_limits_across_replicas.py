@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from simulator import SimulatorThread
+from testkit.figures import record_figure
+from testkit.redis_server import RedisServer
 from tests.conftest import catalog_yaml, start_gateway
-from tests.figures import record_figure
-from tests.redis_server import RedisServer
 from tests.servers import gateway_processes
 
 ADMIN = "sk-gw-admin-for-replica-tests"

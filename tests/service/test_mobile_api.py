@@ -33,8 +33,8 @@ from gateway.coaching.sessions import (
 )
 from gateway.shared_state.redis_client import connect_redis
 from simulator import RequestRecord, SimulatorConfig, SimulatorThread
+from testkit.loopback import free_port
 from tests.conftest import catalog_yaml, start_gateway
-from tests.redis_server import free_port
 from tests.servers import ServerThread
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,9 +22,10 @@ from gateway import create_app, load_settings
 from gateway.observability.metrics import GatewayMetrics
 from routing.catalog import parse_catalog
 from simulator import SimulatorThread
+from testkit.figures import record_figure
+from testkit.loopback import free_port
 from tests.conftest import catalog_yaml
-from tests.figures import record_figure
-from tests.servers import ServerThread, free_port
+from tests.servers import ServerThread
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 6}
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from simulator import SimulatorThread
+from testkit.loopback import free_port
 from tests.conftest import catalog_yaml
-from tests.servers import free_port
 
 
 def _models(url: str) -> list[str] | None:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.figures import record_figure
+from testkit.loopback import free_port
 from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
-from tests.figures import record_figure
-from tests.servers import free_port
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, connect_redis
 from gateway.shared_state.redis_wire import RedisWire
-from tests.redis_server import RedisServer
+from testkit.redis_server import RedisServer
 from tests.stores.conftest import GENEROUS_TIMEOUTS, eventually, flush, ttl_less_keys
 
 

@@ -23,7 +23,7 @@ from gateway.limits import (
 )
 from gateway.limits.redis_commands import ADMIT_LUA
 from gateway.shared_state.redis_wire import RedisWire
-from tests.redis_server import RedisServer
+from testkit.redis_server import RedisServer
 from tests.stores.conftest import Closing, LimitStoreFactory, eventually, ttl_less_keys
 
 LONG = 3600.0

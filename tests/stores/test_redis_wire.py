@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.shared_state.redis_wire import RedisAddress, RedisWire, encode_command, script_sha
-from tests.redis_server import RedisServer
+from testkit.redis_server import RedisServer
 
 
 @pytest.fixture

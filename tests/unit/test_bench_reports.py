@@ -1,12 +1,15 @@
-"""The benchmark suite's pure parts: configurations, goal verdicts, profile summaries, flame graphs,
-the tables of RESULTS.md, and the peers' goals."""
+"""The benchmarks' pure parts: configurations, goal verdicts, profile summaries, flame graphs, the
+overhead suite's tables in RESULTS.md, and the peers' goals."""
 
 from __future__ import annotations
 
 import xml.dom.minidom
 
-from benchmarks import flamegraph, gateway_configs, peers_gateway, profiling, report, report_tables, workloads
-from benchmarks.wrk import WrkResult
+from benchmarks import overhead
+from benchmarks.harness import config_checks, configs, flamegraph, profiling
+from benchmarks.load import workloads
+from benchmarks.load.wrk import WrkResult
+from benchmarks.peers import peer_goals
 
 FOLDED = "\n".join(
     [
@@ -29,8 +32,8 @@ def _run(concurrency: int, rps: float, p50: float, p99: float, errors: int = 0) 
     )  # fmt: skip
 
 
-def _target(key: str, config: str, runs: list[WrkResult], workers: int = 1) -> report.TargetResult:
-    return report.TargetResult(key=key, name=key, url="", config=config, server="serve", workers=workers, runs=runs)
+def _target(key: str, config: str, runs: list[WrkResult], workers: int = 1) -> overhead.TargetResult:
+    return overhead.TargetResult(key=key, name=key, url="", config=config, server="serve", workers=workers, runs=runs)
 
 
 def test_profile_summary_leaves_idle_samples_out_and_attributes_native_time_to_python_callers() -> None:
@@ -64,28 +67,28 @@ def test_flame_graph_is_an_svg_with_a_box_per_frame_and_its_share() -> None:
 
 
 def test_every_configuration_is_bare_plus_what_it_names() -> None:
-    configs = gateway_configs.CONFIGS
-    assert configs["bare"].environment() == {
+    known = configs.CONFIGS
+    assert known["bare"].environment() == {
         "GATEWAY_CACHE": "false", "LOG_LEVEL": "warning", "GATEWAY_WORKERS": "1", "GATEWAY_DRAIN_SECONDS": "0",
     }  # fmt: skip
-    everything = configs["all"]
+    everything = known["all"]
     assert everything.keys and everything.limits and everything.cache and everything.cache_in_redis
     assert everything.log_requests and everything.workload == "cache-miss" and everything.redis
     assert everything.environment(2)["GATEWAY_WORKERS"] == "2"
-    assert configs["logs"].environment()["LOG_LEVEL"] == "info"
-    assert not configs["cache-hit"].redis and configs["cache-hit"].script.name == "chat-cache-hit.lua"
-    assert set(gateway_configs.DEFAULT_CONFIGS) <= set(configs)
-    assert gateway_configs.expected_cache_headers(configs["bare"]) == [None, None]
-    assert gateway_configs.expected_cache_headers(configs["cache-miss"]) == ["miss", "miss"]
+    assert known["logs"].environment()["LOG_LEVEL"] == "info"
+    assert not known["cache-hit"].redis and known["cache-hit"].script.name == "chat-cache-hit.lua"
+    assert set(configs.DEFAULT_CONFIGS) <= set(known)
+    assert config_checks.expected_cache_headers(known["bare"]) == [None, None]
+    assert config_checks.expected_cache_headers(known["cache-miss"]) == ["miss", "miss"]
 
 
 def test_cache_lookups_must_fit_the_workload() -> None:
-    miss, hit = gateway_configs.CONFIGS["cache-miss"], gateway_configs.CONFIGS["cache-hit"]
-    assert gateway_configs.verify_cache(miss, {"miss": 1000}, 1000) is None
-    assert "answered from the cache" in str(gateway_configs.verify_cache(miss, {"miss": 990, "hit": 10}, 1000))
-    assert gateway_configs.verify_cache(hit, {"hit": 999, "miss": 1}, 1000) is None
-    assert "missed the cache" in str(gateway_configs.verify_cache(hit, {"hit": 500, "miss": 500}, 1000))
-    assert gateway_configs.counts_between({"hit": 5, "miss": 2}, {"hit": 9, "miss": 2}) == {"hit": 4}
+    miss, hit = configs.CONFIGS["cache-miss"], configs.CONFIGS["cache-hit"]
+    assert config_checks.verify_cache(miss, {"miss": 1000}, 1000) is None
+    assert "answered from the cache" in str(config_checks.verify_cache(miss, {"miss": 990, "hit": 10}, 1000))
+    assert config_checks.verify_cache(hit, {"hit": 999, "miss": 1}, 1000) is None
+    assert "missed the cache" in str(config_checks.verify_cache(hit, {"hit": 500, "miss": 500}, 1000))
+    assert config_checks.counts_between({"hit": 5, "miss": 2}, {"hit": 9, "miss": 2}) == {"hit": 4}
 
 
 def test_workload_bodies_are_the_lua_scripts_bodies() -> None:
@@ -98,14 +101,14 @@ def test_workload_bodies_are_the_lua_scripts_bodies() -> None:
 
 def test_goals_are_judged_per_configuration_and_missed_ones_are_named() -> None:
     direct = _target("direct", "bare", [_run(1, 30000, 0.03, 0.06)])
-    good = report.summarize(direct, _target("all", "all", [_run(1, 1600, 0.9, 2.5), _run(8, 2000, 4.0, 9.0)]))
+    good = overhead.summarize(direct, _target("all", "all", [_run(1, 1600, 0.9, 2.5), _run(8, 2000, 4.0, 9.0)]))
     assert good.meets_throughput and good.meets_overhead and good.meets_overhead_p99 and not good.missed
-    slow = report.summarize(direct, _target("all", "all", [_run(1, 600, 1.6, 4.0)]))
+    slow = overhead.summarize(direct, _target("all", "all", [_run(1, 600, 1.6, 4.0)]))
     assert slow.missed == ["600 req/s < 1,500", "overhead p50 1.57 ms > 1.0", "overhead p99 3.94 ms > 3.0"]
-    failing = report.summarize(direct, _target("auth", "auth", [_run(1, 5000, 0.2, 0.5, errors=3)]))
+    failing = overhead.summarize(direct, _target("auth", "auth", [_run(1, 5000, 0.2, 0.5, errors=3)]))
     assert failing.meets_throughput is False  # a point with errors does not count
-    assert report.summarize(direct, _target("logs", "logs", [_run(1, 900, 0.8, 2.0)])).goal is None
-    scaled = report.summarize(direct, _target("all-w2", "all", [_run(8, 3000, 3.0, 8.0)], workers=2))
+    assert overhead.summarize(direct, _target("logs", "logs", [_run(1, 900, 0.8, 2.0)])).goal is None
+    scaled = overhead.summarize(direct, _target("all-w2", "all", [_run(8, 3000, 3.0, 8.0)], workers=2))
     assert scaled.goal is None and not scaled.missed  # goals are per process
 
 
@@ -120,30 +123,30 @@ def test_tables_show_the_headline_scaling_and_open_loop() -> None:
     two = _target("all-w2", "all", [_run(8, 1500, 5.0, 12.0)], workers=2)
     two.cpu = {8: {"gateway": 150.0, "upstream": 6.0, "redis": 15.0, "load generator": 6.0}}
     targets = [direct, one, two]
-    summaries = [report.summarize(direct, t) for t in targets[1:]]
-    headline = report_tables.headline(targets, summaries)
+    summaries = [overhead.summarize(direct, t) for t in targets[1:]]
+    headline = overhead.headline(targets, summaries)
     assert "**900 requests/s**" in headline and "`all` (900 req/s < 1,500" in headline
-    scaling = report_tables.scaling_table(targets)
+    scaling = overhead.scaling_table(targets)
     assert "| `all` | 2 | 8 | 1,500 | 1.67 | 150 / 6 / 15 / 6 | 1,000 |" in scaling
     assert "**1.67**" in scaling
-    assert report_tables.scaling_verdicts(targets) == [
+    assert overhead.scaling_verdicts(targets) == [
         "- `all`, 2 processes: 1.67x one process's requests/s on this box; per gateway core 1.00x one "
         "process's (near-linear, ≥ 0.9x: yes)"
     ]
-    open_loop = report_tables.open_loop_table(targets)
+    open_loop = overhead.open_loop_table(targets)
     assert "| all | 500 | 499 | 1.800 |" in open_loop and "+1.500" in open_loop and "+4.000" in open_loop
 
 
 def test_all_features_against_the_peers() -> None:
-    goals = {g["peer"]: g for g in peers_gateway.peer_goals({"gateway-all": 1500.0, "portkey": 700.0, "litellm": 60})}
+    goals = {g["peer"]: g for g in peer_goals({"gateway-all": 1500.0, "portkey": 700.0, "litellm": 60})}
     assert goals["portkey"]["ratio"] == 2.14 and goals["portkey"]["met"] is True
     assert goals["litellm"]["ratio"] == 25.0 and goals["litellm"]["met"] is True
-    short = {g["peer"]: g for g in peers_gateway.peer_goals({"gateway-all": 1000.0, "portkey": 700.0})}
+    short = {g["peer"]: g for g in peer_goals({"gateway-all": 1000.0, "portkey": 700.0})}
     assert short["portkey"]["met"] is False and short["litellm"]["met"] is None
 
 
 def test_a_target_that_could_not_be_measured_is_said_so() -> None:
     broken = _target("all", "all", [])
     broken.problems.append("failed: all: x-gateway-cache was [None, None], expected ['miss', 'miss']\nlog tail")
-    assert "Not measured in this run: failed: all: x-gateway-cache" in report_tables.headline([broken], [])
-    assert report_tables.failures([broken]).startswith("### Not measured\n\n- all: failed: all: x-gateway-cache")
+    assert "Not measured in this run: failed: all: x-gateway-cache" in overhead.headline([broken], [])
+    assert overhead.failures([broken]).startswith("### Not measured\n\n- all: failed: all: x-gateway-cache")

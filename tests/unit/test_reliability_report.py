@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.reliability_report import END, START, main, measures_by_figure, render_table
+from benchmarks.reliability import END, START, main, measures_by_figure, render_table
 
 
 def record(figure: int, measure: str, value: Any, *, met: bool = True, test: str = "tests/a.py::t",

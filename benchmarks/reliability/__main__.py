@@ -1,0 +1,3 @@
+from benchmarks.reliability import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.routing import main
+
+sys.exit(main())

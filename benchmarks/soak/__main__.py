@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.soak import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.streaming import main
+
+sys.exit(main())
