@@ -65,7 +65,7 @@ whether the model first chosen answered it (not a fallback)."""
 
 
 def request_key(request: InferenceRequest, model: str) -> RequestKey:
-    return RequestKey(model=model, prompt=request.conversation(), session=request.session_key())
+    return RequestKey(model=model, prompt=request.surface.conversation(request.body), session=request.session_key())
 
 
 def _is_full(error: GatewayError) -> bool:
@@ -221,7 +221,7 @@ class Forwarder:
                     raise UpstreamError(f"worker {placement.name!r} answered 200 with a body that is not a JSON "
                                         f"object ({exc})", code="invalid_upstream_answer") from None
                 return Reply(headers={}, body=body, usage=usage)
-            prompt_estimate = request.prompt_tokens_estimate()
+            prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
 
             def finished(outcome: StreamOutcome) -> None:
                 self._release(state)
