@@ -32,6 +32,7 @@ from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.pipeline import InferencePipeline
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
+from gateway.surfaces import SurfaceRegistry
 from gateway.upstream.client import WorkerClient
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
 from gateway.workers.catalog_reload import CatalogWatcher
@@ -43,14 +44,16 @@ from routing.catalog import Catalog
 
 def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | None = None,
                background: bool = True, stores: StateStores | None = None, metrics: GatewayMetrics | None = None,
-               lifecycle: Lifecycle | None = None, freeze_heap: bool = False) -> ASGIApp:
+               lifecycle: Lifecycle | None = None, freeze_heap: bool = False,
+               surfaces: SurfaceRegistry | None = None) -> ASGIApp:
     """`catalog_source`: the file to hot-reload from (SIGHUP, file change, POST /admin/reload).
     `background`: run health checks, load scrapes and DNS discovery (tests may turn them off).
     `stores`: the key and limit stores (default: from settings, Redis or memory).
     `freeze_heap`: once started, keep the startup heap out of garbage collections (`gateway.app.gc_tuning`;
     for servers: a process that builds many apps, like the test suite, should not).
     `metrics`: the Prometheus metrics and their registry; `lifecycle`: draining and stopping, which the
-    server drives (`gateway.inference.lifecycle`)."""
+    server drives (`gateway.inference.lifecycle`); `surfaces`: the API surfaces served (default: every
+    one of `gateway.surfaces.BUILTIN_SURFACES`)."""
     stores = stores or stores_from_settings(settings)
     metrics = metrics or GatewayMetrics()
     lifecycle = lifecycle or Lifecycle()
@@ -84,9 +87,10 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += ([monitor.stop] if background else []) + [control.aclose]
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
+    surfaces = surfaces or SurfaceRegistry()
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[*openai_routes(inference, runtimes, authenticator),
+        route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
@@ -103,8 +107,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         debug=False,
         logging_config=None,  # the gateway configures structlog itself (gateway.observability.logs)
     )
-    hot_path = DrainGate(InferenceASGI(app, inference, max_body_bytes=settings.max_body_bytes, cors=cors is not None),
-                         lifecycle)
+    hot_path = DrainGate(InferenceASGI(app, inference, surfaces, max_body_bytes=settings.max_body_bytes,
+                                       cors=cors is not None), lifecycle)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
     return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)

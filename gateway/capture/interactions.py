@@ -2,7 +2,8 @@
 
 Off by default. A request is captured when its key says `metadata.capture: "true"`, or when its
 routing rule (else its model) says `capture: true` in the catalog and the key does not say
-`metadata.capture: "false"` (a tenant's opt-out wins). Embeddings are never captured.
+`metadata.capture: "false"` (a tenant's opt-out wins). Surfaces that are not captured (embeddings: see
+`gateway.surfaces`) never reach `wrap`.
 
 `wrap` costs nothing for traffic that did not opt in (the reply is returned as it is). For a
 non-streaming answer it queues the body; for a stream it passes every event through unchanged,
@@ -45,7 +46,6 @@ _log = structlog.get_logger("gateway.capture")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
-CAPTURED_ENDPOINTS = frozenset({"chat/completions", "completions"})
 RECORD_VERSION = 1
 _BATCH = 256
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -270,7 +270,7 @@ class InteractionCapture:
         same reply, which is returned) by one that passes every event through. `request_body`: the
         decoded request (its `model` and `stream_options`, rewritten by the gateway, are left out; the
         record's catalog model is kept as `model`)."""
-        if not opted_in or endpoint not in CAPTURED_ENDPOINTS or self._closed:
+        if not opted_in or self._closed:
             return reply
         request = {k: v for k, v in request_body.items() if k not in ("model", "stream_options")}
         if reply.stream is None:

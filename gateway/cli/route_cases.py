@@ -20,7 +20,7 @@ import yaml
 
 from gateway.errors import GatewayError
 from gateway.inference.pipeline import choose_model
-from gateway.surfaces.request import decode_inference_request
+from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import Runtime
 from routing.catalog import CatalogError, load_catalog
 
@@ -54,7 +54,7 @@ def run_route_cases(path: str, default_catalog: str, *, override: bool = False) 
     for i, case in enumerate(cases.cases):
         label = case.name or f"cases[{i}]"
         try:
-            request = decode_inference_request("chat/completions", msgspec.json.encode(case.request))
+            request = CHAT_COMPLETIONS.decode(msgspec.json.encode(case.request))
             choice = choose_model(runtime, request)
             got, why = choice.model, choice.route
         except GatewayError as exc:

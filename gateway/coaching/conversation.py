@@ -32,7 +32,7 @@ from gateway.coaching.sessions import Message, Session, SessionStore, session_ke
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotFound
 from gateway.inference.pipeline import InferencePipeline, Reply
 from gateway.observability.request_record import RequestRecord
-from gateway.surfaces.request import InferenceRequest, decode_inference_request
+from gateway.surfaces import CHAT_COMPLETIONS, InferenceRequest
 from gateway.upstream.sse_relay import error_event
 from gateway.upstream.stream_folding import StreamGatherer
 from gateway.workers.active_catalog import RuntimeHolder
@@ -58,7 +58,7 @@ def checked_session_id(value: object) -> str:
 
 
 def decode_coaching_request(raw: bytes, coaching: CoachingCatalog) -> CoachingTurn:
-    inference = decode_inference_request("chat/completions", raw)
+    inference = CHAT_COMPLETIONS.decode(raw)
     body = inference.body
     context = _context_of(body.pop("context_type", None), coaching)
     session = body.pop("session_id", None)

@@ -47,9 +47,10 @@ def as_gateway_error(exc: Exception) -> GatewayError:
     return GatewayError("The gateway failed to handle the request.")
 
 
-def error_response(error: GatewayError) -> Response[bytes]:
-    return Response(content=_encode(error.body()), status_code=error.status_code(),
-                    media_type="application/json", headers=error.headers or None)
+def error_response(error: GatewayError, error_object: dict[str, Any] | None = None) -> Response[bytes]:
+    """`error` as a response: its OpenAI error object, or `error_object` (a surface's own shape)."""
+    return Response(content=_encode(error.body() if error_object is None else error_object),
+                    status_code=error.status_code(), media_type="application/json", headers=error.headers or None)
 
 
 def error_for(exc: Exception, scope: Scope) -> GatewayError:

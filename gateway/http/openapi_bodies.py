@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from litestar.openapi.spec import Operation
 
+from gateway.surfaces import Surface
 from routing.catalog import WorkerSpec
 
 Schema = dict[str, Any]
@@ -57,73 +58,11 @@ def struct_schema(struct: type[msgspec.Struct]) -> Schema:
     return schema
 
 
-_STRING_OR_NULL: Schema = {"type": ["string", "null"]}
-_CONTENT_PART: Schema = {
-    "type": "object", "required": ["type"], "additionalProperties": True,
-    "properties": {"type": {"type": "string", "description": "`text`, `image_url`, `input_audio`, ..."},
-                   "text": {"type": "string"}}}
-_MESSAGE: Schema = {
-    "type": "object", "required": ["role"], "additionalProperties": True,
-    "properties": {
-        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _CONTENT_PART}, {"type": "null"}]},
-        "name": {"type": "string"},
-        "tool_calls": {"type": "array", "items": {"type": "object"}},
-        "tool_call_id": {"type": "string"}}}
-_STOP: Schema = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4},
-                           {"type": "null"}]}
-_GENERATION: Schema = {
-    "model": {"type": "string", "description": "A catalog model or alias; absent: the routing rules choose"},
-    "stream": {"type": ["boolean", "null"], "default": False},
-    "stream_options": {"type": ["object", "null"], "properties": {"include_usage": {"type": "boolean"}}},
-    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
-    "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
-    "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-    "n": {"type": ["integer", "null"], "minimum": 1},
-    "stop": _STOP,
-    "seed": {"type": ["integer", "null"]},
-    "presence_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
-    "frequency_penalty": {"type": ["number", "null"], "minimum": -2, "maximum": 2},
-    "user": {"type": "string", "description": "An end-user id; also the session-affinity key"},
-    "session_id": {"type": "string", "description": "Session affinity: requests with one id go to one worker"},
-}
-_VENDOR_FIELDS = ("Other fields (tools, response_format, logprobs, vendor extensions) are forwarded to the "
-                  "worker unchanged.")
+def surface_body(surface: Surface) -> Schema:
+    """The request body of an API surface, as its module documents it."""
+    doc = surface.doc
+    return json_body(doc.schema, doc.example, description=doc.description)
 
-CHAT_COMPLETION_BODY = json_body(
-    {"type": "object", "required": ["messages"], "additionalProperties": True, "properties": {
-        **_GENERATION,
-        "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
-        "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
-        "tools": {"type": "array", "items": {"type": "object"}},
-        "tool_choice": {"anyOf": [{"type": "string"}, {"type": "object"}]},
-        "response_format": {"type": "object"}}},
-    {"model": "chat", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 32},
-    description=_VENDOR_FIELDS)
-
-_TOKENS: Schema = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
-COMPLETION_BODY = json_body(
-    {"type": "object", "required": ["prompt"], "additionalProperties": True, "properties": {
-        **_GENERATION,
-        "prompt": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                             _TOKENS, {"type": "array", "minItems": 1, "items": _TOKENS}]},
-        "echo": {"type": ["boolean", "null"]},
-        "suffix": _STRING_OR_NULL}},
-    {"model": "chat", "prompt": "Once upon a time", "max_tokens": 32},
-    description=_VENDOR_FIELDS)
-
-EMBEDDING_BODY = json_body(
-    {"type": "object", "required": ["input"], "additionalProperties": True, "properties": {
-        "model": _GENERATION["model"],
-        "input": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                            _TOKENS, {"type": "array", "minItems": 1, "items": _TOKENS}]},
-        "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
-        "dimensions": {"type": "integer", "minimum": 1},
-        "user": {"type": "string"},
-        "stream": {"type": ["boolean", "null"], "enum": [False, None],
-                   "description": "Embeddings cannot be streamed"}}},
-    {"model": "chat", "input": ["first text", "second text"]},
-    description=_VENDOR_FIELDS)
 
 WORKER_BODY = json_body(struct_schema(WorkerSpec), {"name": "gpu-3", "kind": "vllm",
                                                     "base_url": "http://10.0.0.3:8000/v1", "models": ["chat"]})

@@ -67,11 +67,8 @@ class AdmissionControl:
         self._default_reserve = default_reserve_tokens
 
     def estimate(self, request: InferenceRequest) -> int:
-        body = request.body
-        completion = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(completion, int) or completion <= 0:
-            completion = self._default_reserve if request.endpoint != "embeddings" else 0
-        return request.prompt_tokens_estimate() + completion
+        surface, body = request.surface, request.body
+        return surface.prompt_tokens_estimate(body) + surface.completion_reserve(body, self._default_reserve)
 
     async def admit(self, caller: Caller, request: InferenceRequest) -> Ticket | None:
         if not caller.limited:

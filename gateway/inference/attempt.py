@@ -144,7 +144,7 @@ class AttemptRunner:
     def _stream(self, attempt: Attempt, response: WorkerResponse) -> Reply:
         call, placement = attempt.call, attempt.placement
         request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
-        prompt_estimate = request.prompt_tokens_estimate()
+        prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
         first_choice = attempt.model == call.choice.model
 
         def finished(outcome: StreamOutcome) -> None:

@@ -36,7 +36,7 @@ __all__ = ["Forwarder", "Reply", "StreamEnd", "request_key"]  # Reply, StreamEnd
 
 
 def request_key(request: InferenceRequest, model: str) -> RequestKey:
-    return RequestKey(model=model, prompt=request.conversation(), session=request.session_key())
+    return RequestKey(model=model, prompt=request.surface.conversation(request.body), session=request.session_key())
 
 
 class Forwarder:

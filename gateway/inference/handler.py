@@ -10,7 +10,7 @@ from gateway.auth.authenticator import Authenticator
 from gateway.capture.interactions import InteractionCapture
 from gateway.inference.pipeline import InferencePipeline, Reply
 from gateway.observability.request_record import RequestRecord
-from gateway.surfaces.request import Endpoint, decode_inference_request
+from gateway.surfaces import Surface
 from gateway.workers.active_catalog import RuntimeHolder
 
 
@@ -22,17 +22,18 @@ class InferenceHandler:
         self._authenticator = authenticator
         self._capture = capture
 
-    async def answer(self, endpoint: Endpoint, body: bytes, headers: Mapping[str, str], client_host: str | None,
+    async def answer(self, surface: Surface, body: bytes, headers: Mapping[str, str], client_host: str | None,
                      record: RequestRecord) -> Reply:
         """The reply to one request. The caller watches for the client leaving (and cancels this)."""
-        record.endpoint = endpoint
+        record.endpoint = surface.name
         caller = await self._authenticator.identify(headers, client_host)
         if caller.key is not None:
             record.key_id = caller.key.id
-        inference = decode_inference_request(endpoint, body)
+        inference = surface.decode(body)
         reply = await self._pipeline.forward(inference, record, caller, headers.get("cache-control"))
         capture = self._capture
-        if capture is not None:
-            reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller, endpoint=endpoint,
-                                 opted_in=capture.wants(caller, self._runtimes.current.catalog, record))
+        if capture is not None and surface.captured:
+            opted_in = capture.wants(caller, self._runtimes.current.catalog, record)
+            reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller,
+                                 endpoint=surface.name, opted_in=opted_in)
         return reply

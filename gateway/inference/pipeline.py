@@ -40,7 +40,8 @@ _encode = msgspec.json.Encoder().encode
 
 def choose_model(runtime: Runtime, request: InferenceRequest) -> ModelChoice:
     try:
-        return runtime.chooser.choose(request.requested_model, request.routing_text(runtime.chooser.match_on))
+        text = request.surface.routing_text(request.body, runtime.chooser.match_on)
+        return runtime.chooser.choose(request.requested_model, text)
     except UnknownModel as exc:
         if exc.requested is None:
             raise ModelNotFound("No `model` was given and the catalog has no default model.",
@@ -76,7 +77,7 @@ class InferencePipeline:
             choice = dataclasses.replace(choice, fallbacks=allowed)
         cache = self._cache
         plan = None if cache is None else plan_for(
-            request.body, request.endpoint, choice.model, choice.cache, caller.tenant, default_ttl=cache.default_ttl,
+            request.surface, request.body, choice.model, choice.cache, caller.tenant, default_ttl=cache.default_ttl,
             cache_control=cache_control, may_bypass=caller.may_bypass_cache)
         if cache is None or plan is None:
             if cache is not None:

@@ -13,6 +13,7 @@ from gateway.inference.attempt import Call
 from gateway.inference.retries import Retries, is_full
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
+from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.surfaces.request import InferenceRequest
 from gateway.workers.active_catalog import Runtime
 from routing.catalog import parse_catalog
@@ -27,7 +28,7 @@ def runtime(retries: str = "", outlier: str = "") -> Runtime:
 
 
 def call_after_one_failure(on: Runtime, deadline: float) -> Call:
-    request = InferenceRequest("chat/completions", {"messages": [{"role": "user", "content": "x"}]}, stream=False)
+    request = InferenceRequest(CHAT_COMPLETIONS, {"messages": [{"role": "user", "content": "x"}]}, stream=False)
     record = RequestRecord(request_id="req_1", method="POST", path="/v1/chat/completions", started=0.0)
     call = Call(on, request, record, ModelChoice(model="chat", route="default"), False, lambda *_: None, None)
     call.attempts, call.deadline = 1, deadline

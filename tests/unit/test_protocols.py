@@ -18,6 +18,7 @@ from gateway.protocols import PROTOCOL_BY_KIND, Capabilities, OllamaNative, Open
 from gateway.protocols.base import StreamRelay
 from gateway.protocols.ollama_answers import StreamTranslator
 from gateway.protocols.ollama_requests import PARAMETERS, to_ollama
+from gateway.surfaces import CHAT_COMPLETIONS, EMBEDDINGS
 from gateway.surfaces.request import Endpoint, InferenceRequest
 from gateway.upstream.client import WorkerTarget
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
@@ -129,7 +130,7 @@ def test_undeclared_parameters_do_not_reach_ollama(surface: Endpoint) -> None:
 
 def test_what_ollama_cannot_do_is_refused_not_dropped() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        OllamaNative().request(InferenceRequest("chat/completions", REQUIRED["chat/completions"] | {"n": 2},
+        OllamaNative().request(InferenceRequest(CHAT_COMPLETIONS, REQUIRED["chat/completions"] | {"n": 2},
                                                 stream=False), placement("ollama"))
     assert caught.value.param == "n"
 
@@ -139,23 +140,23 @@ def test_what_ollama_cannot_do_is_refused_not_dropped() -> None:
 
 def test_openai_compatible_requests_go_as_sent_under_the_workers_model_id() -> None:
     body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"1": 2}, "n": 3}
-    path, payload = OpenAICompatible().request(InferenceRequest("chat/completions", body, stream=False),
+    path, payload = OpenAICompatible().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False),
                                                placement("vllm", upstream_model="meta-llama/Llama-3.2-3B"))
     assert path == "/chat/completions"
     assert json.loads(payload) == body | {"model": "meta-llama/Llama-3.2-3B"}
-    path, _ = OpenAICompatible().request(InferenceRequest("embeddings", {"input": "x"}, stream=False),
+    path, _ = OpenAICompatible().request(InferenceRequest(EMBEDDINGS, {"input": "x"}, stream=False),
                                          placement("vllm"))
     assert path == "/embeddings"
 
 
 def test_openai_compatible_answers_pass_unchanged() -> None:
     answer = b'{"id": "x", "choices": []}'
-    request = InferenceRequest("chat/completions", {}, stream=False)
+    request = InferenceRequest(CHAT_COMPLETIONS, {}, stream=False)
     assert OpenAICompatible().answer(request, placement("vllm"), answer, "req_1") is answer
 
 
 def test_ollama_requests_take_the_workers_model_and_num_ctx() -> None:
-    path, payload = OllamaNative().request(InferenceRequest("chat/completions", REQUIRED["chat/completions"],
+    path, payload = OllamaNative().request(InferenceRequest(CHAT_COMPLETIONS, REQUIRED["chat/completions"],
                                                             stream=False), placement("ollama", num_ctx=8192))
     assert path == "/api/chat"
     assert json.loads(payload) == {"model": "llama3.2", "messages": [{"role": "user", "content": "x"}],
@@ -163,7 +164,7 @@ def test_ollama_requests_take_the_workers_model_and_num_ctx() -> None:
 
 
 def test_ollama_answers_become_openai_answers_in_the_clients_encoding() -> None:
-    request = InferenceRequest("embeddings", {"input": "x", "encoding_format": "base64"}, stream=False)
+    request = InferenceRequest(EMBEDDINGS, {"input": "x", "encoding_format": "base64"}, stream=False)
     body = OllamaNative().answer(request, placement("ollama", upstream_model="all-minilm"),
                                  b'{"embeddings": [[0.5, 1.0]], "prompt_eval_count": 2}', "req_1")
     answer = json.loads(body)

@@ -27,7 +27,7 @@ from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import with_body
 from gateway.http.request_observer import record_of
 from gateway.inference.pipeline import InferencePipeline, Reply
-from gateway.surfaces.request import decode_inference_request
+from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import RuntimeHolder
 from gateway.workers.control_client import ControlClient
 from routing.model_choice import UnknownModel
@@ -90,9 +90,9 @@ def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
           tags=_TAGS, operation_class=with_body(_CHAT_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
         record = record_of(request.scope)
-        record.endpoint = "chat/completions"
+        record.endpoint = CHAT_COMPLETIONS.name
         caller = await caller_of(request, authenticator)
-        inference = decode_inference_request("chat/completions", await request.body())
+        inference = CHAT_COMPLETIONS.decode(await request.body())
         forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
         return _encoded(await unless_client_disconnects(request.receive, forwarded))
 

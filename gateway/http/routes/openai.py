@@ -1,4 +1,5 @@
-"""The OpenAI-compatible endpoints under /v1. Each decodes, calls one function, and encodes."""
+"""The /v1 endpoints: one inference route per API surface (`gateway.surfaces`: its paths, its decoding
+and encoding), and the model listing. Each decodes, calls one function, and encodes."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from gateway.auth.authenticator import Authenticator
 from gateway.errors import ModelNotFound
 from gateway.http.callers import caller_of
 from gateway.http.disconnect import unless_client_disconnects
-from gateway.http.openapi_bodies import CHAT_COMPLETION_BODY, COMPLETION_BODY, EMBEDDING_BODY, with_body
+from gateway.http.error_rendering import error_for, error_response
+from gateway.http.openapi_bodies import surface_body, with_body
 from gateway.http.request_observer import record_of
 from gateway.inference.handler import InferenceHandler
-from gateway.surfaces.request import Endpoint
+from gateway.surfaces import Surface, SurfaceRegistry
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
@@ -39,9 +41,9 @@ class _ModelCards:
         self.listing = _encode({"object": "list", "data": self.cards})
 
 
-def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator
-                  ) -> list[HTTPRouteHandler]:
-    """The /v1 routes. The inference POSTs are usually answered before litestar (`inference_asgi`)."""
+def openai_routes(handler: InferenceHandler, surfaces: SurfaceRegistry, runtimes: RuntimeHolder,
+                  authenticator: Authenticator) -> list[HTTPRouteHandler]:
+    """The /v1 routes. The inference POSTs are usually answered before litestar (`gateway.http.fast_path`)."""
     cards = _ModelCards(runtimes.current)
 
     def current_cards() -> _ModelCards:
@@ -49,29 +51,6 @@ def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
         if cards.runtime is not runtimes.current:
             cards = _ModelCards(runtimes.current)
         return cards
-
-    async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
-        client = request.client
-        answering = handler.answer(endpoint, await request.body(), request.headers, client.host if client else None,
-                                   record_of(request.scope))
-        reply = await unless_client_disconnects(request.receive, answering)
-        if reply.stream is not None:
-            return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
-        return Response(reply.body, media_type="application/json", headers=reply.headers)
-
-    @post("/v1/chat/completions", status_code=200, summary="Create a chat completion",
-          operation_class=with_body(CHAT_COMPLETION_BODY))
-    async def chat_completions(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "chat/completions")
-
-    @post("/v1/completions", status_code=200, summary="Create a completion",
-          operation_class=with_body(COMPLETION_BODY))
-    async def completions(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "completions")
-
-    @post("/v1/embeddings", status_code=200, summary="Create embeddings", operation_class=with_body(EMBEDDING_BODY))
-    async def embeddings(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "embeddings")
 
     @get("/v1/models", summary="List the models the gateway serves")
     async def list_models(request: AnyRequest) -> Response[bytes]:
@@ -94,4 +73,28 @@ def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
                                 param="model")
         return Response(card, media_type="application/json")
 
-    return [chat_completions, completions, embeddings, list_models, retrieve_model]
+    return [*(_inference_route(surface, handler) for surface in surfaces), list_models, retrieve_model]
+
+
+def _inference_route(surface: Surface, handler: InferenceHandler) -> HTTPRouteHandler:
+    """The route of one surface's paths; its errors take the surface's shape here, where litestar's own
+    exception handler would give OpenAI's."""
+
+    async def infer(request: AnyRequest) -> Response[Any]:
+        client = request.client
+        try:
+            answering = handler.answer(surface, await request.body(), request.headers,
+                                       client.host if client else None, record_of(request.scope))
+            reply = await unless_client_disconnects(request.receive, answering)
+        except Exception as exc:
+            error = error_for(exc, request.scope)
+            return error_response(error, surface.error_body(error))
+        if reply.stream is not None:
+            return Stream(surface.encode_stream(reply.stream), media_type="text/event-stream",
+                          headers={**reply.headers, **STREAM_HEADERS})
+        return Response(surface.encode_answer(reply.body), media_type="application/json", headers=reply.headers)
+
+    infer.__name__ = infer.__qualname__ = surface.name.replace("/", "_")  # names the OpenAPI operation
+    route: HTTPRouteHandler = post(list(surface.paths), status_code=200, summary=surface.doc.summary,
+                                   operation_class=with_body(surface_body(surface)))(infer)
+    return route

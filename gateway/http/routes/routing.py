@@ -10,18 +10,18 @@ from litestar.handlers import HTTPRouteHandler
 
 from gateway.auth.authenticator import Authenticator
 from gateway.http.callers import caller_of
-from gateway.http.openapi_bodies import CHAT_COMPLETION_BODY, with_body
+from gateway.http.openapi_bodies import surface_body, with_body
 from gateway.inference.pipeline import choose_model
-from gateway.surfaces.request import decode_inference_request
+from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import RuntimeHolder
 
 
 def routing_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/v1/routing/explain", status_code=200, summary="Explain how a chat request would be routed",
-          operation_class=with_body(CHAT_COMPLETION_BODY))
+          operation_class=with_body(surface_body(CHAT_COMPLETIONS)))
     async def explain(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await caller_of(request, authenticator)
-        inference = decode_inference_request("chat/completions", await request.body())
+        inference = CHAT_COMPLETIONS.decode(await request.body())
         runtime = runtimes.current
         choice = choose_model(runtime, inference)
         now = asyncio.get_running_loop().time()

@@ -1,0 +1,128 @@
+"""The interface every API surface implements, and the decoding all JSON surfaces share.
+
+A surface is what a client speaks at some paths (`/v1/chat/completions`, later `/v1/messages`, ...). The
+pipeline in between knows no surface: it asks the request's surface what routing rules and prefix
+affinity see, what the cache key is made of, and how many tokens to reserve, and the HTTP layer asks it
+how to encode the answer, the stream and the errors. Surfaces are stateless, so one instance of each
+serves every request.
+
+Bodies stay plain dicts (one msgspec decode, no copy) so that every field the gateway does not use
+reaches the worker untouched; a surface checks only the fields the gateway relies on, each failure an
+`InvalidRequest` naming its `param`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+
+from gateway.errors import GatewayError, InvalidRequest
+from gateway.surfaces.request import InferenceRequest
+
+Body = dict[str, Any]
+_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDoc:
+    """How a surface's request is documented in the OpenAPI schema (never used to validate)."""
+
+    summary: str
+    schema: dict[str, Any]
+    """The JSON schema of the body."""
+    example: Body
+    description: str | None = None
+
+
+class Surface(ABC):
+    """One API surface; subclasses declare the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]
+    """Names the surface in records, metrics and logs (`record.endpoint`), cache entries and captures;
+    worker protocols serve a surface by this name (e.g. `chat/completions`)."""
+    paths: ClassVar[tuple[str, ...]]
+    """The paths clients POST this surface's requests to."""
+    title: ClassVar[str]
+    """How messages to the client name the surface ("Embeddings cannot be streamed.")."""
+    doc: ClassVar[RequestDoc]
+    streamable: ClassVar[bool] = True
+    """False: a request asking for a stream is refused (`param` = "stream")."""
+    captured: ClassVar[bool] = True
+    """Interaction capture records this surface's traffic (when the key or route opts in)."""
+
+    def decode(self, raw: bytes) -> InferenceRequest:
+        """The request in `raw`, checked; `InvalidRequest` names the `param` at fault."""
+        body = decode_object(raw)
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequest("`model` must be a string.", param="model", code="invalid_type")
+        stream = body.get("stream", False)
+        if stream is None:
+            stream = False
+        if not isinstance(stream, bool):
+            raise InvalidRequest("`stream` must be a boolean.", param="stream", code="invalid_type")
+        self.check(body)
+        if stream and not self.streamable:
+            raise InvalidRequest(f"{self.title} cannot be streamed.", param="stream", code="invalid_value")
+        return InferenceRequest(self, body, stream)
+
+    @abstractmethod
+    def check(self, body: Body) -> None:
+        """Raise `InvalidRequest` (with its `param`) unless the surface's own fields are usable."""
+
+    @abstractmethod
+    def routing_text(self, body: Body, match_on: str = "last_user_message") -> str:
+        """The text routing rules match: `match_on` is the catalog's `last_user_message` or
+        `conversation`; a surface without turns gives its whole input for either."""
+
+    def conversation(self, body: Body) -> str:
+        """The whole prompt in order, for prefix affinity (requests sharing a prefix share a worker)."""
+        return self.routing_text(body, "conversation")
+
+    @abstractmethod
+    def prompt_tokens_estimate(self, body: Body) -> int:
+        """The prompt's tokens, estimated before any worker counts them (admission, and a stream the
+        client left before its usage came)."""
+
+    @abstractmethod
+    def completion_reserve(self, body: Body, default: int) -> int:
+        """The tokens admission reserves for the answer: the request's own limit, else `default`."""
+
+    @abstractmethod
+    def is_deterministic(self, body: Body) -> bool:
+        """The same request gets the same answer: cacheable unless the catalog opts out."""
+
+    @abstractmethod
+    def cache_fields(self, body: Body) -> Body | None:
+        """The fields that can change the answer, for the cache key (fields that only change its
+        delivery left out), or None when this request's answer is never cached."""
+
+    def encode_answer(self, answer: bytes) -> bytes:
+        """The surface's whole answer from the worker's (OpenAI-shaped, as the cache and capture keep it)."""
+        return answer
+
+    def encode_stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The surface's stream from the worker's SSE events (OpenAI-shaped). Pass-through surfaces return
+        `events` itself; a surface that re-encodes must close `events` when its own stream is closed (the
+        client left: closing `events` closes the worker's connection)."""
+        return events
+
+    def error_body(self, error: GatewayError) -> Body:
+        """The error object a client of this surface expects (OpenAI's by default)."""
+        return error.body()
+
+
+def decode_object(raw: bytes) -> Body:
+    """`raw` decoded as a JSON object (one msgspec decode)."""
+    try:
+        body = _decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for invalid UTF-8
+        raise InvalidRequest("We could not parse the JSON body of your request. The body must be a "
+                             "JSON object.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
