@@ -61,20 +61,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_models_arguments(models)
 
-    from gateway.cli import operator as operator_cli
-
     status = commands.add_parser("status", help="a running gateway's health, readiness, models and workers",
                                  description="Health (/health), readiness (/readyz), models (/v1/models) and "
                                  "workers (/admin/workers, with an admin key) of a running gateway; exit 0 when "
                                  "ready, 1 when not, 2 when unreachable.")
-    operator_cli.add_status_arguments(status)
+    from gateway.cli.status import add_arguments as add_status_arguments
+
+    add_status_arguments(status)
+
     chat = commands.add_parser("chat", help="one chat completion, streamed to the terminal",
                                description="Send one chat completion to a running gateway and stream the answer.")
-    operator_cli.add_chat_arguments(chat)
+    from gateway.cli.chat import add_arguments as add_chat_arguments
+
+    add_chat_arguments(chat)
+
     batch = commands.add_parser("batch", help="run a file of prompts concurrently; print a latency summary",
                                 description="Run the prompts of a JSONL or text file against a running gateway, "
                                 "-c at a time, and print count, errors, latency p50/p90/p99 and tokens/s.")
-    operator_cli.add_batch_arguments(batch)
+    from gateway.cli.batch import add_arguments as add_batch_arguments
+
+    add_batch_arguments(batch)
 
     dataset = commands.add_parser("dataset", help="fine-tuning sets and training stats from captured interactions",
                                   description="Export captured interactions (GATEWAY_CAPTURE_DIR) as fine-tuning "
@@ -101,8 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.cli.models import run as run_models
 
         return run_models(args)
-    if args.command in ("status", "chat", "batch"):
-        return operator_cli.run(args)
+    if args.command == "status":
+        from gateway.cli.status import run as run_status
+
+        return run_status(args)
+    if args.command == "chat":
+        from gateway.cli.chat import run as run_chat
+
+        return run_chat(args)
+    if args.command == "batch":
+        from gateway.cli.batch import run as run_batch
+
+        return run_batch(args)
     if args.command == "dataset":
         from gateway.cli.dataset import run as run_dataset
 

@@ -15,14 +15,16 @@ import pytest
 import structlog
 
 import gateway.cli.entry
-from gateway.cli import operator as operator_cli
+from gateway.cli import batch as batch_command
+from gateway.cli import chat as chat_command
+from gateway.cli import status as status_command
+from gateway.cli.batch_runner import ProgressBar, percentile
 from simulator import SimulatorThread
 from tests.conftest import FAULT_MODELS, catalog_yaml, start_gateway
 from tests.servers import ServerThread
 
 ADMIN = "sk-gw-operator-admin-0123456789"
 USER = "sk-gw-operator-user-0123456789"
-WIRED = "operator" in Path(gateway.cli.entry.__file__).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +50,12 @@ def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
-    operator_cli.add_status_arguments(commands.add_parser("status"))
-    operator_cli.add_chat_arguments(commands.add_parser("chat"))
-    operator_cli.add_batch_arguments(commands.add_parser("batch"))
-    return operator_cli.run(parser.parse_args(argv))
+    status_command.add_arguments(commands.add_parser("status"))
+    chat_command.add_arguments(commands.add_parser("chat"))
+    batch_command.add_arguments(commands.add_parser("batch"))
+    args = parser.parse_args(argv)
+    runs = {"status": status_command.run, "chat": chat_command.run, "batch": batch_command.run}
+    return runs[args.command](args)
 
 
 def closed_port_url() -> str:
@@ -213,9 +217,9 @@ def test_batch_against_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_percentiles_are_nearest_rank() -> None:
     values = [float(n) for n in range(100, 0, -1)]
-    assert [operator_cli.percentile(values, p) for p in (50, 90, 99, 100)] == [50.0, 90.0, 99.0, 100.0]
-    assert operator_cli.percentile([7.0], 99) == 7.0
-    assert operator_cli.percentile([1.0, 2.0], 50) == 1.0
+    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [50.0, 90.0, 99.0, 100.0]
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0], 50) == 1.0
 
 
 def test_the_progress_bar_draws_on_a_terminal_only() -> None:
@@ -225,7 +229,7 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
 
     terminal, pipe = Terminal(), io.StringIO()
     for stream in (terminal, pipe):
-        bar = operator_cli._Progress(3, stream)
+        bar = ProgressBar(3, stream)
         for ok in (True, False, True):
             bar.advance(ok)
         bar.finish()
@@ -233,7 +237,6 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
     assert pipe.getvalue() == ""
 
 
-@pytest.mark.skipif(not WIRED, reason="waiting for wiring")
 def test_the_commands_are_llm_gateway_subcommands(gw: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
     assert gateway.cli.entry.main(["status", "--url", gw.url, "--admin-key", ADMIN]) == 0
     assert gateway.cli.entry.main(["chat", "chat", "hi", "--url", gw.url, "--key", USER]) == 0
