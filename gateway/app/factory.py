@@ -55,7 +55,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     lifecycle = lifecycle or Lifecycle()
     runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = WorkerClient()
-    admission = AdmissionControl(stores.limits, default_reserve_tokens=settings.default_reserve_tokens)
+    admission = AdmissionControl(stores.limits, metrics, default_reserve_tokens=settings.default_reserve_tokens)
     authenticator = Authenticator(
         configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))

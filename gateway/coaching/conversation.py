@@ -29,7 +29,8 @@ from gateway.coaching.catalog import CoachingCatalog, CoachingContext
 from gateway.coaching.config import MobileConfigHolder
 from gateway.coaching.sessions import Message, Session, SessionStore, session_key, tokens_of, trim_history
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotFound
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.forwarder import Reply
+from gateway.inference.pipeline import InferencePipeline
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces.request import InferenceRequest, decode_inference_request
 from gateway.upstream.sse_relay import error_event
@@ -197,7 +198,7 @@ class Coach:
             history = [] if session is None else session.messages
         turn.inference.body["messages"] = conversation(turn, history)
         turn.inference.session = key
-        reply = await self._pipeline.forward(turn.inference, record, caller, cache_control)
+        reply = await self._pipeline.answer(turn.inference, record, caller, cache_control)
         if route is not None:
             record.route = reply.headers["x-gateway-route"] = route
         reply.headers["x-gateway-context-type"] = turn.context.name

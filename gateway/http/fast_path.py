@@ -21,8 +21,8 @@ from gateway.http.error_rendering import error_for
 from gateway.http.error_sending import send_error
 from gateway.http.request_observer import record_of
 from gateway.http.routes.openai import STREAM_HEADERS
+from gateway.inference.forwarder import Reply
 from gateway.inference.handler import InferenceHandler
-from gateway.inference.pipeline import Reply
 from gateway.surfaces.request import Endpoint
 
 ENDPOINTS: dict[str, Endpoint] = {"/v1/chat/completions": "chat/completions", "/v1/completions": "completions",

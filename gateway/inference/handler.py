@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 from gateway.auth.authenticator import Authenticator
 from gateway.capture.interactions import InteractionCapture
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.forwarder import Reply
+from gateway.inference.pipeline import InferencePipeline
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces.request import Endpoint, decode_inference_request
 from gateway.workers.active_catalog import RuntimeHolder
@@ -30,7 +31,7 @@ class InferenceHandler:
         if caller.key is not None:
             record.key_id = caller.key.id
         inference = decode_inference_request(endpoint, body)
-        reply = await self._pipeline.forward(inference, record, caller, headers.get("cache-control"))
+        reply = await self._pipeline.answer(inference, record, caller, headers.get("cache-control"))
         capture = self._capture
         if capture is not None:
             reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller, endpoint=endpoint,

@@ -21,7 +21,7 @@ from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor
 from gateway.capture.store import CaptureWriter, capture_files, find_interaction, read_records
 from gateway.capture.streams import assemble
 from gateway.cli import dataset as dataset_cli
-from gateway.inference.pipeline import Reply
+from gateway.inference.forwarder import Reply
 from gateway.observability.request_record import RequestRecord
 from gateway.operator_patterns import parse_patterns
 from gateway.settings import Settings, SettingsError, load_settings

@@ -26,7 +26,8 @@ from gateway.http.callers import caller_of
 from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import with_body
 from gateway.http.request_observer import record_of
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.forwarder import Reply
+from gateway.inference.pipeline import InferencePipeline
 from gateway.surfaces.request import decode_inference_request
 from gateway.workers.active_catalog import RuntimeHolder
 from routing.model_choice import UnknownModel
@@ -92,7 +93,7 @@ def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenti
         record.endpoint = "chat/completions"
         caller = await caller_of(request, authenticator)
         inference = decode_inference_request("chat/completions", await request.body())
-        forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
+        forwarded = pipeline.answer(inference, record, caller, request.headers.get("cache-control"))
         return _encoded(await unless_client_disconnects(request.receive, forwarded))
 
     @post("/api/coaching/chat", status_code=200, summary="A coaching chat turn, by context type",
