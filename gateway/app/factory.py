@@ -90,7 +90,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *keys_routes(stores.keys, stores.limits, authenticator),
                         *workers_routes(runtimes, stores.overlays, authenticator, dict(settings.extra)),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
-                        *mobile_routes(pipeline, runtimes, authenticator, stores.sessions, settings.extra)],
+                        *mobile_routes(inference, runtimes, authenticator, stores.sessions, settings.extra)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: handle_exception},

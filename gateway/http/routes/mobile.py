@@ -2,7 +2,8 @@
 type with kept conversation sessions, the models workers have, the on-device model catalog, and the
 hybrid inference advice. Every route needs a key as /v1 does (none in open mode).
 
-Each handler decodes, calls one function (`gateway.coaching`), and encodes.
+Each handler decodes, calls one function, and encodes. Both chat routes enter the one inference handler
+(`InferenceHandler.answer`), a coaching chat with its turn (`gateway.coaching.conversation`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import with_body
 from gateway.http.request_observer import record_of
 from gateway.inference.forwarder import Reply
-from gateway.inference.pipeline import InferencePipeline
-from gateway.surfaces.request import decode_inference_request
+from gateway.inference.handler import InferenceHandler, Turn
 from gateway.workers.active_catalog import RuntimeHolder
 from routing.model_choice import UnknownModel
 
@@ -78,34 +78,31 @@ def _encoded(reply: Reply) -> Response[Any]:
     return Response(reply.body, media_type="application/json", headers=reply.headers)
 
 
-def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
+def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator,
                   sessions: SessionStore, env: Mapping[str, str]) -> list[HTTPRouteHandler]:
     """`env`: where config/coaching.yaml and config/edge_models.yaml are (`GATEWAY_COACHING_CONFIG`,
     `GATEWAY_EDGE_MODELS_CONFIG`); raises `CatalogError` if either is invalid."""
     config = MobileConfigHolder(MobileFiles.from_env(env), runtimes)
-    coach = Coach(pipeline, runtimes, config, sessions)
+    coach = Coach(runtimes, config, sessions)
     worker_models = ModelListing()
+
+    async def chat(request: AnyRequest, turn: Turn | None = None) -> Response[Any]:
+        client = request.client
+        answering = handler.answer("chat/completions", await request.body(), request.headers,
+                                   client.host if client else None, record_of(request.scope), turn)
+        return _encoded(await unless_client_disconnects(request.receive, answering))
 
     @post("/api/chat/completions", status_code=200, summary="Create a chat completion (as /v1/chat/completions)",
           tags=_TAGS, operation_class=with_body(_CHAT_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
-        record = record_of(request.scope)
-        record.endpoint = "chat/completions"
-        caller = await caller_of(request, authenticator)
-        inference = decode_inference_request("chat/completions", await request.body())
-        forwarded = pipeline.answer(inference, record, caller, request.headers.get("cache-control"))
-        return _encoded(await unless_client_disconnects(request.receive, forwarded))
+        return await chat(request)
 
     @post("/api/coaching/chat", status_code=200, summary="A coaching chat turn, by context type",
           description="Chooses the system prompt, generation defaults and model from the context type; "
           "with `session_id` the gateway keeps the conversation. Answers an OpenAI chat completion, "
           "or its SSE stream with `stream: true`.", tags=_TAGS, operation_class=with_body(_COACHING_BODY))
     async def coaching_chat(request: AnyRequest) -> Response[Any]:
-        record = record_of(request.scope)
-        record.endpoint = "coaching/chat"
-        caller = await caller_of(request, authenticator)
-        answered = coach.answer(await request.body(), caller, record, request.headers.get("cache-control"))
-        return _encoded(await unless_client_disconnects(request.receive, answered))
+        return await chat(request, coach.turn())
 
     @get("/api/coaching/sessions/{session_id:str}", summary="A coaching session's history", tags=_TAGS)
     async def get_session(request: AnyRequest, session_id: FromPath[str]) -> Response[bytes]:
