@@ -15,7 +15,6 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from gateway.auth.authenticator import Authenticator
 from gateway.coaching.catalog import INFERENCE_MODES
@@ -24,16 +23,14 @@ from gateway.coaching.conversation import Coach, describe_session
 from gateway.coaching.model_listing import ModelListing
 from gateway.coaching.sessions import SessionStore
 from gateway.http.callers import caller_of
-from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import with_body
+from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
-from gateway.inference.forwarder import Reply
-from gateway.inference.handler import InferenceHandler, Turn
+from gateway.inference.handler import InferenceHandler
 from gateway.workers.active_catalog import RuntimeHolder
 from routing.model_choice import UnknownModel
 
 _encode = msgspec.json.Encoder().encode
-_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _TAGS = ["mobile"]
 
 AnyRequest = Request[Any, Any, Any]
@@ -72,12 +69,6 @@ def _json(body: Any) -> Response[bytes]:
     return Response(_encode(body), media_type="application/json")
 
 
-def _encoded(reply: Reply) -> Response[Any]:
-    if reply.stream is not None:
-        return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
-    return Response(reply.body, media_type="application/json", headers=reply.headers)
-
-
 def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator,
                   sessions: SessionStore, env: Mapping[str, str]) -> list[HTTPRouteHandler]:
     """`env`: where config/coaching.yaml and config/edge_models.yaml are (`GATEWAY_COACHING_CONFIG`,
@@ -86,23 +77,17 @@ def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
     coach = Coach(runtimes, config, sessions)
     worker_models = ModelListing()
 
-    async def chat(request: AnyRequest, turn: Turn | None = None) -> Response[Any]:
-        client = request.client
-        answering = handler.answer("chat/completions", await request.body(), request.headers,
-                                   client.host if client else None, record_of(request.scope), turn)
-        return _encoded(await unless_client_disconnects(request.receive, answering))
-
     @post("/api/chat/completions", status_code=200, summary="Create a chat completion (as /v1/chat/completions)",
           tags=_TAGS, operation_class=with_body(_CHAT_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
-        return await chat(request)
+        return await answer_request(handler, request, "chat/completions")
 
     @post("/api/coaching/chat", status_code=200, summary="A coaching chat turn, by context type",
           description="Chooses the system prompt, generation defaults and model from the context type; "
           "with `session_id` the gateway keeps the conversation. Answers an OpenAI chat completion, "
           "or its SSE stream with `stream: true`.", tags=_TAGS, operation_class=with_body(_COACHING_BODY))
     async def coaching_chat(request: AnyRequest) -> Response[Any]:
-        return await chat(request, coach.turn())
+        return await answer_request(handler, request, "chat/completions", coach.turn())
 
     @get("/api/coaching/sessions/{session_id:str}", summary="A coaching session's history", tags=_TAGS)
     async def get_session(request: AnyRequest, session_id: FromPath[str]) -> Response[bytes]:

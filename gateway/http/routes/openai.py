@@ -8,20 +8,17 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from gateway.auth.authenticator import Authenticator
 from gateway.errors import ModelNotFound
 from gateway.http.callers import caller_of
-from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import CHAT_COMPLETION_BODY, COMPLETION_BODY, EMBEDDING_BODY, with_body
+from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
 from gateway.inference.handler import InferenceHandler
-from gateway.surfaces.request import Endpoint
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
-STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -41,7 +38,7 @@ class _ModelCards:
 
 def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator
                   ) -> list[HTTPRouteHandler]:
-    """The /v1 routes. The inference POSTs are usually answered before litestar (`inference_asgi`)."""
+    """The /v1 routes. The inference POSTs are usually answered before litestar (`gateway.http.fast_path`)."""
     cards = _ModelCards(runtimes.current)
 
     def current_cards() -> _ModelCards:
@@ -50,28 +47,19 @@ def openai_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
             cards = _ModelCards(runtimes.current)
         return cards
 
-    async def infer(request: AnyRequest, endpoint: Endpoint) -> Response[Any]:
-        client = request.client
-        answering = handler.answer(endpoint, await request.body(), request.headers, client.host if client else None,
-                                   record_of(request.scope))
-        reply = await unless_client_disconnects(request.receive, answering)
-        if reply.stream is not None:
-            return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
-        return Response(reply.body, media_type="application/json", headers=reply.headers)
-
     @post("/v1/chat/completions", status_code=200, summary="Create a chat completion",
           operation_class=with_body(CHAT_COMPLETION_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "chat/completions")
+        return await answer_request(handler, request, "chat/completions")
 
     @post("/v1/completions", status_code=200, summary="Create a completion",
           operation_class=with_body(COMPLETION_BODY))
     async def completions(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "completions")
+        return await answer_request(handler, request, "completions")
 
     @post("/v1/embeddings", status_code=200, summary="Create embeddings", operation_class=with_body(EMBEDDING_BODY))
     async def embeddings(request: AnyRequest) -> Response[Any]:
-        return await infer(request, "embeddings")
+        return await answer_request(handler, request, "embeddings")
 
     @get("/v1/models", summary="List the models the gateway serves")
     async def list_models(request: AnyRequest) -> Response[bytes]:
