@@ -59,7 +59,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     lifecycle = lifecycle or Lifecycle()
     runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = WorkerClient()
-    admission = AdmissionControl(stores.limits, default_reserve_tokens=settings.default_reserve_tokens)
+    admission = AdmissionControl(stores.limits, metrics, default_reserve_tokens=settings.default_reserve_tokens)
     authenticator = Authenticator(
         configured=configured_keys(settings), store=stores.keys, open_mode=not keys_required(settings),
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
@@ -96,7 +96,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *keys_routes(stores.keys, stores.limits, authenticator),
                         *workers_routes(runtimes, stores.overlays, authenticator, control),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
-                        *mobile_routes(pipeline, runtimes, authenticator, stores.sessions, settings.extra,
+                        *mobile_routes(inference, runtimes, authenticator, stores.sessions, settings.extra,
                                        control)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,

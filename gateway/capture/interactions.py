@@ -131,18 +131,18 @@ class _CatalogFlags:
                 rules[rule.name or f"routes[{i}]"] = flag
         return cls(catalog, rules, frozenset(m.name for m in catalog.models if _flag(m) is True))
 
-    def opt_in(self, record: RequestRecord) -> bool:
-        flag = self.rules.get(record.route or "")
+    def opt_in(self, record: RequestRecord, route: str | None) -> bool:
+        flag = self.rules.get(route or "")
         if flag is not None:
             return flag
         return (record.fallback_from or record.model) in self.models
 
 
-def route_opt_in(catalog: Catalog, record: RequestRecord) -> bool:
-    """The catalog's say on capturing a request that `record` describes (after `pipeline.forward`): the
-    matching routing rule's `capture` if it sets one, else the `capture` of the model chosen (before
+def route_opt_in(catalog: Catalog, record: RequestRecord, route: str | None) -> bool:
+    """The catalog's say on capturing a request that `record` describes (once answered): the `capture`
+    of the routing rule labelled `route` if it sets one, else the `capture` of the model chosen (before
     any fallback). Reads `capture` fields where the catalog has them (absent: False)."""
-    return _CatalogFlags.of(catalog).opt_in(record)
+    return _CatalogFlags.of(catalog).opt_in(record, route)
 
 
 def key_opt_in(caller: Caller) -> bool | None:
@@ -253,16 +253,17 @@ class InteractionCapture:
         own = key_opt_in(caller)
         return route_opt_in if own is None else own
 
-    def wants(self, caller: Caller, catalog: Catalog, record: RequestRecord) -> bool:
-        """`opted_in(caller, route_opt_in(catalog, record))`, with the catalog's flags computed once per
-        catalog (it changes on reload)."""
+    def wants(self, caller: Caller, catalog: Catalog, record: RequestRecord, *, route: str | None) -> bool:
+        """`opted_in(caller, route_opt_in(catalog, record, route))`, with the catalog's flags computed once
+        per catalog (it changes on reload). `route`: the label of the rule that chose the model (for most
+        requests `record.route`; a coaching turn's record says `coaching:<context type>:<rule>`)."""
         own = key_opt_in(caller)
         if own is not None:
             return own
         flags = self._flags
         if flags is None or flags.catalog is not catalog:
             self._flags = flags = _CatalogFlags.of(catalog)
-        return flags.opt_in(record)
+        return flags.opt_in(record, route)
 
     def wrap(self, reply: R, *, request_body: dict[str, Any], record: RequestRecord, caller: Caller,
              endpoint: str, opted_in: bool) -> R:
@@ -304,8 +305,9 @@ class InteractionCapture:
         now, wall = time.perf_counter(), time.time()
         return {
             "type": "interaction", "v": RECORD_VERSION, "request_id": record.request_id, "timestamp": _iso(wall),
-            "ts": round(wall, 3), "endpoint": endpoint, "model": record.model, "route": record.route,
-            "worker": record.worker, "fallback_from": record.fallback_from, "cache": record.cache,
+            "ts": round(wall, 3), "endpoint": endpoint, "path": record.path, "model": record.model,
+            "route": record.route, "worker": record.worker, "fallback_from": record.fallback_from,
+            "cache": record.cache,
             "key_id": caller.key.id if caller.key is not None else None, "tenant": caller.tenant, "stream": stream,
             "latency_ms": round((now - record.started) * 1000, 3),
             "ttft_ms": None if record.first_token is None else round((record.first_token - record.started) * 1000, 3),

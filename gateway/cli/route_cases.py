@@ -19,7 +19,7 @@ import msgspec
 import yaml
 
 from gateway.errors import GatewayError
-from gateway.inference.pipeline import choose_model
+from gateway.inference.model_selection import choose_model
 from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import Runtime
 from routing.catalog import CatalogError, load_catalog

@@ -1,6 +1,7 @@
 """One turn of `/api/coaching/chat`: decode the request, choose the model from the context type, put the
-conversation together (system prompt, kept history, new messages), forward it through the inference
-pipeline, and record the answer in the session.
+conversation together (system prompt, kept history, new messages), and record the answer in the session.
+The turn runs inside the one inference handler (`Coach.turn` is its `Turn`), so a coaching request is
+authorized, admitted, cached, forwarded, recorded and captured exactly as `/v1/chat/completions` is.
 
 The body is an OpenAI chat request plus `context_type` (required) and `session_id` (optional); every
 other field reaches the worker as with `/v1/chat/completions`. The context type's `max_tokens` and
@@ -30,7 +31,7 @@ from gateway.coaching.catalog import CoachingCatalog, CoachingContext
 from gateway.coaching.config import MobileConfigHolder
 from gateway.coaching.sessions import Message, Session, SessionStore, session_key, tokens_of, trim_history
 from gateway.errors import GatewayError, InvalidRequest, ModelNotFound, NotFound
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.forwarder import Reply
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import CHAT_COMPLETIONS, InferenceRequest
 from gateway.upstream.sse_relay import error_event
@@ -93,21 +94,22 @@ def _context_of(value: object, coaching: CoachingCatalog) -> CoachingContext:
     return context
 
 
-def route_turn(turn: CoachingTurn, chooser: ModelChooser) -> str | None:
-    """Set the model the context type calls for (unless the request names one); the route label."""
+def route_turn(turn: CoachingTurn, chooser: ModelChooser) -> tuple[str, str | None] | None:
+    """Set the model the context type calls for (unless the request names one): the route label, and the
+    routing rule that chose the model (None: the context type names it)."""
     if turn.inference.requested_model:
         return None
     context = turn.context
     if context.model is not None:
         turn.inference.body["model"] = context.model
-        return f"coaching:{context.name}"
+        return f"coaching:{context.name}", None
     try:
         choice = chooser.by_rules(context.name)
     except UnknownModel:
         raise ModelNotFound("No routing rule matches this context type and the catalog has no default "
                             "model.", param="model") from None
     turn.inference.body["model"] = choice.model
-    return f"coaching:{context.name}:{choice.route}"
+    return f"coaching:{context.name}:{choice.route}", choice.route
 
 
 def conversation(turn: CoachingTurn, history: list[Message]) -> list[Message]:
@@ -158,46 +160,16 @@ def _first_content(answer: dict[str, Any]) -> str:
 
 
 class Coach:
-    """Answers coaching turns and keeps their sessions."""
+    """Coaching turns and their kept sessions."""
 
-    def __init__(self, pipeline: InferencePipeline, runtimes: RuntimeHolder, config: MobileConfigHolder,
-                 sessions: SessionStore) -> None:
-        self._pipeline = pipeline
+    def __init__(self, runtimes: RuntimeHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
         self._runtimes = runtimes
         self._config = config
         self._sessions = sessions
 
-    async def answer(self, raw: bytes, caller: Caller, record: RequestRecord, cache_control: str | None) -> Reply:
-        coaching = self._config.current.coaching
-        turn = decode_coaching_request(raw, coaching)
-        route = route_turn(turn, self._runtimes.current.chooser)
-        key = None if turn.session_id is None else session_key(caller.subject, turn.session_id)
-        history: list[Message] = []
-        if key is not None:
-            session = await self._sessions.get(key)
-            history = [] if session is None else session.messages
-        turn.inference.body["messages"] = conversation(turn, history)
-        turn.inference.session = key
-        reply = await self._pipeline.forward(turn.inference, record, caller, cache_control)
-        if route is not None:
-            record.route = reply.headers["x-gateway-route"] = route
-        reply.headers["x-gateway-context-type"] = turn.context.name
-        if key is None or turn.session_id is None:
-            return reply
-        reply.headers["x-gateway-session"] = turn.session_id
-
-        async def save(answer: Message) -> None:
-            assert key is not None
-            await self._sessions.append(key, [*turn.new_messages, answer], context_type=turn.context.name,
-                                        budget_tokens=turn.context.history_tokens, ttl_s=coaching.session_ttl)
-
-        if reply.stream is not None:
-            reply.stream = recording(reply.stream, save)
-            return reply
-        answer = answer_of(reply.body)
-        if answer is not None:
-            await save(answer)
-        return reply
+    def turn(self) -> CoachedTurn:
+        """A turn for one request, to pass to `InferenceHandler.answer`."""
+        return CoachedTurn(self._runtimes, self._config, self._sessions)
 
     async def history(self, caller: Caller, session_id: str) -> Session:
         session = await self._sessions.get(session_key(caller.subject, checked_session_id(session_id)))
@@ -208,6 +180,60 @@ class Coach:
     async def forget(self, caller: Caller, session_id: str) -> None:
         if not await self._sessions.delete(session_key(caller.subject, checked_session_id(session_id))):
             raise _no_session(session_id)
+
+
+class CoachedTurn:
+    """One coaching request, as the inference handler runs it (`gateway.inference.handler.Turn`)."""
+
+    label = "coaching/chat"
+
+    def __init__(self, runtimes: RuntimeHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
+        self._runtimes = runtimes
+        self._coaching = config.current.coaching
+        self._sessions = sessions
+        self._route: tuple[str, str | None] | None = None
+        self._key: str | None = None
+        self._turn: CoachingTurn | None = None
+        self.capture_route: str | None = None
+
+    async def begin(self, body: bytes, caller: Caller) -> InferenceRequest:
+        """The conversation to send: the context's system prompt, the kept history, the new messages."""
+        turn = self._turn = decode_coaching_request(body, self._coaching)
+        self._route = route_turn(turn, self._runtimes.current.chooser)
+        key = self._key = None if turn.session_id is None else session_key(caller.subject, turn.session_id)
+        history: list[Message] = []
+        if key is not None:
+            session = await self._sessions.get(key)
+            history = [] if session is None else session.messages
+        turn.inference.body["messages"] = conversation(turn, history)
+        turn.inference.session = key
+        return turn.inference
+
+    async def end(self, reply: Reply, record: RequestRecord) -> None:
+        """The turn's headers and route label; the answer kept in the session (a stream's once complete)."""
+        turn, key = self._turn, self._key
+        assert turn is not None
+        if self._route is None:
+            self.capture_route = record.route
+        else:
+            record.route = reply.headers["x-gateway-route"] = self._route[0]
+            self.capture_route = self._route[1]
+        reply.headers["x-gateway-context-type"] = turn.context.name
+        if key is None or turn.session_id is None:
+            return
+        reply.headers["x-gateway-session"] = turn.session_id
+        coaching = self._coaching
+
+        async def save(answer: Message) -> None:
+            await self._sessions.append(key, [*turn.new_messages, answer], context_type=turn.context.name,
+                                        budget_tokens=turn.context.history_tokens, ttl_s=coaching.session_ttl)
+
+        if reply.stream is not None:
+            reply.stream = recording(reply.stream, save)
+            return
+        answer = answer_of(reply.body)
+        if answer is not None:
+            await save(answer)
 
 
 def _no_session(session_id: str) -> NotFound:

@@ -4,14 +4,12 @@
 Building litestar's request, response and header objects cost as much as everything else the gateway
 does for a request (benchmarks/RESULTS.md), so the inference endpoints skip them here. They stay
 declared in litestar too (`gateway.http.routes.openai`): the OpenAPI schema, other methods (405), and
-requests carrying an `Origin` when CORS is configured go through it. Both call `InferenceHandler.answer`
-and encode the answer, its stream and its errors as the request's surface says; errors become responses
+requests carrying an `Origin` when CORS is configured go through it. Both call `InferenceHandler.answer`;
+replies become responses through `gateway.http.replies` (encoded as the request's surface says) and errors
 through `gateway.http.error_rendering` either way.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -20,13 +18,10 @@ from gateway.errors import ClientDisconnected, PayloadTooLarge
 from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.error_rendering import error_for
 from gateway.http.error_sending import send_error
+from gateway.http.replies import send_reply
 from gateway.http.request_observer import record_of
-from gateway.http.routes.openai import STREAM_HEADERS
 from gateway.inference.handler import InferenceHandler
 from gateway.surfaces import Surface, SurfaceRegistry
-
-_JSON = [(b"content-type", b"application/json")]
-_SSE = [(b"content-type", b"text/event-stream")] + [(k.encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
 
 
 class InferenceASGI:
@@ -49,45 +44,16 @@ class InferenceASGI:
     async def _serve(self, surface: Surface, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await _read_body(scope, receive, self._max_body)
-            await unless_client_disconnects(receive, self._answer(surface, body, scope, send))
+            client = scope.get("client")
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+            answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope))
+            await unless_client_disconnects(receive, send_reply(answering, surface, send))
         except Exception as exc:
             error = error_for(exc, scope)
             if not record_of(scope).status:  # nothing sent yet
                 await send_error(send, error, surface.error_body(error))
             elif not isinstance(exc, ClientDisconnected):
                 raise  # mid-stream: the connection is dropped, the client sees no [DONE]
-
-    async def _answer(self, surface: Surface, body: bytes, scope: Scope, send: Send) -> None:
-        client = scope.get("client")
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        reply = await self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope))
-        extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
-        if reply.stream is None:
-            answer = surface.encode_answer(reply.body)
-            length = [(b"content-length", str(len(answer)).encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": _JSON + length + extra})
-            await send({"type": "http.response.body", "body": answer, "more_body": False})
-            return
-        await _send_stream(surface.encode_stream(reply.stream), send, _SSE + extra)
-
-
-async def _send_stream(stream: AsyncIterator[bytes], send: Send, headers: list[tuple[bytes, bytes]]) -> None:
-    """Pass each chunk on as it comes. If the client leaves, the watcher cancels this task; closing the
-    stream then closes the worker's connection (`gateway.upstream.sse_relay`)."""
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except BaseException:
-        await _close(stream)
-        raise
-
-
-async def _close(stream: AsyncIterator[bytes]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -17,6 +17,7 @@ import structlog
 from gateway.auth.authenticator import Caller
 from gateway.errors import RateLimited
 from gateway.limits import Admission, LimitStore, Reservation
+from gateway.observability.metrics import GatewayMetrics
 from gateway.surfaces.request import InferenceRequest
 
 _log = structlog.get_logger("gateway.inference.admission")
@@ -62,8 +63,12 @@ class Ticket:
 
 
 class AdmissionControl:
-    def __init__(self, store: LimitStore, *, default_reserve_tokens: int) -> None:
+    """Stage 4 of the pipeline (`admit`), and the settling of what it reserved (`settle`, called by
+    `gateway.inference.settlement`)."""
+
+    def __init__(self, store: LimitStore, metrics: GatewayMetrics, *, default_reserve_tokens: int) -> None:
         self.store = store
+        self._metrics = metrics
         self._default_reserve = default_reserve_tokens
 
     def estimate(self, request: InferenceRequest) -> int:
@@ -71,12 +76,15 @@ class AdmissionControl:
         return surface.prompt_tokens_estimate(body) + surface.completion_reserve(body, self._default_reserve)
 
     async def admit(self, caller: Caller, request: InferenceRequest) -> Ticket | None:
+        """Reserve the request's estimate under every limit of the caller, or raise `RateLimited` (counted,
+        with OpenAI's rate-limit and retry headers). None: the caller has no limits."""
         if not caller.limited:
             return None
         admission = await self.store.admit(caller.subject, caller.limits, self.estimate(request))
         if not admission.allowed:
             error = RateLimited(_REFUSALS.get(admission.reason or "", "Rate limit reached."),
                                 code=f"rate_limit_{admission.reason or 'exceeded'}")
+            self._metrics.rate_limited.labels(error.error_code or "").inc()
             wait = max(admission.retry_after_s, 0.001)
             error.headers.update({**rate_limit_headers(admission), "retry-after": str(math.ceil(wait)),
                                   "retry-after-ms": str(math.ceil(wait * 1000))})

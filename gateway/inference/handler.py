@@ -1,17 +1,49 @@
-"""Answering one inference request (chat, completion, embeddings), apart from any web framework: who
-calls, what they ask, the pipeline's answer, captured if opted in. The litestar handlers
-(`openai_api`) and the plain-ASGI hot path (`inference_asgi`) both call `InferenceHandler.answer`."""
+"""The one handler every inference request enters, apart from any web framework: `/v1/*` (the plain-ASGI
+fast path and its litestar routes), `/api/chat/completions` and `/api/coaching/chat` all call
+`InferenceHandler.answer`, so authorization, the request record, every stage of the pipeline and
+interaction capture apply to each of them the same way.
+
+    authorize       who calls (`Authenticator.identify`), written in the record
+    decode          the surface's request, or a `Turn`'s (a coaching turn: context type, kept history)
+    pipeline        choose model, cache, admit, forward, settle and fill (`gateway.inference.pipeline`)
+    turn ends       the turn labels the reply and keeps the answer (a stream: once it has ended)
+    capture         the interaction, if the key, rule or model opted in (`InteractionCapture.wrap`)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
-from gateway.auth.authenticator import Authenticator
+from gateway.auth.authenticator import Authenticator, Caller
 from gateway.capture.interactions import InteractionCapture
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.forwarder import Reply
+from gateway.inference.pipeline import InferencePipeline
 from gateway.observability.request_record import RequestRecord
-from gateway.surfaces import Surface
+from gateway.surfaces import InferenceRequest, Surface
 from gateway.workers.active_catalog import RuntimeHolder
+
+
+class Turn(Protocol):
+    """One request of a conversation the gateway keeps (a coaching turn), wrapped around the pipeline:
+    it decodes the body once the caller is known, and takes the reply before capture and the client do.
+    A fresh one per request (it carries the request's state from `begin` to `end`)."""
+
+    @property
+    def label(self) -> str:
+        """The request's endpoint name in the record (metrics, log line)."""
+
+    @property
+    def capture_route(self) -> str | None:
+        """After `end`: the routing rule whose `capture` flag applies (the one that chose the model; None:
+        no rule did, the model's flag decides)."""
+
+    async def begin(self, body: bytes, caller: Caller) -> InferenceRequest:
+        """The request to send through the pipeline."""
+
+    async def end(self, reply: Reply, record: RequestRecord) -> None:
+        """Label `reply` (headers, `record.route`) and keep its answer (a stream is replaced by one that
+        keeps it once it has ended)."""
 
 
 class InferenceHandler:
@@ -23,17 +55,21 @@ class InferenceHandler:
         self._capture = capture
 
     async def answer(self, surface: Surface, body: bytes, headers: Mapping[str, str], client_host: str | None,
-                     record: RequestRecord) -> Reply:
-        """The reply to one request. The caller watches for the client leaving (and cancels this)."""
-        record.endpoint = surface.name
+                     record: RequestRecord, turn: Turn | None = None) -> Reply:
+        """The reply to one request of `surface` (with a `turn`, the turn decodes the body). The caller
+        watches for the client leaving (and cancels this)."""
+        record.endpoint = surface.name if turn is None else turn.label
         caller = await self._authenticator.identify(headers, client_host)
         if caller.key is not None:
             record.key_id = caller.key.id
-        inference = surface.decode(body)
-        reply = await self._pipeline.forward(inference, record, caller, headers.get("cache-control"))
+        inference = surface.decode(body) if turn is None else await turn.begin(body, caller)
+        reply = await self._pipeline.answer(inference, record, caller, headers.get("cache-control"))
+        if turn is not None:
+            await turn.end(reply, record)
         capture = self._capture
-        if capture is not None and surface.captured:
-            opted_in = capture.wants(caller, self._runtimes.current.catalog, record)
+        if capture is not None and inference.surface.captured:
+            route = record.route if turn is None else turn.capture_route
+            opted_in = capture.wants(caller, self._runtimes.current.catalog, record, route=route)
             reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller,
-                                 endpoint=surface.name, opted_in=opted_in)
+                                 endpoint=inference.endpoint, opted_in=opted_in)
         return reply

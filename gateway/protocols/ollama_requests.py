@@ -57,7 +57,7 @@ becomes the worker's id; `n` may only be 1), plus `stream_options` (the gateway'
 def to_ollama(endpoint: Endpoint, body: dict[str, Any], *, upstream_model: str, num_ctx: int | None
               ) -> tuple[str, bytes]:
     """The Ollama path and JSON body for an OpenAI request body (already checked by
-    `decode_inference_request`). Raises `InvalidRequest` for what Ollama cannot do (n > 1, several
+    the surface's `decode`). Raises `InvalidRequest` for what Ollama cannot do (n > 1, several
     prompts, token-id inputs, image URLs that are not data URLs, tool arguments that are not JSON)."""
     if endpoint == "embeddings":
         return PATHS[endpoint], _encode(_embed_body(body, upstream_model, num_ctx))

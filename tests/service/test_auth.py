@@ -88,10 +88,11 @@ def test_keys_are_accepted_in_each_header(keyed: ServerThread) -> None:
 
 
 def test_the_openai_sdk_sends_its_key_as_bearer(keyed: ServerThread) -> None:
-    client = openai.OpenAI(base_url=keyed.url + "/v1", api_key=USER, max_retries=0)
-    assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}]).choices
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0).models.list()
+    with openai.OpenAI(base_url=keyed.url + "/v1", api_key=USER, max_retries=0) as client:
+        assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}]).choices
+    with (openai.OpenAI(base_url=keyed.url + "/v1", api_key="wrong", max_retries=0) as wrong,
+          pytest.raises(openai.AuthenticationError)):
+        wrong.models.list()
 
 
 @pytest.mark.figure(12)

@@ -147,18 +147,18 @@ def create_key(url: str) -> str:
 # --- /api/chat/completions ----------------------------------------------------------------------------
 
 def test_chat_completions_at_the_seed_path_with_the_openai_sdk(mobile: ServerThread, sim: SimulatorThread) -> None:
-    client = openai.OpenAI(base_url=mobile.url + "/api", api_key="unused", max_retries=0)
-    raw = client.chat.completions.with_raw_response.create(
-        model="quick", messages=[{"role": "user", "content": "Give me a motivation tip"}], max_tokens=10)
-    completion = raw.parse()
-    assert completion.choices[0].message.content
-    assert raw.headers["x-gateway-model"] == "quick" and raw.headers["x-gateway-route"] == "explicit"
-    body = chats(sim)[-1].body
-    assert body is not None and body["model"] == "sim-model" and body["max_tokens"] == 10
+    with openai.OpenAI(base_url=mobile.url + "/api", api_key="unused", max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="quick", messages=[{"role": "user", "content": "Give me a motivation tip"}], max_tokens=10)
+        completion = raw.parse()
+        assert completion.choices[0].message.content
+        assert raw.headers["x-gateway-model"] == "quick" and raw.headers["x-gateway-route"] == "explicit"
+        body = chats(sim)[-1].body
+        assert body is not None and body["model"] == "sim-model" and body["max_tokens"] == 10
 
-    stream = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
-                                            max_tokens=8, stream=True)
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        stream = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
+                                                max_tokens=8, stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text
     routed = httpx.post(mobile.url + "/api/chat/completions", json={"messages": [user_turn("a quick one")]})
     assert routed.status_code == 200 and routed.headers["x-gateway-route"] == "quick-rule"

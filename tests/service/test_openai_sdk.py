@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
@@ -14,12 +16,16 @@ MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
 
 
-def client(gateway: ServerThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-secret", max_retries=0)
+@pytest.fixture
+def sdk(gateway: ServerThread) -> Iterator[openai.OpenAI]:
+    """The sync client, closed after the test (left open, its socket is closed by the garbage collector,
+    with a ResourceWarning, during whichever test is running then)."""
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-secret", max_retries=0) as client:
+        yield client
 
 
-def test_chat_non_streaming(gateway: ServerThread, sim: SimulatorThread) -> None:
-    raw = client(gateway).chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+def test_chat_non_streaming(sdk: openai.OpenAI, sim: SimulatorThread) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
     completion = raw.parse()
     assert completion.choices[0].message.content
     assert completion.choices[0].finish_reason in ("stop", "length")
@@ -31,10 +37,10 @@ def test_chat_non_streaming(gateway: ServerThread, sim: SimulatorThread) -> None
     assert record.body is not None and record.body["model"] == SIM_MODEL  # rewritten to the worker's id
 
 
-def test_unused_fields_reach_the_worker_untouched(gateway: ServerThread, sim: SimulatorThread) -> None:
+def test_unused_fields_reach_the_worker_untouched(sdk: openai.OpenAI, sim: SimulatorThread) -> None:
     tools: list[ChatCompletionToolParam] = [
         {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    client(gateway).chat.completions.create(
+    sdk.chat.completions.create(
         model="chat", messages=MESSAGES, tools=tools, response_format={"type": "json_object"}, seed=42,
         logprobs=True, top_logprobs=2, extra_body={"top_k": 5, "vendor_extra": {"nested": [1, 2]}})
     [record] = [r for r in sim.records if r.path == "/v1/chat/completions"]
@@ -46,8 +52,8 @@ def test_unused_fields_reach_the_worker_untouched(gateway: ServerThread, sim: Si
     assert record.body["messages"] == MESSAGES
 
 
-def test_request_id_round_trip_and_client_key_not_forwarded(gateway: ServerThread, sim: SimulatorThread) -> None:
-    raw = client(gateway).chat.completions.with_raw_response.create(
+def test_request_id_round_trip_and_client_key_not_forwarded(sdk: openai.OpenAI, sim: SimulatorThread) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(
         model="chat", messages=MESSAGES, extra_headers={"X-Request-Id": "trace-123"})
     assert raw.headers["x-request-id"] == "trace-123"
     [record] = [r for r in sim.records if r.path == "/v1/chat/completions"]
@@ -56,22 +62,22 @@ def test_request_id_round_trip_and_client_key_not_forwarded(gateway: ServerThrea
     assert "client-secret" not in repr(record.headers)
 
 
-def test_request_id_generated_when_absent(gateway: ServerThread) -> None:
-    raw = client(gateway).chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+def test_request_id_generated_when_absent(sdk: openai.OpenAI) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.parse()._request_id == raw.headers["x-request-id"]
 
 
-def test_chat_streaming_sync(gateway: ServerThread) -> None:
-    chunks = list(client(gateway).chat.completions.create(model="chat", messages=MESSAGES, stream=True))
+def test_chat_streaming_sync(sdk: openai.OpenAI) -> None:
+    chunks = list(sdk.chat.completions.create(model="chat", messages=MESSAGES, stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert all(c.usage is None for c in chunks)  # the client did not ask for usage
 
 
-def test_chat_streaming_with_usage(gateway: ServerThread) -> None:
-    chunks = list(client(gateway).chat.completions.create(
+def test_chat_streaming_with_usage(sdk: openai.OpenAI) -> None:
+    chunks = list(sdk.chat.completions.create(
         model="chat", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
@@ -88,31 +94,28 @@ async def test_async_client_streaming_and_not(gateway: ServerThread) -> None:
     await async_client.close()
 
 
-def test_routing_without_model_uses_rules_then_default(gateway: ServerThread) -> None:
-    c = client(gateway)
-    quick = c.chat.completions.with_raw_response.create(
+def test_routing_without_model_uses_rules_then_default(sdk: openai.OpenAI) -> None:
+    quick = sdk.chat.completions.with_raw_response.create(
         model="", messages=[{"role": "user", "content": "A QUICK tip please"}])
     assert quick.headers["x-gateway-model"] == "quick" and quick.headers["x-gateway-route"] == "quick-rule"
-    default = c.chat.completions.with_raw_response.create(
+    default = sdk.chat.completions.with_raw_response.create(
         model="", messages=[{"role": "user", "content": "Tell me about the sea"}])
     assert default.headers["x-gateway-model"] == "chat" and default.headers["x-gateway-route"] == "default"
 
 
-def test_completions_and_embeddings(gateway: ServerThread) -> None:
-    c = client(gateway)
-    completion = c.completions.create(model="chat", prompt="Once upon a time", max_tokens=5)
+def test_completions_and_embeddings(sdk: openai.OpenAI) -> None:
+    completion = sdk.completions.create(model="chat", prompt="Once upon a time", max_tokens=5)
     assert completion.choices[0].text
-    streamed = list(c.completions.create(model="chat", prompt="Once", max_tokens=5, stream=True))
+    streamed = list(sdk.completions.create(model="chat", prompt="Once", max_tokens=5, stream=True))
     assert "".join(s.choices[0].text for s in streamed if s.choices)
-    embedding = c.embeddings.create(model="chat", input=["a", "b"])
+    embedding = sdk.embeddings.create(model="chat", input=["a", "b"])
     assert len(embedding.data) == 2 and embedding.data[0].embedding
 
 
-def test_models_list_and_retrieve(gateway: ServerThread) -> None:
-    c = client(gateway)
-    ids = [m.id for m in c.models.list()]
+def test_models_list_and_retrieve(sdk: openai.OpenAI) -> None:
+    ids = [m.id for m in sdk.models.list()]
     assert "chat" in ids and "quick" in ids
-    assert c.models.retrieve("chat").id == "chat"
+    assert sdk.models.retrieve("chat").id == "chat"
     with pytest.raises(openai.NotFoundError) as caught:
-        c.models.retrieve("nope")
+        sdk.models.retrieve("nope")
     assert caught.value.code == "model_not_found"

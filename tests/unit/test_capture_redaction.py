@@ -21,7 +21,7 @@ from gateway.capture.interactions import CaptureConfig, InteractionCapture, rout
 from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor
 from gateway.capture.store import CaptureWriter, capture_files, find_interaction, read_records
 from gateway.cli import dataset as dataset_cli
-from gateway.inference.pipeline import Reply
+from gateway.inference.forwarder import Reply
 from gateway.observability.request_record import RequestRecord
 from gateway.operator_patterns import parse_patterns
 from gateway.settings import Settings, SettingsError, load_settings
@@ -183,10 +183,11 @@ routing:
              (routed("chat", "default"), True), (routed("other", "routes[2]"), False),
              (routed("other", "explicit", fallback_from="chat"), True)]
     for routed_record, expected in cases:
-        assert route_opt_in(catalog, routed_record) is expected
-        assert capture.wants(caller(), catalog, routed_record) is expected
-        assert capture.wants(caller(capture="true"), catalog, routed_record)
-        assert not capture.wants(caller(capture="false"), catalog, routed_record)
+        route = routed_record.route
+        assert route_opt_in(catalog, routed_record, route) is expected
+        assert capture.wants(caller(), catalog, routed_record, route=route) is expected
+        assert capture.wants(caller(capture="true"), catalog, routed_record, route=route)
+        assert not capture.wants(caller(capture="false"), catalog, routed_record, route=route)
 
 
 async def test_nothing_is_queued_without_opt_in(tmp_path: Path) -> None:

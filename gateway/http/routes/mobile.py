@@ -2,7 +2,8 @@
 type with kept conversation sessions, the models workers have, the on-device model catalog, and the
 hybrid inference advice. Every route needs a key as /v1 does (none in open mode).
 
-Each handler decodes, calls one function (`gateway.coaching`), and encodes.
+Each handler decodes, calls one function, and encodes. Both chat routes enter the one inference handler
+(`InferenceHandler.answer`), a coaching chat with its turn (`gateway.coaching.conversation`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from gateway.auth.authenticator import Authenticator
 from gateway.coaching.catalog import INFERENCE_MODES
@@ -23,17 +23,16 @@ from gateway.coaching.conversation import Coach, describe_session
 from gateway.coaching.model_listing import ModelListing
 from gateway.coaching.sessions import SessionStore
 from gateway.http.callers import caller_of
-from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.openapi_bodies import with_body
+from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
-from gateway.inference.pipeline import InferencePipeline, Reply
+from gateway.inference.handler import InferenceHandler
 from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import RuntimeHolder
 from gateway.workers.control_client import ControlClient
 from routing.model_choice import UnknownModel
 
 _encode = msgspec.json.Encoder().encode
-_STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _TAGS = ["mobile"]
 
 AnyRequest = Request[Any, Any, Any]
@@ -72,40 +71,25 @@ def _json(body: Any) -> Response[bytes]:
     return Response(_encode(body), media_type="application/json")
 
 
-def _encoded(reply: Reply) -> Response[Any]:
-    if reply.stream is not None:
-        return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **_STREAM_HEADERS})
-    return Response(reply.body, media_type="application/json", headers=reply.headers)
-
-
-def mobile_routes(pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
+def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator,
                   sessions: SessionStore, env: Mapping[str, str], control: ControlClient) -> list[HTTPRouteHandler]:
     """`env`: where config/coaching.yaml and config/edge_models.yaml are (`GATEWAY_COACHING_CONFIG`,
     `GATEWAY_EDGE_MODELS_CONFIG`); raises `CatalogError` if either is invalid."""
     config = MobileConfigHolder(MobileFiles.from_env(env), runtimes)
-    coach = Coach(pipeline, runtimes, config, sessions)
+    coach = Coach(runtimes, config, sessions)
     worker_models = ModelListing(control)
 
     @post("/api/chat/completions", status_code=200, summary="Create a chat completion (as /v1/chat/completions)",
           tags=_TAGS, operation_class=with_body(_CHAT_BODY))
     async def chat_completions(request: AnyRequest) -> Response[Any]:
-        record = record_of(request.scope)
-        record.endpoint = CHAT_COMPLETIONS.name
-        caller = await caller_of(request, authenticator)
-        inference = CHAT_COMPLETIONS.decode(await request.body())
-        forwarded = pipeline.forward(inference, record, caller, request.headers.get("cache-control"))
-        return _encoded(await unless_client_disconnects(request.receive, forwarded))
+        return await answer_request(handler, request, CHAT_COMPLETIONS)
 
     @post("/api/coaching/chat", status_code=200, summary="A coaching chat turn, by context type",
           description="Chooses the system prompt, generation defaults and model from the context type; "
           "with `session_id` the gateway keeps the conversation. Answers an OpenAI chat completion, "
           "or its SSE stream with `stream: true`.", tags=_TAGS, operation_class=with_body(_COACHING_BODY))
     async def coaching_chat(request: AnyRequest) -> Response[Any]:
-        record = record_of(request.scope)
-        record.endpoint = "coaching/chat"
-        caller = await caller_of(request, authenticator)
-        answered = coach.answer(await request.body(), caller, record, request.headers.get("cache-control"))
-        return _encoded(await unless_client_disconnects(request.receive, answered))
+        return await answer_request(handler, request, CHAT_COMPLETIONS, coach.turn())
 
     @get("/api/coaching/sessions/{session_id:str}", summary="A coaching session's history", tags=_TAGS)
     async def get_session(request: AnyRequest, session_id: FromPath[str]) -> Response[bytes]:

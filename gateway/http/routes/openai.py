@@ -9,21 +9,18 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Stream
 
 from gateway.auth.authenticator import Authenticator
 from gateway.errors import ModelNotFound
 from gateway.http.callers import caller_of
-from gateway.http.disconnect import unless_client_disconnects
-from gateway.http.error_rendering import error_for, error_response
 from gateway.http.openapi_bodies import surface_body, with_body
+from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
 from gateway.inference.handler import InferenceHandler
 from gateway.surfaces import Surface, SurfaceRegistry
 from gateway.workers.active_catalog import Runtime, RuntimeHolder
 
 _encode = msgspec.json.Encoder().encode
-STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -81,18 +78,7 @@ def _inference_route(surface: Surface, handler: InferenceHandler) -> HTTPRouteHa
     exception handler would give OpenAI's."""
 
     async def infer(request: AnyRequest) -> Response[Any]:
-        client = request.client
-        try:
-            answering = handler.answer(surface, await request.body(), request.headers,
-                                       client.host if client else None, record_of(request.scope))
-            reply = await unless_client_disconnects(request.receive, answering)
-        except Exception as exc:
-            error = error_for(exc, request.scope)
-            return error_response(error, surface.error_body(error))
-        if reply.stream is not None:
-            return Stream(surface.encode_stream(reply.stream), media_type="text/event-stream",
-                          headers={**reply.headers, **STREAM_HEADERS})
-        return Response(surface.encode_answer(reply.body), media_type="application/json", headers=reply.headers)
+        return await answer_request(handler, request, surface)
 
     infer.__name__ = infer.__qualname__ = surface.name.replace("/", "_")  # names the OpenAPI operation
     route: HTTPRouteHandler = post(list(surface.paths), status_code=200, summary=surface.doc.summary,

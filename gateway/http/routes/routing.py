@@ -11,7 +11,7 @@ from litestar.handlers import HTTPRouteHandler
 from gateway.auth.authenticator import Authenticator
 from gateway.http.callers import caller_of
 from gateway.http.openapi_bodies import surface_body, with_body
-from gateway.inference.pipeline import choose_model
+from gateway.inference.model_selection import choose_model
 from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.workers.active_catalog import RuntimeHolder
 

@@ -1,0 +1,84 @@
+"""A `Reply` of the inference handler as an HTTP response, written once for every inference path: a
+whole answer is `application/json` with its length, a stream is `text/event-stream` with the headers
+that keep proxies from buffering it, each encoded as the request's surface says, and the reply's own
+headers (routing, cache, rate limits, coaching) go with either.
+
+Two ways out: `send_reply` speaks ASGI (the fast path, `gateway.http.fast_path`), `answer_request`
+answers a litestar request (the /v1 routes litestar serves, and the mobile routes under /api).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.response import Stream
+from litestar.types import Send
+
+from gateway.http.disconnect import unless_client_disconnects
+from gateway.http.error_rendering import error_for, error_response
+from gateway.http.request_observer import record_of
+from gateway.inference.forwarder import Reply
+from gateway.inference.handler import InferenceHandler, Turn
+from gateway.surfaces import Surface
+
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+"""A stream's headers besides its content type: no caching, and no buffering in nginx."""
+
+_JSON = [(b"content-type", b"application/json")]
+_SSE = [(b"content-type", b"text/event-stream")] + [(k.encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
+
+
+async def send_reply(answering: Awaitable[Reply], surface: Surface, send: Send) -> None:
+    """Wait for the reply, then send it. A stream passes each chunk on as it comes; if the client leaves,
+    the watcher (`unless_client_disconnects`) cancels this task, and closing the stream then closes the
+    worker's connection (`gateway.upstream.sse_relay`)."""
+    reply = await answering
+    extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
+    if reply.stream is None:
+        answer = surface.encode_answer(reply.body)
+        length = [(b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": _JSON + length + extra})
+        await send({"type": "http.response.body", "body": answer, "more_body": False})
+        return
+    stream = surface.encode_stream(reply.stream)
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE + extra})
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except BaseException:
+        await _close(stream)
+        raise
+
+
+async def _close(stream: AsyncIterator[bytes]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def as_response(reply: Reply, surface: Surface) -> Response[Any]:
+    """The reply as litestar's response (which sends a stream chunk by chunk, and stops when the client
+    leaves)."""
+    if reply.stream is not None:
+        return Stream(surface.encode_stream(reply.stream), media_type="text/event-stream",
+                      headers={**reply.headers, **STREAM_HEADERS})
+    return Response(surface.encode_answer(reply.body), media_type="application/json", headers=reply.headers)
+
+
+async def answer_request(handler: InferenceHandler, request: Request[Any, Any, Any], surface: Surface,
+                         turn: Turn | None = None) -> Response[Any]:
+    """A litestar route's whole work: the handler's reply to this request (given up if the client
+    leaves before it is ready), as a response; an error in the surface's own shape (litestar's exception
+    handler would give OpenAI's)."""
+    client = request.client
+    try:
+        answering = handler.answer(surface, await request.body(), request.headers,
+                                   client.host if client else None, record_of(request.scope), turn)
+        reply = await unless_client_disconnects(request.receive, answering)
+    except Exception as exc:
+        error = error_for(exc, request.scope)
+        return error_response(error, surface.error_body(error))
+    return as_response(reply, surface)
