@@ -11,7 +11,7 @@ from litestar.types import ASGIApp
 
 from gateway.app.gc_tuning import freeze_startup_heap
 from gateway.app.live_metrics import LimitStateCollector, WorkerStateCollector
-from gateway.app.state_stores import StateStores, stores_from_settings
+from gateway.app.store_factory import StateStores, stores_from_settings
 from gateway.auth import KeyLimits
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.configured_keys import configured_keys, keys_required
@@ -34,7 +34,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
 from gateway.surfaces import SurfaceRegistry
 from gateway.upstream.client import WorkerClient
-from gateway.workers.active_catalog import Runtime, RuntimeHolder
+from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from gateway.workers.catalog_reload import CatalogWatcher
 from gateway.workers.control_client import ControlClient
 from gateway.workers.health_monitor import HealthMonitor
@@ -57,7 +57,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     stores = stores or stores_from_settings(settings)
     metrics = metrics or GatewayMetrics()
     lifecycle = lifecycle or Lifecycle()
-    runtimes = RuntimeHolder(Runtime.build(catalog, settings.extra), settings.extra, source=catalog_source)
+    runtimes = CatalogHolder(ActiveCatalog.build(catalog, settings.extra), settings.extra, source=catalog_source)
     client = WorkerClient()
     admission = AdmissionControl(stores.limits, metrics, default_reserve_tokens=settings.default_reserve_tokens)
     authenticator = Authenticator(

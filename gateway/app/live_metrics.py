@@ -9,11 +9,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.limits import FallbackLimitStore, LimitStore
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 
 
 class WorkerStateCollector(Collector):
-    def __init__(self, runtimes: RuntimeHolder) -> None:
+    def __init__(self, runtimes: CatalogHolder) -> None:
         self._runtimes = runtimes
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -21,7 +21,7 @@ import yaml
 from gateway.errors import GatewayError
 from gateway.inference.model_selection import choose_model
 from gateway.surfaces import CHAT_COMPLETIONS
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from routing.catalog import CatalogError, load_catalog
 
 
@@ -47,7 +47,7 @@ def run_route_cases(path: str, default_catalog: str, *, override: bool = False) 
     if cases.catalog and not override and not Path(catalog_path).is_absolute():
         catalog_path = str(Path(path).parent / catalog_path)
     try:
-        runtime = Runtime.build(load_catalog(catalog_path), {})
+        runtime = ActiveCatalog.build(load_catalog(catalog_path), {})
     except CatalogError as exc:
         return False, str(exc).splitlines()
     lines, ok = [], True

@@ -23,7 +23,7 @@ import structlog
 
 from gateway.coaching.catalog import CoachingCatalog, load_coaching, reference_problems
 from gateway.coaching.edge_models import EMPTY_EDGE_MODELS, EdgeModels, load_edge_models
-from gateway.workers.active_catalog import Runtime, RuntimeHolder
+from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from routing.catalog import Catalog, CatalogError
 
 COACHING_CONFIG_ENV = "GATEWAY_COACHING_CONFIG"
@@ -82,12 +82,12 @@ def load_mobile_config(files: MobileFiles, models: Catalog) -> MobileConfig:
 class MobileConfigHolder:
     """The mobile configuration in force; swapped when the catalog is reloaded."""
 
-    def __init__(self, files: MobileFiles, runtimes: RuntimeHolder) -> None:
+    def __init__(self, files: MobileFiles, runtimes: CatalogHolder) -> None:
         self.files = files
         self.current = load_mobile_config(files, runtimes.current.catalog)
         runtimes.on_swap(self._reload)
 
-    def _reload(self, runtime: Runtime) -> None:
+    def _reload(self, runtime: ActiveCatalog) -> None:
         try:
             self.current = load_mobile_config(self.files, runtime.catalog)
         except CatalogError as exc:

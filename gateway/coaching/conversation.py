@@ -36,7 +36,7 @@ from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import CHAT_COMPLETIONS, InferenceRequest
 from gateway.upstream.sse_relay import error_event
 from gateway.upstream.stream_folding import StreamGatherer
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 from routing.model_choice import ModelChooser, UnknownModel
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -162,7 +162,7 @@ def _first_content(answer: dict[str, Any]) -> str:
 class Coach:
     """Coaching turns and their kept sessions."""
 
-    def __init__(self, runtimes: RuntimeHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
+    def __init__(self, runtimes: CatalogHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
         self._runtimes = runtimes
         self._config = config
         self._sessions = sessions
@@ -187,7 +187,7 @@ class CoachedTurn:
 
     label = "coaching/chat"
 
-    def __init__(self, runtimes: RuntimeHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
+    def __init__(self, runtimes: CatalogHolder, config: MobileConfigHolder, sessions: SessionStore) -> None:
         self._runtimes = runtimes
         self._coaching = config.current.coaching
         self._sessions = sessions

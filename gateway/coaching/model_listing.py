@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.control_client import ControlClient
 from gateway.workers.local_processes import LocalWorkerError, model_path
 from gateway.workers.pool import Placement
@@ -37,7 +37,7 @@ class ModelListing:
         self._tags: dict[str, tuple[float, dict[str, int | None] | None]] = {}
         self._files: dict[str, int | None] = {}
 
-    async def listing(self, runtime: Runtime, may_use: Callable[[str], bool]) -> list[dict[str, Any]]:
+    async def listing(self, runtime: ActiveCatalog, may_use: Callable[[str], bool]) -> list[dict[str, Any]]:
         pool = runtime.pool
         placements = {m.name: pool.placements(m.name) for m in runtime.catalog.models if may_use(m.name)}
         ollama = {p.state.spec.url: p for ps in placements.values() for p in ps if p.state.spec.kind == "ollama"}

@@ -21,8 +21,8 @@ from gateway.protocols.base import StreamRelay, WorkerProtocol
 from gateway.surfaces.request import InferenceRequest
 from gateway.upstream.client import WorkerClient, WorkerResponse
 from gateway.upstream.sse_relay import StreamOutcome
-from gateway.upstream.usage import Usage, checked_usage
-from gateway.workers.active_catalog import Runtime
+from gateway.upstream.token_usage import Usage, checked_usage
+from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
 
@@ -48,7 +48,7 @@ class Call:
     """One request on its way along the chain: what was asked and where the answer goes, then its tries
     so far (every worker tried, the last failure, the deadline set by the first try)."""
 
-    runtime: Runtime
+    runtime: ActiveCatalog
     request: InferenceRequest
     record: RequestRecord
     choice: ModelChoice

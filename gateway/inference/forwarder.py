@@ -27,7 +27,7 @@ from gateway.observability.request_record import RequestRecord
 from gateway.protocols.registry import protocols_by_kind
 from gateway.surfaces.request import InferenceRequest
 from gateway.upstream.client import WorkerClient
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement
 from routing.model_choice import ModelChoice
 from routing.snapshot import RequestKey
@@ -49,8 +49,8 @@ class Forwarder:
         self._attempts = AttemptRunner(client, self._lifecycle, self._slots)
         self._protocols = protocols_by_kind()
 
-    async def forward(self, runtime: Runtime, request: InferenceRequest, record: RequestRecord, choice: ModelChoice,
-                      *, on_stream_end: StreamEnd, capture: list[bytes] | None) -> Reply:
+    async def forward(self, runtime: ActiveCatalog, request: InferenceRequest, record: RequestRecord,
+                      choice: ModelChoice, *, on_stream_end: StreamEnd, capture: list[bytes] | None) -> Reply:
         """`capture`: a stream's data payloads are collected in it (for the cache)."""
         call = Call(runtime, request, record, choice, request.wants_usage, on_stream_end, capture)
         if request.stream:

@@ -21,7 +21,7 @@ from gateway.inference.forwarder import Reply
 from gateway.inference.pipeline import InferencePipeline
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import InferenceRequest, Surface
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 
 
 class Turn(Protocol):
@@ -47,7 +47,7 @@ class Turn(Protocol):
 
 
 class InferenceHandler:
-    def __init__(self, pipeline: InferencePipeline, runtimes: RuntimeHolder, authenticator: Authenticator,
+    def __init__(self, pipeline: InferencePipeline, runtimes: CatalogHolder, authenticator: Authenticator,
                  capture: InteractionCapture | None) -> None:
         self._pipeline = pipeline
         self._runtimes = runtimes

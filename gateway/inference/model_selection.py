@@ -14,11 +14,11 @@ from gateway.auth.authenticator import Caller
 from gateway.errors import ModelNotFound, PermissionDenied
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces.request import InferenceRequest
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from routing.model_choice import ModelChoice, UnknownModel
 
 
-def choose_model(runtime: Runtime, request: InferenceRequest) -> ModelChoice:
+def choose_model(runtime: ActiveCatalog, request: InferenceRequest) -> ModelChoice:
     """The catalog's choice for `request` (no permission check: `/v1/routing/explain` and the CLI use it
     to show a decision)."""
     try:
@@ -36,7 +36,7 @@ class ModelSelection:
     """Chooses the model of each request, within what the caller may use. Holds nothing: the catalog comes
     with each call (`runtime`, the one current when the request began)."""
 
-    def choose(self, runtime: Runtime, request: InferenceRequest, caller: Caller, record: RequestRecord
+    def choose(self, runtime: ActiveCatalog, request: InferenceRequest, caller: Caller, record: RequestRecord
                ) -> ModelChoice:
         """The model (and the fallbacks) to ask, recorded in `record`; raises `ModelNotFound` or
         `PermissionDenied`."""

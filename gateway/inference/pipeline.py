@@ -29,12 +29,12 @@ from gateway.observability.request_record import RequestRecord
 from gateway.surfaces.request import InferenceRequest
 from gateway.upstream.client import WorkerClient
 from gateway.upstream.sse_relay import StreamOutcome
-from gateway.upstream.usage import Usage
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.upstream.token_usage import Usage
+from gateway.workers.active_catalog import CatalogHolder
 
 
 class InferencePipeline:
-    def __init__(self, runtimes: RuntimeHolder, client: WorkerClient, admission: AdmissionControl,
+    def __init__(self, runtimes: CatalogHolder, client: WorkerClient, admission: AdmissionControl,
                  metrics: GatewayMetrics, *, cache: ResponseCache | None = None, jitter_seed: int | None = None,
                  lifecycle: Lifecycle | None = None):
         """`cache`: None when the response cache is off. `lifecycle`: how the process stops (the drain

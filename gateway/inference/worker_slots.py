@@ -14,7 +14,7 @@ import asyncio
 
 from gateway.errors import Overloaded
 from gateway.observability.metrics import GatewayMetrics
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerPool, WorkerState
 from routing.wait_queue import QueueLimits, WaitingLines, queue_limits
 
@@ -32,10 +32,10 @@ class WorkerSlots:
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
         self._lines: WaitingLines[Waiter] = WaitingLines()
-        self._runtime: Runtime | None = None
+        self._runtime: ActiveCatalog | None = None
         self._limited: frozenset[str] = frozenset()
 
-    def limited_models(self, runtime: Runtime) -> frozenset[str]:
+    def limited_models(self, runtime: ActiveCatalog) -> frozenset[str]:
         """The models served by at least one worker with `max_concurrent` (empty: nothing is limited, and
         requests pay nothing for this module)."""
         if runtime is not self._runtime:
@@ -63,7 +63,7 @@ class WorkerSlots:
                     return
         state.in_flight -= 1
 
-    async def wait(self, runtime: Runtime, model: str) -> Placement | None:
+    async def wait(self, runtime: ActiveCatalog, model: str) -> Placement | None:
         """Wait in `model`'s line for a slot on one of its workers; the slot is held (in its in-flight
         count) when this returns. None: the freed worker no longer serves the model in this request's
         catalog (a reload replaced it), so the slot was passed on and the request starts over.

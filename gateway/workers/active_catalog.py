@@ -1,7 +1,7 @@
 """The catalog in force, and swapping it atomically (hot reload).
 
-A request reads `RuntimeHolder.current` once and keeps that `Runtime` to its end, so in-flight
-requests finish on the catalog they started with. A reload builds the new runtime completely (an
+A request reads `CatalogHolder.current` once and keeps that `ActiveCatalog` to its end, so in-flight
+requests finish on the catalog they started with. A reload builds the new one completely (an
 invalid file raises `CatalogError` and the old one stays), carrying over the live state of workers
 that did not change (in-flight counts, health, ejections), then swaps one reference.
 """
@@ -23,14 +23,16 @@ _log = structlog.get_logger("gateway.workers.active_catalog")
 
 
 @dataclass(slots=True)
-class Runtime:
+class ActiveCatalog:
+    """A loaded catalog with what it needs at request time: its model chooser and its worker pool."""
+
     catalog: Catalog
     chooser: ModelChooser
     pool: WorkerPool
     loaded_at: float = field(default_factory=time.time)
 
     @classmethod
-    def build(cls, catalog: Catalog, env: Mapping[str, str], previous: Runtime | None = None) -> Runtime:
+    def build(cls, catalog: Catalog, env: Mapping[str, str], previous: ActiveCatalog | None = None) -> ActiveCatalog:
         return cls(catalog=catalog, chooser=ModelChooser(catalog),
                    pool=WorkerPool(catalog, env, previous.pool if previous else None))
 
@@ -39,20 +41,20 @@ class Runtime:
         return spec.timeouts if spec is not None and spec.timeouts is not None else worker_timeouts
 
 
-class RuntimeHolder:
-    def __init__(self, runtime: Runtime, env: Mapping[str, str], source: str | None = None) -> None:
+class CatalogHolder:
+    def __init__(self, runtime: ActiveCatalog, env: Mapping[str, str], source: str | None = None) -> None:
         self.current = runtime
         self.base = runtime.catalog
         """The catalog as the file (or the caller) gave it, before runtime worker changes."""
         self.overlay = WorkerOverlay()
         self._env = env
         self.source = source
-        self._listeners: list[Callable[[Runtime], None]] = []
+        self._listeners: list[Callable[[ActiveCatalog], None]] = []
 
-    def on_swap(self, listener: Callable[[Runtime], None]) -> None:
+    def on_swap(self, listener: Callable[[ActiveCatalog], None]) -> None:
         self._listeners.append(listener)
 
-    def swap(self, catalog: Catalog) -> Runtime:
+    def swap(self, catalog: Catalog) -> ActiveCatalog:
         """Install a new base catalog (the runtime worker changes stay applied on top)."""
         installed = self._install(apply_overlay(catalog, self.overlay))
         self.base = catalog
@@ -67,14 +69,14 @@ class RuntimeHolder:
         self._install(catalog)
         return True
 
-    def _install(self, catalog: Catalog) -> Runtime:
-        runtime = Runtime.build(catalog, self._env, previous=self.current)
+    def _install(self, catalog: Catalog) -> ActiveCatalog:
+        runtime = ActiveCatalog.build(catalog, self._env, previous=self.current)
         self.current = runtime
         for listener in self._listeners:
             listener(runtime)
         return runtime
 
-    def reload(self) -> Runtime:
+    def reload(self) -> ActiveCatalog:
         """Read the catalog file again and swap it in; raises `CatalogError` and keeps the old one."""
         if self.source is None:
             raise RuntimeError("this gateway was not started from a catalog file")

@@ -10,7 +10,7 @@ import signal
 
 import structlog
 
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 from routing.catalog import CatalogError
 
 _log = structlog.get_logger("gateway.workers.catalog_reload")
@@ -24,7 +24,7 @@ def _fingerprint(path: str) -> tuple[float, int] | None:
     return (stat.st_mtime, stat.st_size)
 
 
-def reload_logged(runtimes: RuntimeHolder) -> list[str]:
+def reload_logged(runtimes: CatalogHolder) -> list[str]:
     """Reload the catalog; return its problems (empty when it was swapped in)."""
     try:
         runtimes.reload()
@@ -35,7 +35,7 @@ def reload_logged(runtimes: RuntimeHolder) -> list[str]:
 
 
 class CatalogWatcher:
-    def __init__(self, runtimes: RuntimeHolder, poll_interval: float = 2.0) -> None:
+    def __init__(self, runtimes: CatalogHolder, poll_interval: float = 2.0) -> None:
         self._runtimes = runtimes
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None

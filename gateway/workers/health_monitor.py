@@ -12,7 +12,7 @@ import contextlib
 import structlog
 
 from gateway.errors import GatewayError, StoreUnavailable
-from gateway.workers.active_catalog import Runtime, RuntimeHolder
+from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from gateway.workers.control_client import ControlClient
 from gateway.workers.dns_discovery import resolve_members
 from gateway.workers.load_scrape import ollama_load, parse_vllm_metrics
@@ -24,7 +24,7 @@ _log = structlog.get_logger("gateway.health")
 
 
 class HealthMonitor:
-    def __init__(self, runtimes: RuntimeHolder, control: ControlClient, overlays: OverlayStore | None = None) -> None:
+    def __init__(self, runtimes: CatalogHolder, control: ControlClient, overlays: OverlayStore | None = None) -> None:
         self._runtimes = runtimes
         self._control = control
         self._overlays = overlays
@@ -52,7 +52,7 @@ class HealthMonitor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), runtime.catalog.health.interval)
 
-    async def check_once(self, runtime: Runtime) -> None:
+    async def check_once(self, runtime: ActiveCatalog) -> None:
         await self._follow_overlay()
         runtime = self._runtimes.current
         await self._discover(runtime)
@@ -68,7 +68,7 @@ class HealthMonitor:
         except (StoreUnavailable, CatalogError) as exc:
             _log.warning("worker_overlay_not_applied", error=str(exc))
 
-    async def _discover(self, runtime: Runtime) -> None:
+    async def _discover(self, runtime: ActiveCatalog) -> None:
         for spec in runtime.pool.catalog_workers():
             if spec.discovery != "dns":
                 continue
@@ -80,7 +80,7 @@ class HealthMonitor:
             if members and runtime.pool.set_members(spec.name, members):
                 _log.info("dns_members_changed", worker=spec.name, members=[m.name for m in members])
 
-    async def _check(self, runtime: Runtime, state: WorkerState) -> None:
+    async def _check(self, runtime: ActiveCatalog, state: WorkerState) -> None:
         spec = runtime.catalog.health
         ok = await self._control.answers_health_check(state.spec, spec.timeout)
         was_down = state.name in runtime.pool.health.down()
@@ -90,7 +90,7 @@ class HealthMonitor:
         if ok and spec.scrape_load:
             await self._scrape(runtime, state, spec.timeout)
 
-    async def _scrape(self, runtime: Runtime, state: WorkerState, limit_s: float) -> None:
+    async def _scrape(self, runtime: ActiveCatalog, state: WorkerState, limit_s: float) -> None:
         worker = state.spec
         try:
             if worker.kind == "vllm":

@@ -15,17 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-import gateway.app.factory
 from gateway.capture.redaction import EMAIL, PHONE, Redactor
 from gateway.capture.store import read_records
 from gateway.cli import dataset as dataset_cli
-from routing.catalog import RouteRule
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import FAULT_MODELS, SIM_MODEL, catalog_yaml, start_gateway
 from tests.servers import ServerThread
-
-WIRED = "InteractionCapture" in Path(gateway.app.factory.__file__).read_text(encoding="utf-8")
-pytestmark = pytest.mark.skipif(not WIRED, reason="waiting for wiring")
 
 ADMIN = "sk-gw-capture-admin-0123456789"
 PII_ANSWER = "Sure: write to coach@example.com or call +1 (555) 123-4567 today."
@@ -170,7 +165,6 @@ def test_anonymous_callers_are_not_captured_in_open_mode(vllm_sim: SimulatorThre
     assert list(read_records(tmp_path)) == []
 
 
-@pytest.mark.skipif("capture" not in RouteRule.__struct_fields__, reason="waiting for wiring (catalog fields)")
 def test_a_route_or_model_can_opt_in(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
     text = (catalog_yaml([("sim-a", vllm_sim.url)])
             .replace("name: quick-rule}", "name: quick-rule, capture: true}")

@@ -105,10 +105,10 @@ def test_worker_errors_are_normalized(gateway: ServerThread, model: str, status:
 
 
 def test_sdk_raises_its_own_exception_classes(gateway: ServerThread) -> None:
-    c = openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0)
-    with pytest.raises(openai.NotFoundError):
-        c.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.BadRequestError):
-        c.chat.completions.create(model="chat", messages=[])
-    with pytest.raises(openai.InternalServerError):
-        c.chat.completions.create(model="error-500", messages=[{"role": "user", "content": "hi"}])
+    with openai.OpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0) as c:
+        with pytest.raises(openai.NotFoundError):
+            c.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.BadRequestError):
+            c.chat.completions.create(model="chat", messages=[])
+        with pytest.raises(openai.InternalServerError):
+            c.chat.completions.create(model="error-500", messages=[{"role": "user", "content": "hi"}])

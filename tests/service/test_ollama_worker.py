@@ -64,8 +64,21 @@ def sim(ollama_sim: SimulatorThread) -> SimulatorThread:
     return ollama_sim
 
 
+_OPEN_CLIENTS: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every SDK client a test opens is closed after it (an unclosed socket's warning would fail a later test)."""
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
+
+
 def client(gateway: ServerThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-secret", max_retries=0, timeout=20)
+    opened = openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-secret", max_retries=0, timeout=20)
+    _OPEN_CLIENTS.append(opened)
+    return opened
 
 
 def records_at(sim: SimulatorThread, path: str) -> list[RequestRecord]:

@@ -24,8 +24,8 @@ from gateway.cli import dataset as dataset_cli
 from gateway.inference.forwarder import Reply
 from gateway.observability.request_record import RequestRecord
 from gateway.operator_patterns import parse_patterns
-from gateway.settings import Settings, SettingsError, load_settings
-from routing.catalog import RouteRule, parse_catalog
+from gateway.settings import SettingsError, load_settings
+from routing.catalog import parse_catalog
 
 # redaction -----------------------------------------------------------------------------------------
 
@@ -161,7 +161,6 @@ def test_opt_in_comes_from_the_key_then_the_route() -> None:
     assert not InteractionCapture.opted_in(anonymous, False) and InteractionCapture.opted_in(anonymous, True)
 
 
-@pytest.mark.skipif("capture" not in RouteRule.__struct_fields__, reason="waiting for wiring (catalog fields)")
 def test_route_opt_in_reads_the_rule_then_the_model() -> None:
     catalog = parse_catalog("""
 models: [{name: chat, capture: true}, {name: quick}, {name: other}]
@@ -366,7 +365,6 @@ def test_capture_config_from_the_environment() -> None:
             CaptureConfig.from_env(env)
 
 
-@pytest.mark.skipif("capture_dir" not in Settings.__dataclass_fields__, reason="waiting for wiring (settings)")
 def test_capture_settings() -> None:
     settings = dataclasses.asdict(load_settings({"GATEWAY_CAPTURE_DIR": "/data/c",
                                                  "GATEWAY_CAPTURE_REDACT": '["a+", "b{2,3}"]'}))

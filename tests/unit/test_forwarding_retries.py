@@ -15,19 +15,19 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import CHAT_COMPLETIONS
 from gateway.surfaces.request import InferenceRequest
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from routing.catalog import parse_catalog
 from routing.model_choice import ModelChoice
 
 
-def runtime(retries: str = "", outlier: str = "") -> Runtime:
+def runtime(retries: str = "", outlier: str = "") -> ActiveCatalog:
     text = "\n".join(["models: [{name: chat}]", "routing: {default_model: chat}",
                       "workers: [{name: w, kind: vllm, base_url: 'http://127.0.0.1:9/v1', models: [chat]}]",
                       retries, outlier])
-    return Runtime.build(parse_catalog(text + "\n"), {})
+    return ActiveCatalog.build(parse_catalog(text + "\n"), {})
 
 
-def call_after_one_failure(on: Runtime, deadline: float) -> Call:
+def call_after_one_failure(on: ActiveCatalog, deadline: float) -> Call:
     request = InferenceRequest(CHAT_COMPLETIONS, {"messages": [{"role": "user", "content": "x"}]}, stream=False)
     record = RequestRecord(request_id="req_1", method="POST", path="/v1/chat/completions", started=0.0)
     call = Call(on, request, record, ModelChoice(model="chat", route="default"), False, lambda *_: None, None)

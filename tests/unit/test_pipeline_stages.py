@@ -25,7 +25,7 @@ from gateway.limits import MemoryLimitStore
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import CHAT_COMPLETIONS, InferenceRequest
-from gateway.workers.active_catalog import Runtime
+from gateway.workers.active_catalog import ActiveCatalog
 from routing.catalog import parse_catalog
 from routing.model_choice import ModelChoice
 
@@ -44,8 +44,8 @@ ANSWER = (b'{"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "mod
           b'[{"index": 0, "message": {"role": "assistant", "content": "Drink water."}, "finish_reason": "stop"}]}')
 
 
-def runtime(text: str = CATALOG) -> Runtime:
-    return Runtime.build(parse_catalog(text), {})
+def runtime(text: str = CATALOG) -> ActiveCatalog:
+    return ActiveCatalog.build(parse_catalog(text), {})
 
 
 def chat(content: str = "hello", **fields: Any) -> InferenceRequest:

@@ -10,11 +10,11 @@ from litestar.handlers import HTTPRouteHandler
 from gateway.auth.authenticator import Authenticator
 from gateway.errors import InvalidRequest
 from gateway.http.callers import admin_of
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 from gateway.workers.catalog_reload import reload_logged
 
 
-def admin_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
+def admin_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/admin/reload", status_code=200, summary="Reload the catalog file")
     async def reload_catalog(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await admin_of(request, authenticator)

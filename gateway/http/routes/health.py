@@ -19,7 +19,7 @@ from gateway.errors import GatewayError
 from gateway.http.request_observer import record_of
 from gateway.inference.lifecycle import Lifecycle
 from gateway.observability.metrics import GatewayMetrics
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 
 
 def _quiet(request: Request[Any, Any, Any], endpoint: str) -> None:
@@ -27,7 +27,7 @@ def _quiet(request: Request[Any, Any, Any], endpoint: str) -> None:
     record.endpoint, record.quiet = endpoint, True
 
 
-def health_routes(runtimes: RuntimeHolder, metrics: GatewayMetrics, lifecycle: Lifecycle,
+def health_routes(runtimes: CatalogHolder, metrics: GatewayMetrics, lifecycle: Lifecycle,
                   redis_ping: Callable[[], Awaitable[None]] | None) -> list[HTTPRouteHandler]:
     async def redis_ok() -> bool | None:
         if redis_ping is None:

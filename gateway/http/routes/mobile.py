@@ -28,7 +28,7 @@ from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
 from gateway.inference.handler import InferenceHandler
 from gateway.surfaces import CHAT_COMPLETIONS
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 from gateway.workers.control_client import ControlClient
 from routing.model_choice import UnknownModel
 
@@ -71,7 +71,7 @@ def _json(body: Any) -> Response[bytes]:
     return Response(_encode(body), media_type="application/json")
 
 
-def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authenticator: Authenticator,
+def mobile_routes(handler: InferenceHandler, runtimes: CatalogHolder, authenticator: Authenticator,
                   sessions: SessionStore, env: Mapping[str, str], control: ControlClient) -> list[HTTPRouteHandler]:
     """`env`: where config/coaching.yaml and config/edge_models.yaml are (`GATEWAY_COACHING_CONFIG`,
     `GATEWAY_EDGE_MODELS_CONFIG`); raises `CatalogError` if either is invalid."""
@@ -128,7 +128,7 @@ def mobile_routes(handler: InferenceHandler, runtimes: RuntimeHolder, authentica
             inference_config]
 
 
-def inference_advice(config: MobileConfigHolder, runtimes: RuntimeHolder) -> dict[str, Any]:
+def inference_advice(config: MobileConfigHolder, runtimes: CatalogHolder) -> dict[str, Any]:
     """The mode the app should use, the longest prompt to keep on the device, and per context type the
     server model and the on-device model (none: server only)."""
     coaching = config.current.coaching

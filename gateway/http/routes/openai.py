@@ -18,7 +18,7 @@ from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
 from gateway.inference.handler import InferenceHandler
 from gateway.surfaces import Surface, SurfaceRegistry
-from gateway.workers.active_catalog import Runtime, RuntimeHolder
+from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 
 _encode = msgspec.json.Encoder().encode
 
@@ -28,7 +28,7 @@ AnyRequest = Request[Any, Any, Any]
 class _ModelCards:
     """`/v1/models` cards, computed once per catalog."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: ActiveCatalog) -> None:
         self.runtime = runtime
         served = runtime.pool.served_models()
         created = int(runtime.loaded_at)
@@ -38,7 +38,7 @@ class _ModelCards:
         self.listing = _encode({"object": "list", "data": self.cards})
 
 
-def openai_routes(handler: InferenceHandler, surfaces: SurfaceRegistry, runtimes: RuntimeHolder,
+def openai_routes(handler: InferenceHandler, surfaces: SurfaceRegistry, runtimes: CatalogHolder,
                   authenticator: Authenticator) -> list[HTTPRouteHandler]:
     """The /v1 routes. The inference POSTs are usually answered before litestar (`gateway.http.fast_path`)."""
     cards = _ModelCards(runtimes.current)

@@ -13,10 +13,10 @@ from gateway.http.callers import caller_of
 from gateway.http.openapi_bodies import surface_body, with_body
 from gateway.inference.model_selection import choose_model
 from gateway.surfaces import CHAT_COMPLETIONS
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 
 
-def routing_routes(runtimes: RuntimeHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
+def routing_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/v1/routing/explain", status_code=200, summary="Explain how a chat request would be routed",
           operation_class=with_body(surface_body(CHAT_COMPLETIONS)))
     async def explain(request: Request[Any, Any, Any]) -> dict[str, Any]:

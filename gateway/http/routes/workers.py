@@ -18,7 +18,7 @@ from gateway.auth.authenticator import Authenticator
 from gateway.errors import InvalidRequest, NotFound
 from gateway.http.callers import admin_of
 from gateway.http.openapi_bodies import ADAPTER_BODY, PULL_BODY, WORKER_BODY, with_body
-from gateway.workers.active_catalog import RuntimeHolder
+from gateway.workers.active_catalog import CatalogHolder
 from gateway.workers.control_client import ControlClient
 from gateway.workers.model_setup import PullFailed, pull
 from gateway.workers.overlay import OverlayStore, WorkerOverlay
@@ -38,7 +38,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def workers_routes(runtimes: RuntimeHolder, overlays: OverlayStore, authenticator: Authenticator,
+def workers_routes(runtimes: CatalogHolder, overlays: OverlayStore, authenticator: Authenticator,
                    control: ControlClient) -> list[HTTPRouteHandler]:
     async def change(edit: Callable[[WorkerOverlay], WorkerOverlay]) -> dict[str, Any]:
         current = await overlays.get()
