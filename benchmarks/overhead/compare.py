@@ -94,7 +94,7 @@ async def checked_out(commit: str, where: Path) -> AsyncIterator[gateway.Source]
         await asyncio.to_thread(_git, "worktree", "remove", "--force", str(where))
 
 
-async def _check_source(source: gateway.Source) -> None:
+async def check_source(source: gateway.Source) -> None:
     """The gateway's imports resolve inside the tree it is said to run from (not the virtualenv's copy)."""
     found = await asyncio.to_thread(gateway.imported_from, source)
     if not found.is_relative_to(source.tree.resolve()):
@@ -143,7 +143,7 @@ async def run_comparison(options: CompareOptions, old_commit: str, started: date
         async with checked_out(old_commit, workdir / "old-tree") as old:
             new = gateway.WORKING_TREE
             for source in (old, new):
-                await _check_source(source)
+                await check_source(source)
             nginx_port = free_port()
             say(f"starting nginx on port {nginx_port}")
             nginx_child = await nginx.start_nginx(workdir / "nginx", nginx_port)
