@@ -16,7 +16,8 @@ from gateway.auth import KeyLimits
 from gateway.auth.authenticator import Authenticator
 from gateway.auth.configured_keys import configured_keys, keys_required
 from gateway.cache.response_cache import ResponseCache
-from gateway.capture.interactions import CaptureConfig, InteractionCapture
+from gateway.capture.config import CaptureConfig
+from gateway.capture.interactions import InteractionCapture
 from gateway.http.drain_gate import DrainGate
 from gateway.http.error_rendering import handle_exception
 from gateway.http.fast_path import InferenceASGI

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from gateway.capture.config import DEFAULT_DIR
 from gateway.capture.dataset import ExportStats, Selection, describe, export, formats, load, parse_since
-from gateway.capture.interactions import DEFAULT_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,9 @@ import pytest
 
 from gateway.auth import KeyLimits, new_key
 from gateway.auth.authenticator import Caller
+from gateway.capture.config import CaptureConfig, route_opt_in
 from gateway.capture.dataset import ExportStats, Selection, describe, export, load, parse_since
-from gateway.capture.interactions import CaptureConfig, InteractionCapture, route_opt_in
+from gateway.capture.interactions import InteractionCapture
 from gateway.capture.redaction import EMAIL, PHONE, REDACTED, Redactor
 from gateway.capture.store import CaptureWriter, capture_files, find_interaction, read_records
 from gateway.cli import dataset as dataset_cli
