@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway.protocols.base import WorkerProtocol
+from gateway.protocols.llama_cpp_python import LlamaCppPython
 from gateway.protocols.ollama import OllamaNative
 from gateway.protocols.openai_compatible import OpenAICompatible
 
 PROTOCOL_BY_KIND: Mapping[str, type[WorkerProtocol]] = MappingProxyType({
     "vllm": OpenAICompatible,
     "openai": OpenAICompatible,
-    "local": OpenAICompatible,  # llama-cpp-python's server, started by `llm-gateway serve`
+    "local": LlamaCppPython,  # llama-cpp-python's server, started by `llm-gateway serve`
     "ollama": OllamaNative,
 })
 

@@ -69,7 +69,9 @@ def command_for(worker: WorkerSpec) -> list[str]:
     alias = worker.served()[0].worker_model_id
     return [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(worker)),
             "--model_alias", alias, "--host", "127.0.0.1", "--port", str(local.port),
-            "--n_ctx", str(local.context_size), "--n_threads", str(local.threads or os.cpu_count() or 1)]
+            "--n_ctx", str(local.context_size), "--n_threads", str(local.threads or os.cpu_count() or 1),
+            # A new request must wait its turn, not cut off the one being generated (the server's default).
+            "--interrupt_requests", "False"]
 
 
 class _Child:

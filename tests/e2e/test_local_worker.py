@@ -79,6 +79,45 @@ async def test_async_client(local_gateway: ServerThread) -> None:
     await client.close()
 
 
+def test_the_request_shapes_current_sdks_send(local_gateway: ServerThread) -> None:
+    with openai.OpenAI(base_url=local_gateway.url + "/v1", api_key="unused", max_retries=0) as client:
+        parts = client.chat.completions.create(
+            model="smollm2", max_completion_tokens=5, temperature=0,
+            messages=[{"role": "user", "content": [{"type": "text", "text": "Say hello"}]}])
+        assert parts.choices[0].message.content
+        assert parts.usage is not None and parts.usage.completion_tokens <= 5  # the limit reached the worker
+        with pytest.raises(openai.BadRequestError) as refused:  # not the worker's 500
+            client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+        error = refused.value.body
+        assert isinstance(error, dict) and error.get("param") == "messages[0].content[1]"
+
+
+def test_concurrent_streams_each_get_their_whole_answer(local_gateway: ServerThread) -> None:
+    """The server serves one sequence at a time: a new request must wait its turn, not cut off another."""
+    results: list[tuple[str, str | None]] = []
+
+    def stream(n: int) -> None:
+        with openai.OpenAI(base_url=local_gateway.url + "/v1", api_key="unused", max_retries=0) as client:
+            text, finish = "", None
+            for chunk in client.chat.completions.create(
+                    model="smollm2", max_tokens=8, stream=True,
+                    messages=[{"role": "user", "content": f"Count to {n + 3}"}]):
+                if chunk.choices:
+                    text += chunk.choices[0].delta.content or ""
+                    finish = chunk.choices[0].finish_reason or finish
+            results.append((text, finish))
+
+    threads = [threading.Thread(target=stream, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 4
+    assert all(text and finish in ("stop", "length") for text, finish in results), results
+
+
 def test_a_dead_worker_is_restarted(supervised: tuple[ServerThread, LocalWorkerSupervisor]) -> None:
     gateway, supervisor = supervised
     [before] = supervisor.pids().values()

@@ -14,7 +14,14 @@ import pytest
 from aiohttp import ClientSession, web
 
 from gateway.errors import InvalidRequest, WorkerRejected
-from gateway.protocols import PROTOCOL_BY_KIND, Capabilities, OllamaNative, OpenAICompatible, protocols_by_kind
+from gateway.protocols import (
+    PROTOCOL_BY_KIND,
+    Capabilities,
+    LlamaCppPython,
+    OllamaNative,
+    OpenAICompatible,
+    protocols_by_kind,
+)
 from gateway.protocols.base import StreamRelay
 from gateway.protocols.ollama_answers import StreamTranslator
 from gateway.protocols.ollama_requests import PARAMETERS, to_ollama
@@ -72,12 +79,14 @@ def ollama_payload(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
 def test_every_catalog_worker_kind_has_a_protocol() -> None:
     assert set(PROTOCOL_BY_KIND) == set(get_args(WorkerKind))
     assert PROTOCOL_BY_KIND["ollama"] is OllamaNative
-    assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai", "local")} == {OpenAICompatible}
+    assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai")} == {OpenAICompatible}
+    assert PROTOCOL_BY_KIND["local"] is LlamaCppPython
 
 
 def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
     table = protocols_by_kind()
-    assert table["vllm"] is table["openai"] is table["local"]
+    assert table["vllm"] is table["openai"]
+    assert isinstance(table["local"], LlamaCppPython)
     assert isinstance(table["ollama"], OllamaNative)
     assert protocols_by_kind()["vllm"] is not table["vllm"]  # each forwarder its own: no module-level state
 
@@ -147,6 +156,30 @@ def test_openai_compatible_requests_go_as_sent_under_the_workers_model_id() -> N
     path, _ = OpenAICompatible().request(InferenceRequest(EMBEDDINGS, {"input": "x"}, stream=False),
                                          placement("vllm"))
     assert path == "/embeddings"
+
+
+def test_the_local_worker_gets_content_parts_as_text_and_max_tokens() -> None:
+    body = {"model": "chat", "max_completion_tokens": 5, "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]}]}
+    sent = dict(body)
+    path, payload = LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False),
+                                             placement("local", upstream_model="smollm2-135m-instruct"))
+    assert path == "/chat/completions"
+    assert json.loads(payload) == {"model": "smollm2-135m-instruct", "max_tokens": 5, "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello\nthere"}]}
+    assert body == sent  # the client's body (captured as sent) is left alone
+    both = {"max_tokens": 7, "max_completion_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    _, payload = LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, both, stream=False), placement("local"))
+    assert json.loads(payload)["max_tokens"] == 7 and "max_completion_tokens" not in json.loads(payload)
+
+
+def test_the_local_worker_refuses_what_it_cannot_read_naming_the_part() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "what is this"}, image]}]}
+    with pytest.raises(InvalidRequest) as caught:
+        LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False), placement("local"))
+    assert caught.value.param == "messages[0].content[1]" and caught.value.status_code() == 400
 
 
 def test_openai_compatible_answers_pass_unchanged() -> None:
