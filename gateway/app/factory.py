@@ -66,9 +66,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         anonymous_limits=KeyLimits(requests_per_minute=settings.rate_limit_rpm or None))
     cache = ResponseCache(stores.cache, metrics, default_ttl=settings.cache_ttl) if settings.cache_enabled else None
     pipeline = InferencePipeline(runtimes, client, admission, metrics, cache=cache, lifecycle=lifecycle)
-    capture = InteractionCapture(CaptureConfig(
-        directory=settings.capture_dir, file_bytes=settings.capture_file_bytes,
-        max_bytes=settings.capture_max_bytes, redact=settings.capture_redact))
+    capture = InteractionCapture(CaptureConfig.from_settings(settings))
     redis_ping = stores.limits.ping if settings.redis_url else None
     metrics.live.register(WorkerStateCollector(runtimes))
     metrics.live.register(LimitStateCollector(stores.limits))

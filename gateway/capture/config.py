@@ -8,12 +8,11 @@ routing rule (else its model) says `capture: true` in the catalog and the key do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.auth.authenticator import Caller
 from gateway.observability.request_record import RequestRecord
-from gateway.operator_patterns import parse_patterns
+from gateway.settings import Settings
 from routing.catalog import Catalog
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -40,31 +39,10 @@ class CaptureConfig:
     """Recently captured request ids remembered for feedback without reading the files."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CaptureConfig:
-        """The capture's settings from the environment; ValueError names the variable at fault."""
-
-        def size(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r}: expected a whole number of bytes") from None
-            if value < 1:
-                raise ValueError(f"{name}={raw!r}: must be at least 1")
-            return value
-
-        try:
-            redact = parse_patterns(env.get("GATEWAY_CAPTURE_REDACT", ""))
-        except ValueError as exc:
-            raise ValueError(f"GATEWAY_CAPTURE_REDACT: {exc}") from None
-        config = cls(directory=env.get("GATEWAY_CAPTURE_DIR", "").strip() or DEFAULT_DIR,
-                     file_bytes=size("GATEWAY_CAPTURE_FILE_BYTES", DEFAULT_FILE_BYTES),
-                     max_bytes=size("GATEWAY_CAPTURE_MAX_BYTES", DEFAULT_MAX_BYTES), redact=redact)
-        if config.max_bytes < config.file_bytes:
-            raise ValueError("GATEWAY_CAPTURE_MAX_BYTES must be at least GATEWAY_CAPTURE_FILE_BYTES")
-        return config
+    def from_settings(cls, settings: Settings) -> CaptureConfig:
+        """The capture's part of the settings (read and checked from the environment there)."""
+        return cls(directory=settings.capture_dir, file_bytes=settings.capture_file_bytes,
+                   max_bytes=settings.capture_max_bytes, redact=settings.capture_redact)
 
 
 def _flag(spec: object) -> bool | None:

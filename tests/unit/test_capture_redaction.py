@@ -354,16 +354,17 @@ def test_since_accepts_durations_and_dates() -> None:
 
 
 def test_capture_config_from_the_environment() -> None:
-    assert CaptureConfig.from_env({}) == CaptureConfig()
-    config = CaptureConfig.from_env({"GATEWAY_CAPTURE_DIR": "/data/captures", "GATEWAY_CAPTURE_FILE_BYTES": "1000",
-                                     "GATEWAY_CAPTURE_MAX_BYTES": "5000", "GATEWAY_CAPTURE_REDACT": "ACME-[0-9]+"})
+    assert CaptureConfig.from_settings(load_settings({})) == CaptureConfig()
+    config = CaptureConfig.from_settings(load_settings({
+        "GATEWAY_CAPTURE_DIR": "/data/captures", "GATEWAY_CAPTURE_FILE_BYTES": "1000",
+        "GATEWAY_CAPTURE_MAX_BYTES": "5000", "GATEWAY_CAPTURE_REDACT": "ACME-[0-9]+"}))
     assert (config.directory, config.file_bytes, config.max_bytes, config.redact) == \
         ("/data/captures", 1000, 5000, ("ACME-[0-9]+",))
     for env in ({"GATEWAY_CAPTURE_FILE_BYTES": "lots"}, {"GATEWAY_CAPTURE_MAX_BYTES": "0"},
                 {"GATEWAY_CAPTURE_FILE_BYTES": "2000", "GATEWAY_CAPTURE_MAX_BYTES": "1000"},
                 {"GATEWAY_CAPTURE_REDACT": "(a"}):
         with pytest.raises(ValueError):
-            CaptureConfig.from_env(env)
+            load_settings(env)
 
 
 def test_capture_settings() -> None:
