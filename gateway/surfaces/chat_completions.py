@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.errors import InvalidRequest
 from gateway.surfaces.base import Body, RequestDoc
-from gateway.surfaces.openai_common import VENDOR_FIELDS, OpenAISurface, text_of
+from gateway.surfaces.openai_common import VENDOR_FIELDS, OpenAISurface, check_generation, text_of
 from gateway.surfaces.openai_schema import GENERATION, MESSAGE
 
 _DOC = RequestDoc(
@@ -29,7 +29,8 @@ class ChatCompletions(OpenAISurface):
 
     def check(self, body: Body) -> None:
         """`messages`: a non-empty list of objects, each with a string `role` (content is not checked:
-        strings, content parts, null for tool calls are all the worker's to judge)."""
+        strings, content parts, null for tool calls are all the worker's to judge); the generation fields
+        of the right types."""
         messages = body.get("messages")
         if messages is None:
             raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
@@ -43,6 +44,7 @@ class ChatCompletions(OpenAISurface):
             if not isinstance(message.get("role"), str):
                 raise InvalidRequest(f"Missing required parameter: 'messages[{i}].role'.",
                                      param=f"messages[{i}].role", code="missing_required_parameter")
+        check_generation(body)
 
     def routing_text(self, body: Body, match_on: str = "last_user_message") -> str:
         """The last user message, or with `conversation` every message's text, one per line."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.surfaces.base import RequestDoc
-from gateway.surfaces.openai_common import VENDOR_FIELDS, OpenAITextInput
+from gateway.surfaces.base import Body, RequestDoc
+from gateway.surfaces.openai_common import VENDOR_FIELDS, OpenAITextInput, check_generation
 from gateway.surfaces.openai_schema import GENERATION, STRING_OR_NULL, TEXTS_OR_TOKENS
 
 _DOC = RequestDoc(
@@ -25,6 +25,10 @@ class Completions(OpenAITextInput):
     title = "Completions"
     doc = _DOC
     input_field = "prompt"
+
+    def check(self, body: Body) -> None:
+        super().check(body)
+        check_generation(body)
 
 
 COMPLETIONS = Completions()

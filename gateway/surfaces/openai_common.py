@@ -15,6 +15,10 @@ from gateway.errors import InvalidRequest
 from gateway.surfaces.base import Body, Surface
 
 _NOT_IN_CACHE_KEY = frozenset({"stream", "stream_options", "user", "session_id", "model"})
+_COUNTS = ("max_tokens", "max_completion_tokens", "n")
+"""Generation fields that must be whole numbers of at least 1 when given."""
+_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+"""Generation fields that must be numbers when given (their ranges are the worker's to judge)."""
 VENDOR_FIELDS = ("Other fields (tools, response_format, logprobs, vendor extensions) are forwarded to the "
                  "worker unchanged.")
 
@@ -51,6 +55,22 @@ class OpenAITextInput(OpenAISurface):
     def prompt_tokens_estimate(self, body: Body) -> int:
         """About four characters a token."""
         return len(self.routing_text(body)) // 4 + 1
+
+
+def check_generation(body: dict[str, Any]) -> None:
+    """The generation fields every worker reads, of the right JSON type: a wrong one is the client's 400
+    here, not a worker's validation dump (llama-cpp-python answers 500)."""
+    for name in _COUNTS:
+        value = body.get(name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise InvalidRequest(f"'{name}' must be an integer of at least 1.", param=name, code="invalid_type")
+    for name in _NUMBERS:
+        value = body.get(name)
+        if value is not None and type(value) not in (int, float):
+            raise InvalidRequest(f"'{name}' must be a number.", param=name, code="invalid_type")
+    seed = body.get("seed")
+    if seed is not None and type(seed) is not int:
+        raise InvalidRequest("'seed' must be an integer.", param="seed", code="invalid_type")
 
 
 def text_of(content: object) -> str:

@@ -63,6 +63,23 @@ def test_chat_names_the_message_at_fault(body: dict[str, Any], param: str, code:
     assert (error.param, error.error_code) == (param, code)
 
 
+@pytest.mark.parametrize("surface", [CHAT_COMPLETIONS, COMPLETIONS], ids=lambda s: s.name)
+@pytest.mark.parametrize(("field", "value"), [
+    ("max_tokens", "lots"), ("max_tokens", 0), ("max_completion_tokens", 2.5), ("n", True),
+    ("temperature", "hot"), ("top_p", [1]), ("seed", "42"),
+])
+def test_generation_fields_of_the_wrong_type_are_the_clients_400(surface: Surface, field: str, value: Any) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "prompt": "hi", field: value}
+    error = _refusal(surface, _raw(body))
+    assert (error.param, error.error_code, error.status_code()) == (field, "invalid_type", 400)
+
+
+def test_generation_fields_of_the_right_types_pass() -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "max_completion_tokens": 5,
+            "n": 1, "temperature": 0, "top_p": 0.9, "presence_penalty": -1.5, "seed": -3}
+    assert CHAT_COMPLETIONS.decode(_raw(body)).body == body
+
+
 @pytest.mark.parametrize(("surface", "field"), [(COMPLETIONS, "prompt"), (EMBEDDINGS, "input")],
                          ids=["completions", "embeddings"])
 def test_text_inputs_must_be_given_and_not_empty(surface: Surface, field: str) -> None:
