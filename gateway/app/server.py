@@ -24,7 +24,8 @@ from gateway.coaching.config import MobileFiles, load_mobile_config
 from gateway.inference.lifecycle import Lifecycle
 from gateway.observability.logs import configure_logging, known_secrets
 from gateway.settings import Settings
-from gateway.workers.local_processes import LocalWorkerError, LocalWorkerSupervisor
+from gateway.workers.local_commands import LocalWorkerError
+from gateway.workers.local_processes import LocalWorkerSupervisor
 from routing.catalog import Catalog, CatalogError, load_catalog
 
 _log = structlog.get_logger("gateway.app.server")

@@ -18,7 +18,7 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.control_client import ControlClient
-from gateway.workers.local_processes import LocalWorkerError, model_path
+from gateway.workers.local_commands import LocalWorkerError, model_path
 from gateway.workers.pool import Placement
 
 
