@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# llama.cpp's native build crashes on CPUs that advertise AMX/AVX-512 without them working: build portable.
+# llama.cpp's native build crashes on CPUs that advertise AMX/AVX-512 without them working: build portable
+# (scripts/build-llama-server passes the same flags; this one is for the bench extra's llama-cpp-python).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: install run test check lint typecheck imports bench reliability soak leak clean
@@ -13,9 +14,14 @@ $(VENV)/.installed: pyproject.toml
 		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'  # once more: a registry hiccup
 	touch $@
 
-install: $(VENV)/.installed
+## install: the venv, and llama.cpp's server for the embedded worker (built once per machine and cached:
+## scripts/build-llama-server; about 6 minutes on 2 cores the first time)
+install: $(VENV)/.installed $(BIN)/llama-server
 
-## run: the gateway on 127.0.0.1:3100 with the embedded llama.cpp worker (SmolLM2) and in-memory state
+$(BIN)/llama-server: scripts/build-llama-server | $(VENV)/.installed
+	scripts/build-llama-server $(BIN)
+
+## run: the gateway on 127.0.0.1:3100 with the embedded llama.cpp workers (SmolLM2: chat, embeddings) and in-memory state
 run: install
 	$(BIN)/llm-gateway serve
 

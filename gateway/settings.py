@@ -42,6 +42,10 @@ class Settings:
     start_local_workers: bool = True
     """GATEWAY_START_LOCAL_WORKERS: start the catalog's `local` workers as child processes."""
 
+    llama_server: str | None = None
+    """GATEWAY_LLAMA_SERVER: the `llama-server` binary local workers run; default: the one `make install`
+    built and linked beside the gateway's Python (`.venv/bin/llama-server`), else the PATH's."""
+
     redis_url: str | None = None
     """REDIS_URL: shared state (keys, limits) for several replicas; unset: in-memory, one process."""
 
@@ -178,6 +182,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
         workers=_int(env, "GATEWAY_WORKERS", 1),
         start_local_workers=_bool(env, "GATEWAY_START_LOCAL_WORKERS", True),
+        llama_server=env.get("GATEWAY_LLAMA_SERVER", "").strip() or None,
         redis_url=env.get("REDIS_URL", "").strip() or None,
         redis_timeout_s=_float(env, "GATEWAY_REDIS_TIMEOUT", 1.0),
         api_key=env.get("LLM_API_KEY", "").strip() or None,

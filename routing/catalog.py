@@ -18,7 +18,7 @@ import yaml
 
 from routing.catalog_checks import check_catalog
 
-WorkerKind = Literal["openai", "vllm", "ollama", "local"]
+WorkerKind = Literal["openai", "vllm", "ollama", "llamacpp", "local"]
 PolicyName = Literal["least_outstanding", "round_robin", "weighted", "session_affinity", "prefix_affinity",
                      "residency"]
 MatchOn = Literal["last_user_message", "conversation"]
@@ -163,12 +163,17 @@ class ServedModel(_Strict, frozen=True):
 
 
 class LocalProcess(_Strict, frozen=True):
-    """How `llm-gateway serve` starts a `local` worker (llama.cpp) as a child process."""
+    """How `llm-gateway serve` starts a `local` worker (llama.cpp's `llama-server`) as a child process."""
 
     model_file: str | None = None
     model_package: str | None = None
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8081
     context_size: Annotated[int, msgspec.Meta(ge=128)] = 2048
+    """Tokens of context each request gets (prompt and answer together)."""
+    parallel: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+    """Requests generated at once (llama-server's slots, batched continuously); more wait their turn."""
+    embeddings: bool = False
+    """Serve `/v1/embeddings` (mean pooling) instead of generating text."""
     threads: Annotated[int, msgspec.Meta(ge=1)] | None = None
     startup_timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
 
@@ -185,16 +190,11 @@ class WorkerSpec(_Strict, frozen=True):
     discovery: Literal["static", "dns"] = "static"
     """`dns`: the base URL's host name is resolved on an interval, one worker per address
     (a Kubernetes headless Service)."""
-    send_request_id: bool | None = None
-    """Forward `X-Request-Id`. Default: yes, except to `local` workers (llama-cpp-python's server
-    answers 400 to a request id that is not a UUID)."""
+    send_request_id: bool = True
+    """Forward `X-Request-Id` to the worker (its logs then name the gateway's request)."""
     max_concurrent: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Requests this gateway process sends the worker at once, all its models together; when every
     worker of a model is full, requests wait in the model's `queue`. None (default): no limit."""
-
-    @property
-    def forwards_request_id(self) -> bool:
-        return self.send_request_id if self.send_request_id is not None else self.kind != "local"
 
     def served(self) -> tuple[ServedModel, ...]:
         return tuple(m if isinstance(m, ServedModel) else ServedModel(name=m) for m in self.models)

@@ -50,8 +50,8 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
         print(exc, file=sys.stderr)
         return 1
     local = [w for w in catalog.workers if w.kind == "local"] if start_local_workers else []
-    supervisor = LocalWorkerSupervisor(local)
     try:
+        supervisor = LocalWorkerSupervisor(local, settings.llama_server)
         if settings.workers > 1:
             _run_processes(settings, supervisor)
         else:

@@ -1,7 +1,7 @@
 """Which protocol each kind of catalog worker speaks (`kind:` in the catalog).
 
 A new protocol is one module implementing `WorkerProtocol` and one line here; a new kind of worker that
-speaks an existing protocol (llama.cpp's own server is OpenAI-compatible) is one line.
+speaks an existing protocol is one line.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from gateway.protocols.base import WorkerProtocol
-from gateway.protocols.llama_cpp_python import LlamaCppPython
+from gateway.protocols.llama_cpp import LlamaCppServer
 from gateway.protocols.ollama import OllamaNative
 from gateway.protocols.openai_compatible import OpenAICompatible
 
 PROTOCOL_BY_KIND: Mapping[str, type[WorkerProtocol]] = MappingProxyType({
     "vllm": OpenAICompatible,
     "openai": OpenAICompatible,
-    "local": LlamaCppPython,  # llama-cpp-python's server, started by `llm-gateway serve`
+    "local": LlamaCppServer,  # llama.cpp's llama-server, started by `llm-gateway serve`
+    "llamacpp": LlamaCppServer,  # llama.cpp's llama-server, started elsewhere
     "ollama": OllamaNative,
 })
 

@@ -73,7 +73,7 @@ class WorkerClient:
             raise RuntimeError("WorkerClient.start() was not called")
         worker = target.worker
         headers = {"Content-Type": "application/json"}
-        if worker.forwards_request_id:
+        if worker.send_request_id:
             headers["X-Request-Id"] = request_id
         if target.auth_header:
             headers["Authorization"] = target.auth_header

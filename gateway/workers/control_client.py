@@ -45,8 +45,9 @@ def _root_url(worker: WorkerSpec) -> str:
 
 
 def _health_url(worker: WorkerSpec) -> str:
-    """vLLM `GET /health`, Ollama `GET /`, other OpenAI-compatible servers `GET /v1/models`."""
-    if worker.kind == "vllm":
+    """vLLM's and llama.cpp's `GET /health` (llama-server: 503 while the model loads), Ollama `GET /`, other
+    OpenAI-compatible servers `GET /v1/models`."""
+    if worker.kind in ("vllm", "llamacpp", "local"):
         return _root_url(worker) + "/health"
     if worker.kind == "ollama":
         return _root_url(worker) + "/"
@@ -101,11 +102,18 @@ class ControlClient:
             return False
         return response.status_code == 200
 
-    async def vllm_metrics(self, worker: WorkerSpec, limit_s: float) -> str:
-        """vLLM's Prometheus text (`GET /metrics`)."""
+    async def prometheus_metrics(self, worker: WorkerSpec, limit_s: float) -> str:
+        """The worker's Prometheus text (`GET /metrics`: vLLM's, llama-server's with `--metrics`)."""
         response = self._succeeded(await self._send(worker, "GET", _root_url(worker) + "/metrics",
                                                     limit_s=limit_s))
         return response.text
+
+    async def llama_cpp_slots(self, worker: WorkerSpec, limit_s: float) -> list[dict[str, Any]]:
+        """llama-server's slots (`GET /slots`): each one's context size and whether it is generating."""
+        response = self._succeeded(await self._send(worker, "GET", _root_url(worker) + "/slots", limit_s=limit_s))
+        with self._translated(worker):
+            data = msgspec.json.decode(response.content)
+        return [slot for slot in data if isinstance(slot, dict)] if isinstance(data, list) else []
 
     async def served_models(self, worker: WorkerSpec) -> set[str]:
         """The model ids an OpenAI-compatible worker lists (`GET /v1/models`)."""

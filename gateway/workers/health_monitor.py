@@ -15,10 +15,10 @@ from gateway.errors import GatewayError, StoreUnavailable
 from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from gateway.workers.control_client import ControlClient
 from gateway.workers.dns_discovery import resolve_members
-from gateway.workers.load_scrape import ollama_load, parse_vllm_metrics
+from gateway.workers.load_scrape import llama_cpp_load, ollama_load, parse_vllm_metrics
 from gateway.workers.overlay import OverlayStore
-from gateway.workers.pool import WorkerState
-from routing.catalog import CatalogError
+from gateway.workers.pool import ScrapedLoad, WorkerState
+from routing.catalog import CatalogError, WorkerSpec
 
 _log = structlog.get_logger("gateway.health")
 
@@ -94,7 +94,10 @@ class HealthMonitor:
         worker = state.spec
         try:
             if worker.kind == "vllm":
-                runtime.pool.record_load(state, parse_vllm_metrics(await self._control.vllm_metrics(worker, limit_s)))
+                metrics = await self._control.prometheus_metrics(worker, limit_s)
+                runtime.pool.record_load(state, parse_vllm_metrics(metrics))
+            elif worker.kind in ("llamacpp", "local"):
+                runtime.pool.record_load(state, await self._llama_cpp_load(worker, limit_s))
             elif worker.kind == "ollama":
                 loaded = await self._control.ollama_loaded(worker, limit_s)
                 present: list[str] | None
@@ -105,3 +108,12 @@ class HealthMonitor:
                 runtime.pool.record_load(state, ollama_load(loaded, present))
         except (GatewayError, ValueError) as exc:  # ValueError: Prometheus text that does not parse
             _log.debug("load_scrape_failed", worker=state.name, error=repr(exc))
+
+    async def _llama_cpp_load(self, worker: WorkerSpec, limit_s: float) -> ScrapedLoad:
+        """llama-server's `/metrics` and `/slots`, read together; one that fails (not enabled) is left out."""
+        metrics, slots = await asyncio.gather(self._control.prometheus_metrics(worker, limit_s),
+                                              self._control.llama_cpp_slots(worker, limit_s), return_exceptions=True)
+        if isinstance(metrics, BaseException) and isinstance(slots, BaseException):
+            raise metrics
+        return llama_cpp_load(None if isinstance(metrics, BaseException) else metrics,
+                              None if isinstance(slots, BaseException) else slots)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,15 +35,35 @@ def model_path(worker: WorkerSpec) -> Path:
     raise LocalWorkerError(f"worker {worker.name!r}: no .gguf file inside the package {package!r}")
 
 
-def command_for(worker: WorkerSpec) -> list[str]:
+def llama_server_binary(configured: str | None = None) -> Path:
+    """The `llama-server` to run: `configured` (GATEWAY_LLAMA_SERVER), else the one `make install` linked
+    beside the gateway's Python (`.venv/bin`), else the first on the PATH."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise LocalWorkerError(f"GATEWAY_LLAMA_SERVER={configured!r} is not an executable file")
+        return path
+    beside_python = Path(sys.executable).parent / "llama-server"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return beside_python
+    on_path = shutil.which("llama-server")
+    if on_path is None:
+        raise LocalWorkerError("llama.cpp's server (llama-server) is not built: run `make install` (it builds and "
+                               "caches it), or set GATEWAY_LLAMA_SERVER to a llama-server binary")
+    return Path(on_path)
+
+
+def command_for(worker: WorkerSpec, binary: Path) -> list[str]:
+    """llama-server's command line for `worker`: its model under the worker's id of it, on loopback, with
+    `parallel` slots of `context_size` tokens each, Prometheus `/metrics` and `/slots` on (the gateway
+    reads load from them); an embeddings worker pools by mean and takes a whole input in one batch."""
     assert worker.local is not None
     local = worker.local
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise LocalWorkerError(f"worker {worker.name!r}: llama-cpp-python is not installed "
-                               "(pip install '.[local]')")
-    alias = worker.served()[0].worker_model_id
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path(worker)),
-            "--model_alias", alias, "--host", "127.0.0.1", "--port", str(local.port),
-            "--n_ctx", str(local.context_size), "--n_threads", str(local.threads or os.cpu_count() or 1),
-            # A new request must wait its turn, not cut off the one being generated (the server's default).
-            "--interrupt_requests", "False"]
+    command = [str(binary), "--model", str(model_path(worker)), "--alias", worker.served()[0].worker_model_id,
+               "--host", "127.0.0.1", "--port", str(local.port),
+               "--ctx-size", str(local.context_size * local.parallel), "--parallel", str(local.parallel),
+               "--threads", str(local.threads or os.cpu_count() or 1), "--metrics", "--slots", "--no-webui"]
+    if local.embeddings:
+        command += ["--embeddings", "--pooling", "mean",
+                    "--batch-size", str(local.context_size), "--ubatch-size", str(local.context_size)]
+    return command

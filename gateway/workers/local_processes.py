@@ -1,6 +1,6 @@
-"""Starting and supervising the catalog's `local` workers (llama.cpp through llama-cpp-python).
+"""Starting and supervising the catalog's `local` workers (llama.cpp's `llama-server`).
 
-`llm-gateway serve` starts each as a child process, waits until it answers `/v1/models` (polled through
+`llm-gateway serve` starts each as a child process, waits until its `/health` answers 200 (polled through
 the control-plane client), restarts one that dies (again and again until it is ready, with a pause that
 doubles from 1 s up to 30 s: tenacity's retry loops), and stops them all on shutdown.
 """
@@ -24,7 +24,7 @@ from tenacity import (
 )
 
 from gateway.workers.control_client import ControlClient
-from gateway.workers.local_commands import LocalWorkerError, command_for
+from gateway.workers.local_commands import LocalWorkerError, command_for, llama_server_binary
 from routing.catalog import WorkerSpec
 
 _log = structlog.get_logger("gateway.workers.local_processes")
@@ -35,9 +35,9 @@ class _NotReadyYet(Exception):
 
 
 class _Child:
-    def __init__(self, worker: WorkerSpec) -> None:
+    def __init__(self, worker: WorkerSpec, binary: Path) -> None:
         self.worker = worker
-        self.command = command_for(worker)
+        self.command = command_for(worker, binary)
         self.log_path = Path(tempfile.gettempdir()) / f"llm-gateway-{worker.name}.log"
         self.process: asyncio.subprocess.Process | None = None
 
@@ -102,8 +102,11 @@ class _Child:
 
 
 class LocalWorkerSupervisor:
-    def __init__(self, workers: list[WorkerSpec]) -> None:
-        self._children = [_Child(w) for w in workers]
+    def __init__(self, workers: list[WorkerSpec], server_binary: str | None = None) -> None:
+        """`server_binary`: GATEWAY_LLAMA_SERVER (`local_commands.llama_server_binary`); looked for only when
+        there are local workers. Raises LocalWorkerError when there is none to run."""
+        binary = llama_server_binary(server_binary) if workers else None
+        self._children = [_Child(w, binary) for w in workers if binary is not None]
         self._control: ControlClient | None = None
         self._monitors: list[asyncio.Task[None]] = []
         self._thread: threading.Thread | None = None

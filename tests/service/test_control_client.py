@@ -65,7 +65,7 @@ async def test_vllm_health_metrics_models_and_adapters(sim: SimulatorThread) -> 
     spec = worker("vllm", sim.url + "/v1", key_env="VLLM_WORKER_KEY")
     async with ControlClient({"VLLM_WORKER_KEY": KEY}) as control:
         assert await control.answers_health_check(spec, 2.0)
-        assert parse_vllm_metrics(await control.vllm_metrics(spec, 2.0)).waiting == 0
+        assert parse_vllm_metrics(await control.prometheus_metrics(spec, 2.0)).waiting == 0
         assert SIM_MODEL in await control.served_models(spec)
         await control.load_adapter(spec, "coach-lora", "/adapters/coach")
         await control.unload_adapter(spec, "coach-lora")

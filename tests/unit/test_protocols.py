@@ -17,7 +17,7 @@ from gateway.errors import InvalidRequest, WorkerRejected
 from gateway.protocols import (
     PROTOCOL_BY_KIND,
     Capabilities,
-    LlamaCppPython,
+    LlamaCppServer,
     OllamaNative,
     OpenAICompatible,
     protocols_by_kind,
@@ -80,13 +80,13 @@ def test_every_catalog_worker_kind_has_a_protocol() -> None:
     assert set(PROTOCOL_BY_KIND) == set(get_args(WorkerKind))
     assert PROTOCOL_BY_KIND["ollama"] is OllamaNative
     assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai")} == {OpenAICompatible}
-    assert PROTOCOL_BY_KIND["local"] is LlamaCppPython
+    assert PROTOCOL_BY_KIND["local"] is PROTOCOL_BY_KIND["llamacpp"] is LlamaCppServer
 
 
 def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
     table = protocols_by_kind()
     assert table["vllm"] is table["openai"]
-    assert isinstance(table["local"], LlamaCppPython)
+    assert isinstance(table["local"], LlamaCppServer) and table["local"] is table["llamacpp"]
     assert isinstance(table["ollama"], OllamaNative)
     assert protocols_by_kind()["vllm"] is not table["vllm"]  # each forwarder its own: no module-level state
 
@@ -158,28 +158,36 @@ def test_openai_compatible_requests_go_as_sent_under_the_workers_model_id() -> N
     assert path == "/embeddings"
 
 
-def test_the_local_worker_gets_content_parts_as_text_and_max_tokens() -> None:
+def test_llama_cpp_requests_go_as_sent_content_parts_and_max_completion_tokens_included() -> None:
     body = {"model": "chat", "max_completion_tokens": 5, "messages": [
-        {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]}]}
-    sent = dict(body)
-    path, payload = LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False),
+    path, payload = LlamaCppServer().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False),
                                              placement("local", upstream_model="smollm2-135m-instruct"))
     assert path == "/chat/completions"
-    assert json.loads(payload) == {"model": "smollm2-135m-instruct", "max_tokens": 5, "messages": [
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello\nthere"}]}
-    assert body == sent  # the client's body (captured as sent) is left alone
-    both = {"max_tokens": 7, "max_completion_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
-    _, payload = LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, both, stream=False), placement("local"))
-    assert json.loads(payload)["max_tokens"] == 7 and "max_completion_tokens" not in json.loads(payload)
+    assert json.loads(payload) == body | {"model": "smollm2-135m-instruct"}  # llama-server reads them all
 
 
-def test_the_local_worker_refuses_what_it_cannot_read_naming_the_part() -> None:
-    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "what is this"}, image]}]}
-    with pytest.raises(InvalidRequest) as caught:
-        LlamaCppPython().request(InferenceRequest(CHAT_COMPLETIONS, body, stream=False), placement("local"))
-    assert caught.value.param == "messages[0].content[1]" and caught.value.status_code() == 400
+def llama_cpp_error(status: int, type_: str, message: str, **extra: int) -> bytes:
+    return json.dumps({"error": {"code": status, "message": message, "type": type_, **extra}}).encode()
+
+
+def test_llama_cpp_refusals_become_ours() -> None:
+    refuse = LlamaCppServer.rejection
+    too_long = refuse(400, llama_cpp_error(400, "exceed_context_size_error", "the request exceeds the available "
+                                           "context size", n_prompt_tokens=3000, n_ctx=2048))
+    assert too_long.status_code() == 400
+    assert too_long.body()["error"] | {"message": ""} == {"message": "", "type": "invalid_request_error",
+                                                           "param": None, "code": "context_length_exceeded"}
+    assert "3000" in too_long.message and "2048" in too_long.message
+    unreadable = refuse(500, llama_cpp_error(500, "server_error", "[json.exception.type_error.302] type must be "
+                                             "string, but is number"))
+    assert unreadable.status_code() == 400  # the client's body, not a server error
+    no_embeddings = refuse(501, llama_cpp_error(501, "not_supported_error", "This server does not support "
+                                                "embeddings. Start it with `--embeddings`"))
+    assert (no_embeddings.status_code(), no_embeddings.error_code) == (501, "unsupported_by_worker")
+    loading = refuse(503, llama_cpp_error(503, "unavailable_error", "Loading model"))
+    assert loading.status_code() == 503 and loading.message == "Loading model"
+    assert refuse(500, b"plain text").status_code() == 500
 
 
 def test_openai_compatible_answers_pass_unchanged() -> None:

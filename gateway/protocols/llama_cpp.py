@@ -1,0 +1,58 @@
+"""llama.cpp's own HTTP server (`llama-server`, C++): the embedded `local` workers that `llm-gateway serve`
+starts, and `llamacpp` workers run elsewhere. It speaks OpenAI's protocol under `/v1` (content parts,
+`max_completion_tokens`, tools and `response_format` included), so requests go as they are; what differs
+is how it refuses, mapped here to our errors:
+
+- `exceed_context_size_error` (400, with `n_prompt_tokens` and `n_ctx`) is OpenAI's
+  `context_length_exceeded`, its message giving both numbers;
+- `not_supported_error` (501: e.g. embeddings from a server started without `--embeddings`) stays a 501
+  that says which worker cannot do what;
+- `unavailable_error` (503, the model still loading) is a 503 the gateway retries on another worker;
+- a 500 carrying nlohmann::json's `[json.exception...]` text comes from a field of the client's body the
+  server could not read as the type it wanted: the client's 400, not a server error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+from gateway.errors import WorkerRejected, worker_error
+from gateway.protocols.base import Capabilities
+from gateway.protocols.openai_compatible import OpenAICompatible
+
+
+class LlamaCppServer(OpenAICompatible):
+    """Workers of kind `local` (started by the gateway) and `llamacpp` (started elsewhere)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        surfaces=frozenset({"chat/completions", "completions", "embeddings"}), parameters=None)
+
+    @staticmethod
+    def rejection(status: int, body: bytes) -> WorkerRejected:
+        error = worker_error(status, body)
+        details = _error_details(body)
+        kind = details.get("type")
+        if kind == "exceed_context_size_error":
+            message = (f"The prompt is {details.get('n_prompt_tokens', '?')} tokens; the worker's context holds "
+                       f"{details.get('n_ctx', '?')} per request. Shorten the prompt or ask for fewer tokens.")
+            return WorkerRejected(400, message, type_="invalid_request_error", param=None,
+                                  code="context_length_exceeded")
+        if status == 500 and error.message.startswith("[json.exception."):
+            return WorkerRejected(400, f"A field of the request has a type the worker cannot read: {error.message}",
+                                  type_="invalid_request_error", param=None, code="invalid_type")
+        if kind == "not_supported_error":
+            return WorkerRejected(501, error.message, type_="invalid_request_error", param=None,
+                                  code="unsupported_by_worker")
+        return error
+
+
+def _error_details(body: bytes) -> dict[str, Any]:
+    """The `error` object of llama-server's JSON error answer (empty for any other body)."""
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}
