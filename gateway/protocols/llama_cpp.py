@@ -8,12 +8,13 @@ is how it refuses, mapped here to our errors:
 - `not_supported_error` (501: e.g. embeddings from a server started without `--embeddings`) stays a 501
   that says which worker cannot do what;
 - `unavailable_error` (503, the model still loading) is a 503 the gateway retries on another worker;
-- a 500 carrying nlohmann::json's `[json.exception...]` text comes from a field of the client's body the
-  server could not read as the type it wanted: the client's 400, not a server error.
+- a 500 "image input is not supported" (or audio: a model started without its multimodal projector)
+  is the client's 400 on `messages`, not a server error.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import msgspec
@@ -21,6 +22,8 @@ import msgspec
 from gateway.errors import WorkerRejected, worker_error
 from gateway.protocols.base import Capabilities
 from gateway.protocols.openai_compatible import OpenAICompatible
+
+_UNREADABLE_MEDIA = re.compile(r"(image|audio) input is not supported")
 
 
 class LlamaCppServer(OpenAICompatible):
@@ -39,9 +42,9 @@ class LlamaCppServer(OpenAICompatible):
                        f"{details.get('n_ctx', '?')} per request. Shorten the prompt or ask for fewer tokens.")
             return WorkerRejected(400, message, type_="invalid_request_error", param=None,
                                   code="context_length_exceeded")
-        if status == 500 and error.message.startswith("[json.exception."):
-            return WorkerRejected(400, f"A field of the request has a type the worker cannot read: {error.message}",
-                                  type_="invalid_request_error", param=None, code="invalid_type")
+        if status == 500 and _UNREADABLE_MEDIA.match(error.message):
+            return WorkerRejected(400, f"This model reads text only ({error.message.split(' - ')[0]}).",
+                                  type_="invalid_request_error", param="messages", code="unsupported_content")
         if kind == "not_supported_error":
             return WorkerRejected(501, error.message, type_="invalid_request_error", param=None,
                                   code="unsupported_by_worker")

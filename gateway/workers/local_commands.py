@@ -53,6 +53,22 @@ def llama_server_binary(configured: str | None = None) -> Path:
     return Path(on_path)
 
 
+SHIPPED_TEMPLATES = Path(__file__).parent / "chat_templates"
+
+
+def chat_template_path(worker: WorkerSpec) -> Path:
+    """The worker's `chat_template`: a shipped template's name (a file of `chat_templates/`), or a file."""
+    assert worker.local is not None and worker.local.chat_template is not None
+    name = worker.local.chat_template
+    shipped = SHIPPED_TEMPLATES / f"{name}.jinja"
+    path = shipped if shipped.is_file() else Path(name).expanduser()
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SHIPPED_TEMPLATES.glob("*.jinja")))
+        raise LocalWorkerError(f"worker {worker.name!r}: chat_template {name!r} is neither a file nor a shipped "
+                               f"template ({known})")
+    return path
+
+
 def command_for(worker: WorkerSpec, binary: Path) -> list[str]:
     """llama-server's command line for `worker`: its model under the worker's id of it, on loopback, with
     `parallel` slots of `context_size` tokens each, Prometheus `/metrics` and `/slots` on (the gateway
@@ -63,6 +79,8 @@ def command_for(worker: WorkerSpec, binary: Path) -> list[str]:
                "--host", "127.0.0.1", "--port", str(local.port),
                "--ctx-size", str(local.context_size * local.parallel), "--parallel", str(local.parallel),
                "--threads", str(local.threads or os.cpu_count() or 1), "--metrics", "--slots", "--no-webui"]
+    if local.chat_template:
+        command += ["--chat-template-file", str(chat_template_path(worker))]
     if local.embeddings:
         command += ["--embeddings", "--pooling", "mean",
                     "--batch-size", str(local.context_size), "--ubatch-size", str(local.context_size)]

@@ -1,4 +1,5 @@
-"""End to end: the gateway starts the embedded llama.cpp worker (SmolLM2-135M) and answers with it."""
+"""End to end: the gateway's supervisor starts the embedded llama.cpp worker (`llama-server`, SmolLM2-135M)
+and the gateway answers with it. (`test_shipped_stack.py` runs `llm-gateway serve` as `make run` does.)"""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def supervised() -> Iterator[tuple[ServerThread, LocalWorkerSupervisor]]:
-    pytest.importorskip("llama_cpp", reason="the local extra is not installed (pip install '.[local]')")
     text = f"""
 models: [{{name: smollm2}}]
 routing: {{default_model: smollm2}}
@@ -63,11 +63,10 @@ def test_real_answer_streaming_with_counted_usage(local_gateway: ServerThread) -
         stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.strip()
-    # llama.cpp sends no usage chunk: the gateway counts one, with one token per content chunk.
+    # The client asked for usage: the worker's own, in the last chunk.
     usage = chunks[-1].usage
     assert usage is not None and chunks[-1].choices == []
-    assert usage.completion_tokens == sum(1 for c in chunks if c.choices and c.choices[0].delta.content)
-    assert usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= 12 and usage.prompt_tokens > 0
 
 
 async def test_async_client(local_gateway: ServerThread) -> None:
@@ -90,12 +89,12 @@ def test_the_request_shapes_current_sdks_send(local_gateway: ServerThread) -> No
             client.chat.completions.create(model="smollm2", max_tokens=5, messages=[{"role": "user", "content": [
                 {"type": "text", "text": "What is this?"},
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
-        error = refused.value.body
-        assert isinstance(error, dict) and error.get("param") == "messages[0].content[1]"
+        error = refused.value.body  # llama-server's 500 "image input is not supported", mapped
+        assert isinstance(error, dict) and error.get("param") == "messages"
 
 
 def test_concurrent_streams_each_get_their_whole_answer(local_gateway: ServerThread) -> None:
-    """The server serves one sequence at a time: a new request must wait its turn, not cut off another."""
+    """More requests than the worker's slots: each waits its turn or is batched; none is cut off."""
     results: list[tuple[str, str | None]] = []
 
     def stream(n: int) -> None:
@@ -109,12 +108,12 @@ def test_concurrent_streams_each_get_their_whole_answer(local_gateway: ServerThr
                     finish = chunk.choices[0].finish_reason or finish
             results.append((text, finish))
 
-    threads = [threading.Thread(target=stream, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=stream, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    assert len(results) == 4
+    assert len(results) == 6
     assert all(text and finish in ("stop", "length") for text, finish in results), results
 
 

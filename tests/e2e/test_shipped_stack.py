@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -126,17 +127,33 @@ def test_json_object_response_format(stack: str) -> None:
         assert isinstance(json.loads(content), dict)
 
 
-def test_tools(stack: str) -> None:
-    weather = {"type": "function", "function": {
-        "name": "get_weather", "description": "The weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER_TOOL: Any = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+TOOL_HISTORY: list[Any] = [  # what an agent sends after one call of the tool
+    {"role": "user", "content": "What is the weather in Rome?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 24 C"},
+    {"role": "user", "content": "And in Paris?"}]
+
+
+def test_tools_and_a_tool_call_history(stack: str) -> None:
+    """Tools reach the model (listed in its prompt by the shipped chatml-tools template, so the prompt is
+    longer with them), a conversation with an earlier tool call and its result is read, and any call the
+    model makes comes back as OpenAI's `tool_calls` (SmolLM2-135M rarely makes one: not asserted)."""
     with openai.OpenAI(base_url=stack + "/v1", api_key="unused", max_retries=0) as client:
-        answer = client.chat.completions.create(
-            model="mistral", max_tokens=60, temperature=0, tools=[weather], tool_choice="required",
-            messages=[{"role": "user", "content": "What is the weather in Paris?"}])
-    calls = answer.choices[0].message.tool_calls or []
-    assert calls and calls[0].type == "function" and calls[0].function.name == "get_weather"
-    assert isinstance(json.loads(calls[0].function.arguments), dict)
+        with_tools = client.chat.completions.create(model="mistral", max_tokens=24, temperature=0,
+                                                    tools=[WEATHER_TOOL], messages=TOOL_HISTORY)
+        without = client.chat.completions.create(model="mistral", max_tokens=1, temperature=0,
+                                                 messages=TOOL_HISTORY)
+    choice = with_tools.choices[0]
+    assert choice.finish_reason in ("stop", "length", "tool_calls")
+    assert with_tools.usage is not None and without.usage is not None
+    assert with_tools.usage.prompt_tokens > without.usage.prompt_tokens + 30  # the tool's description
+    for call in choice.message.tool_calls or []:
+        assert call.type == "function" and call.function.name == "get_weather"
+        assert isinstance(json.loads(call.function.arguments), dict)
 
 
 def test_embeddings_with_the_sdks_default_encoding(stack: str) -> None:

@@ -179,9 +179,9 @@ def test_llama_cpp_refusals_become_ours() -> None:
     assert too_long.body()["error"] | {"message": ""} == {"message": "", "type": "invalid_request_error",
                                                            "param": None, "code": "context_length_exceeded"}
     assert "3000" in too_long.message and "2048" in too_long.message
-    unreadable = refuse(500, llama_cpp_error(500, "server_error", "[json.exception.type_error.302] type must be "
-                                             "string, but is number"))
-    assert unreadable.status_code() == 400  # the client's body, not a server error
+    image = refuse(500, llama_cpp_error(500, "server_error", "image input is not supported - hint: if this is "
+                                        "unexpected, you may need to provide the mmproj"))
+    assert image.status_code() == 400 and image.param == "messages"  # the client's request, not a 500
     no_embeddings = refuse(501, llama_cpp_error(501, "not_supported_error", "This server does not support "
                                                 "embeddings. Start it with `--embeddings`"))
     assert (no_embeddings.status_code(), no_embeddings.error_code) == (501, "unsupported_by_worker")
