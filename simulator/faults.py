@@ -4,19 +4,24 @@ Like TensorZero's dummy provider, a request whose `model` is a fault name (`erro
 gets that fault, and the simulator answers as if the model existed. `SimulatorConfig.fault` applies
 one fault to every request whose model is not itself a fault name.
 
-| name               | behaviour                                                                   |
-|--------------------|-----------------------------------------------------------------------------|
-| `error-500`        | 500 with the server's error body                                            |
-| `error-429`        | 429 with the server's error body                                            |
-| `error-400`        | 400 with the server's error body                                            |
-| `error-503`        | 503 "queue full" (vLLM: "…try again later or on a different instance")      |
-| `slow`             | inter-token latency `SimulatorConfig.slow_itl_s` (0.2 s by default)         |
-| `stall-after-N`    | N content chunks, then hang until the client disconnects (non-stream: hang) |
-| `drop-mid-stream`  | 3 content chunks, then the connection is closed abruptly (no terminator)    |
-| `mid-stream-error` | 2 content chunks, then an error event in the stream (status stays 200)      |
-| `no-done`          | the whole stream, but no terminator (vLLM: no `[DONE]`; Ollama: no `done`)  |
-| `never-answer`     | no status line nor headers, ever; waits until the client disconnects        |
-| `garbage-sse`      | 200 with lines that are not JSON (SSE data lines, or NDJSON lines)          |
+| name                  | behaviour                                                                   |
+|-----------------------|-----------------------------------------------------------------------------|
+| `error-500`           | 500 with the server's error body                                            |
+| `error-429`           | 429 with the server's error body                                            |
+| `error-400`           | 400 with the server's error body                                            |
+| `error-503`           | 503 "queue full" (vLLM: "…try again later or on a different instance")      |
+| `slow`                | inter-token latency `SimulatorConfig.slow_itl_s` (0.2 s by default)         |
+| `stall-after-N`       | N content chunks, then hang until the client disconnects (non-stream: hang) |
+| `drop-mid-stream`     | 3 content chunks, then the connection is closed abruptly (no terminator)    |
+| `mid-stream-error`    | 2 content chunks, then an error event in the stream (status stays 200)      |
+| `no-done`             | the whole stream, but no terminator (vLLM: no `[DONE]`; Ollama: no `done`)  |
+| `done-without-finish` | 3 content chunks, then a clean end without any `finish_reason` (below)      |
+| `never-answer`        | no status line nor headers, ever; waits until the client disconnects        |
+| `garbage-sse`         | 200 with lines that are not JSON (SSE data lines, or NDJSON lines)          |
+
+`done-without-finish` is how llama-cpp-python's server ends a request it interrupts for a newer one:
+vLLM streams get `[DONE]` right after the content chunks (no finish chunk, no usage chunk); Ollama
+streams simply end, with no `done` line. A non-streaming request under it gets the whole answer.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class FaultKind(StrEnum):
     DROP_MID_STREAM = "drop-mid-stream"
     MID_STREAM_ERROR = "mid-stream-error"
     NO_DONE = "no-done"
+    DONE_WITHOUT_FINISH = "done-without-finish"
     NEVER_ANSWER = "never-answer"
     GARBAGE_SSE = "garbage-sse"
 
@@ -47,6 +53,9 @@ DROP_AFTER_CHUNKS = 3
 
 ERROR_AFTER_CHUNKS = 2
 """Content chunks sent before `mid-stream-error` sends its error event."""
+
+CUT_AFTER_CHUNKS = 3
+"""Content chunks sent before `done-without-finish` ends the stream."""
 
 ERROR_STATUS = {
     FaultKind.ERROR_500: 500,
@@ -66,6 +75,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "drop-mid-stream",
     "mid-stream-error",
     "no-done",
+    "done-without-finish",
     "never-answer",
     "garbage-sse",
 )

@@ -208,7 +208,7 @@ def _line(generation: OllamaGeneration, content: str) -> dict[str, Any]:
 
 async def _whole_reply(request: web.Request, body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
     """A non-streamed reply, as the fault (if any) leaves it."""
-    if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE):
+    if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE, FaultKind.DONE_WITHOUT_FINISH):
         return json_response(body)
     if fault.kind is FaultKind.MID_STREAM_ERROR:
         raise ollama_error(500, "simulated error (fault mid-stream-error)")

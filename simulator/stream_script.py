@@ -3,9 +3,9 @@
 A stream is: opening chunks (vLLM chat's role chunk), one chunk per token, closing chunks (vLLM's
 finish and usage chunks), then the terminator (vLLM's `[DONE]`, Ollama's `done: true` line). A
 `StreamFormat` says how each part is written; `play_stream` writes them and injects the fault:
-`stall-after-N`, `drop-mid-stream` and `mid-stream-error` fire after their count of token chunks
-(or at the end of a shorter reply), `no-done` leaves out the terminator, `garbage-sse` writes
-non-JSON lines instead of the token chunks.
+`stall-after-N`, `drop-mid-stream`, `mid-stream-error` and `done-without-finish` fire after their
+count of token chunks (or at the end of a shorter reply), `no-done` leaves out the terminator,
+`garbage-sse` writes non-JSON lines instead of the token chunks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simulator.faults import DROP_AFTER_CHUNKS, ERROR_AFTER_CHUNKS, Fault, FaultKind
+from simulator.faults import CUT_AFTER_CHUNKS, DROP_AFTER_CHUNKS, ERROR_AFTER_CHUNKS, Fault, FaultKind
 from simulator.streaming import ChunkStream, hang_until_disconnected
 
 Chunks = Callable[[], list[bytes]]
@@ -33,6 +33,9 @@ class StreamFormat:
     """What `mid-stream-error` sends instead of the rest of the stream."""
     garbage: Callable[[int], bytes]
     """A line that is not JSON, for the token chunk of the given index."""
+    end_marker: Chunks = list
+    """What ends a stream apart from its answer, sent by `done-without-finish` right after the token
+    chunks: vLLM's `[DONE]`; nothing for Ollama, whose final answer line is its end."""
     keepalive_comment: str | None = None
     """An SSE comment written between token chunks (vLLM's optional `: keep-alive`)."""
 
@@ -47,6 +50,8 @@ def _trigger_point(fault: Fault | None) -> int | None:
         return DROP_AFTER_CHUNKS
     if fault.kind is FaultKind.MID_STREAM_ERROR:
         return ERROR_AFTER_CHUNKS
+    if fault.kind is FaultKind.DONE_WITHOUT_FINISH:
+        return CUT_AFTER_CHUNKS
     return None
 
 
@@ -81,6 +86,10 @@ async def _interrupt(stream: ChunkStream, stream_format: StreamFormat, fault: Fa
         return await stream.drop()
     if fault.kind is FaultKind.MID_STREAM_ERROR:
         for data in stream_format.error_events():
+            await stream.send(data)
+        return await stream.finish()
+    if fault.kind is FaultKind.DONE_WITHOUT_FINISH:
+        for data in stream_format.end_marker():
             await stream.send(data)
         return await stream.finish()
     await hang_until_disconnected()

@@ -200,7 +200,7 @@ class VllmEndpoints:
             body = chat_completion(f"chatcmpl-{request_id}", created, generation.model, plan, usage)
         else:
             body = text_completion(f"cmpl-{request_id}", created, generation.model, plan, usage)
-        if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE):
+        if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE, FaultKind.DONE_WITHOUT_FINISH):
             return json_response(body, headers=headers)
         if fault.kind is FaultKind.MID_STREAM_ERROR:
             raise ErrorReply(500, error_body(f"Simulated generation failure (fault {fault.name}).", 500), headers)
@@ -255,6 +255,7 @@ class VllmEndpoints:
             token=token,
             closing=closing,
             terminator=lambda: [_DONE],
+            end_marker=lambda: [_DONE],
             error_events=error_events,
             garbage=garbage,
             keepalive_comment="keep-alive" if self.config.keepalive_comments else None,

@@ -55,7 +55,8 @@ def start_gateway(catalog_text: str, *, source: str | None = None, background: b
 
 
 FAULT_MODELS = ("error-500", "error-429", "error-400", "error-503", "slow", "stall-after-3",
-                "drop-mid-stream", "mid-stream-error", "no-done", "never-answer", "garbage-sse")
+                "drop-mid-stream", "mid-stream-error", "no-done", "done-without-finish", "never-answer",
+                "garbage-sse")
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.sse_events import NdjsonSplitter, StreamFormatError
-from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, has_content, read_mid_stream
+from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
+from gateway.upstream.stream_choices import has_content
 
 
 class LineTranslator(Protocol):

@@ -1,8 +1,9 @@
 """Relays a worker's SSE stream to the client chunk by chunk, as the worker produces it.
 
 Honest streams: comments are dropped, the worker's mid-stream errors are normalized, and a stream
-that breaks, stalls past the idle timeout, ends without `[DONE]` or is cut by the gateway (its drain
-deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
+that breaks, stalls past the idle timeout, ends without `[DONE]`, reaches `[DONE]` before one of its
+choices got its `finish_reason` (cut by the worker, `stream_choices`) or is cut by the gateway (its
+drain deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
 gateway always asks the worker for usage; the client gets the usage chunk only if it asked, and one is
 counted here when the worker sends none. The body is read as it arrives (one bounded read at a time)
 and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once.
@@ -22,6 +23,7 @@ import msgspec
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable, worker_error
 from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk
+from gateway.upstream.stream_choices import ChoiceTracker, cut_message
 
 DONE = b"data: [DONE]\n\n"
 _encode = msgspec.json.Encoder().encode
@@ -32,6 +34,7 @@ class StreamOutcome:
     """What happened to one relayed stream (for logs, metrics and usage accounting)."""
 
     completed: bool = False
+    """The stream ended with `[DONE]`, every choice with its `finish_reason`: a whole answer."""
     error: GatewayError | None = None
     client_disconnected: bool = False
     chunks: int = 0
@@ -81,13 +84,15 @@ async def relay_sse(
     """`capture`: every data payload is appended to it (the usage chunk included), for the cache.
     `cutoff`: how the gateway ends the stream early (shutting down)."""
     outcome = StreamOutcome()
+    choices = ChoiceTracker()
+    done = False
     try:
         async for payloads in _payloads(response, worker_name, idle_timeout, deadline, cutoff):
             for payload in payloads:
                 if payload == DONE_DATA:
-                    outcome.completed = True
+                    done = True
                     break
-                chunk, has_content = _checked(payload, worker_name)
+                chunk, has_content = _checked(payload, worker_name, choices)
                 outcome.chunks += 1
                 if capture is not None:
                     capture.append(payload)
@@ -104,10 +109,13 @@ async def relay_sse(
                         outcome.first_content_at = time.perf_counter()
                 outcome.last = chunk
                 yield b"data: " + payload + b"\n\n"
-            if outcome.completed:
+            if done:
                 break
-        if not outcome.completed:
+        if not done:
             raise UpstreamError(f"worker {worker_name!r} ended the stream without [DONE]")
+        if unfinished := choices.unfinished():
+            raise UpstreamError(cut_message(worker_name, unfinished))
+        outcome.completed = True
         if client_wants_usage and outcome.usage is None:
             outcome.usage = _counted_usage(outcome, prompt_tokens_estimate)
             outcome.usage_counted_by_gateway = True
@@ -164,29 +172,18 @@ async def _payloads(response: aiohttp.ClientResponse, worker_name: str, idle: fl
         raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
 
 
-def _checked(payload: bytes, worker_name: str) -> tuple[dict[str, Any], bool]:
-    """A worker's chunk, and whether it carries content; its error event or a malformed chunk raises."""
+def _checked(payload: bytes, worker_name: str, choices: ChoiceTracker) -> tuple[dict[str, Any], bool]:
+    """A worker's chunk, and whether it carries content (its choices noted in `choices`); its error event
+    or a malformed chunk raises."""
     try:
         chunk = decode_chunk(payload)
         if "error" in chunk:
             raise worker_error(500, payload)
-        return chunk, has_content(chunk)
+        return chunk, choices.read(chunk)
     except StreamFormatError as exc:
         raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
     except (AttributeError, TypeError):  # `choices` or a `delta` that is not what OpenAI sends
         raise UpstreamError(f"worker {worker_name!r} sent a malformed stream chunk") from None
-
-
-def has_content(chunk: dict[str, Any]) -> bool:
-    """Whether an OpenAI chunk carries generated output (text, reasoning or tool calls)."""
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta")
-        if delta is not None:
-            if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"):
-                return True
-        elif choice.get("text"):
-            return True
-    return False
 
 
 def _counted_usage(outcome: StreamOutcome, prompt_tokens_estimate: int) -> dict[str, int]:

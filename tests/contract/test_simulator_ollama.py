@@ -204,6 +204,11 @@ def test_no_done_ends_without_a_done_line(client: ollama.Client) -> None:
     assert parts and not any(part.done for part in parts)
 
 
+def test_done_without_finish_ends_after_three_parts_without_a_done_line(client: ollama.Client) -> None:
+    parts = list(client.chat(model="done-without-finish", messages=HELLO, stream=True))
+    assert len(parts) == 3 and not any(part.done or part.done_reason for part in parts)
+
+
 def test_drop_mid_stream_breaks_the_connection(client: ollama.Client) -> None:
     parts: list[ollama.ChatResponse] = []
     with pytest.raises(httpx.RemoteProtocolError):
@@ -218,6 +223,7 @@ def test_whole_replies_under_stream_faults(client: ollama.Client) -> None:
         client.chat(model="mid-stream-error", messages=HELLO)
     assert caught.value.status_code == 500
     assert client.chat(model="no-done", messages=HELLO).done
+    assert client.chat(model="done-without-finish", messages=HELLO).done
 
 
 def test_garbage_lines_are_not_json(client: ollama.Client) -> None:

@@ -235,6 +235,8 @@ def test_whole_replies_under_stream_faults(sim: SimulatorThread, client: openai.
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="mid-stream-error", messages=HELLO)
     assert client.chat.completions.create(model="no-done", messages=HELLO).choices[0].message.content
+    whole = client.chat.completions.create(model="done-without-finish", messages=HELLO).choices[0]
+    assert whole.message.content and whole.finish_reason
     garbage = post(sim, "/v1/chat/completions", {"model": "garbage-sse", "messages": HELLO})
     with pytest.raises(json.JSONDecodeError):
         garbage.json()
@@ -612,6 +614,20 @@ def test_no_done_ends_the_stream_without_done(sim: SimulatorThread) -> None:
     assert json.loads(events[-1])["choices"][0]["finish_reason"] == "length"
 
 
+def test_done_without_finish_ends_with_done_and_no_finish_reason(sim: SimulatorThread) -> None:
+    events = sse_data(post(sim, "/v1/chat/completions", stream_body("done-without-finish",
+                                                                     stream_options={"include_usage": True})).text)
+    assert events[-1] == "[DONE]" and len(events) == 1 + 3 + 1  # the role chunk, 3 content chunks
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert all(c["choices"][0]["delta"]["content"] for c in chunks[1:])
+    assert all(c["choices"][0]["finish_reason"] is None and not c.get("usage") for c in chunks)
+    texts = sse_data(post(sim, "/v1/completions", {"model": "done-without-finish", "prompt": "Once", "stream": True,
+                                                   "max_tokens": 8}).text)
+    assert texts[-1] == "[DONE]" and len(texts) == 3 + 1
+    assert all(json.loads(event)["choices"][0]["finish_reason"] is None for event in texts[:-1])
+
+
 def test_never_answer_sends_nothing_until_the_client_leaves(sim: SimulatorThread) -> None:
     timeout = httpx.Timeout(5.0, read=0.3)
     with pytest.raises(httpx.ReadTimeout):
@@ -648,7 +664,7 @@ def test_client_disconnect_mid_stream_is_recorded() -> None:
 def test_every_fault_name_is_known() -> None:
     assert set(FAULT_NAMES) >= {
         "error-500", "error-429", "error-400", "error-503", "slow", "stall-after-3", "drop-mid-stream",
-        "mid-stream-error", "no-done", "never-answer", "garbage-sse",
+        "mid-stream-error", "no-done", "done-without-finish", "never-answer", "garbage-sse",
     }  # fmt: skip
     with pytest.raises(ValueError, match="unknown fault"):
         SimulatorConfig(fault="explode")

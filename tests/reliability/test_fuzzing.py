@@ -394,6 +394,8 @@ def test_a_lying_content_length_is_refused(small_limits: ServerThread) -> None:
 
 _CONTENT = (b'data: {"id": "c", "object": "chat.completion.chunk", '
             b'"choices": [{"index": 0, "delta": {"content": "hi"}}]}\n\n')
+_FINISH = (b'data: {"id": "c", "object": "chat.completion.chunk", '
+           b'"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n')
 _DONE = b"data: [DONE]\n\n"
 BROKEN_STREAMS: dict[str, list[bytes]] = {
     "not_json": [_CONTENT, b"data: this is { not json\n\n", _DONE],
@@ -407,6 +409,7 @@ BROKEN_STREAMS: dict[str, list[bytes]] = {
     "error_a_string": [_CONTENT, b'data: {"error": "boom"}\n\n', _DONE],
     "error_a_number": [b'data: {"error": 5}\n\n'],
     "no_terminator": [_CONTENT, _CONTENT],
+    "done_without_finish": [_CONTENT, _DONE],
     "unterminated_event": [_CONTENT, b'data: {"choices": []'],
     "empty": [],
 }
@@ -414,11 +417,12 @@ BROKEN_STREAMS: dict[str, list[bytes]] = {
 
 BIG_CONTENT = "x" * 300_000
 WHOLE_STREAMS: dict[str, list[bytes]] = {  # odd but valid: relayed as they are
-    "big_chunk": [b'data: {"choices": [{"index": 0, "delta": {"content": "' + BIG_CONTENT.encode() + b'"}}]}\n\n',
-                  _DONE],
-    "comments_and_fields": [b": keep-alive\n\nevent: message\nid: 1\nretry: 5\n" + _CONTENT, _DONE],
-    "crlf_lines": [_CONTENT.replace(b"\n", b"\r\n"), _DONE],
-    "split_across_writes": [_CONTENT[:7], _CONTENT[7:40], _CONTENT[40:], b"data: [DO", b"NE]\n\n"],
+    "big_chunk": [b'data: {"choices": [{"index": 0, "delta": {"content": "' + BIG_CONTENT.encode() + b'"}, '
+                  b'"finish_reason": "stop"}]}\n\n', _DONE],
+    "comments_and_fields": [b": keep-alive\n\nevent: message\nid: 1\nretry: 5\n" + _CONTENT, _FINISH, _DONE],
+    "crlf_lines": [(_CONTENT + _FINISH).replace(b"\n", b"\r\n"), _DONE],
+    "split_across_writes": [_CONTENT[:7], _CONTENT[7:40], _CONTENT[40:], _FINISH[:30], _FINISH[30:], b"data: [DO",
+                            b"NE]\n\n"],
 }
 
 

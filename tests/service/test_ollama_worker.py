@@ -23,8 +23,8 @@ from tests.servers import ServerThread
 # `ServedModel.num_ctx` reaches `Placement.num_ctx`, and `/api/ps` names also match without their `:latest` tag.
 
 OLLAMA_MODEL = "sim-model"
-FAULTS = ("error-500", "error-503", "mid-stream-error", "drop-mid-stream", "no-done", "stall-after-3",
-          "garbage-sse", "slow")
+FAULTS = ("error-500", "error-503", "mid-stream-error", "drop-mid-stream", "no-done", "done-without-finish",
+          "stall-after-3", "garbage-sse", "slow")
 MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}]
 
@@ -201,8 +201,8 @@ def test_what_ollama_cannot_do_is_a_400(ollama_gateway: ServerThread, sim: Simul
 # --- failures -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["mid-stream-error", "drop-mid-stream", "no-done", "stall-after-3",
-                                   "garbage-sse"])
+@pytest.mark.parametrize("fault", ["mid-stream-error", "drop-mid-stream", "no-done", "done-without-finish",
+                                   "stall-after-3", "garbage-sse"])
 def test_a_broken_ollama_stream_raises_in_the_sdk(ollama_gateway: ServerThread, fault: str) -> None:
     seen: list[str] = []
     with pytest.raises(openai.APIError):

@@ -24,8 +24,8 @@ def stream_chat(gateway: ServerThread, model: str, **extra: object) -> tuple[htt
         return response, sse_events(response)
 
 
-@pytest.mark.parametrize("fault", ["drop-mid-stream", "mid-stream-error", "no-done", "garbage-sse",
-                                   "stall-after-3"])
+@pytest.mark.parametrize("fault", ["drop-mid-stream", "mid-stream-error", "no-done", "done-without-finish",
+                                   "garbage-sse", "stall-after-3"])
 def test_broken_streams_end_with_an_error_event_then_done(gateway: ServerThread, fault: str) -> None:
     response, events = stream_chat(gateway, fault)
     assert response.status_code == 200

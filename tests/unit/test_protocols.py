@@ -235,7 +235,8 @@ def test_a_translator_has_no_usage_before_its_final_line() -> None:
 
 
 async def test_openai_compatible_streams_are_relayed_as_they_come() -> None:
-    chunk = b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}'
+    chunk = b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},' \
+            b'"finish_reason":"stop"}]}'
     usage = b'{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,' \
             b'"completion_tokens":1,"total_tokens":4}}'
 
