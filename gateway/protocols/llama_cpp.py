@@ -5,8 +5,8 @@ is how it refuses, mapped here to our errors:
 
 - `exceed_context_size_error` (400, with `n_prompt_tokens` and `n_ctx`) is OpenAI's
   `context_length_exceeded`, its message giving both numbers;
-- `not_supported_error` (501: e.g. embeddings from a server started without `--embeddings`) stays a 501
-  that says which worker cannot do what;
+- `not_supported_error` (501: e.g. embeddings asked of a server started without `--embeddings`) is the
+  client's 400 on `model`: that model does not serve the endpoint;
 - `unavailable_error` (503, the model still loading) is a 503 the gateway retries on another worker;
 - a 500 "image input is not supported" (or audio: a model started without its multimodal projector)
   is the client's 400 on `messages`, not a server error.
@@ -46,8 +46,8 @@ class LlamaCppServer(OpenAICompatible):
             return WorkerRejected(400, f"This model reads text only ({error.message.split(' - ')[0]}).",
                                   type_="invalid_request_error", param="messages", code="unsupported_content")
         if kind == "not_supported_error":
-            return WorkerRejected(501, error.message, type_="invalid_request_error", param=None,
-                                  code="unsupported_by_worker")
+            return WorkerRejected(400, f"This model does not serve this endpoint (its worker: {error.message}).",
+                                  type_="invalid_request_error", param="model", code="model_not_supported")
         return error
 
 

@@ -21,6 +21,9 @@ _DOC = RequestDoc(
     description=VENDOR_FIELDS)
 
 
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
 class ChatCompletions(OpenAISurface):
     name = "chat/completions"
     paths = ("/v1/chat/completions",)
@@ -28,7 +31,7 @@ class ChatCompletions(OpenAISurface):
     doc = _DOC
 
     def check(self, body: Body) -> None:
-        """`messages`: a non-empty list of objects, each with a string `role` (content is not checked:
+        """`messages`: a non-empty list of objects, each with one of OpenAI's roles (content is not checked:
         strings, content parts, null for tool calls are all the worker's to judge); the generation fields
         of the right types."""
         messages = body.get("messages")
@@ -41,9 +44,13 @@ class ChatCompletions(OpenAISurface):
             if not isinstance(message, dict):
                 raise InvalidRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]",
                                      code="invalid_type")
-            if not isinstance(message.get("role"), str):
+            role = message.get("role")
+            if not isinstance(role, str):
                 raise InvalidRequest(f"Missing required parameter: 'messages[{i}].role'.",
                                      param=f"messages[{i}].role", code="missing_required_parameter")
+            if role not in _ROLES:  # a worker would render an unknown role into the prompt as it is
+                raise InvalidRequest(f"Invalid value: '{role}'. 'messages[{i}].role' must be one of "
+                                     f"{', '.join(sorted(_ROLES))}.", param=f"messages[{i}].role", code="invalid_value")
         check_generation(body)
 
     def routing_text(self, body: Body, match_on: str = "last_user_message") -> str:

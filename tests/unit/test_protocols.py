@@ -184,7 +184,7 @@ def test_llama_cpp_refusals_become_ours() -> None:
     assert image.status_code() == 400 and image.param == "messages"  # the client's request, not a 500
     no_embeddings = refuse(501, llama_cpp_error(501, "not_supported_error", "This server does not support "
                                                 "embeddings. Start it with `--embeddings`"))
-    assert (no_embeddings.status_code(), no_embeddings.error_code) == (501, "unsupported_by_worker")
+    assert (no_embeddings.status_code(), no_embeddings.param) == (400, "model")  # a chat model asked to embed
     loading = refuse(503, llama_cpp_error(503, "unavailable_error", "Loading model"))
     assert loading.status_code() == 503 and loading.message == "Loading model"
     assert refuse(500, b"plain text").status_code() == 500

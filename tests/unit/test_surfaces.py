@@ -57,6 +57,8 @@ def test_every_surface_refuses_what_no_surface_accepts(surface: Surface, raw: by
     ({"messages": [{"role": "user", "content": "hi"}, "hi"]}, "messages[1]", "invalid_type"),
     ({"messages": [{"content": "hi"}]}, "messages[0].role", "missing_required_parameter"),
     ({"messages": [{"role": 3, "content": "hi"}]}, "messages[0].role", "missing_required_parameter"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "wizard", "content": "hi"}]}, "messages[1].role",
+     "invalid_value"),
 ])
 def test_chat_names_the_message_at_fault(body: dict[str, Any], param: str, code: str) -> None:
     error = _refusal(CHAT_COMPLETIONS, _raw(body))
