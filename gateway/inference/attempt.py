@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from gateway.errors import GatewayError, UpstreamError
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.worker_slots import WorkerSlots
+from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.protocols.base import StreamRelay, WorkerProtocol
 from gateway.surfaces.request import InferenceRequest
@@ -88,10 +89,11 @@ class Attempt:
 
 
 class AttemptRunner:
-    def __init__(self, client: WorkerClient, lifecycle: Lifecycle, slots: WorkerSlots) -> None:
+    def __init__(self, client: WorkerClient, lifecycle: Lifecycle, slots: WorkerSlots, metrics: GatewayMetrics) -> None:
         self._client = client
         self._lifecycle = lifecycle
         self._slots = slots
+        self._metrics = metrics
 
     async def run(self, attempt: Attempt) -> Reply:
         """The worker's answer: read whole, or a stream to relay (which releases the slot when it ends).
@@ -154,6 +156,8 @@ class AttemptRunner:
             record.client_disconnected = outcome.client_disconnected
             if outcome.error is not None:
                 record.error = outcome.error.error_code
+                if isinstance(outcome.error, UpstreamError):  # the worker broke the stream (not the drain)
+                    self._metrics.upstream_errors.labels(placement.name, outcome.error.error_code or "").inc()
             usage = Usage.from_dict(outcome.usage)
             if usage is None:  # the client left first: what was streamed
                 usage = Usage(prompt_estimate, outcome.content_chunks, prompt_estimate + outcome.content_chunks)

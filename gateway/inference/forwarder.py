@@ -46,7 +46,7 @@ class Forwarder:
         self._lifecycle = lifecycle or Lifecycle()
         self._slots = WorkerSlots(metrics)
         self._retries = Retries(metrics, jitter_seed=jitter_seed)
-        self._attempts = AttemptRunner(client, self._lifecycle, self._slots)
+        self._attempts = AttemptRunner(client, self._lifecycle, self._slots, metrics)
         self._protocols = protocols_by_kind()
 
     async def forward(self, runtime: ActiveCatalog, request: InferenceRequest, record: RequestRecord,

@@ -58,7 +58,8 @@ class GatewayMetrics:
                               ["model", "key_id", "direction"], registry=r)
         self.in_flight = Gauge("llm_gateway_in_flight_requests", "Requests being handled",
                                multiprocess_mode="livesum", registry=r)
-        self.upstream_errors = Counter("llm_gateway_upstream_errors", "Failed tries on workers, by kind",
+        self.upstream_errors = Counter("llm_gateway_upstream_errors", "Failed tries on workers (streams broken mid-way "
+                                       "included), by kind",
                                        ["worker", "kind"], registry=r)
         self.retries = Counter("llm_gateway_retries", "Tries beyond the first, by model", ["model"], registry=r)
         self.fallbacks = Counter("llm_gateway_fallbacks", "Requests answered by a fallback model",

@@ -141,3 +141,25 @@ def test_n_2_is_whole_only_when_both_choices_finish(second_finishes: bool) -> No
     else:
         assert events[-1]["error"]["message"] == "worker 'w' ended the stream before choice 1 finished " \
                                                  "(no finish_reason)"
+
+
+def upstream_errors(gw: ServerThread, worker: str, code: str) -> float:
+    for line in httpx.get(gw.url + "/metrics").text.splitlines():
+        if line.startswith("llm_gateway_upstream_errors_total{") and f'worker="{worker}"' in line \
+                and f'kind="{code}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_cut_stream_counts_as_the_workers_failure(gateway: ServerThread) -> None:
+    """Dashboards see broken streams too, not only failures before the first byte."""
+    before = upstream_errors(gateway, "w", "upstream_error")
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=budgeted_key(gateway), max_retries=0)
+    with pytest.raises(openai.APIError):
+        for _chunk in client.chat.completions.create(model=CUT, messages=[{"role": "user", "content": "count"}],
+                                                     stream=True):
+            pass
+    deadline = time.monotonic() + 5
+    while upstream_errors(gateway, "w", "upstream_error") == before:
+        assert time.monotonic() < deadline, "the cut stream was not counted"
+        threading.Event().wait(0.05)
