@@ -59,7 +59,7 @@ class OpenAITextInput(OpenAISurface):
 
 def check_generation(body: dict[str, Any]) -> None:
     """The generation fields every worker reads, of the right JSON type: a wrong one is the client's 400
-    here, not a worker's validation dump (llama-cpp-python answers 500)."""
+    here, not a worker's validation dump (some answer it with a 500)."""
     for name in _COUNTS:
         value = body.get(name)
         if value is not None and (type(value) is not int or value < 1):
