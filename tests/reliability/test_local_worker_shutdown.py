@@ -14,6 +14,7 @@ the worker's port is free. Recorded: the exit time against drain + 2 s, and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +67,13 @@ workers:
 """
 
 
+@dataclass
 class Gateway:
-    def __init__(self, process: subprocess.Popen[bytes], url: str, worker_port: int, log: Path, marker: str) -> None:
-        self.process, self.url, self.worker_port, self.log, self.marker = process, url, worker_port, log, marker
+    process: subprocess.Popen[bytes]
+    url: str
+    worker_port: int
+    log: Path
+    marker: str
 
     def events(self) -> list[dict[str, Any]]:
         lines = self.log.read_text(errors="replace").splitlines()
@@ -95,10 +101,13 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     try:
         wait_until_live(started)
         yield started
-    finally:
+    finally:  # whatever the test saw, leave nothing running
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        for pid in carrying(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def wait_until_live(gateway: Gateway) -> None:
