@@ -1,4 +1,4 @@
-"""The fifteen reliability figures of docs/reliability.md: each scenario, what must hold, and the command
+"""The sixteen reliability figures of docs/reliability.md: each scenario, what must hold, and the command
 that reproduces it when no record names its tests (the soak)."""
 
 from __future__ import annotations
@@ -110,5 +110,13 @@ FIGURES = (
         "memory drift < 5 %/h; file descriptors stable; p99 drift < 10 %; every Redis key has a TTL; "
         "metrics equal what clients saw",
         "python -m benchmarks.soak",
+    ),
+    Figure(
+        16,
+        "a gateway running a local worker, streams open: SIGTERM or SIGINT to its process group, SIGTERM to "
+        "the gateway alone, or to the gateway and its worker at once (systemd's default)",
+        "the streams finish or end with an error event then `[DONE]`; the gateway stops its worker itself "
+        "(unless the signal did) and exits within drain + 2 s; no worker process is left, none restarted",
+        "pytest tests/reliability/test_local_worker_shutdown.py",
     ),
 )

@@ -7,8 +7,10 @@ waiting calls a 503) and hands over to uvicorn's own shutdown, which then has li
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
+import socket
 import sys
 import tempfile
 from types import FrameType
@@ -26,6 +28,7 @@ from gateway.observability.logs import configure_logging, known_secrets
 from gateway.settings import Settings
 from gateway.workers.local_commands import LocalWorkerError
 from gateway.workers.local_processes import LocalWorkerSupervisor
+from gateway.workers.port_holder import port_in_use
 from routing.catalog import Catalog, CatalogError, load_catalog
 
 _log = structlog.get_logger("gateway.app.server")
@@ -48,6 +51,10 @@ def serve(settings: Settings, *, config: str | None = None, host: str | None = N
         load_mobile_config(MobileFiles.from_env(settings.extra), catalog)  # so do bad coaching / edge files
     except (CatalogError, KeysFileError) as exc:
         print(exc, file=sys.stderr)
+        return 1
+    busy = port_in_use(settings.host, settings.port)  # said before any local worker is started
+    if busy:
+        print(f"llm-gateway: {busy}", file=sys.stderr)
         return 1
     local = [w for w in catalog.workers if w.kind == "local"] if start_local_workers else []
     try:
@@ -76,15 +83,30 @@ only covers clients too slow to read their last bytes (the process exits within 
 
 class _DrainingServer(uvicorn.Server):
     """SIGTERM: drain for `drain_s`, then stop (`Lifecycle.on_signal`) and shut down as uvicorn does.
-    SIGINT (Ctrl-C), a second SIGTERM or `drain_s` 0: stop at once."""
+    SIGINT (Ctrl-C), a second SIGTERM or `drain_s` 0: stop at once. Either way no local worker is
+    started again from the signal on (one killed by the same signal, as systemd signals every process of
+    the service, stays down); they are stopped while the server shuts down, after its requests ended."""
 
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_s: float,
+                 supervisor: LocalWorkerSupervisor) -> None:
         super().__init__(config)
         self._lifecycle = lifecycle
         self._drain_s = drain_s
+        self._supervisor = supervisor
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._supervisor.begin_stopping()
         self._lifecycle.on_signal(sig, self._drain_s, lambda: super(_DrainingServer, self).handle_exit(sig, frame))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, the local workers stopped meanwhile: every stream and call was ended at the
+        drain deadline, so nothing needs them any more. Here, because once `serve` returns uvicorn raises
+        the signal it caught again, and SIGTERM's default action ends the process on the spot."""
+        workers_stopped = asyncio.ensure_future(self._supervisor.stop())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            await workers_stopped
 
 
 def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSupervisor) -> None:
@@ -94,7 +116,7 @@ def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSuperv
                             loop="none", http="httptools", access_log=False, lifespan="on",
                             log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S,
                             proxy_headers=False, server_header=False)
-    server = _DrainingServer(config, lifecycle, settings.drain_seconds)
+    server = _DrainingServer(config, lifecycle, settings.drain_seconds, supervisor)
 
     async def main() -> None:
         await supervisor.start()
@@ -112,6 +134,7 @@ def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> Non
     # Each process imports gateway.app.asgi, which reads its settings from the environment; their metrics
     # meet in a shared directory (prometheus_client's multi-process mode). SIGTERM reaches this process,
     # which passes it on to each worker process; each drains (gateway.app.asgi hooks its signals) and exits.
+    # The local workers (in sessions of their own, out of the signal's reach) are stopped after that.
     os.environ.update({"GATEWAY_CONFIG": settings.config_path, "LOG_LEVEL": settings.log_level})
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="llm-gateway-metrics-"))
     supervisor.start_in_thread()
