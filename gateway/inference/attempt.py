@@ -113,8 +113,9 @@ class AttemptRunner:
         handed_to_stream = False
         began = time.perf_counter()
         try:
-            response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait,
-                                               rejection=protocol.rejection)
+            response = await self._client.send(
+                placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
+                close_connection=request.stream and protocol.closes_connection_after_stream)
             if not request.stream:
                 body = await self._client.read_body(response, placement.name, wait)
                 return self._whole(attempt, body)

@@ -70,6 +70,9 @@ class WorkerProtocol(ABC):
     """How the gateway talks to one kind of worker."""
 
     capabilities: ClassVar[Capabilities]
+    closes_connection_after_stream: ClassVar[bool] = False
+    """The worker closes its connection after a streamed answer though it announced keep-alive: streamed
+    requests then ask for `Connection: close`, so a pooled connection it has closed is never reused."""
 
     @abstractmethod
     def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:

@@ -8,6 +8,9 @@ is how it refuses, mapped here to our errors:
 - `not_supported_error` (501: e.g. embeddings asked of a server started without `--embeddings`) is the
   client's 400 on `model`: that model does not serve the endpoint;
 - `unavailable_error` (503, the model still loading) is a 503 the gateway retries on another worker;
+- it closes the connection after a streamed answer while announcing keep-alive, so a request sent on
+  that pooled connection would fail ("Server disconnected", 3 in 30 here): its streamed requests ask for
+  `Connection: close` (a loopback connect costs far less than a token);
 - a 500 "image input is not supported" (or audio: a model started without its multimodal projector)
   is the client's 400 on `messages`, not a server error.
 """
@@ -31,6 +34,7 @@ class LlamaCppServer(OpenAICompatible):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         surfaces=frozenset({"chat/completions", "completions", "embeddings"}), parameters=None)
+    closes_connection_after_stream: ClassVar[bool] = True
 
     @staticmethod
     def rejection(status: int, body: bytes) -> WorkerRejected:

@@ -63,11 +63,13 @@ class WorkerClient:
             self._session = None
 
     async def send(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float,
-                   rejection: Rejection = worker_error) -> WorkerResponse:
+                   rejection: Rejection = worker_error, close_connection: bool = False) -> WorkerResponse:
         """POST `body` to the worker and wait at most `wait` seconds for its response headers.
 
         Returns a 2xx response whose body is still unread: the caller reads or streams it, and must
         `close()` it if it stops early. A non-2xx answer is read and raised as `rejection` makes it.
+        `close_connection`: ask for `Connection: close`, so the connection is not pooled after this
+        response (for a worker that closes it anyway, which would fail the next request sent on it).
         """
         if self._session is None:
             raise RuntimeError("WorkerClient.start() was not called")
@@ -77,6 +79,8 @@ class WorkerClient:
             headers["X-Request-Id"] = request_id
         if target.auth_header:
             headers["Authorization"] = target.auth_header
+        if close_connection:
+            headers["Connection"] = "close"
         try:
             async with asyncio.timeout(wait):
                 # Never follow a redirect: the gateway calls its catalog's workers and nothing else.

@@ -166,3 +166,27 @@ def test_the_workers_load_is_read_from_its_metrics_and_slots(
                 stream.close()
                 break
         assert any(load["running"] == 1 and load["waiting"] == 0 and (load["kv_usage"] or 0) > 0 for load in seen), seen
+
+
+def test_sixty_short_streams_in_a_row_four_at_a_time_all_succeed(local_gateway: ServerThread) -> None:
+    """llama-server closes its connection after a stream though it announces keep-alive; streams ask for
+    `Connection: close` so none is sent on a closed one (tests/service/test_llama_cpp_connections.py)."""
+    failures: list[str] = []
+
+    def streams(n: int) -> None:
+        with openai.OpenAI(base_url=local_gateway.url + "/v1", api_key="unused", max_retries=0) as client:
+            for i in range(15):
+                try:
+                    for _chunk in client.chat.completions.create(
+                            model="smollm2", max_tokens=2, stream=True,
+                            messages=[{"role": "user", "content": f"Hi {n} {i}"}]):
+                        pass
+                except openai.APIError as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=streams, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
