@@ -47,7 +47,7 @@ class InferenceASGI:
             client = scope.get("client")
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope))
-            await unless_client_disconnects(receive, send_reply(answering, surface, send))
+            await unless_client_disconnects(receive, send_reply(answering, send))
         except Exception as exc:
             error = error_for(exc, scope)
             if not record_of(scope).status:  # nothing sent yet

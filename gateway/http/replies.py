@@ -1,6 +1,7 @@
 """A `Reply` of the inference handler as an HTTP response, written once for every inference path: a
 whole answer is `application/json` with its length, a stream is `text/event-stream` with the headers
-that keep proxies from buffering it, each encoded as the request's surface says, and the reply's own
+that keep proxies from buffering it (each already in the request's surface's shapes: the handler encoded
+a translating surface's), and the reply's own
 headers (routing, cache, rate limits, coaching) go with either.
 
 Two ways out: `send_reply` speaks ASGI (the fast path, `gateway.http.fast_path`), `answer_request`
@@ -30,19 +31,19 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream")] + [(k.encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
 
 
-async def send_reply(answering: Awaitable[Reply], surface: Surface, send: Send) -> None:
+async def send_reply(answering: Awaitable[Reply], send: Send) -> None:
     """Wait for the reply, then send it. A stream passes each chunk on as it comes; if the client leaves,
     the watcher (`unless_client_disconnects`) cancels this task, and closing the stream then closes the
     worker's connection (`gateway.upstream.sse_relay`)."""
     reply = await answering
     extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
     if reply.stream is None:
-        answer = surface.encode_answer(reply.body)
+        answer = reply.body
         length = [(b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": _JSON + length + extra})
         await send({"type": "http.response.body", "body": answer, "more_body": False})
         return
-    stream = surface.encode_stream(reply.stream)
+    stream = reply.stream
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE + extra})
         async for chunk in stream:
@@ -59,13 +60,12 @@ async def _close(stream: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-def as_response(reply: Reply, surface: Surface) -> Response[Any]:
+def as_response(reply: Reply) -> Response[Any]:
     """The reply as litestar's response (which sends a stream chunk by chunk, and stops when the client
     leaves)."""
     if reply.stream is not None:
-        return Stream(surface.encode_stream(reply.stream), media_type="text/event-stream",
-                      headers={**reply.headers, **STREAM_HEADERS})
-    return Response(surface.encode_answer(reply.body), media_type="application/json", headers=reply.headers)
+        return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
+    return Response(reply.body, media_type="application/json", headers=reply.headers)
 
 
 async def answer_request(handler: InferenceHandler, request: Request[Any, Any, Any], surface: Surface,
@@ -81,4 +81,4 @@ async def answer_request(handler: InferenceHandler, request: Request[Any, Any, A
     except Exception as exc:
         error = error_for(exc, request.scope)
         return error_response(error, surface.error_body(error))
-    return as_response(reply, surface)
+    return as_response(reply)

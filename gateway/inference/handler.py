@@ -72,4 +72,10 @@ class InferenceHandler:
             opted_in = capture.wants(caller, self._runtimes.current.catalog, record, route=route)
             reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller,
                                  endpoint=inference.endpoint, opted_in=opted_in)
+        surface = inference.surface
+        if surface.translates:  # back into the client's shapes (captured and cached as the worker's)
+            if reply.stream is not None:
+                reply.stream = surface.encode_stream(reply.stream, inference)
+            else:
+                reply.body = surface.encode_answer(reply.body, inference)
         return reply

@@ -53,6 +53,17 @@ class Surface(ABC):
     """False: a request asking for a stream is refused (`param` = "stream")."""
     captured: ClassVar[bool] = True
     """Interaction capture records this surface's traffic (when the key or route opts in)."""
+    translates: ClassVar[bool] = False
+    """True: the surface is not OpenAI's. Its requests reach workers translated (`to_worker`) into the
+    OpenAI surface named `worker_name`, and their answers come back through `encode_answer` and
+    `encode_stream`; the pipeline in between (routing, limits, cache, capture) sees the OpenAI request."""
+    worker_name: ClassVar[str]
+    """The surface workers are asked for this surface's requests: its own `name` unless it translates."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and "worker_name" not in cls.__dict__:
+            cls.worker_name = cls.name
 
     def decode(self, raw: bytes) -> InferenceRequest:
         """The request in `raw`, checked; `InvalidRequest` names the `param` at fault."""
@@ -68,7 +79,7 @@ class Surface(ABC):
         self.check(body)
         if stream and not self.streamable:
             raise InvalidRequest(f"{self.title} cannot be streamed.", param="stream", code="invalid_value")
-        return InferenceRequest(self, body, stream)
+        return InferenceRequest(self, self.to_worker(body) if self.translates else body, stream)
 
     @abstractmethod
     def check(self, body: Body) -> None:
@@ -101,14 +112,19 @@ class Surface(ABC):
         """The fields that can change the answer, for the cache key (fields that only change its
         delivery left out), or None when this request's answer is never cached."""
 
-    def encode_answer(self, answer: bytes) -> bytes:
-        """The surface's whole answer from the worker's (OpenAI-shaped, as the cache and capture keep it)."""
+    def to_worker(self, body: Body) -> Body:
+        """A translating surface's checked request as the body of its `worker_name` surface."""
+        return body
+
+    def encode_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
+        """A translating surface's whole answer from the worker's (OpenAI-shaped, as the cache and capture
+        keep it); `request` is what was sent (translated)."""
         return answer
 
-    def encode_stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The surface's stream from the worker's SSE events (OpenAI-shaped). Pass-through surfaces return
-        `events` itself; a surface that re-encodes must close `events` when its own stream is closed (the
-        client left: closing `events` closes the worker's connection)."""
+    def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
+        """A translating surface's stream from the worker's SSE events (OpenAI-shaped, an error event and
+        `[DONE]` when it failed). It must close `events` when its own stream is closed (the client left:
+        closing `events` closes the worker's connection)."""
         return events
 
     def error_body(self, error: GatewayError) -> Body:

@@ -28,9 +28,10 @@ class InferenceRequest:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The surface's name, typed as the names worker protocols know today; `gateway.protocols`
-        decides per protocol which surfaces it serves."""
-        return cast(Endpoint, self.surface.name)
+        """The surface workers are asked (the request's own, or the one a translating surface becomes),
+        typed as the names worker protocols know today; `gateway.protocols` decides per protocol which
+        surfaces it serves."""
+        return cast(Endpoint, self.surface.worker_name)
 
     @property
     def requested_model(self) -> str | None:

@@ -13,7 +13,7 @@ import pytest
 
 from gateway import create_app, load_settings
 from gateway.errors import GatewayError
-from gateway.surfaces import BUILTIN_SURFACES, ChatCompletions, SurfaceRegistry
+from gateway.surfaces import BUILTIN_SURFACES, ChatCompletions, InferenceRequest, SurfaceRegistry
 from routing.catalog import parse_catalog
 from simulator import SimulatorThread
 from tests.conftest import catalog_yaml
@@ -29,11 +29,12 @@ class Enveloped(ChatCompletions):
     marker event first in streams, errors in a shape of their own."""
 
     paths = (PATH,)
+    translates = True
 
-    def encode_answer(self, answer: bytes) -> bytes:
+    def encode_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
         return b'{"envelope": ' + answer + b"}"
 
-    async def encode_stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
         try:
             yield b"event: enveloped\ndata: {}\n\n"
             async for event in events:
