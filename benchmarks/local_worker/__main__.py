@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.local_worker import main
+
+sys.exit(main())
