@@ -1,7 +1,8 @@
 """The simulated vLLM OpenAI-compatible server: an aiohttp application over the shared engine.
 
 Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
-`GET /health`, `GET /version`, `GET /load`, `GET /metrics`. A streamed request gets its headers as
+rerank, score, tokenize and detokenize (`simulator.vllm_pooling`), `GET /health`, `GET /version`,
+`GET /load`, `GET /metrics`. A streamed request gets its headers as
 soon as it is queued (like vLLM's StreamingResponse), its role chunk and first token after the
 prefill. `X-Request-Id` is echoed and becomes the response id's suffix.
 """
@@ -32,6 +33,7 @@ from simulator.streaming import (
     sse_event,
 )
 from simulator.text import embedding, pack_float32
+from simulator.vllm_pooling import VllmPooling
 from simulator.vllm_requests import (
     LORA_ADAPTERS,
     GenerationRequest,
@@ -77,6 +79,7 @@ class VllmEndpoints:
         app.router.add_get("/version", self.version)
         app.router.add_get("/load", self.load)
         app.router.add_get("/metrics", self.metrics_text)
+        VllmPooling(self.config).add_routes(app)
 
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -58,6 +58,8 @@ class Call:
     capture: list[bytes] | None
     """A stream's data payloads are collected in it (for the cache)."""
     tried: set[str] = field(default_factory=set)
+    unable: frozenset[str] = frozenset()
+    """Workers whose protocol does not serve the request's surface (never tried)."""
     attempts: int = 0
     last_error: GatewayError | None = None
     deadline: float | None = None

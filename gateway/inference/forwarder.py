@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.errors import GatewayError, NoWorkerAvailable, is_retryable
+from gateway.errors import GatewayError, InvalidRequest, NoWorkerAvailable, is_retryable
 from gateway.inference.attempt import Attempt, AttemptRunner, Call, Reply, StreamEnd
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.retries import Retries
@@ -48,11 +48,15 @@ class Forwarder:
         self._retries = Retries(metrics, jitter_seed=jitter_seed)
         self._attempts = AttemptRunner(client, self._lifecycle, self._slots, metrics)
         self._protocols = protocols_by_kind()
+        self._served_by_all = frozenset.intersection(*(p.capabilities.surfaces for p in self._protocols.values()))
+        """The surfaces every protocol serves: for them no worker is left out (the common case, no work)."""
 
     async def forward(self, runtime: ActiveCatalog, request: InferenceRequest, record: RequestRecord,
                       choice: ModelChoice, *, on_stream_end: StreamEnd, capture: list[bytes] | None) -> Reply:
         """`capture`: a stream's data payloads are collected in it (for the cache)."""
         call = Call(runtime, request, record, choice, request.wants_usage, on_stream_end, capture)
+        if request.endpoint not in self._served_by_all:
+            call.unable = self._unable(call)
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
             options = request.body.get("stream_options")
@@ -108,10 +112,26 @@ class Forwarder:
                 return self._answered(attempt, reply)
         return await self._none_answered(call, limited)
 
+    def _unable(self, call: Call) -> frozenset[str]:
+        """The workers of the request's models whose protocol does not serve its surface; InvalidRequest when
+        that is all of them (the model cannot answer this surface anywhere)."""
+        pool, endpoint, choice = call.runtime.pool, call.request.endpoint, call.choice
+        placements = [p for model in (choice.model, *choice.fallbacks) for p in pool.placements(model)]
+        unable = frozenset(p.name for p in placements
+                           if not self._protocols[p.state.spec.kind].capabilities.serves(endpoint))
+        if placements and len(unable) == len({p.name for p in placements}):
+            raise InvalidRequest(f"The model `{choice.model}` has no worker that serves {call.request.surface.title} "
+                                 f"(its workers' kinds: {', '.join(sorted({p.state.spec.kind for p in placements}))}).",
+                                 param="model", code="unsupported_by_model")
+        return unable
+
     def _pick(self, call: Call, model: str, key: RequestKey, now: float, limited: frozenset[str]
               ) -> Placement | None:
-        """The next worker for `model` by its policy: not one tried already, nor (with `max_concurrent`) a full one."""
+        """The next worker for `model` by its policy: not one tried already, nor one whose protocol does not
+        serve the surface, nor (with `max_concurrent`) a full one."""
         pool, tried = call.runtime.pool, call.tried
+        if call.unable:
+            tried = tried | call.unable
         busy = tried if model not in limited else tried | self._slots.full(pool, model)
         return pool.pick(model, key, now, exclude=busy, sticky=call.request.session is not None)
 

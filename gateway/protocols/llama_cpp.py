@@ -33,7 +33,8 @@ class LlamaCppServer(OpenAICompatible):
     """Workers of kind `local` (started by the gateway) and `llamacpp` (started elsewhere)."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        surfaces=frozenset({"chat/completions", "completions", "embeddings"}), parameters=None)
+        surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "tokenize", "detokenize"}),
+        parameters=None)
     closes_connection_after_stream: ClassVar[bool] = True
 
     @staticmethod

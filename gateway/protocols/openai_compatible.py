@@ -17,18 +17,23 @@ from gateway.upstream.sse_relay import relay_sse
 from gateway.workers.pool import Placement
 
 _encode = msgspec.json.Encoder().encode
+_PATHS = {"tokenize": "/../tokenize", "detokenize": "/../detokenize"}
+"""Surfaces served at the worker's root, not under its `/v1` URL (vLLM's and llama.cpp's): `/..` climbs
+out of it (the client's URL library resolves the dot segment)."""
 
 
 class OpenAICompatible(WorkerProtocol):
     """Workers that speak the OpenAI API under `/v1` (their catalog URL ends there)."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        surfaces=frozenset({"chat/completions", "completions", "embeddings"}), parameters=None)
+        surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "score", "tokenize",
+                            "detokenize"}), parameters=None)
 
     def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
         body = request.body
         body["model"] = placement.upstream_model
-        return "/" + request.endpoint, _encode(body)
+        endpoint = request.endpoint
+        return _PATHS.get(endpoint) or "/" + endpoint, _encode(body)
 
     def answer(self, request: InferenceRequest, placement: Placement, body: bytes, request_id: str) -> bytes:
         return body  # already the OpenAI shape (the forwarder checks it is a JSON object)

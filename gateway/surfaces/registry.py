@@ -9,8 +9,10 @@ from gateway.surfaces.base import Surface
 from gateway.surfaces.chat_completions import CHAT_COMPLETIONS
 from gateway.surfaces.completions import COMPLETIONS
 from gateway.surfaces.embeddings import EMBEDDINGS
+from gateway.surfaces.passthrough import DETOKENIZE, RERANK, SCORE, TOKENIZE
 
-BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS)
+BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, RERANK, SCORE, TOKENIZE,
+                                         DETOKENIZE)
 """Every surface the gateway serves; a new surface is added here."""
 
 

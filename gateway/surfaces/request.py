@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 if TYPE_CHECKING:
     from gateway.surfaces.base import Surface
 
-Endpoint = Literal["chat/completions", "completions", "embeddings"]
-"""The surface names the worker protocols translate today (Ollama's mapping is written per name)."""
+Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize"]
+"""The surfaces workers are asked by name (a protocol declares which it serves; Ollama's mapping is
+written per name)."""
 
 
 @dataclass(slots=True)

@@ -190,3 +190,12 @@ def test_sixty_short_streams_in_a_row_four_at_a_time_all_succeed(local_gateway: 
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
+
+
+def test_tokenize_and_detokenize_pass_through_to_llama_server(local_gateway: ServerThread) -> None:
+    tokens = httpx.post(local_gateway.url + "/tokenize", json={"model": "smollm2", "content": "Hello there"})
+    assert tokens.status_code == 200, tokens.text
+    ids = tokens.json()["tokens"]
+    assert ids and all(isinstance(t, int) for t in ids)
+    text = httpx.post(local_gateway.url + "/detokenize", json={"model": "smollm2", "tokens": ids})
+    assert text.status_code == 200 and text.json()["content"].strip() == "Hello there"

@@ -26,6 +26,7 @@ from gateway.protocols.base import StreamRelay
 from gateway.protocols.ollama_answers import StreamTranslator
 from gateway.protocols.ollama_requests import PARAMETERS, to_ollama
 from gateway.surfaces import CHAT_COMPLETIONS, EMBEDDINGS
+from gateway.surfaces.passthrough import TOKENIZE
 from gateway.surfaces.request import Endpoint, InferenceRequest
 from gateway.upstream.client import WorkerTarget
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
@@ -94,10 +95,17 @@ def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
 # --- declared capabilities ------------------------------------------------------------------------------
 
 
-def test_both_protocols_serve_every_surface_natively() -> None:
-    for protocol in (OpenAICompatible, OllamaNative):
-        assert protocol.capabilities.surfaces == frozenset(SURFACES)
+def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_through_ones() -> None:
+    for protocol in (OpenAICompatible, LlamaCppServer, OllamaNative):
         assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
+    assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
+    assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize"}  # no score
+    assert OllamaNative.capabilities.surfaces == frozenset(SURFACES)
+
+
+def test_tokenize_goes_to_the_workers_root_not_under_v1() -> None:
+    path, _ = OpenAICompatible().request(InferenceRequest(TOKENIZE, {"prompt": "x"}, stream=False), placement("vllm"))
+    assert path == "/../tokenize"  # the worker's URL ends in /v1
 
 
 def test_openai_compatible_workers_get_every_parameter() -> None:

@@ -18,6 +18,7 @@ from gateway.surfaces import (
     Surface,
     SurfaceRegistry,
 )
+from gateway.surfaces.passthrough import DETOKENIZE, RERANK, SCORE, TOKENIZE
 
 
 def _raw(body: Any) -> bytes:
@@ -101,8 +102,8 @@ def test_embeddings_cannot_be_streamed_but_their_input_is_checked_first() -> Non
     assert error.message == "Embeddings cannot be streamed."
     assert _refusal(EMBEDDINGS, _raw({"stream": True})).param == "input"
     assert EMBEDDINGS.decode(_raw({"input": "x", "stream": False})).stream is False
-    assert [s.streamable for s in BUILTIN_SURFACES] == [True, True, False]
-    assert [s.captured for s in BUILTIN_SURFACES] == [True, True, False]  # embeddings never reach capture
+    assert [s.streamable for s in BUILTIN_SURFACES] == [True, True, False, False, False, False, False]
+    assert [s.captured for s in BUILTIN_SURFACES] == [True, True, False, False, False, False, False]  # generation only
 
 
 def test_a_decoded_request_keeps_the_whole_body_and_its_surface() -> None:
@@ -198,8 +199,10 @@ def test_openai_surfaces_pass_answers_streams_and_errors_through() -> None:
 
 def test_the_registry_maps_each_path_to_one_surface() -> None:
     registry = SurfaceRegistry()
-    assert dict(registry.by_path) == {"/v1/chat/completions": CHAT_COMPLETIONS, "/v1/completions": COMPLETIONS,
-                                      "/v1/embeddings": EMBEDDINGS}
+    assert dict(registry.by_path) == {
+        "/v1/chat/completions": CHAT_COMPLETIONS, "/v1/completions": COMPLETIONS, "/v1/embeddings": EMBEDDINGS,
+        "/v1/rerank": RERANK, "/rerank": RERANK, "/v1/score": SCORE, "/score": SCORE, "/tokenize": TOKENIZE,
+        "/v1/tokenize": TOKENIZE, "/detokenize": DETOKENIZE, "/v1/detokenize": DETOKENIZE}
     assert tuple(registry) == BUILTIN_SURFACES
     with pytest.raises(ValueError, match="/v1/completions"):
         SurfaceRegistry([*BUILTIN_SURFACES, COMPLETIONS])
