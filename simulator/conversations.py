@@ -5,14 +5,14 @@ become a system message and its `input` items messages (`function_call` an assis
 `function_call_output` a `tool` turn); Messages' `system` a system message, its text blocks the
 message's content, `tool_use` blocks an assistant turn, `tool_result` blocks `tool` turns. The
 simulator does the same, so a request's prompt text, tokens and KV-cache blocks are the same whichever
-surface it came through. Malformed shapes are the caller's to reject; here they are skipped.
+surface it came through (a tool call in the history adds no text, as on chat, where
+`simulator.text.serialize_messages` reads only `content`). Malformed shapes are the caller's to reject;
+here they are skipped.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import msgspec
 
 from simulator.text import content_text
 
@@ -43,7 +43,7 @@ def responses_conversation(body: dict[str, Any]) -> Conversation:
 def _responses_item(item: dict[str, Any]) -> dict[str, Any]:
     kind = item.get("type", "message")
     if kind == "function_call":
-        return {"role": "assistant", "content": str(item.get("arguments", ""))}
+        return {"role": "assistant", "content": ""}
     if kind == "function_call_output":
         output = item.get("output")
         return {"role": "tool", "content": output if isinstance(output, str) else content_text(output)}
@@ -78,8 +78,6 @@ def _anthropic_message(message: dict[str, Any]) -> Conversation:
         if kind == "tool_result":
             result = block.get("content")
             results.append({"role": "tool", "content": result if isinstance(result, str) else content_text(result)})
-        elif kind == "tool_use":
-            texts.append(msgspec.json.encode(block.get("input", {})).decode())
         elif isinstance(block.get("text"), str):
             texts.append(block["text"])
     if texts or not results:

@@ -137,21 +137,20 @@ class ResponsesReply:
 
     def _text_token(self, piece: str) -> bytes:
         where = {"item_id": self.item_id, "output_index": 0, "content_index": 0}
-        delta = self.event("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
-        if self._started:
-            return delta
-        self._started = True
-        part = {**where, "part": _text_part("")}
-        added = self._item_event("response.output_item.added", "in_progress")
-        return added + self.event("response.content_part.added", part) + delta
+        opening = b""
+        if not self._started:  # the message item opens with the first token
+            self._started = True
+            opening = self._item_event("response.output_item.added", "in_progress")
+            opening += self.event("response.content_part.added", {**where, "part": _text_part("")})
+        return opening + self.event("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
 
     def _arguments_token(self, piece: str) -> bytes:
-        delta = self.event("response.function_call_arguments.delta",
-                           {"item_id": self.item_id, "output_index": 0, "delta": piece})  # fmt: skip
-        if self._started:
-            return delta
-        self._started = True
-        return self._item_event("response.output_item.added", "in_progress") + delta
+        opening = b""
+        if not self._started:  # the call item opens with the first piece of its arguments
+            self._started = True
+            opening = self._item_event("response.output_item.added", "in_progress")
+        delta = {"item_id": self.item_id, "output_index": 0, "delta": piece}
+        return opening + self.event("response.function_call_arguments.delta", delta)
 
     def _text_done(self) -> list[bytes]:
         if not self._started:
