@@ -124,14 +124,12 @@ class VllmReplies:
         call = generation.tool_call
         if call is None:
             return lambda piece: sse_event(chat_chunk(response_id, created, model, {"content": piece}))
-        first = [True]
+        started = False
 
         def tool_token(piece: str) -> bytes:
-            if first[0]:
-                first[0] = False
-                delta = tool_call_delta(piece, _tool_call_id(), call.name)
-            else:
-                delta = tool_call_delta(piece)
+            nonlocal started
+            delta = tool_call_delta(piece) if started else tool_call_delta(piece, _tool_call_id(), call.name)
+            started = True
             return sse_event(chat_chunk(response_id, created, model, delta))
 
         return tool_token
