@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Literal, Protocol
@@ -152,11 +152,17 @@ class Engine:
         return min(self._blocks_in_use / self.config.kv_blocks, 1.0)
 
     def plan(
-        self, model: str, prompt_text: str, max_tokens: int | None, prompt_tokens: int | None = None
+        self,
+        model: str,
+        prompt_text: str,
+        max_tokens: int | None,
+        prompt_tokens: int | None = None,
+        reply: Sequence[str] | None = None,
     ) -> GenerationPlan:
         """Count the prompt, look its prefix up in the KV cache, and write the reply.
 
-        `max_tokens` None means `default_max_tokens`; a negative one means no limit.
+        `max_tokens` None means `default_max_tokens`; a negative one means no limit. `reply`: the
+        tokens to generate instead of the written reply (a tool call's arguments).
         """
         if prompt_tokens is None:
             prompt_tokens = count_tokens(prompt_text)
@@ -165,7 +171,7 @@ class Engine:
             cached_tokens = self.kv_cache.lookup_and_insert(model, prompt_text, prompt_tokens)
             if self.observer is not None:
                 self.observer.on_prefix_lookup(prompt_tokens, cached_tokens)
-        pieces = self.replies.pieces(model, prompt_text)
+        pieces = list(reply) if reply is not None else self.replies.pieces(model, prompt_text)
         if max_tokens is None:
             limit = self.config.default_max_tokens
         elif max_tokens < 0:  # Ollama's num_predict -1 (no limit) or -2 (fill the context)

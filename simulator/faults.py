@@ -18,10 +18,14 @@ one fault to every request whose model is not itself a fault name.
 | `done-without-finish` | 3 content chunks, then a clean end without any `finish_reason` (below)      |
 | `never-answer`        | no status line nor headers, ever; waits until the client disconnects        |
 | `garbage-sse`         | 200 with lines that are not JSON (SSE data lines, or NDJSON lines)          |
+| `tool-call`           | not a failure: a request offering tools gets a call of the first one        |
 
 `done-without-finish` is how llama-cpp-python's server ends a request it interrupts for a newer one:
 vLLM streams get `[DONE]` right after the content chunks (no finish chunk, no usage chunk); Ollama
 streams simply end, with no `done` line. A non-streaming request under it gets the whole answer.
+
+`tool-call` stands for a model that decides to call a tool (`tool_choice` "auto"); see
+`simulator.tool_calls` for the call it makes and the other ways a request asks for one.
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ class FaultKind(StrEnum):
     DONE_WITHOUT_FINISH = "done-without-finish"
     NEVER_ANSWER = "never-answer"
     GARBAGE_SSE = "garbage-sse"
+    TOOL_CALL = "tool-call"
 
+
+WHOLE_REPLY_KINDS = frozenset({FaultKind.SLOW, FaultKind.NO_DONE, FaultKind.DONE_WITHOUT_FINISH, FaultKind.TOOL_CALL})
+"""Faults under which a non-streamed request still gets its whole answer."""
 
 DROP_AFTER_CHUNKS = 3
 """Content chunks sent before `drop-mid-stream` closes the connection."""
@@ -78,6 +86,7 @@ FAULT_NAMES: tuple[str, ...] = (
     "done-without-finish",
     "never-answer",
     "garbage-sse",
+    "tool-call",
 )
 """Every fault name (`stall-after-N` accepts any N >= 0; 3 is the usual one)."""
 

@@ -2,7 +2,9 @@
 
 `POST /api/chat` and `/api/generate` stream NDJSON (`stream` defaults to true): one line per token
 with `done: false`, then a `done: true` line with `done_reason`, `prompt_eval_count`, `eval_count`
-and the durations in nanoseconds. `POST /api/embed` answers `{"model", "embeddings", ...}`. Each model
+and the durations in nanoseconds. `POST /v1/messages` (and `/v1/messages/count_tokens`) and
+`POST /v1/responses` are Ollama's Anthropic and OpenAI Responses layers over the same chat generation
+(see `simulator.ollama_replies`). `POST /api/embed` answers `{"model", "embeddings", ...}`. Each model
 serves `num_parallel` requests at once with up to `max_queue` waiting (then 503); a model not in
 memory is loaded first (see `simulator.ollama_models`). An empty prompt or conversation only loads the
 model (`done_reason: load`), or unloads it when `keep_alive` is 0 (`done_reason: unload`).
@@ -18,27 +20,31 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from simulator.config import SimulatorConfig
+from simulator.conversations import Conversation, messages_conversation, responses_conversation
 from simulator.engine import AdmissionQueue, Engine, GenerationPlan, QueueFullError
-from simulator.faults import Fault, FaultKind
+from simulator.faults import WHOLE_REPLY_KINDS, Fault, FaultKind
 from simulator.ollama_admin import OllamaAdminEndpoints
-from simulator.ollama_models import ModelStore, normalize_name, timestamp
+from simulator.ollama_models import ModelStore, normalize_name
+from simulator.ollama_replies import OllamaReply, Timings, line
 from simulator.ollama_requests import (
     BUSY_MESSAGE,
     Endpoint,
     OllamaGeneration,
+    check_surface_fields,
     generation_request,
     is_fault_model,
     model_name,
     ollama_error,
     read_json_body,
+    reshaped_error,
     resolve_fault_or_404,
 )
-from simulator.stream_script import StreamFormat, play_stream
+from simulator.stream_script import play_stream
 from simulator.streaming import (
     ChunkStream,
+    ErrorReply,
     hang_until_disconnected,
     json_response,
-    ndjson_line,
     record_of,
     send_half_then_drop,
 )
@@ -59,6 +65,9 @@ class OllamaEndpoints:
         app.router.add_post("/api/chat", self.chat)
         app.router.add_post("/api/generate", self.generate)
         app.router.add_post("/api/embed", self.embed)
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_post("/v1/responses", self.responses)
 
     async def _refuse_for_fault(self, fault: Fault | None) -> None:
         if fault is None:
@@ -82,7 +91,8 @@ class OllamaEndpoints:
         messages = body.get("messages") or []
         if not isinstance(messages, list):
             raise ollama_error(400, "messages must be a list")
-        return await self._serve(request, body, "chat", serialize_messages(messages), loads_only=not messages)
+        prompt = serialize_messages(messages)
+        return await self._serve(request, body, "chat", prompt, loads_only=not messages, conversation=messages)
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         body = await read_json_body(request)
@@ -92,10 +102,46 @@ class OllamaEndpoints:
             raise ollama_error(400, "prompt must be a string")
         return await self._serve(request, body, "generate", system + prompt, loads_only=not prompt)
 
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve_surface(request, "messages")
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve_surface(request, "responses")
+
+    async def _serve_surface(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        """A Messages or Responses request, turned into the chat generation it stands for."""
+        try:
+            body = await read_json_body(request)
+            check_surface_fields(body, endpoint)
+            messages = messages_conversation(body) if endpoint == "messages" else responses_conversation(body)
+            prompt = serialize_messages(messages)
+            return await self._serve(request, body, endpoint, prompt, loads_only=False, conversation=messages)
+        except ErrorReply as error:
+            raise reshaped_error(error, endpoint) from None
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        try:
+            body = await read_json_body(request)
+            name = model_name(request, body)
+            if not isinstance(body.get("messages"), list):
+                raise ollama_error(400, "messages is required")
+            await self._refuse_for_fault(resolve_fault_or_404(request, name, self.config, self.store))
+        except ErrorReply as error:
+            raise reshaped_error(error, "messages") from None
+        tokens = count_tokens(serialize_messages(messages_conversation(body)))
+        record_of(request).prompt_tokens = tokens
+        return json_response({"input_tokens": tokens})
+
     async def _serve(
-        self, request: web.Request, body: dict[str, Any], endpoint: Endpoint, prompt_text: str, loads_only: bool
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        endpoint: Endpoint,
+        prompt_text: str,
+        loads_only: bool,
+        conversation: Conversation | None = None,
     ) -> web.StreamResponse:
-        generation = generation_request(request, body, endpoint, prompt_text, self.config, self.store)
+        generation = generation_request(request, body, endpoint, prompt_text, self.config, self.store, conversation)
         if loads_only:
             return await self._load_or_unload(generation)
         await self._refuse_for_fault(generation.fault)
@@ -106,7 +152,10 @@ class OllamaEndpoints:
         async with ticket:
             await ticket.start()
             load_s = await self._load(generation.model, generation.fault)
-            plan = self.engine.plan(generation.model, prompt_text, generation.num_predict, generation.prompt_tokens)
+            call = generation.tool_call
+            pieces = call.pieces if call is not None else None
+            limit = generation.num_predict
+            plan = self.engine.plan(generation.model, prompt_text, limit, generation.prompt_tokens, pieces)
             record = record_of(request)
             record.prompt_tokens = plan.prompt_tokens
             record.cached_prompt_tokens = plan.cached_prompt_tokens
@@ -132,35 +181,13 @@ class OllamaEndpoints:
             await self.engine.prefill(plan, queue, record.started)
             first_token = time.monotonic()
             tokens = self.engine.decode(plan, queue, slow)
-
-            def final(content: str) -> dict[str, Any]:
-                now = time.monotonic()
-                return {
-                    **_line(generation, content),
-                    "done": True,
-                    "done_reason": plan.finish_reason,
-                    "total_duration": int((now - record.started) * _NS),
-                    "load_duration": int(load_s * _NS),
-                    "prompt_eval_count": plan.prompt_tokens,
-                    "prompt_eval_duration": int((first_token - prefill_started) * _NS),
-                    "eval_count": plan.completion_tokens,
-                    "eval_duration": int((now - first_token) * _NS),
-                }
-
+            reply = OllamaReply(generation, plan, Timings(record.started, load_s, prefill_started, first_token))
             if generation.stream:
-                stream = await ChunkStream.open(request, "application/x-ndjson")
-                stream_format = StreamFormat(
-                    opening=list,
-                    token=lambda piece: ndjson_line({**_line(generation, piece), "done": False}),
-                    closing=list,
-                    terminator=lambda: [ndjson_line(final(""))],
-                    error_events=lambda: [ndjson_line({"error": "simulated error (fault mid-stream-error)"})],
-                    garbage=lambda index: f"<garbage {index}> {{not json\n".encode(),
-                )
-                return await play_stream(stream, stream_format, tokens, fault)
+                stream = await ChunkStream.open(request, reply.content_type)
+                return await play_stream(stream, reply.stream_format(), tokens, fault)
             async for _ in tokens:
                 pass
-            return await _whole_reply(request, final(plan.text), fault)
+            return await _whole_reply(request, reply.whole(), fault)
 
     async def _load_or_unload(self, generation: OllamaGeneration) -> web.Response:
         if generation.keep_alive_s == 0:
@@ -170,7 +197,7 @@ class OllamaEndpoints:
             await self._load(generation.model, generation.fault)
             self.store.keep(generation.model, generation.keep_alive_s)
             reason = "load"
-        return json_response({**_line(generation, ""), "done": True, "done_reason": reason})
+        return json_response({**line(generation, ""), "done": True, "done_reason": reason})
 
     async def embed(self, request: web.Request) -> web.Response:
         body = await read_json_body(request)
@@ -196,19 +223,9 @@ class OllamaEndpoints:
         )
 
 
-def _line(generation: OllamaGeneration, content: str) -> dict[str, Any]:
-    """The fields every chat or generate line starts with."""
-    line: dict[str, Any] = {"model": generation.model, "created_at": timestamp()}
-    if generation.endpoint == "chat":
-        line["message"] = {"role": "assistant", "content": content}
-    else:
-        line["response"] = content
-    return line
-
-
 async def _whole_reply(request: web.Request, body: dict[str, Any], fault: Fault | None) -> web.StreamResponse:
     """A non-streamed reply, as the fault (if any) leaves it."""
-    if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE, FaultKind.DONE_WITHOUT_FINISH):
+    if fault is None or fault.kind in WHOLE_REPLY_KINDS:
         return json_response(body)
     if fault.kind is FaultKind.MID_STREAM_ERROR:
         raise ollama_error(500, "simulated error (fault mid-stream-error)")

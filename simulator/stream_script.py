@@ -1,7 +1,9 @@
 """Plays one streamed reply, with its fault if any, in either wire format (vLLM SSE or Ollama NDJSON).
 
 A stream is: opening chunks (vLLM chat's role chunk), one chunk per token, closing chunks (vLLM's
-finish and usage chunks), then the terminator (vLLM's `[DONE]`, Ollama's `done: true` line). A
+finish and usage chunks), then the terminator (vLLM's `[DONE]`, Ollama's `done: true` line). The same
+script plays the Responses and Messages event streams (`simulator.responses_format`,
+`simulator.messages_format`), whose chunks may hold several SSE events. A
 `StreamFormat` says how each part is written; `play_stream` writes them and injects the fault:
 `stall-after-N`, `drop-mid-stream`, `mid-stream-error` and `done-without-finish` fire after their
 count of token chunks (or at the end of a shorter reply), `no-done` leaves out the terminator,
@@ -40,6 +42,12 @@ class StreamFormat:
     """An SSE comment written between token chunks (vLLM's optional `: keep-alive`)."""
 
 
+def hold_back(piece: str) -> bytes:
+    """A token that sends nothing: Ollama holds a tool call's tokens back until the call is parsed, then
+    sends it whole (an empty token chunk is not written)."""
+    return b""
+
+
 def _trigger_point(fault: Fault | None) -> int | None:
     """After how many token chunks the fault interrupts the stream (None: it does not)."""
     if fault is None:
@@ -69,7 +77,9 @@ async def play_stream(
             break
         if sent > 0 and stream_format.keepalive_comment is not None:
             await stream.send_comment(stream_format.keepalive_comment)
-        await stream.send(stream_format.garbage(sent) if garbage else stream_format.token(piece))
+        data = stream_format.garbage(sent) if garbage else stream_format.token(piece)
+        if data:
+            await stream.send(data)
         sent += 1
     if fault is not None and trigger is not None:
         return await _interrupt(stream, stream_format, fault)

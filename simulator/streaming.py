@@ -38,6 +38,16 @@ def sse_event(value: Any) -> bytes:
     return b"data: " + encode_json(value) + b"\n\n"
 
 
+def named_sse_event(name: str, value: Any) -> bytes:
+    """One SSE event with its type: `event: {name}\\ndata: {json}\\n\\n` (Responses, Messages)."""
+    return b"event: " + name.encode() + b"\ndata: " + encode_json(value) + b"\n\n"
+
+
+def sse_garbage(index: int) -> bytes:
+    """An SSE data line that is not JSON (the `garbage-sse` fault's token chunk)."""
+    return f"data: <garbage {index}> {{not json\n\n".encode()
+
+
 def ndjson_line(value: Any) -> bytes:
     """One NDJSON line: `{json}\\n`."""
     return encode_json(value) + b"\n"

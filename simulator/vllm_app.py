@@ -1,10 +1,14 @@
 """The simulated vLLM OpenAI-compatible server: an aiohttp application over the shared engine.
 
-Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models`,
-rerank, score, tokenize and detokenize (`simulator.vllm_pooling`), `GET /health`, `GET /version`,
-`GET /load`, `GET /metrics`. A streamed request gets its headers as
-soon as it is queued (like vLLM's StreamingResponse), its role chunk and first token after the
-prefill. `X-Request-Id` is echoed and becomes the response id's suffix.
+Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/responses` (OpenAI Responses),
+`POST /v1/messages` and `POST /v1/messages/count_tokens` (Anthropic Messages), `POST /v1/embeddings`,
+`GET /v1/models`, rerank, score, tokenize and detokenize (`simulator.vllm_pooling`), `GET /health`,
+`GET /version`, `GET /load`, `GET /metrics`. A streamed request gets its headers as soon as it is queued
+(like vLLM's StreamingResponse), its first event (chat's role chunk) and first token after the prefill.
+`X-Request-Id` is echoed and becomes the response id's suffix. Messages errors are vLLM's errors
+reshaped as Anthropic's `{"type": "error", "error": {"type", "message"}}` (keeping vLLM's type names),
+except a body that fails validation, which vLLM rejects before its Messages handler runs (the
+OpenAI-style error, like every other route).
 """
 
 from __future__ import annotations
@@ -12,16 +16,15 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from simulator.config import SimulatorConfig
 from simulator.engine import Engine, GenerationPlan, QueueFullError
-from simulator.faults import Fault, FaultKind
+from simulator.faults import WHOLE_REPLY_KINDS, Fault, FaultKind
 from simulator.metrics import METRICS_CONTENT_TYPE, VllmMetrics
-from simulator.stream_script import StreamFormat, play_stream
+from simulator.stream_script import play_stream
 from simulator.streaming import (
     ChunkStream,
     ErrorReply,
@@ -30,32 +33,23 @@ from simulator.streaming import (
     json_response,
     record_of,
     send_half_then_drop,
-    sse_event,
 )
 from simulator.text import embedding, pack_float32
 from simulator.vllm_pooling import VllmPooling
+from simulator.vllm_replies import VllmReplies
 from simulator.vllm_requests import (
     LORA_ADAPTERS,
+    Endpoint,
     GenerationRequest,
+    check_messages_fields,
+    count_tokens_request,
     embedding_inputs,
     generation_request,
     read_json_body,
     resolve_model,
     vllm_error,
 )
-from simulator.vllm_shapes import (
-    chat_chunk,
-    chat_completion,
-    embedding_list,
-    error_body,
-    model_list,
-    text_chunk,
-    text_completion,
-    usage_body,
-    usage_chunk,
-)
-
-_DONE = b"data: [DONE]\n\n"
+from simulator.vllm_shapes import embedding_list, error_body, model_list
 
 
 class VllmEndpoints:
@@ -65,11 +59,15 @@ class VllmEndpoints:
         self.config = config
         self.engine = engine
         self.metrics = metrics
+        self.replies = VllmReplies(config)
         self.created = int(time.time())
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
         app[LORA_ADAPTERS] = {}
@@ -111,7 +109,7 @@ class VllmEndpoints:
         for name, path in request.app[LORA_ADAPTERS].items():
             listing["data"].append({"id": name, "object": "model", "created": self.created, "owned_by": "vllm",
                                     "root": path, "parent": self.config.models[0],
-                                    "max_model_len": self.config.max_model_len})
+                                    "max_model_len": self.config.max_model_len})  # fmt: skip
         return json_response(listing)
 
     async def load_lora_adapter(self, request: web.Request) -> web.Response:
@@ -138,12 +136,36 @@ class VllmEndpoints:
     # --- inference ----------------------------------------------------------------------------
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        body = await read_json_body(request)
-        return await self._generate(request, generation_request(request, body, self.config, "chat"))
+        return await self._generate_for(request, "chat")
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate_for(request, "completions")
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate_for(request, "responses")
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await read_json_body(request)
-        return await self._generate(request, generation_request(request, body, self.config, "completions"))
+        check_messages_fields(body, counting=False)
+        try:
+            return await self._generate(request, generation_request(request, body, self.config, "messages"))
+        except ErrorReply as error:
+            raise _as_anthropic_error(error) from None
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        body = await read_json_body(request)
+        check_messages_fields(body, counting=True)
+        try:
+            fault, tokens = count_tokens_request(request, body, self.config)
+            if fault is not None:
+                await self._refuse_for_fault(fault, {})
+        except ErrorReply as error:
+            raise _as_anthropic_error(error) from None
+        return json_response({"input_tokens": tokens})
+
+    async def _generate_for(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        body = await read_json_body(request)
+        return await self._generate(request, generation_request(request, body, self.config, endpoint))
 
     async def _generate(self, request: web.Request, generation: GenerationRequest) -> web.StreamResponse:
         record = record_of(request)
@@ -161,8 +183,13 @@ class VllmEndpoints:
         async with ticket:
             stream = await ChunkStream.open(request, "text/event-stream", headers) if generation.stream else None
             await ticket.start()
+            call = generation.tool_call
             plan = self.engine.plan(
-                generation.model, generation.prompt_text, generation.max_tokens, generation.prompt_tokens
+                generation.model,
+                generation.prompt_text,
+                generation.max_tokens,
+                generation.prompt_tokens,
+                call.pieces if call is not None else None,
             )
             record.prompt_tokens = plan.prompt_tokens
             record.cached_prompt_tokens = plan.cached_prompt_tokens  # the step model finds them at admission
@@ -173,7 +200,7 @@ class VllmEndpoints:
                 record.cached_prompt_tokens = plan.cached_prompt_tokens
                 tokens = generation_run.tokens(queue, slow)
                 if stream is not None:
-                    stream_format = self._stream_format(generation, plan, request_id)
+                    stream_format = self.replies.stream_format(generation, plan, request_id)
                     return await play_stream(stream, stream_format, tokens, fault)
                 async for _ in tokens:
                     pass
@@ -197,13 +224,8 @@ class VllmEndpoints:
         headers: dict[str, str],
     ) -> web.StreamResponse:
         fault = generation.fault
-        usage = usage_body(plan, self.config.prompt_tokens_details)
-        created = int(time.time())
-        if generation.endpoint == "chat":
-            body = chat_completion(f"chatcmpl-{request_id}", created, generation.model, plan, usage)
-        else:
-            body = text_completion(f"cmpl-{request_id}", created, generation.model, plan, usage)
-        if fault is None or fault.kind in (FaultKind.SLOW, FaultKind.NO_DONE, FaultKind.DONE_WITHOUT_FINISH):
+        body = self.replies.whole(generation, plan, request_id)
+        if fault is None or fault.kind in WHOLE_REPLY_KINDS:
             return json_response(body, headers=headers)
         if fault.kind is FaultKind.MID_STREAM_ERROR:
             raise ErrorReply(500, error_body(f"Simulated generation failure (fault {fault.name}).", 500), headers)
@@ -212,57 +234,6 @@ class VllmEndpoints:
         if fault.kind is FaultKind.DROP_MID_STREAM:
             return await send_half_then_drop(request, body, headers)
         await hang_until_disconnected()  # stall-after-N: the whole reply never comes
-
-    def _stream_format(self, generation: GenerationRequest, plan: GenerationPlan, request_id: str) -> StreamFormat:
-        created = int(time.time())
-        model = generation.model
-        usage = usage_body(plan, self.config.prompt_tokens_details)
-        if generation.endpoint == "chat":
-            response_id = f"chatcmpl-{request_id}"
-
-            def opening() -> list[bytes]:
-                return [sse_event(chat_chunk(response_id, created, model, {"role": "assistant", "content": ""}))]
-
-            def token(piece: str) -> bytes:
-                return sse_event(chat_chunk(response_id, created, model, {"content": piece}))
-
-            finish = chat_chunk(response_id, created, model, {}, plan.finish_reason)
-            chunk_object: Literal["chat.completion.chunk", "text_completion"] = "chat.completion.chunk"
-        else:
-            response_id = f"cmpl-{request_id}"
-
-            def opening() -> list[bytes]:
-                return []
-
-            def token(piece: str) -> bytes:
-                return sse_event(text_chunk(response_id, created, model, piece))
-
-            finish = text_chunk(response_id, created, model, "", plan.finish_reason)
-            chunk_object = "text_completion"
-
-        def closing() -> list[bytes]:
-            chunks = [sse_event(finish)]
-            if generation.include_usage:
-                chunks.append(sse_event(usage_chunk(response_id, created, model, chunk_object, usage)))
-            return chunks
-
-        def error_events() -> list[bytes]:
-            error = error_body("Simulated generation failure (fault mid-stream-error).", 500)
-            return [sse_event(error), _DONE]
-
-        def garbage(index: int) -> bytes:
-            return f"data: <garbage {index}> {{not json\n\n".encode()
-
-        return StreamFormat(
-            opening=opening,
-            token=token,
-            closing=closing,
-            terminator=lambda: [_DONE],
-            end_marker=lambda: [_DONE],
-            error_events=error_events,
-            garbage=garbage,
-            keepalive_comment="keep-alive" if self.config.keepalive_comments else None,
-        )
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await read_json_body(request)
@@ -290,6 +261,15 @@ class VllmEndpoints:
 def _queue_full_message(error: QueueFullError | None) -> str:
     detail = f" ({error})" if error is not None else ""
     return f"The engine's request queue is full{detail}; please try again later or on a different instance."
+
+
+def _as_anthropic_error(error: ErrorReply) -> ErrorReply:
+    """vLLM's error reshaped for its Messages route: `{"type": "error", "error": {"type", "message"}}`."""
+    detail = error.body.get("error") if isinstance(error.body, dict) else None
+    if not isinstance(detail, dict):
+        return error
+    shaped = {"type": "error", "error": {"type": detail.get("type"), "message": detail.get("message")}}
+    return ErrorReply(error.status, shaped, error.headers)
 
 
 def build_vllm_app(endpoints: VllmEndpoints, middlewares: list[Middleware]) -> web.Application:

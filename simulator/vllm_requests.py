@@ -3,6 +3,8 @@
 Like vLLM, POST bodies must be `Content-Type: application/json` JSON objects (else 400), unknown
 fields are accepted and ignored, a missing `model` means the first served model, and an unknown
 one is a 404. A prompt plus `max_tokens` beyond `max_model_len` is vLLM's context-length 400.
+Responses (`input`, `max_output_tokens`) and Messages (`messages`, `max_tokens`, both required)
+requests become the same generation as chat, over their conversation (`simulator.conversations`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import msgspec
 from aiohttp import web
 
 from simulator.config import SimulatorConfig
-from simulator.faults import Fault, resolve_fault
+from simulator.conversations import Conversation, is_tool_answer, messages_conversation, responses_conversation
+from simulator.faults import Fault, FaultKind, resolve_fault
 from simulator.streaming import ErrorReply, record_of
 from simulator.text import count_tokens, serialize_messages
+from simulator.tool_calls import ToolCallPlan, plan_tool_call
 from simulator.vllm_shapes import error_body
 
-Endpoint = Literal["chat", "completions"]
+Endpoint = Literal["chat", "completions", "responses", "messages"]
 
 
 def vllm_error(status: int, message: str, param: str | None = None) -> ErrorReply:
@@ -28,7 +32,7 @@ def vllm_error(status: int, message: str, param: str | None = None) -> ErrorRepl
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """The parts of a chat or completions request the simulator acts on."""
+    """The parts of a generation request (chat, completions, Responses, Messages) the simulator acts on."""
 
     endpoint: Endpoint
     model: str
@@ -38,6 +42,10 @@ class GenerationRequest:
     stream: bool
     include_usage: bool
     fault: Fault | None
+    tool_call: ToolCallPlan | None = None
+    """The tool call the reply makes instead of text (see `simulator.tool_calls`)."""
+    body: dict[str, Any] | None = None
+    """The request (a Responses answer echoes its settings)."""
 
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:
@@ -78,13 +86,38 @@ def resolve_model(request: web.Request, body: dict[str, Any], config: SimulatorC
     return model, fault
 
 
-def chat_prompt(body: dict[str, Any]) -> tuple[str, int]:
-    """The serialized conversation of a chat request and its tokens."""
+def conversation(body: dict[str, Any], endpoint: Endpoint) -> Conversation:
+    """The chat messages of a chat, Responses or Messages request (400 when its field is missing)."""
+    if endpoint == "responses":
+        if not isinstance(body.get("input"), str | list):
+            raise vllm_error(400, "input: Field required", param="input")
+        return responses_conversation(body)
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise vllm_error(400, "messages: Field required", param="messages")
+    return messages_conversation(body) if endpoint == "messages" else messages
+
+
+def _prompt(body: dict[str, Any], endpoint: Endpoint) -> tuple[str, int, Conversation | None]:
+    """The prompt text of a request, its tokens, and its conversation (None for completions)."""
+    if endpoint == "completions":
+        text, tokens = completion_prompt(body)
+        return text, tokens, None
+    messages = conversation(body, endpoint)
     text = serialize_messages(messages)
-    return text, count_tokens(text)
+    return text, count_tokens(text), messages
+
+
+def _max_tokens(body: dict[str, Any], endpoint: Endpoint) -> int | None:
+    """The completion limit: chat's `max_completion_tokens` or `max_tokens`, Responses'
+    `max_output_tokens`, Messages' `max_tokens` (required there)."""
+    name = "max_output_tokens" if endpoint == "responses" else "max_tokens"
+    value = body.get("max_completion_tokens", body.get(name)) if endpoint == "chat" else body.get(name)
+    if value is None and endpoint == "messages":
+        raise vllm_error(400, "max_tokens: Field required", param="max_tokens")
+    if value is not None and (type(value) is not int or value < 1):
+        raise vllm_error(400, f"{name} must be at least 1, got {value}.", param=name)
+    return value
 
 
 def completion_prompt(body: dict[str, Any]) -> tuple[str, int]:
@@ -118,12 +151,10 @@ def embedding_inputs(body: dict[str, Any]) -> list[tuple[str, int]]:
 def generation_request(
     request: web.Request, body: dict[str, Any], config: SimulatorConfig, endpoint: Endpoint
 ) -> GenerationRequest:
-    """Validate a chat or completions request the way vLLM does."""
-    prompt_text, prompt_tokens = chat_prompt(body) if endpoint == "chat" else completion_prompt(body)
+    """Validate a chat, completions, Responses or Messages request the way vLLM does."""
+    prompt_text, prompt_tokens, messages = _prompt(body, endpoint)
     model, fault = resolve_model(request, body, config)
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise vllm_error(400, f"max_tokens must be at least 1, got {max_tokens}.", param="max_tokens")
+    max_tokens = _max_tokens(body, endpoint)
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
@@ -136,4 +167,30 @@ def generation_request(
             f"{requested} tokens ({prompt_tokens} in the messages, {max_tokens or 0} in the completion). "
             "Please reduce the length of the messages or completion.",
         )
-    return GenerationRequest(endpoint, model, prompt_text, prompt_tokens, max_tokens, stream, include_usage, fault)
+    tool_call = None
+    if messages is not None:
+        by_choice = fault is not None and fault.kind is FaultKind.TOOL_CALL
+        tool_call = plan_tool_call(body.get("tools"), body.get("tool_choice"), by_choice, is_tool_answer(messages))
+    return GenerationRequest(
+        endpoint, model, prompt_text, prompt_tokens, max_tokens, stream, include_usage, fault, tool_call, body
+    )
+
+
+def check_messages_fields(body: dict[str, Any], counting: bool) -> None:
+    """The fields vLLM's Messages schema requires: `messages`, and `max_tokens` unless counting tokens.
+    (vLLM rejects these before its Messages handler runs, so their errors keep the OpenAI shape.)"""
+    if not isinstance(body.get("messages"), list):
+        raise vllm_error(400, "messages: Field required", param="messages")
+    if not counting:
+        _max_tokens(body, "messages")
+
+
+def count_tokens_request(
+    request: web.Request, body: dict[str, Any], config: SimulatorConfig
+) -> tuple[Fault | None, int]:
+    """A Messages `count_tokens` request: its fault and the tokens its conversation would take."""
+    messages = conversation(body, "messages")
+    _, fault = resolve_model(request, body, config)
+    tokens = count_tokens(serialize_messages(messages))
+    record_of(request).prompt_tokens = tokens
+    return fault, tokens

@@ -46,8 +46,15 @@ def usage_body(plan: GenerationPlan, prompt_tokens_details: bool) -> dict[str, A
 
 
 def chat_completion(
-    response_id: str, created: int, model: str, plan: GenerationPlan, usage: dict[str, Any]
+    response_id: str,
+    created: int,
+    model: str,
+    plan: GenerationPlan,
+    usage: dict[str, Any],
+    finish_reason: str | None = None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A whole chat completion; with `tool_calls` its content is empty (vLLM's forced tool choice)."""
     return {
         "id": response_id,
         "object": "chat.completion",
@@ -58,16 +65,16 @@ def chat_completion(
                 "index": 0,
                 "message": {
                     "role": "assistant",
-                    "content": plan.text,
+                    "content": "" if tool_calls else plan.text,
                     "refusal": None,
                     "annotations": None,
                     "audio": None,
                     "function_call": None,
-                    "tool_calls": [],
+                    "tool_calls": tool_calls or [],
                     "reasoning_content": None,
                 },
                 "logprobs": None,
-                "finish_reason": plan.finish_reason,
+                "finish_reason": finish_reason or plan.finish_reason,
                 "stop_reason": None,
             }
         ],
@@ -77,6 +84,19 @@ def chat_completion(
         "prompt_logprobs": None,
         "kv_transfer_params": None,
     }
+
+
+def tool_call_entry(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One entry of a chat message's `tool_calls`."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_call_delta(arguments: str, call_id: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """A chat stream delta with a piece of a tool call's arguments; the first also has its id and name."""
+    if call_id is None:
+        return {"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}
+    call = {"id": call_id, "type": "function", "index": 0, "function": {"name": name, "arguments": arguments}}
+    return {"tool_calls": [call]}
 
 
 def text_completion(
