@@ -26,11 +26,13 @@ from gateway.http.routes import admin_routes, keys_routes, openai_routes, routin
 from gateway.http.routes.feedback import feedback_routes
 from gateway.http.routes.health import health_routes
 from gateway.http.routes.mobile import mobile_routes
+from gateway.http.routes.responses import responses_routes
 from gateway.http.routes.workers import workers_routes
 from gateway.inference.admission import AdmissionControl
 from gateway.inference.handler import InferenceHandler
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.pipeline import InferencePipeline
+from gateway.inference.responses_turn import StoredResponses
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
 from gateway.surfaces import SurfaceRegistry
@@ -90,6 +92,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
+                        *responses_routes(inference, StoredResponses(stores.responses, settings.responses_ttl),
+                                          authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
