@@ -209,3 +209,31 @@ def test_input_tokens_is_the_estimate_of_the_translated_prompt(sdk: openai.OpenA
     long = sdk.responses.input_tokens.count(model="chat", input="hello " * 100, instructions="Be terse")
     assert short.object == "response.input_tokens" and 0 < short.input_tokens < long.input_tokens
     assert chat_records(sim) == []  # counted by the gateway
+
+
+def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
+    """A turn as Codex sends it to a provider with `wire_api = "responses"` (store off, the whole input
+    each turn, a function tool, streamed), answered as Codex reads it."""
+    shell = {"type": "function", "name": "shell", "description": "Runs a shell command", "strict": False,
+             "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                            "required": ["command"], "additionalProperties": False}}
+    body = {
+        "model": "chat", "instructions": "You are a coding agent.",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions/>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files"}]},
+            {"type": "function_call", "name": "shell", "arguments": "{\"command\":[\"ls\"]}", "call_id": "call_ls"},
+            {"type": "function_call_output", "call_id": "call_ls", "output": "README.md\nsrc"}],
+        "tools": [shell], "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": None, "store": False,
+        "stream": True, "include": [], "prompt_cache_key": str(uuid.uuid4())}
+    with httpx.stream("POST", gw.url + "/v1/responses", json=body) as reply:
+        assert reply.status_code == 200
+        lines = list(reply.iter_lines())
+    names = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    assert names[0] == "response.created"
+    assert names[-1] in ("response.completed", "response.incomplete")  # the simulator's default length may cut it
+    assert "response.output_item.done" in names and "[DONE]" not in "".join(lines)
+    [sent] = chat_records(sim)
+    assert [m["role"] for m in sent["messages"]] == ["system", "developer", "user", "assistant", "tool"]
+    assert sent["tools"][0]["function"]["name"] == "shell" and sent["parallel_tool_calls"] is False
+    assert sent["prompt_cache_key"] == body["prompt_cache_key"]
