@@ -29,9 +29,9 @@ PARIS = "{\"city\":\"Paris\"}"
 
 @pytest.fixture(scope="module")
 def gw(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
-    """An open gateway (logging requests) in front of the simulator; fault models are models of their name."""
+    """An open gateway in front of the simulator; fault models are models of their name."""
     text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS)
-    with start_gateway(text, LOG_LEVEL="info") as server:
+    with start_gateway(text) as server:
         yield server
 
 
@@ -190,17 +190,19 @@ def test_a_cached_answer_replays_as_a_responses_stream(gw: ServerThread) -> None
     assert events[-1]["response"]["id"] != first.json()["id"]  # a response of its own
 
 
-def test_the_log_line_and_the_metrics_name_responses(gw: ServerThread) -> None:
-    with structlog.testing.capture_logs() as logs:
-        httpx.post(gw.url + "/v1/responses", json={"model": "chat", "input": "hi"}, headers={"x-request-id": "resp-1"})
-        deadline = time.monotonic() + 5  # the line is written once the response is out: wait for it
-        while not any(e.get("request_id") == "resp-1" for e in logs):
-            assert time.monotonic() < deadline
-            threading.Event().wait(0.01)
+def test_the_log_line_and_the_metrics_name_responses(vllm_sim: SimulatorThread) -> None:
+    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)]), LOG_LEVEL="info") as gw:
+        with structlog.testing.capture_logs() as logs:
+            httpx.post(gw.url + "/v1/responses", json={"model": "chat", "input": "hi"},
+                       headers={"x-request-id": "resp-1"})
+            deadline = time.monotonic() + 5  # the line is written once the response is out: wait for it
+            while not any(e.get("request_id") == "resp-1" for e in logs):
+                assert time.monotonic() < deadline
+                threading.Event().wait(0.01)
+        metrics = httpx.get(gw.url + "/metrics").text
     [line] = [e for e in logs if e.get("request_id") == "resp-1" and e["event"] == "request"]
     assert line["path"] == "/v1/responses" and line["status"] == 200 and line["model"] == "chat"
     assert line["tokens_in"] > 0 and line["tokens_out"] > 0
-    metrics = httpx.get(gw.url + "/metrics").text
     assert 'llm_gateway_requests_total{endpoint="responses"' in metrics.replace(", ", ",")
 
 

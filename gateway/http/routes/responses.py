@@ -1,8 +1,9 @@
 """The OpenAI Responses API: `POST /v1/responses` (a turn of the inference handler, so that it is
 authorized, routed, limited, cached, captured and logged as chat is, with `previous_response_id`
 expanded and the answer stored), and the stored responses: `GET` and `DELETE /v1/responses/{id}`,
-`POST /v1/responses/input_tokens` (the gateway's estimate of the translated prompt). Each handler
-decodes, calls one function, and encodes."""
+`POST /v1/responses/input_tokens` (the gateway's estimate of the translated prompt), labelled
+`responses/stored` and `responses/input_tokens` in metrics. Each handler decodes, calls one function,
+and encodes."""
 
 from __future__ import annotations
 
@@ -37,13 +38,13 @@ def responses_routes(handler: InferenceHandler, responses: StoredResponses,
 
     @get("/v1/responses/{response_id:str}", summary="Retrieve a stored response")
     async def retrieve_response(request: AnyRequest, response_id: FromPath[str]) -> Response[bytes]:
-        record_of(request.scope).endpoint = "responses"
+        record_of(request.scope).endpoint = "responses/stored"
         caller = await caller_of(request, authenticator)
         return _json(await responses.get(caller, response_id))
 
     @delete("/v1/responses/{response_id:str}", status_code=200, summary="Delete a stored response")
     async def delete_response(request: AnyRequest, response_id: FromPath[str]) -> Response[bytes]:
-        record_of(request.scope).endpoint = "responses"
+        record_of(request.scope).endpoint = "responses/stored"
         caller = await caller_of(request, authenticator)
         await responses.delete(caller, response_id)
         return _json({"id": response_id, "object": "response", "deleted": True})
@@ -52,7 +53,7 @@ def responses_routes(handler: InferenceHandler, responses: StoredResponses,
           summary="Count a response's input tokens (the gateway's estimate of the translated prompt)",
           operation_class=with_body(surface_body(RESPONSES)))
     async def input_tokens(request: AnyRequest) -> Response[bytes]:
-        record_of(request.scope).endpoint = "responses"
+        record_of(request.scope).endpoint = "responses/input_tokens"
         caller = await caller_of(request, authenticator)
         inference = await responses.request(await request.body(), caller)
         model = inference.requested_model
