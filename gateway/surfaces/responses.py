@@ -95,9 +95,11 @@ class Responses(OpenAISurface):
                                 conversation=list(chat["messages"][start:]))
 
     def check(self, body: Body) -> None:
+        """The translation checks every field as it carries it (`decode` keeps what it makes)."""
         chat_body(body)
 
     def to_worker(self, body: Body) -> Body:
+        """The chat completions request of `body` (`responses_request.chat_body`)."""
         return chat_body(body)
 
     def routing_text(self, body: Body, match_on: str = "last_user_message") -> str:
