@@ -239,3 +239,21 @@ def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
     assert [m["role"] for m in sent["messages"]] == ["system", "developer", "user", "assistant", "tool"]
     assert sent["tools"][0]["function"]["name"] == "shell" and sent["parallel_tool_calls"] is False
     assert sent["prompt_cache_key"] == body["prompt_cache_key"]
+
+
+def test_the_fast_path_and_litestar_answer_alike(vllm_sim: SimulatorThread) -> None:
+    """Responses are answered before litestar; a CORS request goes through its route, with the same turn."""
+    origin = "https://app.upcoach.com"
+    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)]), CORS_ORIGINS=origin) as gw:
+        fast = httpx.post(gw.url + "/v1/responses", json={"model": "chat", "input": "Hi", "max_output_tokens": 200})
+        routed = httpx.post(gw.url + "/v1/responses", headers={"Origin": origin},
+                            json={"model": "chat", "input": "Again", "previous_response_id": fast.json()["id"]})
+        assert fast.status_code == routed.status_code == 200
+        assert routed.headers["access-control-allow-origin"] == origin
+        assert "access-control-allow-origin" not in fast.headers
+        assert routed.json()["previous_response_id"] == fast.json()["id"]
+        stored = httpx.get(gw.url + f"/v1/responses/{routed.json()['id']}", headers={"Origin": origin})
+        assert stored.json() == routed.json()
+        bad = {"model": "chat", "input": "x", "tools": [{"type": "web_search"}]}
+        assert httpx.post(gw.url + "/v1/responses", json=bad).json() == \
+            httpx.post(gw.url + "/v1/responses", json=bad, headers={"Origin": origin}).json()

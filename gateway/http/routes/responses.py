@@ -1,9 +1,9 @@
-"""The OpenAI Responses API: `POST /v1/responses` (a turn of the inference handler, so that it is
-authorized, routed, limited, cached, captured and logged as chat is, with `previous_response_id`
-expanded and the answer stored), and the stored responses: `GET` and `DELETE /v1/responses/{id}`,
-`POST /v1/responses/input_tokens` (the gateway's estimate of the translated prompt), labelled
-`responses/stored` and `responses/input_tokens` in metrics. Each handler decodes, calls one function,
-and encodes."""
+"""The OpenAI Responses API: `POST /v1/responses`, a turn of the inference handler (authorized, routed,
+limited, cached, captured and logged as chat is, with `previous_response_id` expanded and the answer
+stored; answered on the fast path like every inference POST, `responses_fast_path`), and the stored
+responses: `GET` and `DELETE /v1/responses/{id}`, `POST /v1/responses/input_tokens` (the gateway's
+estimate of the translated prompt), labelled `responses/stored` and `responses/input_tokens` in
+metrics. Each handler decodes, calls one function, and encodes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from gateway.auth.authenticator import Authenticator
 from gateway.errors import ModelNotFound
 from gateway.http.callers import caller_of
+from gateway.http.fast_path import TurnSurface
 from gateway.http.openapi_bodies import surface_body, with_body
 from gateway.http.replies import answer_request
 from gateway.http.request_observer import record_of
@@ -25,13 +26,14 @@ from gateway.inference.responses_turn import StoredResponses
 from gateway.surfaces.responses import RESPONSES
 
 _encode = msgspec.json.Encoder().encode
+CREATE_PATH = "/v1/responses"
 
 AnyRequest = Request[Any, Any, Any]
 
 
 def responses_routes(handler: InferenceHandler, responses: StoredResponses,
                      authenticator: Authenticator) -> list[HTTPRouteHandler]:
-    @post("/v1/responses", status_code=200, summary=RESPONSES.doc.summary,
+    @post(CREATE_PATH, status_code=200, summary=RESPONSES.doc.summary,
           operation_class=with_body(surface_body(RESPONSES)))
     async def create_response(request: AnyRequest) -> Response[Any]:
         return await answer_request(handler, request, RESPONSES, turn=responses.turn())
@@ -64,6 +66,12 @@ def responses_routes(handler: InferenceHandler, responses: StoredResponses,
         return _json({"object": "response.input_tokens", "input_tokens": count})
 
     return [create_response, retrieve_response, delete_response, input_tokens]
+
+
+def responses_fast_path(responses: StoredResponses) -> dict[str, TurnSurface]:
+    """`POST /v1/responses` for the fast path (`gateway.http.fast_path`), which answers it before litestar
+    (its route above stays for the OpenAPI schema, other methods and CORS requests)."""
+    return {CREATE_PATH: (RESPONSES, responses.turn)}
 
 
 def _json(data: Any) -> Response[bytes]:
