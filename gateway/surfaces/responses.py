@@ -5,9 +5,10 @@ routing rule sees the same text either way: `routing_text` is chat's, over the t
 the answer and the stream come back as a Response object and Responses events (`responses_answer`,
 `responses_stream`).
 
-The surface registers no path of its own: `/v1/responses` is served by its route with a turn
-(`gateway.inference.responses_turn`), which knows the caller, so it can expand `previous_response_id`
-from the tenant's stored responses and keep the answer. What the turn and the encoders share of one
+The surface registers no path of its own (`paths` is empty, and it is not in `BUILTIN_SURFACES`):
+`/v1/responses` is served with a turn (`gateway.inference.responses_turn`; on the fast path and by its
+litestar route, `gateway.http.routes.responses`), which knows the caller, so it can expand
+`previous_response_id` from the tenant's stored responses and keep the answer. What the turn and the encoders share of one
 request rides on `ResponsesRequest`.
 """
 
