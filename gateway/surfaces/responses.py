@@ -8,8 +8,8 @@ the answer and the stream come back as a Response object and Responses events (`
 The surface registers no path of its own (`paths` is empty, and it is not in `BUILTIN_SURFACES`):
 `/v1/responses` is served with a turn (`gateway.inference.responses_turn`; on the fast path and by its
 litestar route, `gateway.http.routes.responses`), which knows the caller, so it can expand
-`previous_response_id` from the tenant's stored responses and keep the answer. What the turn and the encoders share of one
-request rides on `ResponsesRequest`.
+`previous_response_id` from the tenant's stored responses and keep the answer. What the turn and the
+encoders share of one request rides on `ResponsesRequest`.
 """
 
 from __future__ import annotations
