@@ -76,6 +76,10 @@ class Settings:
     cache_ttl: float = 300.0
     """CACHE_TTL: seconds a cached answer lives, unless its rule or model says otherwise."""
 
+    responses_ttl: float = 30 * 24 * 3600.0
+    """GATEWAY_RESPONSES_TTL: seconds a stored response of the Responses API lives (`store`,
+    `previous_response_id`, `GET /v1/responses/{id}`); 30 days by default."""
+
     cache_max_bytes: int = 64 * 1024 * 1024
     """GATEWAY_CACHE_MAX_BYTES: the in-memory cache's size (least recently used entries go first)."""
 
@@ -195,6 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_enabled=_bool(env, "GATEWAY_CACHE", True),
         pull_required=_bool(env, "GATEWAY_PULL_REQUIRED", False),
         cache_ttl=_float(env, "CACHE_TTL", 300.0),
+        responses_ttl=_float(env, "GATEWAY_RESPONSES_TTL", 30 * 24 * 3600.0),
         cache_max_bytes=_int(env, "GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024),
         cache_max_entry_bytes=_int(env, "GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024),
         capture_dir=env.get("GATEWAY_CAPTURE_DIR", "").strip() or "captures",

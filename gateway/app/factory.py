@@ -26,11 +26,13 @@ from gateway.http.routes import admin_routes, keys_routes, openai_routes, routin
 from gateway.http.routes.feedback import feedback_routes
 from gateway.http.routes.health import health_routes
 from gateway.http.routes.mobile import mobile_routes
+from gateway.http.routes.responses import responses_fast_path, responses_routes
 from gateway.http.routes.workers import workers_routes
 from gateway.inference.admission import AdmissionControl
 from gateway.inference.handler import InferenceHandler
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.pipeline import InferencePipeline
+from gateway.inference.responses_turn import StoredResponses
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
 from gateway.surfaces import SurfaceRegistry
@@ -87,9 +89,11 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     on_shutdown += ([monitor.stop] if background else []) + [control.aclose]
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     surfaces = surfaces or SurfaceRegistry()
+    responses = StoredResponses(stores.responses, settings.responses_ttl)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
+                        *responses_routes(inference, responses, authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
@@ -107,7 +111,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         logging_config=None,  # the gateway configures structlog itself (gateway.observability.logs)
     )
     hot_path = DrainGate(InferenceASGI(app, inference, surfaces, max_body_bytes=settings.max_body_bytes,
-                                       cors=cors is not None), lifecycle)
+                                       cors=cors is not None, turns=responses_fast_path(responses)), lifecycle)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
     return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)

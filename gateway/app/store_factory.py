@@ -11,6 +11,7 @@ from gateway.auth import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
+from gateway.responses_store import MemoryResponseStore, RedisResponseStore, ResponseStore
 from gateway.settings import Settings
 from gateway.shared_state.redis_client import connect_redis
 from gateway.shared_state.redis_wire import RedisWire
@@ -24,6 +25,7 @@ class StateStores:
     cache: CacheStore
     overlays: OverlayStore
     sessions: SessionStore
+    responses: ResponseStore
 
     async def close(self) -> None:
         await self.overlays.close()
@@ -31,6 +33,7 @@ class StateStores:
         await self.limits.close()
         await self.cache.close()
         await self.sessions.close()
+        await self.responses.close()
 
 
 def stores_from_settings(settings: Settings) -> StateStores:
@@ -38,7 +41,8 @@ def stores_from_settings(settings: Settings) -> StateStores:
         return StateStores(keys=MemoryKeyStore(), limits=MemoryLimitStore(),
                            cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
                                                   max_entry_bytes=settings.cache_max_entry_bytes),
-                           overlays=MemoryOverlayStore(), sessions=MemorySessionStore())
+                           overlays=MemoryOverlayStore(), sessions=MemorySessionStore(),
+                           responses=MemoryResponseStore())
     url, timeout = settings.redis_url, settings.redis_timeout_s
 
     def client() -> redis.asyncio.Redis:
@@ -49,4 +53,4 @@ def stores_from_settings(settings: Settings) -> StateStores:
     limits = FallbackLimitStore(RedisLimitStore(hot_path, timeout_s=timeout), fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(hot_path, max_entry_bytes=settings.cache_max_entry_bytes, timeout_s=timeout)
     return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),
-                       sessions=RedisSessionStore(client()))
+                       sessions=RedisSessionStore(client()), responses=RedisResponseStore(client()))

@@ -4,12 +4,16 @@
 Building litestar's request, response and header objects cost as much as everything else the gateway
 does for a request (benchmarks/RESULTS.md), so the inference endpoints skip them here. They stay
 declared in litestar too (`gateway.http.routes.openai`): the OpenAPI schema, other methods (405), and
-requests carrying an `Origin` when CORS is configured go through it. Both call `InferenceHandler.answer`;
+requests carrying an `Origin` when CORS is configured go through it. A surface whose requests are turns
+(`turns`: the Responses API, which needs the caller to expand `previous_response_id`) is served here
+too, each request with a fresh turn. Both call `InferenceHandler.answer`;
 replies become responses through `gateway.http.replies` (encoded as the request's surface says) and errors
 through `gateway.http.error_rendering` either way.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -20,16 +24,20 @@ from gateway.http.error_rendering import error_for
 from gateway.http.error_sending import send_error
 from gateway.http.replies import send_reply
 from gateway.http.request_observer import record_of
-from gateway.inference.handler import InferenceHandler
+from gateway.inference.handler import InferenceHandler, Turn
 from gateway.surfaces import Surface, SurfaceRegistry
+
+TurnSurface = tuple[Surface, Callable[[], Turn]]
+"""A surface whose requests are turns of the handler, and the factory of each request's turn."""
 
 
 class InferenceASGI:
     def __init__(self, app: ASGIApp, handler: InferenceHandler, surfaces: SurfaceRegistry, *, max_body_bytes: int,
-                 cors: bool) -> None:
+                 cors: bool, turns: Mapping[str, TurnSurface] | None = None) -> None:
         self.app = app
         self._handler = handler
         self._surfaces: dict[str, Surface] = dict(surfaces.by_path)
+        self._turns: dict[str, TurnSurface] = dict(turns or {})
         self._max_body = max_body_bytes
         self._cors = cors
 
@@ -39,14 +47,20 @@ class InferenceASGI:
             if surface is not None and not (self._cors and _has_origin(scope)):
                 await self._serve(surface, scope, receive, send)
                 return
+            turned = self._turns.get(scope["path"]) if surface is None else None
+            if turned is not None and not (self._cors and _has_origin(scope)):
+                await self._serve(turned[0], scope, receive, send, turned[1]())
+                return
         await self.app(scope, receive, send)
 
-    async def _serve(self, surface: Surface, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, surface: Surface, scope: Scope, receive: Receive, send: Send, turn: Turn | None = None
+                     ) -> None:
         try:
             body = await _read_body(scope, receive, self._max_body)
             client = scope.get("client")
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-            answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope))
+            answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope),
+                                             turn)
             await unless_client_disconnects(receive, send_reply(answering, send))
         except Exception as exc:
             error = error_for(exc, scope)

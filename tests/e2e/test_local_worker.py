@@ -68,6 +68,22 @@ def test_real_answer_non_streaming(local_gateway: ServerThread) -> None:
     assert completion.usage is not None and completion.usage.completion_tokens > 0
 
 
+def test_responses_with_the_real_model(local_gateway: ServerThread) -> None:
+    """The Responses API, translated to the worker's chat completions: created, continued, streamed."""
+    with openai.OpenAI(base_url=local_gateway.url + "/v1", api_key="unused") as client:
+        first = client.responses.create(model="smollm2", input="What is the capital of France?",
+                                        instructions="Answer in one word.", max_output_tokens=24, temperature=0)
+        assert first.status in ("completed", "incomplete") and first.output_text.strip()
+        assert first.model == "smollm2" and first.usage is not None and first.usage.output_tokens > 0
+        with client.responses.stream(model="smollm2", input="And of Italy?", previous_response_id=first.id,
+                                     max_output_tokens=64, temperature=0) as stream:
+            deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+        assert len(deltas) > 1 and final.output_text == "".join(deltas)
+        assert final.usage is not None and final.usage.input_tokens > first.usage.input_tokens  # the whole chain
+        assert client.responses.retrieve(final.id).output_text == final.output_text
+
+
 def test_real_answer_streaming_with_counted_usage(local_gateway: ServerThread) -> None:
     client = openai.OpenAI(base_url=local_gateway.url + "/v1", api_key="unused")
     chunks = list(client.chat.completions.create(

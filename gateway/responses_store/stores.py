@@ -1,0 +1,119 @@
+"""Kept responses, scoped to a tenant: a response is found only by the tenant (the key's team, else the
+key) whose request made it, so another key or team never reads, continues or deletes it.
+
+A kept response holds the Response object as the client got it (for `GET /v1/responses/{id}`) and the
+whole conversation of its turn as chat messages (the input expanded through `previous_response_id`, then
+the answer), so that continuing it is one read, whichever replica answers.
+
+Redis layout (`prefix` defaults to `llmgw:`):
+
+    llmgw:response:<tenant>:<response id>   string  the StoredResponse, msgspec JSON, with a TTL (PX)
+
+Response ids never contain `:` (the gateway makes them, and refuses any other), so keys cannot collide.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+import redis.asyncio
+
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+
+
+class StoredResponse(msgspec.Struct, kw_only=True):
+    response: dict[str, Any]
+    """The Response object as it was answered."""
+    messages: list[dict[str, Any]]
+    """The turn's conversation as chat messages (without its `instructions`, which a continuation does
+    not inherit): what `previous_response_id` prepends."""
+    expires_at: float
+
+
+class ResponseStore(Protocol):
+    async def get(self, tenant: str, response_id: str) -> StoredResponse | None:
+        """The tenant's live response, or None (never was, another tenant's, deleted, or expired)."""
+        ...
+
+    async def put(self, tenant: str, response_id: str, stored: StoredResponse) -> None:
+        """Keep `stored` until its `expires_at`."""
+        ...
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        """Forget the response; True if the tenant had it."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryResponseStore:
+    """Responses in this process: the embedded default. At most `max_responses` (the oldest go first);
+    `clock`: unix time, for expiry."""
+
+    def __init__(self, *, max_responses: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self._responses: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
+        self._max_responses = max_responses
+        self._clock = clock
+
+    async def get(self, tenant: str, response_id: str) -> StoredResponse | None:
+        stored = self._responses.get((tenant, response_id))
+        if stored is None:
+            return None
+        if stored.expires_at <= self._clock():
+            del self._responses[(tenant, response_id)]
+            return None
+        return msgspec.structs.replace(stored, messages=list(stored.messages))
+
+    async def put(self, tenant: str, response_id: str, stored: StoredResponse) -> None:
+        self._responses[(tenant, response_id)] = stored
+        self._responses.move_to_end((tenant, response_id))
+        while len(self._responses) > self._max_responses:
+            self._responses.popitem(last=False)
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        live = await self.get(tenant, response_id) is not None
+        self._responses.pop((tenant, response_id), None)
+        return live
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisResponseStore:
+    """A `ResponseStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`).
+    `close_client`: close `redis` in `close` (False when the client is shared and closed by its owner)."""
+
+    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
+                 close_client: bool = True, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._close_client = close_client
+        self._clock = clock
+        self._decoder = msgspec.json.Decoder(StoredResponse)
+
+    def _name(self, tenant: str, response_id: str) -> str:
+        return f"{self._prefix}response:{tenant}:{response_id}"
+
+    async def get(self, tenant: str, response_id: str) -> StoredResponse | None:
+        with translate_redis_errors("get stored response"):
+            raw = await self._redis.get(self._name(tenant, response_id))
+        return None if raw is None else self._decoder.decode(raw)
+
+    async def put(self, tenant: str, response_id: str, stored: StoredResponse) -> None:
+        ttl_ms = max(1, int((stored.expires_at - self._clock()) * 1000))
+        with translate_redis_errors("store response"):
+            await self._redis.set(self._name(tenant, response_id), msgspec.json.encode(stored), px=ttl_ms)
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        with translate_redis_errors("delete stored response"):
+            return bool(await self._redis.delete(self._name(tenant, response_id)))
+
+    async def close(self) -> None:
+        if not self._close_client:
+            return
+        with translate_redis_errors("close"):
+            await self._redis.aclose()
