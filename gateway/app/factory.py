@@ -23,6 +23,7 @@ from gateway.http.error_rendering import handle_exception
 from gateway.http.fast_path import InferenceASGI
 from gateway.http.request_observer import RequestObserver
 from gateway.http.routes import admin_routes, keys_routes, openai_routes, routing_routes
+from gateway.http.routes.anthropic import anthropic_routes
 from gateway.http.routes.feedback import feedback_routes
 from gateway.http.routes.health import health_routes
 from gateway.http.routes.mobile import mobile_routes
@@ -90,6 +91,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
+                        *anthropic_routes(runtimes, authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
+from gateway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES
 from gateway.surfaces.base import Surface
 from gateway.surfaces.chat_completions import CHAT_COMPLETIONS
 from gateway.surfaces.completions import COMPLETIONS
 from gateway.surfaces.embeddings import EMBEDDINGS
 
-BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS)
+BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, ANTHROPIC_MESSAGES)
 """Every surface the gateway serves; a new surface is added here."""
 
 
