@@ -7,7 +7,8 @@ Each failure is an `InvalidRequest` whose message starts with the field's path t
 it (`messages.0.content.1.type: ...`: its errors have no `param`), and whose `param` is that path too.
 
 Ignored on purpose (they change how Anthropic bills or caches a prompt, never the answer, and Claude
-Code sends them on every request): `cache_control` on system blocks, content blocks and tools. Past
+Code sends them on every request): `cache_control` at the top level and on system blocks, content blocks
+and tools. Past
 turns' `thinking` and `redacted_thinking` blocks are accepted (Anthropic itself leaves them out of the
 context); `thinking` may be given only as `{"type": "disabled"}`.
 """
@@ -21,7 +22,8 @@ from gateway.errors import InvalidRequest
 Body = dict[str, Any]
 
 _TOP_LEVEL = frozenset({"model", "max_tokens", "messages", "system", "tools", "tool_choice", "stop_sequences",
-                        "temperature", "top_p", "top_k", "stream", "metadata", "thinking"})
+                        "temperature", "top_p", "top_k", "stream", "metadata", "thinking", "output_config",
+                        "cache_control"})
 _TEXT_BLOCK = frozenset({"type", "text", "cache_control", "citations"})
 _IMAGE_BLOCK = frozenset({"type", "source", "cache_control"})
 _TOOL_USE_BLOCK = frozenset({"type", "id", "name", "input", "cache_control"})
@@ -224,7 +226,24 @@ def _check_options(body: Body) -> None:
         user = metadata.get("user_id")
         if user is not None and not isinstance(user, str):
             raise refuse("metadata.user_id", "Input should be a string", "invalid_type")
+    _check_output_config(body.get("output_config"))
     thinking = body.get("thinking")
     if thinking is not None and (not isinstance(thinking, dict) or thinking.get("type") != "disabled"):
         raise refuse("thinking", "Extended thinking cannot be translated for chat completions workers; leave "
                                  "`thinking` out or send {\"type\": \"disabled\"}", "unsupported_parameter")
+
+
+def _check_output_config(config: object) -> None:
+    """`output_config`: a JSON schema `format` is carried (as `response_format`); `effort` is not."""
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise refuse("output_config", "Input should be an object", "invalid_type")
+    _check_fields(config, "output_config", frozenset({"format", "effort"}))
+    if config.get("effort") is not None:
+        raise refuse("output_config.effort", "Effort cannot be translated for chat completions workers",
+                     "unsupported_parameter")
+    form = config.get("format")
+    if form is not None and (not isinstance(form, dict) or form.get("type") != "json_schema"
+                             or not isinstance(form.get("schema"), dict)):
+        raise refuse("output_config.format", "Input should be {\"type\": \"json_schema\", \"schema\": {...}}")

@@ -13,6 +13,7 @@ worker is sent (native Messages pass-through to workers that speak it comes late
     stop_sequences            `stop`
     temperature, top_p, top_k as they are (vLLM and llama.cpp read `top_k`)
     metadata.user_id          `user` (session affinity keys on it)
+    output_config.format      `response_format` of type `json_schema` (named "output")
     stream                    `stream`, with `stream_options.include_usage` (the usage ends the stream)
 """
 
@@ -55,6 +56,10 @@ def messages_to_chat(body: Body) -> Body:
     metadata = body.get("metadata")
     if metadata and metadata.get("user_id"):
         chat["user"] = metadata["user_id"]
+    config = body.get("output_config")
+    if config and config.get("format"):
+        chat["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": config["format"]["schema"]}}
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
