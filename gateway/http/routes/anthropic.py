@@ -20,16 +20,22 @@ from gateway.auth.authenticator import Authenticator
 from gateway.errors import PermissionDenied
 from gateway.http.callers import caller_of
 from gateway.http.error_rendering import error_for, error_response
+from gateway.http.openapi_bodies import json_body, with_body
 from gateway.http.request_observer import record_of
 from gateway.inference.model_selection import choose_model
 from gateway.surfaces import ANTHROPIC_MESSAGES
 from gateway.workers.active_catalog import CatalogHolder
 
+COUNT_TOKENS = "/v1/messages/count_tokens"
 _encode = msgspec.json.Encoder().encode
+_BODY = json_body({**ANTHROPIC_MESSAGES.doc.schema, "required": ["model", "messages"]},
+                  {"model": "chat", "messages": [{"role": "user", "content": "Say hello"}]},
+                  description="A Messages request without `max_tokens`, checked like one.")
 
 
 def anthropic_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
-    @post("/v1/messages/count_tokens", status_code=200, summary="Count the tokens of a message (an estimate)")
+    @post(COUNT_TOKENS, status_code=200, summary="Count the tokens of a message (an estimate)",
+          operation_class=with_body(_BODY))
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
         record = record_of(request.scope)
         record.endpoint = "messages/count_tokens"
