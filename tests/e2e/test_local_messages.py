@@ -13,7 +13,6 @@ from routing.catalog import parse_catalog
 from testkit.loopback import free_port
 from tests.conftest import start_gateway
 from tests.e2e.test_local_worker import CATALOG
-from tests.servers import ServerThread
 
 pytestmark = pytest.mark.e2e
 

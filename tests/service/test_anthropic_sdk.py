@@ -210,3 +210,30 @@ def test_the_log_line_and_metrics_name_the_surface(vllm_sim: SimulatorThread) ->
     [line] = [e for e in logs if e.get("request_id") == "msg-log-1" and e["event"] == "request"]
     assert line["path"] == "/v1/messages" and line["status"] == 200 and line["tokens_out"] > 0
     assert 'llm_gateway_requests_total{endpoint="messages"' in metrics
+
+
+def test_a_request_shaped_as_claude_code_sends_it(gateway: ServerThread, sim: SimulatorThread) -> None:
+    """Claude Code's shape: `?beta=true`, beta and version headers, cache_control on system, blocks and
+    tools, temperature 1, metadata.user_id, streamed."""
+    ephemeral = {"type": "ephemeral"}
+    schema = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"],
+              "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}
+    body = {"model": "chat", "max_tokens": 4000, "temperature": 1, "stream": True,
+            "metadata": {"user_id": "user_1_account__session_2"},
+            "system": [{"type": "text", "text": "You are a coding agent.", "cache_control": ephemeral}],
+            "tools": [{"name": "Bash", "description": "Run a command", "input_schema": schema,
+                       "cache_control": ephemeral}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>Be careful.</system-reminder>"},
+                {"type": "text", "text": "List the files", "cache_control": ephemeral}]}]}
+    headers = {"x-api-key": "k", "anthropic-version": "2023-06-01",
+               "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"}
+    with httpx.stream("POST", gateway.url + "/v1/messages?beta=true", json=body, headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        names = [line[7:] for line in response.iter_lines() if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    [sent] = _worker_bodies(sim)
+    assert sent["messages"][0] == {"role": "system", "content": "You are a coding agent."}
+    assert sent["messages"][1]["content"] == "<system-reminder>Be careful.</system-reminder>\nList the files"
+    assert sent["tools"][0]["function"]["parameters"] == schema and sent["user"] == "user_1_account__session_2"
+    assert "cache_control" not in json.dumps(sent)

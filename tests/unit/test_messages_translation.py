@@ -72,6 +72,8 @@ def _request(**fields: Any) -> dict[str, Any]:
     (_request(metadata={"user_id": "u", "tier": "gold"}), "metadata.tier"),
     (_request(thinking={"type": "enabled", "budget_tokens": 1024}), "thinking"),
     (_request(service_tier="auto"), "service_tier"),
+    (_request(output_config={"effort": "high"}), "output_config.effort"),
+    (_request(output_config={"format": {"type": "regex", "pattern": "a+"}}), "output_config.format"),
     (_request(system=[{"type": "image", "source": {}}]), "system.0.type"),
 ])
 def test_refusals_name_the_field_the_way_anthropic_does(body: dict[str, Any], path: str) -> None:
@@ -142,6 +144,15 @@ def test_a_conversation_with_tools_translates_turn_by_turn() -> None:
     ({"type": "tool", "name": "f"}, {"type": "function", "function": {"name": "f"}})])
 def test_tool_choices(choice: dict[str, Any], expected: object) -> None:
     assert _decode(_request(tool_choice=choice)).body["tool_choice"] == expected
+
+
+def test_a_json_schema_output_format_becomes_the_response_format() -> None:
+    schema = {"type": "object", "properties": {"tip": {"type": "string"}}}
+    request = _decode(_request(output_config={"format": {"type": "json_schema", "schema": schema}},
+                               cache_control={"type": "ephemeral"}))
+    assert request.body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output",
+                                                                                      "schema": schema}}
+    assert "cache_control" not in request.body
 
 
 def test_routing_sees_the_same_text_as_for_chat() -> None:
