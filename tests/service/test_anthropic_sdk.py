@@ -113,6 +113,10 @@ def test_errors_are_anthropics(gateway: ServerThread, headers: dict[str, str]) -
     assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found_error"
     garbled = httpx.post(url, headers=headers, content=b"{not json")
     assert garbled.status_code == 400 and garbled.json()["type"] == "error"
+    for path in (url, url + "/count_tokens"):  # litestar's own refusals take the surface's shape too
+        wrong_method = httpx.get(path, headers=headers)
+        assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "invalid_request_error"
+    assert "param" in httpx.get(gateway.url + "/v1/chat/completions", headers=headers).json()["error"]
 
 
 def test_sdk_errors(client: anthropic.Anthropic) -> None:
@@ -237,3 +241,14 @@ def test_a_request_shaped_as_claude_code_sends_it(gateway: ServerThread, sim: Si
     assert sent["messages"][1]["content"] == "<system-reminder>Be careful.</system-reminder>\nList the files"
     assert sent["tools"][0]["function"]["parameters"] == schema and sent["user"] == "user_1_account__session_2"
     assert "cache_control" not in json.dumps(sent)
+
+
+def test_leaving_a_messages_stream_closes_the_workers(gateway: ServerThread, sim: SimulatorThread) -> None:
+    body = {"model": "slow", "max_tokens": 50, "stream": True, "messages": HELLO}
+    with httpx.stream("POST", gateway.url + "/v1/messages", json=body) as response:
+        for line in response.iter_lines():
+            if line == "event: content_block_delta":
+                break  # leave after the first token
+    assert sim.wait_for(lambda rs: any(r.model == "slow" and r.disconnected for r in rs), timeout=5)
+    [record] = [r for r in sim.records if r.model == "slow"]
+    assert len(record.chunk_times) < 20  # it stopped long before its 50 tokens
