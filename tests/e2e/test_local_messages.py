@@ -51,3 +51,10 @@ def test_count_tokens_and_errors_with_the_real_model(client: anthropic.Anthropic
     assert client.messages.count_tokens(model="smollm2", messages=[{"role": "user", "content": "Hi"}]).input_tokens
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="claude-sonnet-4-5", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+
+
+def test_a_prompt_beyond_the_workers_context_is_the_clients_400(client: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="smollm2", max_tokens=8,
+                               messages=[{"role": "user", "content": "tell me more " * 2000}])
+    assert caught.value.body["type"] == "error"  # type: ignore[index]
