@@ -170,13 +170,8 @@ def _check_tool_result(block: Body, where: str) -> None:
     if is_error is not None and not isinstance(is_error, bool):
         raise refuse(f"{where}.is_error", "Input should be a boolean", "invalid_type")
     content = block.get("content")
-    if content is None or isinstance(content, str):
-        return
-    _check_blocks(content, f"{where}.content", frozenset({"text", "image"}))
-    for k, part in enumerate(content):
-        if part["type"] == "image":  # chat completions' tool messages hold text only
-            raise refuse(f"{where}.content.{k}", "Images in tool results cannot be translated for chat "
-                                                 "completions workers", "unsupported_parameter")
+    if content is not None and not isinstance(content, str):
+        _check_blocks(content, f"{where}.content", frozenset({"text", "image"}))
 
 
 def _check_tools(tools: object) -> None:

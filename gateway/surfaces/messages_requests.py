@@ -6,7 +6,9 @@ worker is sent (native Messages pass-through to workers that speak it comes late
     image blocks              `image_url` parts (a `data:` URL for base64 sources)
     tool_use (assistant)      `tool_calls`, the arguments the JSON text of `input`
     tool_result (user)        `role: tool` messages, in order, before the rest of that user turn;
-                              `is_error` prefixes the text with "Error: " (chat has no such flag)
+                              `is_error` prefixes the text with "Error: " (chat has no such flag);
+                              their images open the user message that follows (chat's tool
+                              messages hold text only)
     thinking blocks (past)    left out, as Anthropic leaves them out of the context
     tools, tool_choice        function tools (`parameters` = `input_schema`); auto, required, a named
                               function, none; `disable_parallel_tool_use` → `parallel_tool_calls: false`
@@ -67,11 +69,18 @@ def messages_to_chat(body: Body) -> Body:
 
 
 def _user_turn(content: str | list[Body]) -> list[Body]:
-    """A user message: its tool results as tool messages first, then the rest (if any) as one message."""
+    """A user message: its tool results as tool messages first, then the rest (if any) as one message,
+    the tool results' images first."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
-    turn = [_tool_message(block) for block in content if block["type"] == "tool_result"]
-    rest = [block for block in content if block["type"] != "tool_result"]
+    turn, rest = [], []
+    for block in content:
+        if block["type"] == "tool_result":
+            turn.append(_tool_message(block))
+            results = block.get("content")
+            if isinstance(results, list):
+                rest += [part for part in results if part["type"] == "image"]
+    rest += [block for block in content if block["type"] != "tool_result"]
     if rest or not turn:
         turn.append({"role": "user", "content": _content(rest)})
     return turn
@@ -94,7 +103,8 @@ def _part(block: Body) -> Body:
 
 def _tool_message(block: Body) -> Body:
     content = block.get("content")
-    text = content if isinstance(content, str) else "\n".join(part["text"] for part in content or ())
+    text = content if isinstance(content, str) else \
+        "\n".join(part["text"] for part in content or () if part["type"] == "text")
     if block.get("is_error"):
         text = "Error: " + text
     return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}

@@ -60,7 +60,7 @@ def _request(**fields: Any) -> dict[str, Any]:
     (_request(messages=[{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f"}]}]),
      "messages.0.content.0.input"),
     (_request(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [
-        {"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}]}]}]), "messages.0.content.0.content.0"),
+        {"type": "image", "source": {"type": "file"}}]}]}]), "messages.0.content.0.content.0.source.type"),
     (_request(messages=[{"role": "user", "content": [{"type": "text", "text": "a", "citations": [{"x": 1}]}]}]),
      "messages.0.content.0.citations"),
     (_request(tools=[{"name": "f"}]), "tools.0.input_schema"),
@@ -137,6 +137,18 @@ def test_a_conversation_with_tools_translates_turn_by_turn() -> None:
                                                     "description": "The weather"}}],
         "tool_choice": "required", "parallel_tool_calls": False, "stop": ["END"], "user": "user-7",
         "stream": True, "stream_options": {"include_usage": True}}
+
+
+def test_images_of_tool_results_follow_the_tool_messages() -> None:
+    picture = {"type": "image", "source": {"type": "url", "url": "https://example.com/shot.png"}}
+    request = _decode(_request(messages=[{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "Screenshot:"}, picture]},
+        {"type": "tool_result", "tool_use_id": "t2", "content": [picture]}]}]))
+    image_part = {"type": "image_url", "image_url": {"url": "https://example.com/shot.png"}}
+    assert request.body["messages"] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "Screenshot:"},
+        {"role": "tool", "tool_call_id": "t2", "content": ""},
+        {"role": "user", "content": [image_part, image_part]}]
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
