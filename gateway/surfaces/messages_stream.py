@@ -63,8 +63,8 @@ class _Translation:
         """Content blocks started so far (the next one's index)."""
         self._open: str | None = None
         """The open block's kind: "text", "tool_use" or None."""
-        self._tool: object = None
-        """The OpenAI index of the tool call the open `tool_use` block holds."""
+        self._tool: tuple[object, object] = (None, None)
+        """The OpenAI index and id of the tool call the open `tool_use` block holds."""
         self._finish: object = None
         self._matched: object = None
         self._usage: object = None
@@ -111,13 +111,13 @@ class _Translation:
 
     def _tool_call(self, call: Body) -> list[bytes]:
         out = []
-        index = call.get("index", 0)
+        key = (call.get("index", 0), call.get("id") or self._tool[1])  # some workers repeat the id, some omit it
         function = call.get("function") or {}
-        if self._open != "tool_use" or index != self._tool:
+        if self._open != "tool_use" or key != self._tool:
             block: Body = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12),
                            "name": function.get("name") or "", "input": {}}
             out.append(self._begin(block, "tool_use"))
-            self._tool = index
+            self._tool = key
         arguments = function.get("arguments")
         if arguments:
             out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))

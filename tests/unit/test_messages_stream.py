@@ -108,6 +108,17 @@ async def test_text_then_a_whole_tool_call_in_one_chunk() -> None:
     assert [data["index"] for name, data in events if name == "content_block_stop"] == [0, 1]
 
 
+async def test_calls_that_share_an_index_but_not_an_id_are_two_blocks() -> None:
+    calls = [{"index": 0, "id": f"call_{n}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+             for n in (1, 2)]
+    repeated = {"index": 0, "id": "call_1", "function": {"arguments": ""}}
+    events, _ = await _translated([_chunk({"role": "assistant", "content": ""}), _chunk({"tool_calls": calls[:1]}),
+                                   _chunk({"tool_calls": [repeated]}), _chunk({"tool_calls": calls[1:]}, "tool_calls"),
+                                   _usage(5, 7), DONE])
+    ids = [data["content_block"]["id"] for name, data in events if name == "content_block_start"]
+    assert ids == ["call_1", "call_2"]
+
+
 async def test_the_relays_error_event_becomes_anthropics_error_event_without_message_stop() -> None:
     error = {"error": {"message": "worker 'w' broke off the stream (ServerDisconnectedError)", "type": "api_error",
                        "param": None, "code": "worker_unreachable"}}
