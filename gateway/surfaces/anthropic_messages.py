@@ -48,10 +48,12 @@ _DOC = RequestDoc(
 
 @dataclass(slots=True)
 class MessagesRequest(InferenceRequest):
-    """A Messages request on its way: the translated body, and the model name the client asked for (the
-    forwarder rewrites the body's to the worker's, and Anthropic's answers name the client's)."""
+    """A Messages request on its way: the translated body, the model name the client asked for (the
+    forwarder rewrites the body's to the worker's, and Anthropic's answers name the client's), and
+    whether it enabled `thinking` (the worker's reasoning is then returned as thinking blocks)."""
 
     client_model: str = ""
+    thinking: bool = False
 
 
 class AnthropicMessages(ChatCompletions):
@@ -63,8 +65,11 @@ class AnthropicMessages(ChatCompletions):
     worker_name = "chat/completions"
 
     def decode(self, raw: bytes) -> InferenceRequest:
-        request = super().decode(raw)
-        return MessagesRequest(self, request.body, request.stream, client_model=request.body.get("model") or "")
+        body = decode_object(raw)
+        request = self.decode_body(body)
+        thinking = body.get("thinking")
+        return MessagesRequest(self, request.body, request.stream, client_model=request.body.get("model") or "",
+                               thinking=isinstance(thinking, dict) and thinking.get("type") != "disabled")
 
     def decode_count(self, raw: bytes) -> InferenceRequest:
         """A `/v1/messages/count_tokens` body (a Messages request without `max_tokens`), checked and
@@ -83,13 +88,17 @@ class AnthropicMessages(ChatCompletions):
         return messages_to_chat(body)
 
     def encode_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
-        return encode_message(answer, _model_of(request), request.body.get("stop"))
+        return encode_message(answer, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
-        return messages_stream(events, _model_of(request), request.body.get("stop"))
+        return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
 
     def error_body(self, error: GatewayError) -> Body:
         return error_of(error)
+
+
+def _thinks(request: InferenceRequest) -> bool:
+    return isinstance(request, MessagesRequest) and request.thinking
 
 
 def _model_of(request: InferenceRequest) -> str:

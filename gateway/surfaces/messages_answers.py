@@ -9,6 +9,8 @@ answers and streams (`messages_stream`) share.
                     arguments that are not a JSON object, {"invalid_json_arguments": "<their text>"}
                     (the client's tool then fails visibly rather than the whole answer)
     usage           prompt_tokens → input_tokens, completion_tokens → output_tokens
+    reasoning       a worker's `reasoning_content` (or `reasoning`) as a first `thinking` block (its
+                    `signature` empty: no worker signs), when the request enabled `thinking`
 """
 
 from __future__ import annotations
@@ -80,13 +82,22 @@ def usage_of(usage: object) -> Body:
     return {"input_tokens": usage.get("prompt_tokens") or 0, "output_tokens": usage.get("completion_tokens") or 0}
 
 
-def encode_message(answer: bytes, model: str, stop_sequences: object) -> bytes:
-    """The whole chat completions `answer` as Anthropic's message (`model`: what the client asked for)."""
+def reasoning_of(message: Body) -> object:
+    """The reasoning text of a chat message or delta (`reasoning_content`, vLLM's newer `reasoning`)."""
+    return message.get("reasoning_content") or message.get("reasoning")
+
+
+def encode_message(answer: bytes, model: str, stop_sequences: object, *, thinking: bool) -> bytes:
+    """The whole chat completions `answer` as Anthropic's message (`model`: what the client asked for;
+    `thinking`: the client enabled it, so the worker's reasoning is returned)."""
     chat = _decode(answer)
     choices = chat.get("choices") or [{}]
     choice = choices[0]
     message = choice.get("message") or {}
     content: list[Body] = []
+    reasoning = reasoning_of(message) if thinking else None
+    if isinstance(reasoning, str):
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})

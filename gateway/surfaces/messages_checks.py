@@ -10,7 +10,9 @@ Ignored on purpose (they change how Anthropic bills or caches a prompt, never th
 Code sends them on every request): `cache_control` at the top level and on system blocks, content blocks
 and tools. Past
 turns' `thinking` and `redacted_thinking` blocks are accepted (Anthropic itself leaves them out of the
-context); `thinking` may be given only as `{"type": "disabled"}`.
+context). `thinking` (`enabled`, `adaptive` or `disabled`, which Claude Code sends on every request) is
+accepted: it decides whether the worker's reasoning is returned, and `budget_tokens` cannot be carried
+(the worker's model decides how long it reasons).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _TOOL_USE_BLOCK = frozenset({"type", "id", "name", "input", "cache_control"})
 _TOOL_RESULT_BLOCK = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
 _TOOL = frozenset({"type", "name", "description", "input_schema", "cache_control"})
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
+THINKING_TYPES = ("enabled", "adaptive", "disabled")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 _PAST_THINKING = frozenset({"thinking", "redacted_thinking"})
 """Block types of an assistant's past reasoning, which Anthropic leaves out of the context too."""
 
@@ -223,21 +227,25 @@ def _check_options(body: Body) -> None:
             raise refuse("metadata.user_id", "Input should be a string", "invalid_type")
     _check_output_config(body.get("output_config"))
     thinking = body.get("thinking")
-    if thinking is not None and (not isinstance(thinking, dict) or thinking.get("type") != "disabled"):
-        raise refuse("thinking", "Extended thinking cannot be translated for chat completions workers; leave "
-                                 "`thinking` out or send {\"type\": \"disabled\"}", "unsupported_parameter")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
+            raise refuse("thinking.type", f"Input should be one of {', '.join(THINKING_TYPES)}")
+        budget = thinking.get("budget_tokens")
+        if budget is not None and type(budget) is not int:
+            raise refuse("thinking.budget_tokens", "Input should be an integer", "invalid_type")
 
 
 def _check_output_config(config: object) -> None:
-    """`output_config`: a JSON schema `format` is carried (as `response_format`); `effort` is not."""
+    """`output_config`: a JSON schema `format` (carried as `response_format`), an `effort` (as
+    `reasoning_effort`)."""
     if config is None:
         return
     if not isinstance(config, dict):
         raise refuse("output_config", "Input should be an object", "invalid_type")
     _check_fields(config, "output_config", frozenset({"format", "effort"}))
-    if config.get("effort") is not None:
-        raise refuse("output_config.effort", "Effort cannot be translated for chat completions workers",
-                     "unsupported_parameter")
+    effort = config.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise refuse("output_config.effort", f"Input should be one of {', '.join(EFFORTS)}")
     form = config.get("format")
     if form is not None and (not isinstance(form, dict) or form.get("type") != "json_schema"
                              or not isinstance(form.get("schema"), dict)):

@@ -16,6 +16,7 @@ worker is sent (native Messages pass-through to workers that speak it comes late
     temperature, top_p, top_k as they are (vLLM and llama.cpp read `top_k`)
     metadata.user_id          `user` (session affinity keys on it)
     output_config.format      `response_format` of type `json_schema` (named "output")
+    output_config.effort      `reasoning_effort` (xhigh and max: high, chat's highest)
     stream                    `stream`, with `stream_options.include_usage` (the usage ends the stream)
 """
 
@@ -29,6 +30,7 @@ Body = dict[str, Any]
 _encode = msgspec.json.Encoder().encode
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+_EFFORT = {"xhigh": "high", "max": "high"}
 _COPIED = ("model", "max_tokens", "temperature", "top_p", "top_k")
 
 
@@ -62,6 +64,8 @@ def messages_to_chat(body: Body) -> Body:
     if config and config.get("format"):
         chat["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "output", "schema": config["format"]["schema"]}}
+    if config and config.get("effort"):
+        chat["reasoning_effort"] = _EFFORT.get(config["effort"], config["effort"])
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

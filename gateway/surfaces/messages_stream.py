@@ -4,7 +4,9 @@ events, chunk by chunk as they come:
     message_start, ping           at the worker's first chunk (input_tokens 0: the worker says the
                                   prompt's size at the end, and message_delta carries it)
     content_block_start / _delta  a text block (`text_delta`) for content, a `tool_use` block
-    / _stop                       (`input_json_delta` pieces of its arguments) for each tool call
+    / _stop                       (`input_json_delta` pieces of its arguments) for each tool call, a
+                                  `thinking` block (`thinking_delta`) for reasoning when the client
+                                  enabled `thinking`
     message_delta, message_stop   at `[DONE]`: stop_reason, stop_sequence, usage
     error                         when the relay's stream carries its error event (the worker broke
                                   off, stalled, cut its answer, ...) or ends without `[DONE]`: never a
@@ -22,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.surfaces.messages_answers import anthropic_error, message_id, stop_reason, usage_of
+from gateway.surfaces.messages_answers import anthropic_error, message_id, reasoning_of, stop_reason, usage_of
 
 Body = dict[str, Any]
 _decode = msgspec.json.Decoder().decode
@@ -53,16 +55,18 @@ def error_event(error: object) -> bytes:
 class _Translation:
     """The state of one stream's translation: the open content block and what ends the message."""
 
-    __slots__ = ("_blocks", "_finish", "_matched", "_model", "_open", "_stops", "_tool", "_usage", "started")
+    __slots__ = ("_blocks", "_finish", "_matched", "_model", "_open", "_stops", "_thinking", "_tool", "_usage",
+                 "started")
 
-    def __init__(self, model: str, stop_sequences: object) -> None:
+    def __init__(self, model: str, stop_sequences: object, thinking: bool) -> None:
         self._model = model
         self._stops = stop_sequences
+        self._thinking = thinking
         self.started = False
         self._blocks = 0
         """Content blocks started so far (the next one's index)."""
         self._open: str | None = None
-        """The open block's kind: "text", "tool_use" or None."""
+        """The open block's kind: "thinking", "text", "tool_use" or None."""
         self._tool: tuple[object, object] = (None, None)
         """The OpenAI index and id of the tool call the open `tool_use` block holds."""
         self._finish: object = None
@@ -78,6 +82,11 @@ class _Translation:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            reasoning = reasoning_of(delta) if self._thinking else None
+            if reasoning:
+                if self._open != "thinking":
+                    out.append(self._begin({"type": "thinking", "thinking": "", "signature": ""}, "thinking"))
+                out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
             text = delta.get("content")
             if text:
                 if self._open != "text":
@@ -138,10 +147,12 @@ class _Translation:
         return sse("content_block_stop", {"type": "content_block_stop", "index": self._blocks - 1})
 
 
-async def messages_stream(events: AsyncIterator[bytes], model: str, stop_sequences: object) -> AsyncIterator[bytes]:
-    """The Messages stream of a chat completions stream's `events` (`model`: what the client asked for).
-    Closing this closes `events` (the worker's connection)."""
-    translation = _Translation(model, stop_sequences)
+async def messages_stream(events: AsyncIterator[bytes], model: str, stop_sequences: object, *, thinking: bool
+                          ) -> AsyncIterator[bytes]:
+    """The Messages stream of a chat completions stream's `events` (`model`: what the client asked for;
+    `thinking`: the worker's reasoning is passed on). Closing this closes `events` (the worker's
+    connection)."""
+    translation = _Translation(model, stop_sequences, thinking)
     try:
         async for event in events:
             if event == _DONE:

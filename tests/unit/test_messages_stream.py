@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.surfaces import ANTHROPIC_MESSAGES
+from gateway.surfaces import ANTHROPIC_MESSAGES, InferenceRequest
 
 DONE = b"data: [DONE]\n\n"
 REQUEST = ANTHROPIC_MESSAGES.decode(msgspec.json.encode(
@@ -46,9 +46,10 @@ class _Recorded:
         self.closed = True
 
 
-async def _translated(events: list[bytes]) -> tuple[list[tuple[str, dict[str, Any]]], _Recorded]:
+async def _translated(events: list[bytes], request: InferenceRequest = REQUEST
+                      ) -> tuple[list[tuple[str, dict[str, Any]]], _Recorded]:
     source = _Recorded(events)
-    out = b"".join([piece async for piece in ANTHROPIC_MESSAGES.encode_stream(source, REQUEST)])
+    out = b"".join([piece async for piece in ANTHROPIC_MESSAGES.encode_stream(source, request)])
     parsed = []
     for block in out.decode().strip().split("\n\n"):
         name, data = block.split("\n")
@@ -72,6 +73,25 @@ async def test_text_streams_as_one_text_block() -> None:
     assert events[6][1] == {"type": "message_delta", "delta": {"stop_reason": "stop_sequence", "stop_sequence": "END"},
                             "usage": {"input_tokens": 12, "output_tokens": 2}}
     assert source.closed
+
+
+async def test_reasoning_streams_as_a_thinking_block_when_thinking_is_enabled() -> None:
+    recorded = [_chunk({"role": "assistant", "content": ""}), _chunk({"reasoning_content": "Six times"}),
+                _chunk({"reasoning_content": " seven."}), _chunk({"content": "42"}), _chunk({}, "stop"),
+                _usage(9, 4), DONE]
+    thinking = ANTHROPIC_MESSAGES.decode(msgspec.json.encode(
+        {"model": "m", "max_tokens": 64, "stream": True, "thinking": {"type": "adaptive"},
+         "messages": [{"role": "user", "content": "6*7?"}]}))
+    events, _ = await _translated(recorded, thinking)
+    blocks = [(name, data.get("content_block") or data.get("delta")) for name, data in events
+              if name in ("content_block_start", "content_block_delta")]
+    assert blocks == [("content_block_start", {"type": "thinking", "thinking": "", "signature": ""}),
+                      ("content_block_delta", {"type": "thinking_delta", "thinking": "Six times"}),
+                      ("content_block_delta", {"type": "thinking_delta", "thinking": " seven."}),
+                      ("content_block_start", {"type": "text", "text": ""}),
+                      ("content_block_delta", {"type": "text_delta", "text": "42"})]
+    plain, _ = await _translated(recorded)
+    assert [data["content_block"]["type"] for name, data in plain if name == "content_block_start"] == ["text"]
 
 
 async def test_streamed_tool_call_pieces_become_input_json_deltas() -> None:

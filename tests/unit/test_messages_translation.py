@@ -70,9 +70,10 @@ def _request(**fields: Any) -> dict[str, Any]:
     (_request(stop_sequences="END"), "stop_sequences"),
     (_request(top_k=-1), "top_k"),
     (_request(metadata={"user_id": "u", "tier": "gold"}), "metadata.tier"),
-    (_request(thinking={"type": "enabled", "budget_tokens": 1024}), "thinking"),
+    (_request(thinking={"type": "sometimes"}), "thinking.type"),
+    (_request(thinking={"type": "enabled", "budget_tokens": "lots"}), "thinking.budget_tokens"),
     (_request(service_tier="auto"), "service_tier"),
-    (_request(output_config={"effort": "high"}), "output_config.effort"),
+    (_request(output_config={"effort": "extreme"}), "output_config.effort"),
     (_request(output_config={"format": {"type": "regex", "pattern": "a+"}}), "output_config.format"),
     (_request(system=[{"type": "image", "source": {}}]), "system.0.type"),
 ])
@@ -158,6 +159,11 @@ def test_tool_choices(choice: dict[str, Any], expected: object) -> None:
     assert _decode(_request(tool_choice=choice)).body["tool_choice"] == expected
 
 
+@pytest.mark.parametrize(("effort", "expected"), [("low", "low"), ("high", "high"), ("max", "high")])
+def test_effort_becomes_the_reasoning_effort(effort: str, expected: str) -> None:
+    assert _decode(_request(output_config={"effort": effort})).body["reasoning_effort"] == expected
+
+
 def test_a_json_schema_output_format_becomes_the_response_format() -> None:
     schema = {"type": "object", "properties": {"tip": {"type": "string"}}}
     request = _decode(_request(output_config={"format": {"type": "json_schema", "schema": schema}},
@@ -204,6 +210,16 @@ def test_a_text_answer() -> None:
         "content": [{"type": "text", "text": "Hi there"}], "stop_reason": "end_turn", "stop_sequence": None,
         "usage": {"input_tokens": 11, "output_tokens": 5}}
     assert _encoded(_answer({"content": "Hi"}, "length"))["stop_reason"] == "max_tokens"
+
+
+def test_reasoning_is_a_thinking_block_when_the_client_enabled_thinking() -> None:
+    answer = _answer({"content": "42", "reasoning_content": "Six times seven."}, "stop")
+    thinking = _encoded(answer, thinking={"type": "adaptive", "budget_tokens": 0})
+    assert thinking["content"] == [{"type": "thinking", "thinking": "Six times seven.", "signature": ""},
+                                   {"type": "text", "text": "42"}]
+    for off in ({}, {"thinking": {"type": "disabled"}}):
+        assert _encoded(answer, **off)["content"] == [{"type": "text", "text": "42"}]
+    assert "thinking" not in _decode(_request(thinking={"type": "enabled", "budget_tokens": 2048})).body
 
 
 def test_a_stop_sequence_is_told_when_the_worker_says_which() -> None:

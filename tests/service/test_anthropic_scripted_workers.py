@@ -1,6 +1,7 @@
-"""A tool-use round trip with the anthropic SDK through the gateway, against a worker that calls a tool as
-vLLM streams it (the call's id and name first, then its arguments in pieces): the tool_use block, whole
-and streamed as input_json_delta pieces, then the tool_result sent back as chat's tool message."""
+"""The anthropic SDK through the gateway against scripted workers doing what the simulator does not: a
+tool-use round trip with a worker that calls a tool as vLLM streams it (the call's id and name first,
+then its arguments in pieces): the tool_use block, whole and streamed as input_json_delta pieces, then
+the tool_result sent back as chat's tool message; and a reasoning worker's thinking blocks."""
 
 from __future__ import annotations
 
@@ -101,3 +102,33 @@ def test_the_tool_result_goes_back_as_a_tool_message(client: anthropic.Anthropic
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_7", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]},
         {"role": "tool", "tool_call_id": "call_7", "content": "Rain, 4 C"}]
+
+
+def _reasoning(raw: bytes) -> Answer:
+    """A worker that reasons before answering (llama.cpp's `reasoning_content`), streamed or whole."""
+    if not json.loads(raw).get("stream"):
+        whole = {"id": "chatcmpl-r", "object": "chat.completion", "model": "m", "usage": _USAGE, "choices": [
+            {"index": 0, "finish_reason": "stop",
+             "message": {"role": "assistant", "content": "42", "reasoning_content": "Six times seven."}}]}
+        return 200, [(b"content-type", b"application/json")], [json.dumps(whole).encode()]
+    pieces = [_delta({"role": "assistant", "content": ""}), _delta({"reasoning_content": "Six times"}),
+              _delta({"reasoning_content": " seven."}), _delta({"content": "42"}), _delta({}, "stop"),
+              _sse({"choices": [], "usage": _USAGE}), b"data: [DONE]\n\n"]
+    return 200, [(b"content-type", b"text/event-stream")], pieces
+
+
+def test_a_reasoning_workers_thinking_blocks() -> None:
+    with ServerThread(answering_worker(_reasoning)) as worker, \
+            start_gateway(catalog_yaml([("thinker", worker.url)])) as gateway, \
+            anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0) as sdk:
+        whole = sdk.messages.create(model="chat", max_tokens=64, messages=ASK,
+                                    thinking={"type": "enabled", "budget_tokens": 1024})
+        with sdk.messages.stream(model="chat", max_tokens=64, messages=ASK,
+                                 thinking={"type": "enabled", "budget_tokens": 1024}) as stream:
+            streamed = stream.get_final_message()
+        plain = sdk.messages.create(model="chat", max_tokens=64, messages=ASK)
+    for message in (whole, streamed):
+        assert [block.type for block in message.content] == ["thinking", "text"]
+        assert getattr(message.content[0], "thinking", None) == "Six times seven."
+        assert getattr(message.content[1], "text", None) == "42"
+    assert [block.type for block in plain.content] == ["text"]
