@@ -6,13 +6,14 @@ translation has nowhere to put it, and dropping it would answer another request 
 Each failure is an `InvalidRequest` whose message starts with the field's path the way Anthropic writes
 it (`messages.0.content.1.type: ...`: its errors have no `param`), and whose `param` is that path too.
 
-Ignored on purpose (they change how Anthropic bills or caches a prompt, never the answer, and Claude
-Code sends them on every request): `cache_control` at the top level and on system blocks, content blocks
-and tools. Past
-turns' `thinking` and `redacted_thinking` blocks are accepted (Anthropic itself leaves them out of the
-context). `thinking` (`enabled`, `adaptive` or `disabled`, which Claude Code sends on every request) is
-accepted: it decides whether the worker's reasoning is returned, and `budget_tokens` cannot be carried
-(the worker's model decides how long it reasons).
+Ignored on purpose (`IGNORED_FIELDS`, `IGNORED_TOOL_FIELDS`): hints about how Anthropic caches, bills,
+schedules, edits or reports on a prompt, which Claude Code sends on every request and no chat
+completions worker could act on (`cache_control` everywhere, `context_management`, `diagnostics`,
+`betas`, `speed`, `service_tier`, `inference_geo`; a tool's `eager_input_streaming`), and `tool_reference`
+parts of tool results (they carry no text). Past turns' `thinking` and `redacted_thinking` blocks are
+accepted (Anthropic itself leaves them out of the context). `thinking` (`enabled`, `adaptive` or
+`disabled`; Claude Code sends it on every request) is accepted: it decides whether the worker's reasoning
+is returned, and `budget_tokens` cannot be carried (the worker's model decides how long it reasons).
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from gateway.errors import InvalidRequest
 
 Body = dict[str, Any]
 
+IGNORED_FIELDS = frozenset({"cache_control", "context_management", "diagnostics", "betas", "speed", "service_tier",
+                            "inference_geo"})
+"""Top-level fields accepted and not translated: they change how Anthropic serves a prompt, not the answer."""
+IGNORED_TOOL_FIELDS = frozenset({"cache_control", "eager_input_streaming"})
 _TOP_LEVEL = frozenset({"model", "max_tokens", "messages", "system", "tools", "tool_choice", "stop_sequences",
                         "temperature", "top_p", "top_k", "stream", "metadata", "thinking", "output_config",
-                        "cache_control"})
+                        *IGNORED_FIELDS})
 _TEXT_BLOCK = frozenset({"type", "text", "cache_control", "citations"})
 _IMAGE_BLOCK = frozenset({"type", "source", "cache_control"})
 _TOOL_USE_BLOCK = frozenset({"type", "id", "name", "input", "cache_control"})
 _TOOL_RESULT_BLOCK = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
-_TOOL = frozenset({"type", "name", "description", "input_schema", "cache_control"})
+_TOOL = frozenset({"type", "name", "description", "input_schema", "strict", *IGNORED_TOOL_FIELDS})
 _TOOL_CHOICES = ("auto", "any", "tool", "none")
 THINKING_TYPES = ("enabled", "adaptive", "disabled")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
@@ -175,7 +180,7 @@ def _check_tool_result(block: Body, where: str) -> None:
         raise refuse(f"{where}.is_error", "Input should be a boolean", "invalid_type")
     content = block.get("content")
     if content is not None and not isinstance(content, str):
-        _check_blocks(content, f"{where}.content", frozenset({"text", "image"}))
+        _check_blocks(content, f"{where}.content", frozenset({"text", "image", "tool_reference"}))
 
 
 def _check_tools(tools: object) -> None:
@@ -198,6 +203,8 @@ def _check_tools(tools: object) -> None:
             raise refuse(f"{where}.description", "Input should be a string", "invalid_type")
         if not isinstance(tool.get("input_schema"), dict):
             raise refuse(f"{where}.input_schema", "Input should be an object (a JSON schema)", "invalid_type")
+        if tool.get("strict") is not None and not isinstance(tool["strict"], bool):
+            raise refuse(f"{where}.strict", "Input should be a boolean", "invalid_type")
 
 
 def _check_tool_choice(choice: object) -> None:

@@ -10,7 +10,7 @@ worker is sent (native Messages pass-through to workers that speak it comes late
                               their images open the user message that follows (chat's tool
                               messages hold text only)
     thinking blocks (past)    left out, as Anthropic leaves them out of the context
-    tools, tool_choice        function tools (`parameters` = `input_schema`); auto, required, a named
+    tools, tool_choice        function tools (`parameters` = `input_schema`, `strict`); auto, required, a named
                               function, none; `disable_parallel_tool_use` → `parallel_tool_calls: false`
     stop_sequences            `stop`
     temperature, top_p, top_k as they are (vLLM and llama.cpp read `top_k`)
@@ -131,4 +131,6 @@ def _function_tool(tool: Body) -> Body:
     function: Body = {"name": tool["name"], "parameters": tool["input_schema"]}
     if tool.get("description"):
         function["description"] = tool["description"]
+    if tool.get("strict") is not None:
+        function["strict"] = tool["strict"]
     return {"type": "function", "function": function}

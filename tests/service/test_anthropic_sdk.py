@@ -121,8 +121,8 @@ def test_errors_are_anthropics(gateway: ServerThread, headers: dict[str, str]) -
 
 def test_sdk_errors(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
-        client.messages.create(model="chat", max_tokens=5, messages=HELLO, service_tier="auto")
-    assert caught.value.body["error"]["message"].startswith("service_tier: ")  # type: ignore[index]
+        client.messages.create(model="chat", max_tokens=5, messages=HELLO, container="container_1")
+    assert caught.value.body["error"]["message"].startswith("container: ")  # type: ignore[index]
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="nope", max_tokens=5, messages=HELLO)
 
@@ -217,16 +217,18 @@ def test_the_log_line_and_metrics_name_the_surface(vllm_sim: SimulatorThread) ->
 
 def test_a_request_shaped_as_claude_code_sends_it(gateway: ServerThread, sim: SimulatorThread) -> None:
     """Claude Code's shape: `?beta=true`, beta and version headers, cache_control on system, blocks and
-    tools, adaptive thinking, temperature 1, metadata.user_id, streamed."""
-    ephemeral = {"type": "ephemeral"}
+    tools, context_management and diagnostics, adaptive thinking, temperature 1, metadata.user_id,
+    streamed."""
+    ephemeral = {"type": "ephemeral", "scope": "global"}
     schema = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"],
               "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}
     body = {"model": "chat", "max_tokens": 4000, "temperature": 1, "stream": True,
-            "thinking": {"budget_tokens": 0, "type": "adaptive"},
+            "thinking": {"budget_tokens": 0, "type": "adaptive"}, "diagnostics": {"enabled": True},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
             "metadata": {"user_id": "user_1_account__session_2"},
             "system": [{"type": "text", "text": "You are a coding agent.", "cache_control": ephemeral}],
             "tools": [{"name": "Bash", "description": "Run a command", "input_schema": schema,
-                       "cache_control": ephemeral}],
+                       "cache_control": ephemeral, "eager_input_streaming": True}],
             "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "<system-reminder>Be careful.</system-reminder>"},
                 {"type": "text", "text": "List the files", "cache_control": ephemeral}]}]}

@@ -72,7 +72,8 @@ def _request(**fields: Any) -> dict[str, Any]:
     (_request(metadata={"user_id": "u", "tier": "gold"}), "metadata.tier"),
     (_request(thinking={"type": "sometimes"}), "thinking.type"),
     (_request(thinking={"type": "enabled", "budget_tokens": "lots"}), "thinking.budget_tokens"),
-    (_request(service_tier="auto"), "service_tier"),
+    (_request(mcp_servers=[{"type": "url", "url": "https://mcp.example", "name": "m"}]), "mcp_servers"),
+    (_request(tools=[{"name": "f", "input_schema": {}, "defer_loading": True}]), "tools.0.defer_loading"),
     (_request(output_config={"effort": "extreme"}), "output_config.effort"),
     (_request(output_config={"format": {"type": "regex", "pattern": "a+"}}), "output_config.format"),
     (_request(system=[{"type": "image", "source": {}}]), "system.0.type"),
@@ -86,16 +87,24 @@ def test_refusals_name_the_field_the_way_anthropic_does(body: dict[str, Any], pa
 
 
 def test_hints_that_change_no_answer_are_accepted() -> None:
-    cached = {"type": "ephemeral"}
+    cached = {"type": "ephemeral", "scope": "global", "ttl": "1h"}
     request = _decode(_request(
+        context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        diagnostics={"enabled": True}, betas=["interleaved-thinking-2025-05-14"], speed="standard",
+        service_tier="auto", inference_geo="us", cache_control=cached,
         system=[{"type": "text", "text": "Be terse.", "cache_control": cached}],
         messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": cached}]},
                   {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"},
                                                     {"type": "text", "text": "hello"}]},
                   USER],
-        tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": cached}],
+        tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": cached,
+                "eager_input_streaming": True, "strict": True}],
         thinking={"type": "disabled"}))
-    assert "cache_control" not in msgspec.json.encode(request.body).decode()
+    sent = msgspec.json.encode(request.body).decode()
+    for hint in ("cache_control", "context_management", "diagnostics", "betas", "speed", "service_tier",
+                 "inference_geo", "eager_input_streaming"):
+        assert hint not in sent
+    assert request.body["tools"][0]["function"]["strict"] is True
     assert request.body["messages"][2] == {"role": "assistant", "content": "hello"}
 
 
@@ -144,7 +153,7 @@ def test_images_of_tool_results_follow_the_tool_messages() -> None:
     picture = {"type": "image", "source": {"type": "url", "url": "https://example.com/shot.png"}}
     request = _decode(_request(messages=[{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "Screenshot:"}, picture]},
-        {"type": "tool_result", "tool_use_id": "t2", "content": [picture]}]}]))
+        {"type": "tool_result", "tool_use_id": "t2", "content": [picture, {"type": "tool_reference", "name": "x"}]}]}]))
     image_part = {"type": "image_url", "image_url": {"url": "https://example.com/shot.png"}}
     assert request.body["messages"] == [
         {"role": "tool", "tool_call_id": "t1", "content": "Screenshot:"},
