@@ -19,10 +19,11 @@ from gateway.cache.response_cache import ResponseCache
 from gateway.capture.config import CaptureConfig
 from gateway.capture.interactions import InteractionCapture
 from gateway.http.drain_gate import DrainGate
-from gateway.http.error_rendering import handle_exception
+from gateway.http.error_rendering import ErrorShape, exception_handler
 from gateway.http.fast_path import InferenceASGI
 from gateway.http.request_observer import RequestObserver
 from gateway.http.routes import admin_routes, keys_routes, openai_routes, routing_routes
+from gateway.http.routes.anthropic import COUNT_TOKENS, anthropic_routes
 from gateway.http.routes.feedback import feedback_routes
 from gateway.http.routes.health import health_routes
 from gateway.http.routes.mobile import mobile_routes
@@ -35,7 +36,7 @@ from gateway.inference.pipeline import InferencePipeline
 from gateway.inference.responses_turn import StoredResponses
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
-from gateway.surfaces import SurfaceRegistry
+from gateway.surfaces import ANTHROPIC_MESSAGES, SurfaceRegistry
 from gateway.upstream.client import WorkerClient
 from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from gateway.workers.catalog_reload import CatalogWatcher
@@ -94,6 +95,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     app = Litestar(
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
                         *responses_routes(inference, responses, authenticator),
+                        *anthropic_routes(runtimes, authenticator),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),
@@ -103,7 +105,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                                        control)],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
-        exception_handlers={Exception: handle_exception},
+        exception_handlers={Exception: exception_handler(_error_shapes(surfaces))},
         request_max_body_size=settings.max_body_bytes,
         cors_config=cors,
         openapi_config=OpenAPIConfig(title="llm-gateway", version="0.1.0", path="/schema"),
@@ -115,3 +117,10 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
     return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)
+
+
+def _error_shapes(surfaces: SurfaceRegistry) -> dict[str, ErrorShape]:
+    """The paths whose errors take a surface's shape: each surface's, and Messages' token counting."""
+    shapes: dict[str, ErrorShape] = {path: surface.error_body for surface in surfaces for path in surface.paths}
+    shapes[COUNT_TOKENS] = ANTHROPIC_MESSAGES.error_body
+    return shapes

@@ -4,6 +4,7 @@ exceptions are mapped onto `gateway.errors` first; nothing else reaches the clie
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -62,5 +63,18 @@ def error_for(exc: Exception, scope: Scope) -> GatewayError:
     return error
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    return error_response(error_for(exc, request.scope))
+ErrorShape = Callable[[GatewayError], dict[str, Any]]
+"""How one API surface shapes an error (`Surface.error_body`)."""
+ExceptionHandler = Callable[[Request[Any, Any, Any], Exception], Response[bytes]]
+
+
+def exception_handler(shapes: Mapping[str, ErrorShape]) -> ExceptionHandler:
+    """litestar's exception handler: the error in the shape of the API surface whose path was asked (`shapes`:
+    path to shape; a wrong method on `/v1/messages` gets Anthropic's error), else OpenAI's."""
+
+    def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        error = error_for(exc, request.scope)
+        shape = shapes.get(request.scope["path"])
+        return error_response(error, None if shape is None else shape(error))
+
+    return handle_exception

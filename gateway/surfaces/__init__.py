@@ -18,6 +18,7 @@ The decoded body is what workers receive: declare the surface in the worker prot
 (`gateway.protocols`), which translate it for workers that do not speak it natively.
 """
 
+from gateway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES, AnthropicMessages, MessagesRequest
 from gateway.surfaces.base import RequestDoc, Surface, decode_object
 from gateway.surfaces.chat_completions import CHAT_COMPLETIONS, ChatCompletions
 from gateway.surfaces.completions import COMPLETIONS, Completions
@@ -29,3 +30,4 @@ from gateway.surfaces.request import Endpoint, InferenceRequest
 __all__ = ["BUILTIN_SURFACES", "CHAT_COMPLETIONS", "COMPLETIONS", "EMBEDDINGS", "ChatCompletions", "Completions",
            "Embeddings", "Endpoint", "InferenceRequest", "OpenAISurface", "OpenAITextInput", "RequestDoc",
            "Surface", "SurfaceRegistry", "decode_object"]
+__all__ += ["ANTHROPIC_MESSAGES", "AnthropicMessages", "MessagesRequest"]

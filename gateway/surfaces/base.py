@@ -67,7 +67,11 @@ class Surface(ABC):
 
     def decode(self, raw: bytes) -> InferenceRequest:
         """The request in `raw`, checked; `InvalidRequest` names the `param` at fault."""
-        body = decode_object(raw)
+        return self.decode_body(decode_object(raw))
+
+    def decode_body(self, body: Body) -> InferenceRequest:
+        """The request of the decoded JSON `body`, checked (a translating surface that needs more of the
+        client's body than `to_worker` gives decodes it first, then calls this)."""
         model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidRequest("`model` must be a string.", param="model", code="invalid_type")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
+from gateway.surfaces.anthropic_messages import ANTHROPIC_MESSAGES
 from gateway.surfaces.base import Surface
 from gateway.surfaces.chat_completions import CHAT_COMPLETIONS
 from gateway.surfaces.completions import COMPLETIONS
 from gateway.surfaces.embeddings import EMBEDDINGS
 from gateway.surfaces.passthrough import DETOKENIZE, RERANK, SCORE, TOKENIZE
 
-BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, RERANK, SCORE, TOKENIZE,
-                                         DETOKENIZE)
+BUILTIN_SURFACES: tuple[Surface, ...] = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, ANTHROPIC_MESSAGES, RERANK, SCORE,
+                                         TOKENIZE, DETOKENIZE)
 """Every surface the gateway serves; a new surface is added here."""
 
 

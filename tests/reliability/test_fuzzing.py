@@ -197,12 +197,22 @@ def admin_tally() -> Iterator[Tally]:
     counts.record("admin routes")
 
 
-def assert_openai_error(response: schemathesis.Response) -> None:
+def assert_openai_error(response: httpx.Response | schemathesis.Response) -> None:
     body = response.json()
     assert isinstance(body, dict) and set(body) == {"error"}, response.text
     error = body["error"]
     assert set(error) == {"message", "type", "param", "code"}, response.text
     assert isinstance(error["message"], str) and error["message"] and isinstance(error["type"], str)
+
+
+def assert_error_shape(response: httpx.Response | schemathesis.Response, path: str) -> None:
+    """Anthropic's error object on its Messages paths, OpenAI's everywhere else."""
+    if not path.startswith("/v1/messages"):
+        assert_openai_error(response)
+        return
+    body = response.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", response.text
+    assert set(body["error"]) == {"type", "message"} and body["error"]["message"], response.text
 
 
 def check_answer(case: schemathesis.Case[Any], gateway: ServerThread, tally: Tally) -> None:
@@ -213,7 +223,7 @@ def check_answer(case: schemathesis.Case[Any], gateway: ServerThread, tally: Tal
     tally.count(label, response.status_code)
     assert response.status_code < 500, f"{response.status_code} {response.text[:300]}\n{case.as_curl_command()}"
     if response.status_code >= 400:
-        assert_openai_error(response)
+        assert_error_shape(response, case.operation.path)
 
 
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
@@ -273,7 +283,7 @@ def test_damaged_bodies_never_get_a_5xx(gateway: str, path: str, example: bytes,
         tally.count(label, response.status_code)
         assert response.status_code < 500, f"{response.status_code} {response.text[:300]} for {raw!r}"
         if response.status_code >= 400:
-            assert set(response.json()) == {"error"}
+            assert_error_shape(response, path)
 
     post()
 

@@ -11,6 +11,7 @@ import pytest
 from gateway.cache.plan import plan_for
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.surfaces import (
+    ANTHROPIC_MESSAGES,
     BUILTIN_SURFACES,
     CHAT_COMPLETIONS,
     COMPLETIONS,
@@ -19,6 +20,9 @@ from gateway.surfaces import (
     SurfaceRegistry,
 )
 from gateway.surfaces.passthrough import DETOKENIZE, RERANK, SCORE, TOKENIZE
+
+OPENAI_SURFACES = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS)
+"""The surfaces workers are asked as clients sent them (the others translate)."""
 
 
 def _raw(body: Any) -> bytes:
@@ -102,8 +106,8 @@ def test_embeddings_cannot_be_streamed_but_their_input_is_checked_first() -> Non
     assert error.message == "Embeddings cannot be streamed."
     assert _refusal(EMBEDDINGS, _raw({"stream": True})).param == "input"
     assert EMBEDDINGS.decode(_raw({"input": "x", "stream": False})).stream is False
-    assert [s.streamable for s in BUILTIN_SURFACES] == [True, True, False, False, False, False, False]
-    assert [s.captured for s in BUILTIN_SURFACES] == [True, True, False, False, False, False, False]  # generation only
+    assert [s.streamable for s in OPENAI_SURFACES] == [True, True, False]
+    assert [s.captured for s in OPENAI_SURFACES] == [True, True, False]  # embeddings never reach capture
 
 
 def test_a_decoded_request_keeps_the_whole_body_and_its_surface() -> None:
@@ -192,7 +196,7 @@ def test_the_cache_key_is_what_can_change_the_answer() -> None:
 
 def test_openai_surfaces_pass_answers_streams_and_errors_through() -> None:
     error = ModelNotFound("no such model", param="model")
-    for surface in BUILTIN_SURFACES:
+    for surface in OPENAI_SURFACES:
         assert not surface.translates and surface.worker_name == surface.name  # workers are asked as sent
         assert surface.error_body(error) == error.body()
 
@@ -201,8 +205,9 @@ def test_the_registry_maps_each_path_to_one_surface() -> None:
     registry = SurfaceRegistry()
     assert dict(registry.by_path) == {
         "/v1/chat/completions": CHAT_COMPLETIONS, "/v1/completions": COMPLETIONS, "/v1/embeddings": EMBEDDINGS,
-        "/v1/rerank": RERANK, "/rerank": RERANK, "/v1/score": SCORE, "/score": SCORE, "/tokenize": TOKENIZE,
-        "/v1/tokenize": TOKENIZE, "/detokenize": DETOKENIZE, "/v1/detokenize": DETOKENIZE}
+        "/v1/messages": ANTHROPIC_MESSAGES, "/v1/rerank": RERANK, "/rerank": RERANK, "/v1/score": SCORE,
+        "/score": SCORE, "/tokenize": TOKENIZE, "/v1/tokenize": TOKENIZE, "/detokenize": DETOKENIZE,
+        "/v1/detokenize": DETOKENIZE}
     assert tuple(registry) == BUILTIN_SURFACES
     with pytest.raises(ValueError, match="/v1/completions"):
         SurfaceRegistry([*BUILTIN_SURFACES, COMPLETIONS])
