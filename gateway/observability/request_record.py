@@ -41,13 +41,16 @@ class RequestRecord:
     """Probes: logged at debug level only."""
 
     def log_fields(self, finished: float) -> dict[str, Any]:
-        """The canonical line's fields: the five always there, then the others that have a value, in this
+        """The canonical line's fields: the five always there, then the others that have a value (`endpoint`:
+        the API surface or route, as metrics label it), in this
         order (built field by field: it runs once per request)."""
         started = self.started
         fields: dict[str, Any] = {
             "request_id": self.request_id, "method": self.method, "path": self.path,
             "status": self.final_status(), "duration_ms": round((finished - started) * 1000, 3),
         }
+        if self.endpoint != "other":
+            fields["endpoint"] = self.endpoint
         if self.key_id is not None:
             fields["key_id"] = self.key_id
         if self.model is not None:
