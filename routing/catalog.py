@@ -174,6 +174,8 @@ class LocalProcess(_Strict, frozen=True):
     """Requests generated at once (llama-server's slots, batched continuously); more wait their turn."""
     embeddings: bool = False
     """Serve `/v1/embeddings` (mean pooling) instead of generating text."""
+    args: tuple[str, ...] = ()
+    """More llama-server arguments, appended as they are (e.g. `--reranking`, `--mmproj FILE`)."""
     chat_template: str | None = None
     """The chat template: a Jinja file, or the name of one shipped with the gateway (`chatml-tools`: ChatML
     with function tools); None: the one inside the model file."""

@@ -94,15 +94,15 @@ def _check_message(message: object, path: str) -> None:
         if name not in ("role", "content"):
             raise refuse(f"{path}.{name}", "Extra inputs are not permitted", "unsupported_parameter")
     role = message.get("role")
-    if role not in ("user", "assistant"):
-        raise refuse(f"{path}.role", "Input should be 'user' or 'assistant'")
+    if role not in ("user", "assistant", "system"):  # Claude Code sends system messages among the turns
+        raise refuse(f"{path}.role", "Input should be 'user', 'assistant' or 'system'")
     content = message.get("content")
     if content is None:
         raise refuse(f"{path}.content", "Field required", "missing_required_parameter")
     if isinstance(content, str):
         return
     allowed = frozenset({"text", "image", "tool_result"}) if role == "user" \
-        else frozenset({"text", "tool_use"}) | _PAST_THINKING
+        else frozenset({"text"}) if role == "system" else frozenset({"text", "tool_use"}) | _PAST_THINKING
     _check_blocks(content, f"{path}.content", allowed)
 
 

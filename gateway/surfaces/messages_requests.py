@@ -1,7 +1,9 @@
 """An Anthropic Messages request, checked (`messages_checks`), as the chat completions request every
 worker is sent (native Messages pass-through to workers that speak it comes later).
 
-    system                    a system message first (text blocks joined by blank lines)
+    system, system messages   one system message first: `system`, then the text of every message of
+                              role `system` (Claude Code sends some among the turns), joined by blank
+                              lines (chat templates refuse a system turn among the others)
     text blocks               the message's content: a string when all text, else OpenAI content parts
     image blocks              `image_url` parts (a `data:` URL for base64 sources)
     tool_use (assistant)      `tool_calls`, the arguments the JSON text of `input`
@@ -38,14 +40,14 @@ def messages_to_chat(body: Body) -> Body:
     """The chat completions body for the checked Messages `body`."""
     chat: Body = {name: body[name] for name in _COPIED if body.get(name) is not None}
     messages: list[Body] = []
-    system = body.get("system")
-    if system:
-        text = system if isinstance(system, str) else "\n\n".join(block["text"] for block in system)
-        messages.append({"role": "system", "content": text})
+    system = [_text(body["system"])] if body.get("system") else []
+    system += [_text(m["content"]) for m in body["messages"] if m["role"] == "system"]
+    if system:  # one system message first: chat templates refuse a system turn among the others
+        messages.append({"role": "system", "content": "\n\n".join(system)})
     for message in body["messages"]:
         if message["role"] == "user":
             messages += _user_turn(message["content"])
-        else:
+        elif message["role"] == "assistant":
             messages.append(_assistant_turn(message["content"]))
     chat["messages"] = messages
     if tools := body.get("tools"):
@@ -70,6 +72,11 @@ def messages_to_chat(body: Body) -> Body:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
     return chat
+
+
+def _text(content: str | list[Body]) -> str:
+    """A system prompt's text: a string, or its text blocks joined."""
+    return content if isinstance(content, str) else "\n\n".join(block["text"] for block in content)
 
 
 def _user_turn(content: str | list[Body]) -> list[Body]:

@@ -84,4 +84,4 @@ def command_for(worker: WorkerSpec, binary: Path) -> list[str]:
     if local.embeddings:
         command += ["--embeddings", "--pooling", "mean",
                     "--batch-size", str(local.context_size), "--ubatch-size", str(local.context_size)]
-    return command
+    return command + list(local.args)

@@ -48,7 +48,9 @@ def _request(**fields: Any) -> dict[str, Any]:
     ({"model": "chat", "messages": [USER]}, "max_tokens"),
     (_request(max_tokens=0), "max_tokens"),
     (_request(messages=[]), "messages"),
-    (_request(messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
+    (_request(messages=[{"role": "tool", "content": "x"}]), "messages.0.role"),
+    (_request(messages=[{"role": "system", "content": [{"type": "image", "source": {}}]}]),
+     "messages.0.content.0.type"),
     (_request(messages=[USER, {"role": "assistant"}]), "messages.1.content"),
     (_request(messages=[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "video"}]}]),
      "messages.0.content.1.type"),
@@ -257,3 +259,16 @@ def test_tool_calls_become_tool_use_blocks() -> None:
     (UpstreamTimeout("x"), "timeout_error")])
 def test_errors_take_anthropics_types_by_status(error: GatewayError, kind: str) -> None:
     assert ANTHROPIC_MESSAGES.error_body(error) == {"type": "error", "error": {"type": kind, "message": "x"}}
+
+
+def test_system_messages_among_the_turns_join_the_system_prompt() -> None:
+    """Claude Code (2.1) sends `role: "system"` messages between the user's turns; chat templates refuse a
+    system turn anywhere but first, so their text joins the one system message, in order."""
+    request = _decode(_request(system="You help.", messages=[
+        USER, {"role": "system", "content": "Agent types: claude, Explore."},
+        {"role": "assistant", "content": "Hi"},
+        {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": "Again"}]))
+    messages = request.body["messages"]
+    assert messages[0] == {"role": "system", "content": "You help.\n\nAgent types: claude, Explore.\n\nBe brief."}
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
