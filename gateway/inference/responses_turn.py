@@ -24,6 +24,7 @@ from gateway.observability.request_record import RequestRecord
 from gateway.responses_store import ResponseStore, StoredResponse
 from gateway.surfaces.responses import RESPONSES, ResponsesRequest
 from gateway.surfaces.responses_answer import answer_message
+from gateway.surfaces.responses_request import with_one_system_message
 
 RESPONSE_ID = re.compile(r"^resp_[A-Za-z0-9]{1,64}$")
 """The ids the gateway makes; any other is never found (nor reaches a store key)."""
@@ -44,13 +45,13 @@ class StoredResponses:
         """The request in `raw`, its `previous_response_id` expanded."""
         request = RESPONSES.decode(raw)
         previous_id = request.head["previous_response_id"]
-        if previous_id is None:
-            return request
-        previous = await self._load(caller, previous_id, param="previous_response_id")
-        messages = request.body["messages"]
-        start = len(messages) - len(request.conversation)  # after the new instructions, if any
-        messages[start:start] = previous.messages
-        request.conversation[:0] = previous.messages
+        if previous_id is not None:
+            previous = await self._load(caller, previous_id, param="previous_response_id")
+            messages = request.body["messages"]
+            start = len(messages) - len(request.conversation)  # after the new instructions, if any
+            messages[start:start] = previous.messages
+            request.conversation[:0] = previous.messages
+        request.body["messages"] = with_one_system_message(request.body["messages"])
         return request
 
     async def get(self, caller: Caller, response_id: str) -> dict[str, Any]:

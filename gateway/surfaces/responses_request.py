@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.surfaces.openai_common import check_generation
+from gateway.surfaces.openai_common import check_generation, text_of
 from gateway.surfaces.responses_input import input_messages
 
 Body = dict[str, Any]
@@ -114,24 +114,49 @@ def _check_include(include: object) -> None:
             raise _invalid(f"include[{i}]", f"'{name}' cannot be included by this gateway.")
 
 
-def chat_tools(tools: object) -> list[Body]:
-    """Function tools as chat's (`{"type": "function", "function": {...}}`); any other kind is a 400."""
+_LEFT_OUT_TOOLS = frozenset({"web_search", "web_search_preview"})
+"""Hosted tools left out rather than refused: Codex offers web search with every request, and the
+workers cannot search (documented; the model answers without it)."""
+
+
+def chat_tools(tools: object, where: str = "tools") -> list[Body]:
+    """Function tools as chat's (`{"type": "function", "function": {...}}`), a namespace's functions among
+    them; web search is left out; any other kind is a 400."""
     if not isinstance(tools, list):
-        raise _invalid("tools", "'tools' must be an array.", code="invalid_type")
+        raise _invalid(where, f"'{where}' must be an array.", code="invalid_type")
     translated = []
     for i, tool in enumerate(tools):
+        at = f"{where}[{i}]"
         if not isinstance(tool, dict):
-            raise _invalid(f"tools[{i}]", f"'tools[{i}]' must be an object.", code="invalid_type")
-        if tool.get("type") != "function":
-            raise _invalid(f"tools[{i}].type", f"Tools of type '{tool.get('type')}' are not served by this "
-                           "gateway: only function tools are.")
+            raise _invalid(at, f"'{at}' must be an object.", code="invalid_type")
+        kind = tool.get("type")
+        if kind == "namespace":  # a group of function tools (Codex's sub-agent tools)
+            translated += chat_tools(tool.get("tools"), f"{at}.tools")
+            continue
+        if kind in _LEFT_OUT_TOOLS:
+            continue
+        if kind != "function":
+            raise _invalid(f"{at}.type", f"Tools of type '{kind}' are not served by this gateway: only function "
+                           "tools are (and namespaces of them).")
         if not isinstance(tool.get("name"), str):
-            raise _invalid(f"tools[{i}].name", f"Missing required parameter: 'tools[{i}].name'.",
+            raise _invalid(f"{at}.name", f"Missing required parameter: '{at}.name'.",
                            code="missing_required_parameter")
         function = {key: tool[key] for key in ("name", "description", "parameters", "strict")
                     if tool.get(key) is not None}
         translated.append({"type": "function", "function": function})
     return translated
+
+
+def with_one_system_message(messages: list[Body]) -> list[Body]:
+    """`messages` with every system and developer message joined into one system message first, in order:
+    chat templates refuse a system turn anywhere else, and most know no `developer` role (Codex sends its
+    instructions as developer messages)."""
+    system = [m for m in messages if m.get("role") in ("system", "developer")]
+    if not system or (len(system) == 1 and messages[0] is system[0] and system[0]["role"] == "system"):
+        return messages
+    text = "\n\n".join(text_of(m.get("content")) for m in system)
+    return [{"role": "system", "content": text}, *(m for m in messages if m.get("role") not in ("system", "developer"))]
+
 
 
 def chat_tool_choice(choice: object) -> object:

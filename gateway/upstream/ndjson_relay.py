@@ -115,7 +115,9 @@ async def relay_ndjson(
         yield error_event(exc)
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
-        outcome.client_disconnected = True
+        # Closed once the answer was whole (a translating surface closes the relay at `[DONE]`, a client
+        # may leave before reading it): complete, not a client that left.
+        outcome.client_disconnected = not outcome.completed
         raise
     finally:
         response.close()  # drops the connection unless the body was read to its end

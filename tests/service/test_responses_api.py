@@ -143,7 +143,7 @@ def test_function_tools_and_their_history_reach_the_worker_translated(sdk: opena
     ({"model": "chat"}, "input"),
     ({"model": "chat", "input": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                                  {"role": "user", "content": [{"type": "input_audio"}]}]}, "input[2].content[0].type"),
-    ({"model": "chat", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "chat", "input": "x", "tools": [{"type": "file_search"}]}, "tools[0].type"),
     ({"model": "chat", "input": "x", "reasoning": {"effort": "high"}}, "reasoning.effort"),
     ({"model": "chat", "input": "x", "max_output_tokens": "many"}, "max_output_tokens"),
 ])
@@ -214,8 +214,12 @@ def test_input_tokens_is_the_estimate_of_the_translated_prompt(sdk: openai.OpenA
 
 
 def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
-    """A turn as Codex sends it to a provider with `wire_api = "responses"` (store off, the whole input
-    each turn, a function tool, streamed), answered as Codex reads it."""
+    """A turn as Codex (0.171) sends it to a provider with `wire_api = "responses"` (store off, the whole
+    input each turn, developer messages, function tools, a namespace of tools, web search, streamed),
+    answered as Codex reads it: developer messages join the system message (chat templates know no
+    `developer` role), the namespace's functions are offered, web search is left out."""
+    close = {"type": "function", "name": "close_agent", "description": "Close an agent", "strict": False,
+             "parameters": {"type": "object", "properties": {}}}
     shell = {"type": "function", "name": "shell", "description": "Runs a shell command", "strict": False,
              "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
                             "required": ["command"], "additionalProperties": False}}
@@ -226,8 +230,11 @@ def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files"}]},
             {"type": "function_call", "name": "shell", "arguments": "{\"command\":[\"ls\"]}", "call_id": "call_ls"},
             {"type": "function_call_output", "call_id": "call_ls", "output": "README.md\nsrc"}],
-        "tools": [shell], "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": None, "store": False,
-        "stream": True, "include": [], "prompt_cache_key": str(uuid.uuid4())}
+        "tools": [shell, {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [close]},
+                  {"type": "web_search", "external_web_access": False}],
+        "tool_choice": "auto", "parallel_tool_calls": False, "reasoning": {"summary": "auto"}, "store": False,
+        "stream": True, "include": ["reasoning.encrypted_content"], "prompt_cache_key": str(uuid.uuid4()),
+        "client_metadata": {"session_id": "s"}}
     with httpx.stream("POST", gw.url + "/v1/responses", json=body) as reply:
         assert reply.status_code == 200
         lines = list(reply.iter_lines())
@@ -236,8 +243,10 @@ def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
     assert names[-1] in ("response.completed", "response.incomplete")  # the simulator's default length may cut it
     assert "response.output_item.done" in names and "[DONE]" not in "".join(lines)
     [sent] = chat_records(sim)
-    assert [m["role"] for m in sent["messages"]] == ["system", "developer", "user", "assistant", "tool"]
-    assert sent["tools"][0]["function"]["name"] == "shell" and sent["parallel_tool_calls"] is False
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "tool"]
+    assert sent["messages"][0]["content"] == "You are a coding agent.\n\n<permissions/>"
+    assert [t["function"]["name"] for t in sent["tools"]] == ["shell", "close_agent"]
+    assert sent["parallel_tool_calls"] is False
     assert sent["prompt_cache_key"] == body["prompt_cache_key"]
 
 
@@ -254,6 +263,6 @@ def test_the_fast_path_and_litestar_answer_alike(vllm_sim: SimulatorThread) -> N
         assert routed.json()["previous_response_id"] == fast.json()["id"]
         stored = httpx.get(gw.url + f"/v1/responses/{routed.json()['id']}", headers={"Origin": origin})
         assert stored.json() == routed.json()
-        bad = {"model": "chat", "input": "x", "tools": [{"type": "web_search"}]}
+        bad = {"model": "chat", "input": "x", "tools": [{"type": "file_search"}]}
         assert httpx.post(gw.url + "/v1/responses", json=bad).json() == \
             httpx.post(gw.url + "/v1/responses", json=bad, headers={"Origin": origin}).json()
