@@ -93,6 +93,8 @@ def test_metrics_equal_what_clients_observed(observed: tuple[ServerThread, Gatew
 def test_probes(observed: tuple[ServerThread, GatewayMetrics], vllm_sim: SimulatorThread) -> None:
     gw, _ = observed
     assert httpx.get(gw.url + "/livez").json() == {"status": "alive"}
+    assert httpx.head(gw.url + "/").status_code == 200  # Claude Code probes the root before its first call
+    assert httpx.get(gw.url + "/").json()["name"] == "llm-gateway"
     ready = httpx.get(gw.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     health = httpx.get(gw.url + "/health").json()

@@ -1,5 +1,5 @@
-"""Probes and metrics: `/livez`, `/readyz`, `/health` (the UpCoach shape), `/metrics` (Prometheus)
-and `/api/metrics` (the UpCoach JSON counters). No key needed: they say nothing about callers.
+"""Probes and metrics: `/` (what answers here), `/livez`, `/readyz`, `/health` (the UpCoach shape),
+`/metrics` (Prometheus) and `/api/metrics` (the UpCoach JSON counters). No key needed: they say nothing about callers.
 
 While the gateway drains (SIGTERM), they still answer (`/readyz` with 503); `gateway.http.drain_gate`
 refuses every other request with 503 `shutting_down`.
@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, head
 from litestar.handlers import HTTPRouteHandler
 
 from gateway.errors import GatewayError
@@ -42,6 +42,15 @@ def health_routes(runtimes: CatalogHolder, metrics: GatewayMetrics, lifecycle: L
         pool = runtimes.current.pool
         down = pool.health.down()
         return {name: name not in down for name in pool.workers}
+
+    @get("/", summary="What answers here (clients such as Claude Code probe the root with HEAD)")
+    async def root(request: Request[Any, Any, Any]) -> dict[str, str]:
+        _quiet(request, "root")
+        return {"name": "llm-gateway", "api": "/v1", "schema": "/schema"}
+
+    @head("/", summary="The gateway answers here")
+    async def root_probe(request: Request[Any, Any, Any]) -> None:
+        _quiet(request, "root")
 
     @get("/livez", summary="The process is alive")
     async def livez(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -88,4 +97,4 @@ def health_routes(runtimes: CatalogHolder, metrics: GatewayMetrics, lifecycle: L
                 "cache_misses": seed.cache_misses, "errors_total": seed.errors_total,
                 "active_connections": seed.active_connections}
 
-    return [livez, readyz, health, prometheus, seed_metrics]
+    return [root, root_probe, livez, readyz, health, prometheus, seed_metrics]
