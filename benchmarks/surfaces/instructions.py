@@ -3,21 +3,22 @@ moves by tens of percent from round to round, instruction counts barely do.
 
 A second `llm-gateway serve` runs under valgrind's callgrind (the overhead suite's command line and fixed
 hash seed, benchmarks/overhead/instructions.py), in front of the same simulator. After a few calls of
-each kind to warm it, each call kind in turn: its counters zeroed (`callgrind_control -z`), its calls sent,
-its counters dumped (`callgrind_control -d`); the dump's total over the calls is the figure. The event
+each kind to warm it, two passes over the call kinds (the second in reverse order), each kind in turn:
+its counters zeroed (`callgrind_control -z`), its calls sent, its counters dumped (`callgrind_control
+-d`); the dump's total over the calls is the pass's figure, the passes' mean the kind's. The event
 loop waiting costs no instructions, so what the dump holds is the calls' work (and the odd timer)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.harness import configs, gateway, procs
 from benchmarks.harness.cli import say
 from benchmarks.overhead.instructions import HASH_SEED, READY_TIMEOUT_S, STOP_GRACE_S, total_instructions, valgrind_argv
 from benchmarks.surfaces import client
-from benchmarks.surfaces.calls import Surface
+from benchmarks.surfaces.calls import BY_KEY, Surface
 from testkit.loopback import LOOPBACK, free_port
 
 WARMUP_CALLS = 3
@@ -29,13 +30,19 @@ class InstructionRow:
     surface: str
     stream: bool
     calls: int
-    per_call: float
+    """Per pass."""
+    passes: list[float] = field(default_factory=list)
+    """Instructions per call of each pass (the second pass goes through the kinds in reverse order)."""
+    per_call: float = 0.0
+    """The passes' mean."""
     ratio_to_chat: float | None = None
     errors: int = 0
 
 
 def ratios(rows: list[InstructionRow]) -> None:
-    """Each row's instructions per call over chat's in the same mode (pure)."""
+    """Each row's mean over its passes, and that over chat's in the same mode (pure)."""
+    for row in rows:
+        row.per_call = round(sum(row.passes) / len(row.passes)) if row.passes else 0.0
     for row in rows:
         chat = next((r for r in rows if r.surface == "chat" and r.stream == row.stream), None)
         if chat is not None and chat.per_call:
@@ -58,13 +65,16 @@ def _newest_dump(out_file: Path) -> Path:
     return max(dumps, key=lambda p: int(p.suffix[1:]))
 
 
-async def _count(base_url: str, pid: int, out_file: Path, surface: Surface, stream: bool, calls: int) -> InstructionRow:
+async def _count(base_url: str, pid: int, out_file: Path, row: InstructionRow) -> None:
+    """One pass of `row`'s kind: its calls between a zeroing and a dump of the counters."""
+    surface = BY_KEY[row.surface]
     async with client.new_session() as session:
         await _control("-z", str(pid))
-        seen = await client.closed_loop(session, base_url, surface, stream, CONCURRENCY, calls)
-        await _control("-d", f"{surface.key}-{'stream' if stream else 'plain'}", str(pid))
+        seen = await client.closed_loop(session, base_url, surface, row.stream, CONCURRENCY, row.calls)
+        await _control("-d", f"{row.surface}-{'stream' if row.stream else 'plain'}", str(pid))
     total = await asyncio.to_thread(total_instructions, _newest_dump(out_file))
-    return InstructionRow(surface.key, stream, calls, round(total / calls), errors=len(seen.errors))
+    row.passes.append(round(total / row.calls))
+    row.errors += len(seen.errors)
 
 
 async def measure(workdir: Path, catalog: Path, kinds: list[tuple[Surface, bool]], calls: int) -> list[InstructionRow]:
@@ -80,7 +90,7 @@ async def measure(workdir: Path, catalog: Path, kinds: list[tuple[Surface, bool]
         f"http://{LOOPBACK}:{port}/v1/models", env=env, cwd=gateway.WORKING_TREE.tree, headers=gateway.AUTH_HEADERS,
         timeout_s=READY_TIMEOUT_S,
     )  # fmt: skip
-    rows: list[InstructionRow] = []
+    rows = [InstructionRow(surface.key, stream, calls) for surface, stream in kinds]
     try:
         base_url = f"http://{LOOPBACK}:{port}"
         async with client.new_session() as session:
@@ -88,10 +98,11 @@ async def measure(workdir: Path, catalog: Path, kinds: list[tuple[Surface, bool]
                 warm = await client.closed_loop(session, base_url, surface, stream, 1, WARMUP_CALLS)
                 if warm.errors:
                     raise RuntimeError(f"{surface.key} under callgrind: {warm.errors[0]}")
-        for surface, stream in kinds:
-            row = await _count(base_url, child.pid, out_file, surface, stream, calls)
-            rows.append(row)
-            say(f"  callgrind {surface.key:<15} {'stream' if stream else 'plain ':<6} {row.per_call:12,.0f} Ir/call")
+        for order in (rows, rows[::-1]):
+            for row in order:
+                await _count(base_url, child.pid, out_file, row)
+                mode = "stream" if row.stream else "plain "
+                say(f"  callgrind {row.surface:<15} {mode:<6} {row.passes[-1]:12,.0f} Ir/call")
     finally:
         await child.stop(grace_s=STOP_GRACE_S)
     ratios(rows)

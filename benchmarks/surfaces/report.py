@@ -59,11 +59,12 @@ def pacing_table(figures: list[Pacing]) -> str:
 
 
 def instructions_table(rows: list[InstructionRow]) -> str:
-    lines = ["| call | instructions per call | vs chat | calls | errors |", "|---|---:|---:|---:|---:|"]
+    lines = ["| call | instructions per call | vs chat | passes | errors |", "|---|---:|---:|---|---:|"]
     for row in rows:
+        passes = ", ".join(f"{value:,.0f}" for value in row.passes)
         lines.append(
             f"| {BY_KEY[row.surface].label}, {'streamed' if row.stream else 'plain'} | {row.per_call:,.0f} "
-            f"| {_ratio(row.ratio_to_chat)} | {row.calls} | {row.errors} |"
+            f"| {_ratio(row.ratio_to_chat)} | {passes} | {row.errors} |"
         )
     return "\n".join(lines)
 
@@ -164,8 +165,10 @@ def markdown(started: datetime, machine_data: dict[str, object], options: Option
 def _instructions_intro(options: Options) -> str:
     return (
         f"Instructions per call (callgrind): a second gateway under valgrind in front of the same simulator, "
-        f"{options.instructions} calls of each kind after a warm-up, its counters zeroed before and dumped after "
-        "each kind's calls (`callgrind_control`); deterministic where the CPU times above are not."
+        f"{options.instructions} calls of each kind after a warm-up, in two passes (the second in reverse order), "
+        "its counters zeroed before and dumped after each kind's calls (`callgrind_control`); user-space "
+        "instructions only (the system calls' kernel work, the same for every surface, is in the CPU times "
+        "above, not here), and repeatable where those times are not."
     )
 
 

@@ -121,14 +121,15 @@ def test_the_tables_and_the_section() -> None:
 
 def test_instruction_counts_are_set_against_chat_in_the_same_mode_and_reported() -> None:
     rows = [
-        InstructionRow("chat", False, 40, 2_000_000),
-        InstructionRow("messages", False, 40, 2_300_000),
-        InstructionRow("chat", True, 40, 10_000_000),
-        InstructionRow("responses", True, 40, 10_500_000),
+        InstructionRow("chat", False, 40, [1_900_000, 2_100_000]),
+        InstructionRow("messages", False, 40, [2_300_000, 2_300_000]),
+        InstructionRow("chat", True, 40, [10_000_000]),
+        InstructionRow("responses", True, 40, [10_500_000]),
     ]
     ratios(rows)
     assert [r.ratio_to_chat for r in rows] == [1.0, 1.15, 1.0, 1.05]
-    assert "| Messages, plain | 2,300,000 | 1.15x | 40 | 0 |" in report.instructions_table(rows)
+    assert rows[0].per_call == 2_000_000
+    assert "| Messages, plain | 2,300,000 | 1.15x | 2,300,000, 2,300,000 | 0 |" in report.instructions_table(rows)
     result = _result()
     result.instructions = rows
     assert "In instructions (callgrind): Messages plain 1.15x; Responses (store: false) streamed 1.05x." in (
