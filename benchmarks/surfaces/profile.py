@@ -8,6 +8,7 @@ stream's generator wraps the whole relay)."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,10 @@ class ProfileNote:
     """Those samples by their gateway/surfaces/ function."""
     summary_file: str = ""
     error: str = ""
+    more_than_chat_pct: float | None = None
+    """Busy samples over chat's (same mode, same number of calls), % more."""
+    extra_vs_chat: list[tuple[str, int]] = field(default_factory=list)
+    """Functions (by self time) with the most samples more than in chat's profile."""
 
 
 def _innermost_project_frame(frames: list[str]) -> str | None:
@@ -57,9 +62,30 @@ def translation_share(folded: str) -> tuple[float, list[tuple[str, float]]]:
     return round(100 * inside / samples, 1), [(name, round(100 * n / samples, 1)) for name, n in ranked]
 
 
+def self_samples(folded: str) -> Counter[str]:
+    """Busy samples by innermost Python function (native code it called included) (pure)."""
+    counts: Counter[str] = Counter()
+    for frames, n in profiling.stacks(folded):
+        if not profiling.is_idle(frames):
+            python = [frame for frame in frames if profiling.is_python(frame)]
+            counts[profiling.function(python[-1] if python else frames[-1])] += n
+    return counts
+
+
+def compare_to_chat(note: ProfileNote, own: Counter[str], chat: Counter[str], top: int = 6) -> None:
+    """How many more samples `note`'s kind had than chat's, and in which functions (pure; both profiles
+    of the same number of calls)."""
+    chat_total = sum(chat.values())
+    if chat_total:
+        note.more_than_chat_pct = round(100 * (sum(own.values()) - chat_total) / chat_total, 1)
+    extra = Counter({name: own[name] - chat[name] for name in own if own[name] > chat[name]})
+    note.extra_vs_chat = extra.most_common(top)
+
+
 async def profile_kind(
     base_url: str, pid: int, surface: Surface, stream: bool, concurrency: int, requests: int, started: datetime
-) -> ProfileNote:
+) -> tuple[ProfileNote, Counter[str]]:
+    """The kind's profile note, and its busy samples by function (for `compare_to_chat`)."""
     kind = f"{surface.key}-{'stream' if stream else 'plain'}"
     note = ProfileNote(kind)
     folded_path = files.RUNS_DIR / f"surfaces-profile-{files.stamp(started)}-{kind}.folded"
@@ -67,7 +93,7 @@ async def profile_kind(
         await client.closed_loop(s, base_url, surface, stream, concurrency, requests)
     if recording.error:
         note.error = recording.error
-        return note
+        return note, Counter()
     folded = await asyncio.to_thread(folded_path.read_text)
     summary = profiling.summarize(folded)
     note.samples = summary.samples
@@ -77,4 +103,4 @@ async def profile_kind(
     text = profiling.markdown(summary, f"Gateway profile: {kind}", "-", files.repo_path(folded_path))
     await asyncio.to_thread(Path.write_text, summary_path, text)
     note.summary_file = files.repo_path(summary_path)
-    return note
+    return note, self_samples(folded)

@@ -202,8 +202,12 @@ def profiles_text(result: Result) -> list[str]:
             lines.append(f"- {note.kind}: not profiled ({note.error[:200]})")
             continue
         top = ", ".join(f"`{name}` {pct:.1f}%" for name, pct in note.top_translation[:4]) or "-"
+        versus = ""
+        if note.more_than_chat_pct is not None:
+            extra = ", ".join(f"`{name}` +{n}" for name, n in note.extra_vs_chat) or "-"
+            versus = f"; {note.more_than_chat_pct:+.0f}% samples against chat's, most in (self time) {extra}"
         lines.append(
             f"- {note.kind}: {note.samples:,} busy samples, {note.translation_pct:.1f}% of them in "
-            f"gateway/surfaces/ code itself (innermost project frame: {top}); summary `{note.summary_file}`"
+            f"gateway/surfaces/ code itself (innermost project frame: {top}){versus}; summary `{note.summary_file}`"
         )
     return lines

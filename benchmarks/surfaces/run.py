@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from benchmarks.peers.run import gateway_version
 from benchmarks.surfaces import client, cpu, instructions, pacing
 from benchmarks.surfaces.calls import BY_KEY, Surface
 from benchmarks.surfaces.instructions import InstructionRow
-from benchmarks.surfaces.profile import ProfileNote, profile_kind
+from benchmarks.surfaces.profile import ProfileNote, compare_to_chat, profile_kind
 from testkit.loopback import LOOPBACK, free_port
 
 PACE_S = 0.02
 REPLY_TOKENS = 32
 UPSTREAM_MODELS = ("bench-upstream", "bench")
+PROFILE_BATCHES = 3
+"""A profile's calls, in rounds' worth: py-spy sees a few hundred busy samples a round of streams."""
 BUSY_PATTERN = r"pytest|benchmarks\.|cc1plus|llama-server"
 """Test suites, other benchmarks, C++ builds and llama.cpp servers (their threads spin): what the run
 waits out. Not the load average: the run's own gateway, simulator and clients keep it near 1."""
@@ -131,8 +134,14 @@ async def measure_pacing(base_url: str, options: Options, budget: QuietBudget, r
 
 async def profile_all(base_url: str, pid: int, options: Options, result: Result) -> None:
     started = files.utc_now()
-    for surface, stream in kinds(options):
-        note = await profile_kind(base_url, pid, surface, stream, options.concurrency, options.requests, started)
+    chat: dict[bool, Counter[str]] = {}
+    for surface, stream in kinds(options):  # chat first in each mode
+        calls = PROFILE_BATCHES * options.requests
+        note, samples = await profile_kind(base_url, pid, surface, stream, options.concurrency, calls, started)
+        if surface.key == "chat":
+            chat[stream] = samples
+        elif stream in chat:
+            compare_to_chat(note, samples, chat[stream])
         result.profiles.append(note)
         say(f"  profile {note.kind}: {note.samples} samples, {note.translation_pct:.1f}% in gateway/surfaces/ "
             f"{note.error}")  # fmt: skip

@@ -16,7 +16,7 @@ from benchmarks.surfaces.cpu import CpuRow, Sample, summarize
 from benchmarks.surfaces.instructions import InstructionRow, ratios
 from benchmarks.surfaces.pacing import bunched_pct, gaps_ms
 from benchmarks.surfaces.pacing import summarize as pacing_summary
-from benchmarks.surfaces.profile import translation_share
+from benchmarks.surfaces.profile import ProfileNote, compare_to_chat, self_samples, translation_share
 from benchmarks.surfaces.run import Options, Result
 
 STARTED = datetime(2026, 12, 6, 17, 0, tzinfo=UTC)
@@ -159,3 +159,21 @@ def test_the_command_line() -> None:
     assert parse_args(["--profile", "--instructions", "20"]).instructions == 20
     with pytest.raises(SystemExit):
         parse_args(["--surfaces", "rerank"])
+
+
+def test_a_translated_profile_is_set_against_chat_function_by_function() -> None:
+    chat = self_samples(
+        "main (gateway/app.py:1);send (uvicorn/h.py:5) 80\nmain (gateway/app.py:1);epoll_wait (libc.so.6) 900"
+    )
+    own = self_samples(
+        "main (gateway/app.py:1);send (uvicorn/h.py:5) 90\nmain (gateway/app.py:1);_event (gateway/surfaces/r.py:3) 30"
+    )
+    note = ProfileNote("responses-stream")
+    compare_to_chat(note, own, chat)
+    assert note.more_than_chat_pct == 50.0
+    assert note.extra_vs_chat == [("_event (gateway/surfaces/r.py)", 30), ("send (uvicorn/h.py)", 10)]
+    result = _result()
+    result.profiles = [note]
+    assert "+50% samples against chat's, most in (self time) `_event (gateway/surfaces/r.py)` +30" in (
+        "\n".join(report.profiles_text(result))
+    )
