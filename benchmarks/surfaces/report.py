@@ -119,7 +119,8 @@ def _quiet_text(result: Result) -> str:
     noisy = sum(not q.quiet for q in result.quiet)
     others = [s.others_pct for row in result.cpu_rows for s in row.samples]
     worst = f"; the rest of the machine used at most {max(others):.0f}% of a core during a CPU sample" if others else ""
-    return f"{noisy} of {len(result.quiet)} rounds began while a test suite or benchmark ran{worst}"
+    began = f"{noisy} of {len(result.quiet)} measurements (CPU rounds, pacing)"
+    return f"{began} began while a test suite or benchmark ran{worst}"
 
 
 def markdown(started: datetime, machine_data: dict[str, object], options: Options, result: Result, path: Path) -> str:
