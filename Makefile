@@ -53,7 +53,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 ## upstream, wrk; gateway configurations, ASGI servers, 1 and 2 processes, open loop at fixed rates,
 ## py-spy profiles of what misses a goal), routing (simulated fleet), peers (LiteLLM, Portkey: installed
 ## on first run; this gateway open and with all features on), streaming (TTFT, pacing), the embedded worker
-## (llama-server vs llama-cpp-python, which the bench extra installs), then the plots
+## (llama-server vs llama-cpp-python, which the bench extra installs), the API surfaces (translated
+## Responses and Messages beside chat: CPU per request, stream pacing), then the plots
 bench: install $(VENV)/.bench-installed
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -62,6 +63,7 @@ bench: install $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.streaming
 	$(BIN)/python -m benchmarks.local_worker
+	$(BIN)/python -m benchmarks.surfaces --instructions 40
 	$(BIN)/python -m benchmarks.plots
 
 ## reliability: every scenario of docs/reliability.md (`pytest -m figure`) at full length (overload 60 s,

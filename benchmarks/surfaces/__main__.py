@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.surfaces import main
+
+sys.exit(main())
