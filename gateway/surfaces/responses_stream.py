@@ -32,6 +32,8 @@ from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatErro
 Body = dict[str, Any]
 Keep = Callable[[Body], Awaitable[None]]
 _encode = msgspec.json.Encoder().encode
+_DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+_DELTA_TAIL = b',"logprobs":[]}\n\n'
 
 
 class ResponseEvents:
@@ -49,6 +51,8 @@ class ResponseEvents:
         self._finish_reason: object = None
         self._usage: object = None
         self._model: object = None
+        self._delta_middle = b""
+        """The fixed middle of the open message item's `response.output_text.delta` events."""
 
     def started(self) -> bytes:
         head = {**self._head}
@@ -107,9 +111,13 @@ class ResponseEvents:
             events += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
             events += self._event("response.content_part.added", item_id=item["id"],
                                   output_index=len(self._output) - 1, content_index=0, part=output_text(""))
+            self._delta_middle = (b',"item_id":' + _encode(item["id"]) + b',"output_index":'
+                                  + str(len(self._output) - 1).encode() + b',"content_index":0,"delta":')
         self._text.append(text)
-        return events + self._event("response.output_text.delta", item_id=self._output[-1]["id"],
-                                    output_index=len(self._output) - 1, content_index=0, delta=text, logprobs=[])
+        sequence = self._sequence
+        self._sequence += 1
+        # The event `_event` would make, from pieces fixed for the item: the one per-chunk event of a stream.
+        return events + _DELTA_HEAD + str(sequence).encode() + self._delta_middle + _encode(text) + _DELTA_TAIL
 
     def _call_fragment(self, fragment: Body, position: int) -> bytes:
         index = fragment.get("index", position)
