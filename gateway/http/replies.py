@@ -1,8 +1,8 @@
 """A `Reply` of the inference handler as an HTTP response, written once for every inference path: a
 whole answer is `application/json` with its length, a stream is `text/event-stream` with the headers
 that keep proxies from buffering it (each already in the request's surface's shapes: the handler encoded
-a translating surface's), and the reply's own
-headers (routing, cache, rate limits, coaching) go with either.
+a translating surface's), and the reply's own headers (routing, cache, rate limits, coaching) go with
+either.
 
 Two ways out: `send_reply` speaks ASGI (the fast path, `gateway.http.fast_path`), `answer_request`
 answers a litestar request (the /v1 routes litestar serves, and the mobile routes under /api).
