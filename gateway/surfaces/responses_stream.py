@@ -6,7 +6,7 @@
     response.output_item.added (function_call)                 at each tool call's first fragment
     response.function_call_arguments.delta                     per arguments fragment
     ….done events closing each item                            when the next item starts, or at the end
-    response.completed | response.incomplete                   at `[DONE]` (incomplete: cut at its limit)
+    response.completed                                        at `[DONE]` (`status: incomplete` when cut at its limit)
     response.failed                                            at an error event (the relay's, when the
                                                                worker broke), or a stream that stopped
                                                                without `[DONE]`: never a silent end
@@ -88,8 +88,9 @@ class ResponseEvents:
         return finished(self._head, self._output, self._finish_reason, self._usage, self._model), events
 
     def outcome(self, response: Body) -> bytes:
-        kind = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
-        return self._event(kind, response=response)
+        # Also when cut at its limit (`status: incomplete`): the openai SDK's stream helpers
+        # (`get_final_response`) know only `response.completed`, and vLLM sends that too.
+        return self._event("response.completed", response=response)
 
     def failed(self, error: Body) -> bytes:
         """`response.failed` carrying the error (`code`, `message`) and the output made so far."""
