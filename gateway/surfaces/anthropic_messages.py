@@ -7,7 +7,7 @@ natively are sent the translation too, for now.
 
 Routing rules, prefix affinity and the token estimates are chat completions' over the translation, so
 a rule matches the same text whether it came as chat or as Messages. `/v1/messages/count_tokens`
-(`gateway.http.routes.anthropic`) answers with that estimate.
+(`gateway.http.routes.anthropic`) has a worker count the translation, else answers with that estimate.
 """
 
 from __future__ import annotations
