@@ -25,17 +25,17 @@ WEATHER: ToolParam = {"name": "weather", "description": "The weather of a city, 
                       "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
 
 
+def _worker(name: str, kind: str, url: str, model: str) -> str:
+    return (f"  - name: {name}\n    kind: {kind}\n    base_url: {url}\n"
+            "    timeouts: {connect: 2, first_byte: 10, idle: 10, total: 60}\n"
+            f"    models: [{{name: {model}, upstream_id: {SIM_MODEL}}}]\n")
+
+
 def _catalog(vllm_url: str, ollama_url: str, dead_url: str) -> str:
-    worker = "    timeouts: {connect: 2, first_byte: 10, idle: 10, total: 60}\n"
-    return (
-        "models: [{name: chat}, {name: on-ollama}, {name: on-dead}]\n"
-        "routing: {default_model: chat}\n"
-        "workers:\n"
-        f"  - {{name: sim-a, kind: vllm, base_url: {vllm_url}/v1, models: [{{name: chat, upstream_id: {SIM_MODEL}}}]}}\n"
-        f"  - name: ollama-a\n    kind: ollama\n    base_url: {ollama_url}\n{worker}"
-        f"    models: [{{name: on-ollama, upstream_id: {SIM_MODEL}}}]\n"
-        f"  - name: dead-a\n    kind: vllm\n    base_url: {dead_url}/v1\n{worker}"
-        f"    models: [{{name: on-dead, upstream_id: {SIM_MODEL}}}]\n")
+    return ("models: [{name: chat}, {name: on-ollama}, {name: on-dead}]\nrouting: {default_model: chat}\nworkers:\n"
+            + _worker("sim-a", "vllm", vllm_url + "/v1", "chat")
+            + _worker("ollama-a", "ollama", ollama_url, "on-ollama")
+            + _worker("dead-a", "vllm", dead_url + "/v1", "on-dead"))
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,13 @@ def test_a_model_no_worker_can_count_gets_the_estimate_with_tools(gateway: Serve
                                                                    sdk: openai.OpenAI, model: str) -> None:
     raw = claude.messages.with_raw_response.count_tokens(model=model, messages=HELLO)
     assert raw.status_code == 200 and raw.headers["x-gateway-token-count"] == "estimate"
-    plain = raw.parse().input_tokens
+    # About four characters a token (the tools' JSON as the worker would get it included), four a message.
+    translated = [{"type": "function", "function": {
+        "name": "weather", "description": WEATHER["description"], "parameters": WEATHER["input_schema"]}}]
+    tools_json = len(json.dumps(translated, separators=(",", ":")))
+    assert raw.parse().input_tokens == len("Say hello") // 4 + 4 + 1
     with_tools = claude.messages.count_tokens(model=model, messages=HELLO, tools=[WEATHER]).input_tokens
-    assert with_tools - plain >= len(json.dumps(WEATHER)) // 4 - 4  # the tool's JSON, about four characters a token
+    assert with_tools == (len("Say hello") + tools_json) // 4 + 4 + 1
     responses = sdk.responses.input_tokens.with_raw_response.count(model=model, input="Say hello")
     assert responses.status_code == 200 and responses.headers["x-gateway-token-count"] == "estimate"
     assert responses.parse().input_tokens > 0
