@@ -13,6 +13,7 @@ token; every word but the first carries its leading space, so the pieces concate
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import re
@@ -60,6 +61,14 @@ def serialize_messages(messages: Sequence[Any]) -> str:
         role = message.get("role", "user")
         pieces.append(f"<|{role}|>\n{content_text(message.get('content'))}\n")
     return "".join(pieces)
+
+
+def serialize_tools(tools: Any) -> str:
+    """The tools a chat request offers, as a chat template puts them in the prompt: `<|tools|>\n{JSON}\n`
+    (compact JSON, keys in the request's order), or nothing without tools."""
+    if not isinstance(tools, list) or not tools:
+        return ""
+    return f"<|tools|>\n{json.dumps(tools, separators=(',', ':'))}\n"
 
 
 def _rng(*parts: str) -> random.Random:

@@ -1,7 +1,10 @@
 """The simulated vLLM's pooling and tokenizer endpoints, answered at once in vLLM's shapes:
 `POST /v1/rerank` (also `/rerank`), `POST /v1/score` (also `/score`), `POST /tokenize`, `POST /detokenize`.
 Scores are deterministic (the cosine of the simulator's text embeddings); a token is a run of up to
-CHARS_PER_TOKEN characters, its id a stable number of its text, and detokenize gives `tok<id>` back."""
+CHARS_PER_TOKEN characters, its id a stable number of its text, and detokenize gives `tok<id>` back.
+`/tokenize` with `messages` counts the serialized conversation (`simulator.text.serialize_messages`)
+and, when it offers `tools`, their serialized JSON after it (`serialize_tools`), as a chat template
+renders both into the prompt; `add_generation_prompt` adds nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +17,14 @@ from aiohttp import web
 
 from simulator.config import SimulatorConfig
 from simulator.streaming import json_response, record_of
-from simulator.text import CHARS_PER_TOKEN, content_text, count_tokens, embedding, serialize_messages
+from simulator.text import (
+    CHARS_PER_TOKEN,
+    content_text,
+    count_tokens,
+    embedding,
+    serialize_messages,
+    serialize_tools,
+)
 from simulator.vllm_requests import read_json_body, resolve_model, vllm_error
 
 
@@ -73,7 +83,8 @@ class VllmPooling:
         body = await read_json_body(request)
         resolve_model(request, body, self.config)
         messages = body.get("messages")
-        text = serialize_messages(messages) if isinstance(messages, list) else body.get("prompt")
+        text = serialize_messages(messages) + serialize_tools(body.get("tools")) if isinstance(messages, list) \
+            else body.get("prompt")
         if not isinstance(text, str):
             raise vllm_error(400, "prompt (a string) or messages is required", param="prompt")
         tokens = [_token_id(text[i:i + CHARS_PER_TOKEN]) for i in range(0, len(text), CHARS_PER_TOKEN)]

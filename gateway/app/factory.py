@@ -34,6 +34,7 @@ from gateway.inference.handler import InferenceHandler
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.pipeline import InferencePipeline
 from gateway.inference.responses_turn import StoredResponses
+from gateway.inference.token_counting import TokenCounter
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
 from gateway.surfaces import ANTHROPIC_MESSAGES, SurfaceRegistry
@@ -91,11 +92,12 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     surfaces = surfaces or SurfaceRegistry()
     responses = StoredResponses(stores.responses, settings.responses_ttl)
+    counter = TokenCounter(client)
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     app = Litestar(
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
-                        *responses_routes(inference, responses, authenticator),
-                        *anthropic_routes(runtimes, authenticator),
+                        *responses_routes(inference, responses, authenticator, runtimes, counter),
+                        *anthropic_routes(runtimes, authenticator, counter),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),

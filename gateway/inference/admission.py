@@ -18,6 +18,7 @@ from gateway.auth.authenticator import Caller
 from gateway.errors import RateLimited
 from gateway.limits import Admission, LimitStore, Reservation
 from gateway.observability.metrics import GatewayMetrics
+from gateway.surfaces.base import Surface
 from gateway.surfaces.request import InferenceRequest
 
 _log = structlog.get_logger("gateway.inference.admission")
@@ -30,36 +31,16 @@ _REFUSALS = {
 }
 
 
-def duration(seconds: float) -> str:
-    """OpenAI's reset format: `20ms`, `1s`, `6m0s`."""
-    if seconds < 1:
-        return f"{max(1, math.ceil(seconds * 1000))}ms"
-    whole = math.ceil(seconds)
-    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60}s"
-
-
-def rate_limit_headers(admission: Admission) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for kind, limit, remaining, reset in (
-        ("requests", admission.requests_limit, admission.requests_remaining, admission.requests_reset_s),
-        ("tokens", admission.tokens_limit, admission.tokens_remaining, admission.tokens_reset_s),
-    ):
-        if limit is not None:
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining or 0))
-            headers[f"x-ratelimit-reset-{kind}"] = duration(reset or 0.0)
-    return headers
-
-
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """An admitted request: its headers, and the reservation to settle."""
+    """An admitted request: its headers (in its surface's names), and the reservation to settle."""
 
     admission: Admission
+    surface: Surface
 
     @property
     def headers(self) -> dict[str, str]:
-        return rate_limit_headers(self.admission)
+        return self.surface.rate_limit_headers(self.admission)
 
 
 class AdmissionControl:
@@ -77,7 +58,7 @@ class AdmissionControl:
 
     async def admit(self, caller: Caller, request: InferenceRequest) -> Ticket | None:
         """Reserve the request's estimate under every limit of the caller, or raise `RateLimited` (counted,
-        with OpenAI's rate-limit and retry headers). None: the caller has no limits."""
+        with the surface's rate-limit headers and the retry ones). None: the caller has no limits."""
         if not caller.limited:
             return None
         admission = await self.store.admit(caller.subject, caller.limits, self.estimate(request))
@@ -86,10 +67,10 @@ class AdmissionControl:
                                 code=f"rate_limit_{admission.reason or 'exceeded'}")
             self._metrics.rate_limited.labels(error.error_code or "").inc()
             wait = max(admission.retry_after_s, 0.001)
-            error.headers.update({**rate_limit_headers(admission), "retry-after": str(math.ceil(wait)),
+            error.headers.update({**request.surface.rate_limit_headers(admission), "retry-after": str(math.ceil(wait)),
                                   "retry-after-ms": str(math.ceil(wait * 1000))})
             raise error
-        return Ticket(admission)
+        return Ticket(admission, request.surface)
 
     def settle(self, ticket: Ticket | None, actual_tokens: int) -> None:
         """Settle in the background (callable from a stream's last breath, where awaiting is not safe)."""

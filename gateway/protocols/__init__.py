@@ -7,6 +7,7 @@ from gateway.protocols.llama_cpp import LlamaCppServer
 from gateway.protocols.ollama import OllamaNative
 from gateway.protocols.openai_compatible import OpenAICompatible
 from gateway.protocols.registry import PROTOCOL_BY_KIND, protocols_by_kind
+from gateway.protocols.vllm import VllmServer
 
 __all__ = ["PROTOCOL_BY_KIND", "Capabilities", "LlamaCppServer", "OllamaNative", "OpenAICompatible", "StreamRelay",
-           "WorkerProtocol", "protocols_by_kind"]
+           "VllmServer", "WorkerProtocol", "protocols_by_kind"]

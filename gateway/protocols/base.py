@@ -12,11 +12,13 @@ one line in the registry; the forwarder does not change.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from gateway.errors import WorkerRejected, worker_error
+import msgspec
+
+from gateway.errors import UpstreamError, WorkerRejected, worker_error
 from gateway.surfaces.request import Endpoint, InferenceRequest
 from gateway.upstream.client import WorkerResponse
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
@@ -33,6 +35,9 @@ class Capabilities:
     """Per surface, the request parameters the protocol understands; any other one is not sent (the
     worker would not understand it). None: the body goes to the worker as the client sent it, every
     parameter, and the worker judges (vLLM refuses what it does not know, with a 400)."""
+    counts_tokens: bool = False
+    """Its workers can count the tokens of a chat request's prompt, chat template and tools included
+    (`WorkerProtocol.token_count`): token counting endpoints ask them rather than estimate."""
 
     def serves(self, surface: Endpoint) -> bool:
         return surface in self.surfaces
@@ -66,6 +71,26 @@ class StreamRelay:
     """How the gateway ends the stream early (its drain deadline)."""
 
 
+_T = TypeVar("_T")
+
+TokenCountCalls = Generator[tuple[str, bytes], bytes, int]
+"""How a worker counts a prompt's tokens: the POSTs to make in turn, each a (path, JSON body), each sent
+the previous one's 2xx answer body; it returns the count. The protocol builds the requests and reads the
+answers (raising `UpstreamError` for one it cannot read); the caller does the I/O."""
+
+
+def counting_answer(body: bytes, field: str, kind: type[_T]) -> _T:
+    """The `field` of a token-counting call's JSON answer, of type `kind`; `UpstreamError` otherwise."""
+    try:
+        value = msgspec.json.decode(body)[field]
+    except (msgspec.DecodeError, UnicodeDecodeError, TypeError, KeyError, IndexError):
+        value = None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise UpstreamError(f"the worker's answer to a token count has no `{field}` ({kind.__name__})",
+                            code="invalid_upstream_answer")
+    return value
+
+
 class WorkerProtocol(ABC):
     """How the gateway talks to one kind of worker."""
 
@@ -88,6 +113,11 @@ class WorkerProtocol(ABC):
     def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
         """The client's SSE bytes for the worker's open stream, ending `[DONE]` (an error event first when
         the stream fails); `stream.on_end` gets the outcome whatever happens."""
+
+    def token_count(self, chat: Mapping[str, Any], placement: Placement) -> TokenCountCalls:
+        """The calls that count the prompt tokens of the chat completions request `chat` (its `messages`
+        and `tools`) on `placement`. Only for protocols whose capabilities say `counts_tokens`."""
+        raise NotImplementedError(f"{type(self).__name__} workers do not count tokens")
 
     @staticmethod
     def rejection(status: int, body: bytes) -> WorkerRejected:

@@ -13,19 +13,26 @@ is how it refuses, mapped here to our errors:
   `Connection: close` (a loopback connect costs far less than a token);
 - a 500 "image input is not supported" (or audio: a model started without its multimodal projector)
   is the client's 400 on `messages`, not a server error.
+
+It counts a chat request's prompt tokens in two calls: `POST /apply-template` (the model's chat template
+over `messages` and `tools`, the generation prompt added) gives the prompt's text, `POST /tokenize` its
+tokens (special tokens parsed, as the server tokenizes a templated prompt).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import msgspec
 
 from gateway.errors import WorkerRejected, worker_error
-from gateway.protocols.base import Capabilities
+from gateway.protocols.base import Capabilities, TokenCountCalls, counting_answer
 from gateway.protocols.openai_compatible import OpenAICompatible
+from gateway.workers.pool import Placement
 
+_encode = msgspec.json.Encoder().encode
 _UNREADABLE_MEDIA = re.compile(r"(image|audio) input is not supported")
 
 
@@ -34,8 +41,17 @@ class LlamaCppServer(OpenAICompatible):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "tokenize", "detokenize"}),
-        parameters=None)
+        parameters=None, counts_tokens=True)
     closes_connection_after_stream: ClassVar[bool] = True
+
+    def token_count(self, chat: Mapping[str, Any], placement: Placement) -> TokenCountCalls:
+        template: dict[str, Any] = {"messages": chat["messages"]}
+        if chat.get("tools"):
+            template["tools"] = chat["tools"]
+        rendered = yield "/../apply-template", _encode(template)
+        prompt = counting_answer(rendered, "prompt", str)
+        tokenized = yield "/../tokenize", _encode({"content": prompt})
+        return len(counting_answer(tokenized, "tokens", list))
 
     @staticmethod
     def rejection(status: int, body: bytes) -> WorkerRejected:

@@ -7,7 +7,7 @@ natively are sent the translation too, for now.
 
 Routing rules, prefix affinity and the token estimates are chat completions' over the translation, so
 a rule matches the same text whether it came as chat or as Messages. `/v1/messages/count_tokens`
-(`gateway.http.routes.anthropic`) answers with that estimate.
+(`gateway.http.routes.anthropic`) has a worker count the translation, else answers with that estimate.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.limits.decisions import Admission
+from gateway.limits.headers import anthropic_headers
 from gateway.surfaces.base import Body, RequestDoc, decode_object
 from gateway.surfaces.chat_completions import ChatCompletions
 from gateway.surfaces.messages_answers import encode_message, error_of
@@ -95,6 +97,10 @@ class AnthropicMessages(ChatCompletions):
 
     def error_body(self, error: GatewayError) -> Body:
         return error_of(error)
+
+    def rate_limit_headers(self, admission: Admission) -> dict[str, str]:
+        """Anthropic's `anthropic-ratelimit-*` (and not OpenAI's): what its SDKs and Claude Code read."""
+        return anthropic_headers(admission)
 
 
 def _thinks(request: InferenceRequest) -> bool:

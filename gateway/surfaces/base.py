@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import msgspec
 
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.limits.decisions import Admission
+from gateway.limits.headers import openai_headers
 from gateway.surfaces.request import InferenceRequest
 
 Body = dict[str, Any]
@@ -134,6 +136,11 @@ class Surface(ABC):
     def error_body(self, error: GatewayError) -> Body:
         """The error object a client of this surface expects (OpenAI's by default)."""
         return error.body()
+
+    def rate_limit_headers(self, admission: Admission) -> dict[str, str]:
+        """The caller's limits in the headers a client of this surface reads (OpenAI's `x-ratelimit-*` by
+        default: `gateway.limits.headers`); only callers with limits are admitted, so others never ask."""
+        return openai_headers(admission)
 
 
 def decode_object(raw: bytes) -> Body:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import anthropic
 import pytest
+from anthropic.types import MessageParam
 
 from gateway.workers.local_processes import LocalWorkerSupervisor
 from routing.catalog import parse_catalog
@@ -51,6 +52,17 @@ def test_count_tokens_and_errors_with_the_real_model(client: anthropic.Anthropic
     assert client.messages.count_tokens(model="smollm2", messages=[{"role": "user", "content": "Hi"}]).input_tokens
     with pytest.raises(anthropic.NotFoundError):
         client.messages.create(model="claude-sonnet-4-5", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+
+
+def test_count_tokens_is_what_the_real_worker_counts_when_the_message_is_sent(client: anthropic.Anthropic) -> None:
+    """llama-server counts (its chat template, then its tokenizer): the count is the prompt's tokens as
+    the same worker reports them for the message itself."""
+    messages: list[MessageParam] = [{"role": "user", "content": "What is the capital of Norway?"}]
+    raw = client.messages.with_raw_response.count_tokens(model="smollm2", system="Answer in one word.",
+                                                          messages=messages)
+    assert raw.headers["x-gateway-token-count"] == "exact"
+    sent = client.messages.create(model="smollm2", max_tokens=1, system="Answer in one word.", messages=messages)
+    assert raw.parse().input_tokens == sent.usage.input_tokens > 0
 
 
 def test_a_prompt_beyond_the_workers_context_is_the_clients_400(client: anthropic.Anthropic) -> None:

@@ -62,11 +62,11 @@ def test_stream_gives_the_text_and_the_final_message(client: anthropic.Anthropic
     assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
 
 
-def test_count_tokens_estimates_the_prompt(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
+def test_count_tokens_counts_the_prompt(client: anthropic.Anthropic, sim: SimulatorThread) -> None:
     short = client.messages.count_tokens(model="chat", messages=HELLO)
     longer = client.messages.count_tokens(model="chat", system="x" * 400, messages=HELLO)
     assert 0 < short.input_tokens < longer.input_tokens
-    assert _worker_bodies(sim) == []  # counted by the gateway
+    assert _worker_bodies(sim) == []  # nothing generated: the worker's tokenizer counted (test_token_counting.py)
     with pytest.raises(anthropic.NotFoundError) as caught:
         client.messages.count_tokens(model="nope", messages=HELLO)
     assert caught.value.body == {"type": "error", "error": {

@@ -1,14 +1,18 @@
 """API keys on every route (figure 12): missing, wrong, revoked, expired keys get 401; user keys on
-admin routes and keys outside their models get 403; limits answer 429 with OpenAI's headers."""
+admin routes and keys outside their models get 403; limits answer 429 with OpenAI's headers (Anthropic's on
+`/v1/messages`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+import anthropic
 import httpx
 import openai
 import pytest
+from anthropic.types import MessageParam
 
 from gateway.app.server import serve
 from gateway.cli.entry import main
@@ -148,6 +152,34 @@ def test_requests_per_minute_answer_429_with_openai_headers(keyed: ServerThread)
     assert call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(USER)).status_code == 200
     usage = call(keyed, "GET", "/v1/usage", None, **bearer(limited)).json()
     assert usage["limits"]["requests_per_minute"] == 3 and usage["remaining"]["requests"] == 0
+
+
+def test_messages_answer_with_anthropics_rate_limit_headers_and_chat_with_openais(keyed: ServerThread) -> None:
+    limited = str(create_key(keyed, limits={"requests_per_minute": 2, "tokens_per_minute": 100_000})["secret"])
+    hello: list[MessageParam] = [{"role": "user", "content": "hi"}]
+    with anthropic.Anthropic(base_url=keyed.url, api_key=limited, max_retries=0) as claude:
+        began = datetime.now(UTC).replace(microsecond=0)
+        raw = claude.messages.with_raw_response.create(model="chat", max_tokens=4, messages=hello)
+        headers = raw.headers
+        assert (headers["anthropic-ratelimit-requests-limit"], headers["anthropic-ratelimit-requests-remaining"]) \
+            == ("2", "1")
+        assert headers["anthropic-ratelimit-tokens-limit"] == "100000"
+        assert 0 < int(headers["anthropic-ratelimit-tokens-remaining"]) < 100_000
+        for kind in ("requests", "tokens"):  # RFC 3339, within the minute
+            reset = datetime.fromisoformat(headers[f"anthropic-ratelimit-{kind}-reset"])
+            assert headers[f"anthropic-ratelimit-{kind}-reset"].endswith("Z")
+            assert began <= reset <= began + timedelta(seconds=61)
+        assert not [name for name in headers if name.startswith("x-ratelimit-")]
+        chat = call(keyed, "POST", "/v1/chat/completions", CHAT, **bearer(limited))
+        assert chat.headers["x-ratelimit-remaining-requests"] == "0"
+        assert not [name for name in chat.headers if name.startswith("anthropic-")]
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            claude.messages.create(model="chat", max_tokens=4, messages=hello)
+    assert refused.value.body == {"type": "error", "error": {
+        "type": "rate_limit_error", "message": "Rate limit reached for requests per minute."}}
+    headers = refused.value.response.headers
+    assert headers["anthropic-ratelimit-requests-remaining"] == "0" and 55 <= int(headers["retry-after"]) <= 60
+    assert not [name for name in headers if name.startswith("x-ratelimit-")]
 
 
 def test_keys_cli_against_a_running_gateway(keyed: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:

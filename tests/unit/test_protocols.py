@@ -13,16 +13,17 @@ from typing import Any, get_args
 import pytest
 from aiohttp import ClientSession, web
 
-from gateway.errors import InvalidRequest, WorkerRejected
+from gateway.errors import InvalidRequest, UpstreamError, WorkerRejected
 from gateway.protocols import (
     PROTOCOL_BY_KIND,
     Capabilities,
     LlamaCppServer,
     OllamaNative,
     OpenAICompatible,
+    VllmServer,
     protocols_by_kind,
 )
-from gateway.protocols.base import StreamRelay
+from gateway.protocols.base import StreamRelay, TokenCountCalls
 from gateway.protocols.ollama_answers import StreamTranslator
 from gateway.protocols.ollama_requests import PARAMETERS, to_ollama
 from gateway.surfaces import CHAT_COMPLETIONS, EMBEDDINGS
@@ -80,13 +81,14 @@ def ollama_payload(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
 def test_every_catalog_worker_kind_has_a_protocol() -> None:
     assert set(PROTOCOL_BY_KIND) == set(get_args(WorkerKind))
     assert PROTOCOL_BY_KIND["ollama"] is OllamaNative
-    assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai")} == {OpenAICompatible}
+    assert PROTOCOL_BY_KIND["openai"] is OpenAICompatible
+    assert PROTOCOL_BY_KIND["vllm"] is VllmServer and issubclass(VllmServer, OpenAICompatible)
     assert PROTOCOL_BY_KIND["local"] is PROTOCOL_BY_KIND["llamacpp"] is LlamaCppServer
 
 
 def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
     table = protocols_by_kind()
-    assert table["vllm"] is table["openai"]
+    assert isinstance(table["vllm"], VllmServer) and type(table["openai"]) is OpenAICompatible
     assert isinstance(table["local"], LlamaCppServer) and table["local"] is table["llamacpp"]
     assert isinstance(table["ollama"], OllamaNative)
     assert protocols_by_kind()["vllm"] is not table["vllm"]  # each forwarder its own: no module-level state
@@ -101,6 +103,56 @@ def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_thr
     assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
     assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize"}  # no score
     assert OllamaNative.capabilities.surfaces == frozenset(SURFACES)
+
+
+def test_vllm_and_llama_cpp_workers_count_tokens_and_the_others_do_not() -> None:
+    counting = {kind for kind, protocol in PROTOCOL_BY_KIND.items() if protocol.capabilities.counts_tokens}
+    assert counting == {"vllm", "local", "llamacpp"}
+    assert VllmServer.capabilities.surfaces == OpenAICompatible.capabilities.surfaces  # the same API otherwise
+    with pytest.raises(NotImplementedError):
+        OllamaNative().token_count(REQUIRED["chat/completions"], placement("ollama"))
+
+
+def _run_count(calls: TokenCountCalls, answers: list[bytes]) -> tuple[list[tuple[str, Any]], int]:
+    """The calls a protocol asks for (path, decoded body), each answered in turn, and its count."""
+    asked = []
+    call = next(calls)
+    for answer in answers:
+        asked.append((call[0], json.loads(call[1])))
+        try:
+            call = calls.send(answer)
+        except StopIteration as done:
+            return asked, done.value
+    raise AssertionError("the protocol asked for more calls than it was answered")
+
+
+def test_vllm_counts_with_one_tokenize_call_at_its_root() -> None:
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "tools": [WEATHER_TOOL], "max_tokens": 5}
+    asked, count = _run_count(VllmServer().token_count(chat, placement("vllm", upstream_model="m-1")),
+                              [b'{"count": 42, "max_model_len": 4096, "tokens": []}'])
+    assert count == 42
+    assert asked == [("/../tokenize", {"model": "m-1", "messages": chat["messages"], "tools": [WEATHER_TOOL],
+                                       "add_generation_prompt": True})]
+    asked, _ = _run_count(VllmServer().token_count({"messages": chat["messages"], "tools": []}, placement("vllm")),
+                          [b'{"count": 3}'])
+    assert "tools" not in asked[0][1]
+
+
+def test_llama_cpp_counts_the_templated_prompt() -> None:
+    chat = {"messages": [{"role": "user", "content": "Hi"}], "tools": [WEATHER_TOOL]}
+    asked, count = _run_count(LlamaCppServer().token_count(chat, placement("local")),
+                              [b'{"prompt": "<|user|>Hi<|assistant|>"}', b'{"tokens": [1, 2, 3, 4]}'])
+    assert count == 4
+    assert asked == [("/../apply-template", {"messages": chat["messages"], "tools": [WEATHER_TOOL]}),
+                     ("/../tokenize", {"content": "<|user|>Hi<|assistant|>"})]
+
+
+@pytest.mark.parametrize("answer", [b"not json", b"[]", b"{}", b'{"count": "3"}', b'{"count": true}'])
+def test_a_count_answer_that_is_not_the_workers_is_an_upstream_error(answer: bytes) -> None:
+    calls = VllmServer().token_count(REQUIRED["chat/completions"], placement("vllm"))
+    next(calls)
+    with pytest.raises(UpstreamError, match="`count`"):
+        calls.send(answer)
 
 
 def test_tokenize_goes_to_the_workers_root_not_under_v1() -> None:

@@ -3,6 +3,7 @@ the admission estimate, and what goes into the cache key."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -160,6 +161,14 @@ def test_the_admission_estimate_is_prompt_plus_the_answer_reserved() -> None:
     assert COMPLETIONS.completion_reserve({"max_completion_tokens": 20, "max_tokens": 30}, 256) == 20
     assert COMPLETIONS.completion_reserve({"max_tokens": -1}, 256) == 256
     assert EMBEDDINGS.completion_reserve({"input": "x"}, 256) == 0  # nothing is generated
+
+
+def test_the_estimate_counts_tool_definitions_by_their_json() -> None:
+    body = _chat({"role": "user", "content": "y" * 40})
+    tools = [{"type": "function", "function": {"name": "weather", "description": "d" * 400}}]
+    tools_json = len(json.dumps(tools, separators=(",", ":")))
+    assert CHAT_COMPLETIONS.prompt_tokens_estimate({**body, "tools": tools}) == (40 + tools_json) // 4 + 4 + 1
+    assert CHAT_COMPLETIONS.prompt_tokens_estimate({**body, "tools": []}) == 40 // 4 + 4 + 1
 
 
 # ---- the cache key ---------------------------------------------------------------------------------------
