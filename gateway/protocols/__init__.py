@@ -5,8 +5,8 @@ capabilities. One module per protocol; `registry` maps catalog worker kinds to t
 from gateway.protocols.base import Capabilities, StreamRelay, WorkerProtocol
 from gateway.protocols.llama_cpp import LlamaCppServer
 from gateway.protocols.ollama import OllamaNative
-from gateway.protocols.openai_compatible import OpenAICompatible
+from gateway.protocols.openai_compatible import OpenAICompatible, VllmServer
 from gateway.protocols.registry import PROTOCOL_BY_KIND, protocols_by_kind
 
 __all__ = ["PROTOCOL_BY_KIND", "Capabilities", "LlamaCppServer", "OllamaNative", "OpenAICompatible", "StreamRelay",
-           "WorkerProtocol", "protocols_by_kind"]
+           "VllmServer", "WorkerProtocol", "protocols_by_kind"]

@@ -12,10 +12,10 @@ from types import MappingProxyType
 from gateway.protocols.base import WorkerProtocol
 from gateway.protocols.llama_cpp import LlamaCppServer
 from gateway.protocols.ollama import OllamaNative
-from gateway.protocols.openai_compatible import OpenAICompatible
+from gateway.protocols.openai_compatible import OpenAICompatible, VllmServer
 
 PROTOCOL_BY_KIND: Mapping[str, type[WorkerProtocol]] = MappingProxyType({
-    "vllm": OpenAICompatible,
+    "vllm": VllmServer,
     "openai": OpenAICompatible,
     "local": LlamaCppServer,  # llama.cpp's llama-server, started by `llm-gateway serve`
     "llamacpp": LlamaCppServer,  # llama.cpp's llama-server, started elsewhere

@@ -20,6 +20,7 @@ from gateway.protocols import (
     LlamaCppServer,
     OllamaNative,
     OpenAICompatible,
+    VllmServer,
     protocols_by_kind,
 )
 from gateway.protocols.base import StreamRelay
@@ -80,13 +81,13 @@ def ollama_payload(endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
 def test_every_catalog_worker_kind_has_a_protocol() -> None:
     assert set(PROTOCOL_BY_KIND) == set(get_args(WorkerKind))
     assert PROTOCOL_BY_KIND["ollama"] is OllamaNative
-    assert {PROTOCOL_BY_KIND[kind] for kind in ("vllm", "openai")} == {OpenAICompatible}
+    assert (PROTOCOL_BY_KIND["vllm"], PROTOCOL_BY_KIND["openai"]) == (VllmServer, OpenAICompatible)
     assert PROTOCOL_BY_KIND["local"] is PROTOCOL_BY_KIND["llamacpp"] is LlamaCppServer
 
 
 def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
     table = protocols_by_kind()
-    assert table["vllm"] is table["openai"]
+    assert isinstance(table["vllm"], VllmServer) and type(table["openai"]) is OpenAICompatible
     assert isinstance(table["local"], LlamaCppServer) and table["local"] is table["llamacpp"]
     assert isinstance(table["ollama"], OllamaNative)
     assert protocols_by_kind()["vllm"] is not table["vllm"]  # each forwarder its own: no module-level state
@@ -96,11 +97,14 @@ def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
 
 
 def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_through_ones() -> None:
-    for protocol in (OpenAICompatible, LlamaCppServer, OllamaNative):
+    for protocol in (OpenAICompatible, VllmServer, LlamaCppServer, OllamaNative):
         assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
     assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
-    assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize"}  # no score
-    assert OllamaNative.capabilities.surfaces == frozenset(SURFACES)
+    assert VllmServer.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize", "messages",
+                                                "responses"}
+    # no score; Responses translated (its stream lacks what the openai SDK indexes by)
+    assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize", "messages"}
+    assert OllamaNative.capabilities.surfaces == {*SURFACES, "messages", "responses"}
 
 
 def test_tokenize_goes_to_the_workers_root_not_under_v1() -> None:
