@@ -17,15 +17,16 @@ SIM_MODEL = "sim-model"
 
 
 def catalog_yaml(workers: list[tuple[str, str]], *, idle: float = 30.0, first_byte: float = 60.0,
-                 extra_models: tuple[str, ...] = (), tail: str = "") -> str:
+                 extra_models: tuple[str, ...] = (), tail: str = "", kind: str = "vllm") -> str:
     """A catalog with model `chat` (default) served by each (name, base_url) worker as `sim-model`;
-    `tail` is appended as is (health, outlier or retry settings)."""
+    `tail` is appended as is (health, outlier or retry settings). `kind` `openai`: workers the
+    Responses and Messages surfaces reach translated to chat completions (`vllm` serves them natively)."""
     lines = ["models:", "  - name: chat", "  - name: quick"]
     lines += [f"  - name: {m}" for m in extra_models]
     lines += ["routing:", "  default_model: chat", "  routes:",
               "    - {pattern: 'quick|reminder', model: quick, name: quick-rule}", "workers:"]
     for name, url in workers:
-        lines += [f"  - name: {name}", "    kind: vllm", f"    base_url: {url}/v1",
+        lines += [f"  - name: {name}", f"    kind: {kind}", f"    base_url: {url}/v1",
                   f"    timeouts: {{connect: 2, first_byte: {first_byte}, idle: {idle}, total: 120}}",
                   "    models:", f"      - {{name: chat, upstream_id: {SIM_MODEL}}}",
                   f"      - {{name: quick, upstream_id: {SIM_MODEL}}}"]

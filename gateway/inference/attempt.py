@@ -22,7 +22,7 @@ from gateway.protocols.base import StreamRelay, WorkerProtocol
 from gateway.surfaces.request import InferenceRequest
 from gateway.upstream.client import WorkerClient, WorkerResponse
 from gateway.upstream.sse_relay import StreamOutcome
-from gateway.upstream.token_usage import Usage, checked_usage
+from gateway.upstream.token_usage import Usage, checked_native_usage, checked_usage
 from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
@@ -37,6 +37,9 @@ class Reply:
     stream: AsyncIterator[bytes] | None = None
     usage: Usage | None = None
     """A whole answer's `usage`, as the worker reported it."""
+    native: bool = False
+    """A worker that serves the request's (translating) surface natively answered it in that surface's
+    shape: nothing to translate back, nothing for the cache (it keeps OpenAI's shapes)."""
 
 
 StreamEnd = Callable[[StreamOutcome, Usage, bool], None]
@@ -59,7 +62,11 @@ class Call:
     """A stream's data payloads are collected in it (for the cache)."""
     tried: set[str] = field(default_factory=set)
     unable: frozenset[str] = frozenset()
-    """Workers whose protocol does not serve the request's surface (never tried)."""
+    """Workers whose protocol does not serve the request's surface (never tried), or, for a translating
+    surface some workers serve natively, the workers that would need the translation (tried only when
+    no native one can be)."""
+    incapable: frozenset[str] = frozenset()
+    """Of `unable`, the workers that cannot serve the request even translated."""
     attempts: int = 0
     last_error: GatewayError | None = None
     deadline: float | None = None
@@ -88,6 +95,8 @@ class Attempt:
     idle: float
     slot_held: bool
     """The worker's in-flight count already includes this try (a slot the request waited for)."""
+    native: bool = False
+    """The worker serves the request's translating surface itself: it is sent the client's request."""
 
 
 class AttemptRunner:
@@ -103,7 +112,7 @@ class AttemptRunner:
         placement, protocol, request = attempt.placement, attempt.protocol, attempt.call.request
         state = placement.state
         try:
-            path, payload = protocol.request(request, placement)
+            path, payload = (protocol.native_request if attempt.native else protocol.request)(request, placement)
         except BaseException:
             if attempt.slot_held:
                 self.release(state)
@@ -117,7 +126,8 @@ class AttemptRunner:
         try:
             response = await self._client.send(
                 placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
-                close_connection=request.stream and protocol.closes_connection_after_stream)
+                close_connection=request.stream and protocol.closes_connection_after_stream,
+                headers=request.worker_headers if attempt.native else None)
             if not request.stream:
                 body = await self._client.read_body(response, placement.name, wait)
                 return self._whole(attempt, body)
@@ -138,6 +148,8 @@ class AttemptRunner:
     @staticmethod
     def _whole(attempt: Attempt, body: bytes) -> Reply:
         placement = attempt.placement
+        if attempt.native:
+            return _native_whole(placement.name, body)
         body = attempt.protocol.answer(attempt.call.request, placement, body, attempt.call.record.request_id)
         try:
             usage = checked_usage(body)
@@ -171,9 +183,21 @@ class AttemptRunner:
         if call.capture is not None:
             call.capture.clear()  # a retried attempt starts over
         cutoff = self._lifecycle.stream_started()
-        stream = attempt.protocol.relay(response, StreamRelay(
+        relay = StreamRelay(
             worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
-            capture=call.capture, cutoff=cutoff))
-        return Reply(headers={}, stream=stream)
+            capture=call.capture, cutoff=cutoff)
+        if attempt.native:
+            return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
+        return Reply(headers={}, stream=attempt.protocol.relay(response, relay))
+
+
+def _native_whole(worker_name: str, body: bytes) -> Reply:
+    """A native worker's whole answer (Anthropic's or Responses' usage names: `input_tokens`, ...)."""
+    try:
+        usage = checked_native_usage(body)
+    except ValueError as exc:
+        raise UpstreamError(f"worker {worker_name!r} answered 200 with a body that is not a JSON "
+                            f"object ({exc})", code="invalid_upstream_answer") from None
+    return Reply(headers={}, body=body, usage=usage, native=True)

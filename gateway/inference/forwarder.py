@@ -55,8 +55,8 @@ class Forwarder:
                       choice: ModelChoice, *, on_stream_end: StreamEnd, capture: list[bytes] | None) -> Reply:
         """`capture`: a stream's data payloads are collected in it (for the cache)."""
         call = Call(runtime, request, record, choice, request.wants_usage, on_stream_end, capture)
-        if request.endpoint not in self._served_by_all:
-            call.unable = self._unable(call)
+        if request.endpoint not in self._served_by_all or request.surface.native_capable:
+            call.unable, call.incapable = self._unable(call)
         if request.stream:
             # Always ask for usage, so accounting never depends on the client's choice.
             options = request.body.get("stream_options")
@@ -112,28 +112,42 @@ class Forwarder:
                 return self._answered(attempt, reply)
         return await self._none_answered(call, limited)
 
-    def _unable(self, call: Call) -> frozenset[str]:
-        """The workers of the request's models whose protocol does not serve its surface; InvalidRequest when
-        that is all of them (the model cannot answer this surface anywhere)."""
-        pool, endpoint, choice = call.runtime.pool, call.request.endpoint, call.choice
+    def _unable(self, call: Call) -> tuple[frozenset[str], frozenset[str]]:
+        """The workers of the request's models not to try first, and those never to try. Never: those whose
+        protocol does not serve the request's surface (InvalidRequest when that is all of them: the model
+        cannot answer this surface anywhere). Not first, for a translating surface: those that would need
+        the translation, when the model has workers that serve the surface natively."""
+        pool, request, choice = call.runtime.pool, call.request, call.choice
         placements = [p for model in (choice.model, *choice.fallbacks) for p in pool.placements(model)]
-        unable = frozenset(p.name for p in placements
-                           if not self._protocols[p.state.spec.kind].capabilities.serves(endpoint))
-        if placements and len(unable) == len({p.name for p in placements}):
-            raise InvalidRequest(f"The model `{choice.model}` has no worker that serves {call.request.surface.title} "
+        incapable = frozenset(p.name for p in placements if not self._serves(p, request.endpoint))
+        if placements and len(incapable) == len({p.name for p in placements}):
+            raise InvalidRequest(f"The model `{choice.model}` has no worker that serves {request.surface.title} "
                                  f"(its workers' kinds: {', '.join(sorted({p.state.spec.kind for p in placements}))}).",
                                  param="model", code="unsupported_by_model")
-        return unable
+        if not request.surface.native_capable:
+            return incapable, incapable
+        native = {p.name for p in placements if self._serves(p, request.surface.name)}
+        if not native:
+            return incapable, incapable
+        return frozenset(p.name for p in placements if p.name not in native), incapable
+
+    def _serves(self, placement: Placement, surface: str) -> bool:
+        return self._protocols[placement.state.spec.kind].capabilities.serves(surface)
 
     def _pick(self, call: Call, model: str, key: RequestKey, now: float, limited: frozenset[str]
               ) -> Placement | None:
         """The next worker for `model` by its policy: not one tried already, nor one whose protocol does not
-        serve the surface, nor (with `max_concurrent`) a full one."""
+        serve the surface, nor (with `max_concurrent`) a full one; for a translating surface, one that
+        serves it natively if the model has one left, else one it is translated for."""
         pool, tried = call.runtime.pool, call.tried
-        if call.unable:
-            tried = tried | call.unable
         busy = tried if model not in limited else tried | self._slots.full(pool, model)
-        return pool.pick(model, key, now, exclude=busy, sticky=call.request.session is not None)
+        sticky = call.request.session is not None
+        if not call.unable:
+            return pool.pick(model, key, now, exclude=busy, sticky=sticky)
+        placement = pool.pick(model, key, now, exclude=busy | call.unable, sticky=sticky)
+        if placement is None and call.unable is not call.incapable:
+            placement = pool.pick(model, key, now, exclude=busy | call.incapable, sticky=sticky)
+        return placement
 
     def _plan(self, call: Call, model: str, placement: Placement, slot_held: bool, now: float) -> Attempt:
         """The next try: on `placement`, in its worker's protocol, within the model's (else the worker's)
@@ -142,8 +156,10 @@ class Forwarder:
         timeouts = call.runtime.timeouts_for(model, spec.timeouts)
         if call.deadline is None:
             call.deadline = now + timeouts.total
-        return Attempt(call, model, placement, self._protocols[spec.kind], call.deadline, timeouts.first_byte,
-                       timeouts.idle, slot_held)
+        protocol, surface = self._protocols[spec.kind], call.request.surface
+        native = surface.native_capable and protocol.capabilities.serves(surface.name)
+        return Attempt(call, model, placement, protocol, call.deadline, timeouts.first_byte, timeouts.idle,
+                       slot_held, native)
 
     def _answered(self, attempt: Attempt, reply: Reply) -> Reply:
         """A try answered: its worker did well, and the reply says who answered, by which route, after how

@@ -7,7 +7,9 @@ interaction capture apply to each of them the same way.
     decode          the surface's request, or a `Turn`'s (a coaching turn: context type, kept history)
     pipeline        choose model, cache, admit, forward, settle and fill (`gateway.inference.pipeline`)
     turn ends       the turn labels the reply and keeps the answer (a stream: once it has ended)
-    capture         the interaction, if the key, rule or model opted in (`InteractionCapture.wrap`)
+    capture         the interaction, if the key, rule or model opted in (`InteractionCapture.wrap`); not
+                    an answer a worker gave in a translating surface's own shapes (a native one)
+    encode          a translating surface's answer back into its shapes (a native one: named as ours)
 """
 
 from __future__ import annotations
@@ -63,17 +65,23 @@ class InferenceHandler:
         if caller.key is not None:
             record.key_id = caller.key.id
         inference = surface.decode(body) if turn is None else await turn.begin(body, caller)
+        if inference.surface.native_headers:
+            inference.worker_headers = {name: value for name in inference.surface.native_headers
+                                        if (value := headers.get(name)) is not None}
         reply = await self._pipeline.answer(inference, record, caller, headers.get("cache-control"))
         if turn is not None:
             await turn.end(reply, record)
         capture = self._capture
-        if capture is not None and inference.surface.captured:
+        if capture is not None and inference.surface.captured and not reply.native:
             route = record.route if turn is None else turn.capture_route
             opted_in = capture.wants(caller, self._runtimes.current.catalog, record, route=route)
             reply = capture.wrap(reply, request_body=inference.body, record=record, caller=caller,
                                  endpoint=inference.endpoint, opted_in=opted_in)
         surface = inference.surface
-        if surface.translates:  # back into the client's shapes (captured and cached as the worker's)
+        if reply.native:  # a worker that serves the surface itself answered in its shapes
+            if reply.stream is None:
+                reply.body = surface.native_answer(reply.body, inference)
+        elif surface.translates:  # back into the client's shapes (captured and cached as the worker's)
             if reply.stream is not None:
                 reply.stream = surface.encode_stream(reply.stream, inference)
             else:

@@ -67,7 +67,8 @@ class InferencePipeline:
         chunks: list[bytes] | None = [] if plan is not None and request.stream else None
 
         def stream_ended(outcome: StreamOutcome, usage: Usage, first_choice: bool) -> None:
-            whole = chunks is not None and first_choice and outcome.completed and outcome.error is None
+            whole = (chunks is not None and first_choice and outcome.completed and outcome.error is None
+                     and not outcome.native)
             settle(ticket, plan, usage.total_tokens, CachedAnswer(request.endpoint, chunks=chunks) if whole else None)
 
         try:
@@ -84,7 +85,7 @@ class InferencePipeline:
             usage = reply.usage
             if usage is not None:
                 record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-            answered_by_choice = plan is not None and record.model == choice.model
+            answered_by_choice = plan is not None and record.model == choice.model and not reply.native
             settle(ticket, plan, usage.total_tokens if usage else 0,
                    CachedAnswer(request.endpoint, body=reply.body) if answered_by_choice else None)
         return reply

@@ -51,6 +51,7 @@ class StoredResponses:
             start = len(messages) - len(request.conversation)  # after the new instructions, if any
             messages[start:start] = previous.messages
             request.conversation[:0] = previous.messages
+            request.previous = previous.messages
         request.body["messages"] = with_one_system_message(request.body["messages"])
         return request
 
@@ -109,5 +110,7 @@ class ResponsesTurn:
 
         if reply.stream is not None:
             request.keep = keep
+        elif reply.native:
+            await keep(RESPONSES.native_response(reply.body, request))
         else:
             await keep(RESPONSES.encoded_response(reply.body, request))

@@ -21,8 +21,11 @@ import msgspec
 from gateway.errors import UpstreamError, WorkerRejected, worker_error
 from gateway.surfaces.request import Endpoint, InferenceRequest
 from gateway.upstream.client import WorkerResponse
+from gateway.upstream.native_relay import relay_native_sse
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
 from gateway.workers.pool import Placement
+
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,8 @@ class Capabilities:
     """What a protocol's workers can be asked."""
 
     surfaces: frozenset[Endpoint]
-    """The API surfaces its workers serve natively (`chat/completions`, `completions`, `embeddings`)."""
+    """The API surfaces its workers serve natively (`chat/completions`, `completions`, `embeddings`, ...;
+    `messages` and `responses`: sent as the client sent them, instead of translated to chat)."""
     parameters: Mapping[Endpoint, frozenset[str]] | None = None
     """Per surface, the request parameters the protocol understands; any other one is not sent (the
     worker would not understand it). None: the body goes to the worker as the client sent it, every
@@ -39,7 +43,8 @@ class Capabilities:
     """Its workers can count the tokens of a chat request's prompt, chat template and tools included
     (`WorkerProtocol.token_count`): token counting endpoints ask them rather than estimate."""
 
-    def serves(self, surface: Endpoint) -> bool:
+    def serves(self, surface: str) -> bool:
+        """Whether its workers serve `surface` (a surface's name) natively."""
         return surface in self.surfaces
 
     def understands(self, surface: Endpoint, parameter: str) -> bool:
@@ -95,6 +100,9 @@ class WorkerProtocol(ABC):
     """How the gateway talks to one kind of worker."""
 
     capabilities: ClassVar[Capabilities]
+    native_prefix: ClassVar[str] = "/"
+    """Where, below the worker's catalog URL, the translating surfaces it serves natively are (`/messages`
+    under a `/v1` URL)."""
     closes_connection_after_stream: ClassVar[bool] = False
     """The worker closes its connection after a streamed answer though it announced keep-alive: streamed
     requests then ask for `Connection: close`, so a pooled connection it has closed is never reused."""
@@ -118,6 +126,21 @@ class WorkerProtocol(ABC):
         """The calls that count the prompt tokens of the chat completions request `chat` (its `messages`
         and `tools`) on `placement`. Only for protocols whose capabilities say `counts_tokens`."""
         raise NotImplementedError(f"{type(self).__name__} workers do not count tokens")
+
+    def native_request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
+        """The path and body for a translating surface's request sent as its client sent it (its
+        `model` the worker's id), to a worker that serves the surface natively."""
+        surface = request.surface
+        body = surface.native_body(request)
+        body["model"] = placement.upstream_model
+        return self.native_prefix + surface.name, _encode(body)
+
+    def native_relay(self, response: WorkerResponse, stream: StreamRelay, request: InferenceRequest
+                     ) -> AsyncIterator[bytes]:
+        """The client's bytes for a native stream of `request`'s surface (read by the surface's events)."""
+        return relay_native_sse(response, request.surface.native_stream(request), worker_name=stream.worker_name,
+                                idle_timeout=stream.idle_timeout, deadline=stream.deadline, on_end=stream.on_end,
+                                cutoff=stream.cutoff)
 
     @staticmethod
     def rejection(status: int, body: bytes) -> WorkerRejected:

@@ -11,6 +11,10 @@ is how it refuses, mapped here to our errors:
 - it closes the connection after a streamed answer while announcing keep-alive, so a request sent on
   that pooled connection would fail ("Server disconnected", 3 in 30 here): its streamed requests ask for
   `Connection: close` (a loopback connect costs far less than a token);
+- it serves Anthropic Messages (`/v1/messages`) itself: those go to it as the client sent them. Its
+  `/v1/responses` is not used: its stream events lack `sequence_number` and `output_index` (the openai
+  SDK's stream helpers index the response by them) and it refuses input messages without `"type":
+  "message"`, so Responses requests reach it translated to chat completions;
 - a 500 "image input is not supported" (or audio: a model started without its multimodal projector)
   is the client's 400 on `messages`, not a server error.
 
@@ -40,7 +44,8 @@ class LlamaCppServer(OpenAICompatible):
     """Workers of kind `local` (started by the gateway) and `llamacpp` (started elsewhere)."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "tokenize", "detokenize"}),
+        surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "tokenize", "detokenize",
+                            "messages"}),
         parameters=None, counts_tokens=True)
     closes_connection_after_stream: ClassVar[bool] = True
 

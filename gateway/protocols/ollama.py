@@ -1,6 +1,7 @@
 """Ollama's native protocol (`/api/chat`, `/api/generate`, `/api/embed`): requests translated by
 `ollama_requests`, answers and streams by `ollama_answers`, the NDJSON stream relayed line by line by
-`gateway.upstream.ndjson_relay` with this protocol's translator.
+`gateway.upstream.ndjson_relay` with this protocol's translator. Anthropic Messages and OpenAI Responses
+go as the client sent them to Ollama's own `/v1/messages` and `/v1/responses` (Ollama 0.13 and later).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ class OllamaNative(WorkerProtocol):
     """Ollama workers (their catalog URL is the server's root). Parameters outside `PARAMETERS` are not
     sent; what Ollama cannot do (`n` > 1, several prompts, token ids, image URLs) is a 400."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(surfaces=frozenset(PATHS), parameters=PARAMETERS)
+    capabilities: ClassVar[Capabilities] = Capabilities(surfaces=frozenset(PATHS) | {"messages", "responses"},
+                                                        parameters=PARAMETERS)
+    native_prefix: ClassVar[str] = "/v1/"
 
     def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
         return to_ollama(request.endpoint, request.body, upstream_model=placement.upstream_model,

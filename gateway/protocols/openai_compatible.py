@@ -1,6 +1,11 @@
-"""The OpenAI-compatible protocol: vLLM, llama.cpp's servers, OpenAI itself. The request goes to the
-worker as the client sent it, but for `model` (the worker's own id of it); the answer and the SSE
-stream come back as they are, checked on the way (`gateway.upstream.sse_relay`).
+"""The OpenAI-compatible protocol: vLLM, llama.cpp's servers, OpenAI itself, any server that speaks
+OpenAI's API. The request goes to the worker as the client sent it, but for `model` (the worker's own id
+of it); the answer and the SSE stream come back as they are, checked on the way
+(`gateway.upstream.sse_relay`).
+
+Kind `openai` (any such server) is asked OpenAI's chat-era surfaces only: Responses and Anthropic
+Messages requests reach it translated to chat completions. Kind `vllm` (`gateway.protocols.vllm`)
+serves both natively, so they go to it as they came.
 """
 
 from __future__ import annotations
@@ -43,3 +48,4 @@ class OpenAICompatible(WorkerProtocol):
                          deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
                          prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,
                          capture=stream.capture, cutoff=stream.cutoff)
+

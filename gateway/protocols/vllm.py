@@ -1,8 +1,10 @@
 """vLLM's OpenAI-compatible server: the OpenAI protocol (`OpenAICompatible`), plus what only vLLM serves
-and the gateway uses itself: counting a chat request's prompt tokens with the model's own tokenizer and
-chat template (`POST /tokenize` with `messages`, `tools` and `add_generation_prompt`, answered with its
-`count`), as `/v1/messages/count_tokens` and `/v1/responses/input_tokens` ask. OpenAI itself (kind
-`openai`) has no such endpoint, so it keeps the plain `OpenAICompatible`.
+and the gateway uses: OpenAI Responses (`/v1/responses`) and Anthropic Messages (`/v1/messages`), which
+go to it as the client sent them (not translated to chat completions), and counting a chat request's
+prompt tokens with the model's own tokenizer and chat template (`POST /tokenize` with `messages`, `tools`
+and `add_generation_prompt`, answered with its `count`), as `/v1/messages/count_tokens` and
+`/v1/responses/input_tokens` ask. OpenAI itself (kind `openai`) has neither, so it keeps the plain
+`OpenAICompatible`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ _TOKENIZE = "/../tokenize"
 class VllmServer(OpenAICompatible):
     """Workers of kind `vllm`."""
 
-    capabilities: ClassVar[Capabilities] = dataclasses.replace(OpenAICompatible.capabilities, counts_tokens=True)
+    capabilities: ClassVar[Capabilities] = dataclasses.replace(
+        OpenAICompatible.capabilities, surfaces=OpenAICompatible.capabilities.surfaces | {"messages", "responses"},
+        counts_tokens=True)
 
     def token_count(self, chat: Mapping[str, Any], placement: Placement) -> TokenCountCalls:
         request: dict[str, Any] = {"model": placement.upstream_model, "messages": chat["messages"],

@@ -2,8 +2,8 @@
 translation: a checked request (`messages_checks`) becomes a chat completions request
 (`messages_requests`) that every worker serves, and the pipeline (model choice, routing rules, prefix
 affinity, limits, the cache, capture) sees that request; answers and streams come back as Anthropic's
-(`messages_answers`, `messages_stream`), errors as its error object. Workers that speak Messages
-natively are sent the translation too, for now.
+(`messages_answers`, `messages_stream`), errors as its error object. A worker that speaks Messages
+itself is sent the client's request instead, and its answer comes back as it is (`messages_native`).
 
 Routing rules, prefix affinity and the token estimates are chat completions' over the translation, so
 a rule matches the same text whether it came as chat or as Messages. `/v1/messages/count_tokens`
@@ -22,6 +22,7 @@ from gateway.surfaces.base import Body, RequestDoc, decode_object
 from gateway.surfaces.chat_completions import ChatCompletions
 from gateway.surfaces.messages_answers import encode_message, error_of
 from gateway.surfaces.messages_checks import check_messages_request
+from gateway.surfaces.messages_native import NativeMessagesStream, named_answer
 from gateway.surfaces.messages_requests import messages_to_chat
 from gateway.surfaces.messages_stream import messages_stream
 from gateway.surfaces.request import InferenceRequest
@@ -64,13 +65,16 @@ class AnthropicMessages(ChatCompletions):
     title = "Messages"
     doc = _DOC
     translates = True
+    native_capable = True
     worker_name = "chat/completions"
+    native_headers = ("anthropic-version", "anthropic-beta")
 
     def decode(self, raw: bytes) -> InferenceRequest:
         body = decode_object(raw)
         request = self.decode_body(body)
         thinking = body.get("thinking")
-        return MessagesRequest(self, request.body, request.stream, client_model=request.body.get("model") or "",
+        return MessagesRequest(self, request.body, request.stream, native=body,
+                               client_model=request.body.get("model") or "",
                                thinking=isinstance(thinking, dict) and thinking.get("type") != "disabled")
 
     def decode_count(self, raw: bytes) -> InferenceRequest:
@@ -94,6 +98,12 @@ class AnthropicMessages(ChatCompletions):
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
         return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
+
+    def native_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
+        return named_answer(answer, _model_of(request))
+
+    def native_stream(self, request: InferenceRequest) -> NativeMessagesStream:
+        return NativeMessagesStream(_model_of(request))
 
     def error_body(self, error: GatewayError) -> Body:
         return error_of(error)

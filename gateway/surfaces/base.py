@@ -24,6 +24,7 @@ from gateway.errors import GatewayError, InvalidRequest
 from gateway.limits.decisions import Admission
 from gateway.limits.headers import openai_headers
 from gateway.surfaces.request import InferenceRequest
+from gateway.upstream.native_relay import NativeEvents
 
 Body = dict[str, Any]
 _decode = msgspec.json.Decoder().decode
@@ -61,6 +62,12 @@ class Surface(ABC):
     `encode_stream`; the pipeline in between (routing, limits, cache, capture) sees the OpenAI request."""
     worker_name: ClassVar[str]
     """The surface workers are asked for this surface's requests: its own `name` unless it translates."""
+    native_capable: ClassVar[bool] = False
+    """A translating surface some workers serve themselves (their protocol lists its `name`): they are sent
+    the client's request as it came (`native_body`), and their answers come back through `native_answer`
+    and `native_stream` instead of the translation."""
+    native_headers: ClassVar[tuple[str, ...]] = ()
+    """A translating surface's client headers that a worker serving it natively is sent as they came."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -132,6 +139,21 @@ class Surface(ABC):
         `[DONE]` when it failed). It must close `events` when its own stream is closed (the client left:
         closing `events` closes the worker's connection)."""
         return events
+
+    def native_body(self, request: InferenceRequest) -> Body:
+        """What a worker that serves this translating surface natively is sent (its protocol declares it):
+        the client's request as it came (`request.native`), unless the surface adds to it."""
+        if request.native is None:
+            raise NotImplementedError(f"{self.title} requests are not sent natively")
+        return request.native
+
+    def native_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
+        """A native worker's whole answer as the client gets it (what names the gateway's side rewritten)."""
+        return answer
+
+    def native_stream(self, request: InferenceRequest) -> NativeEvents:
+        """How the relay reads a native worker's stream of this surface."""
+        raise NotImplementedError(f"{self.title} streams are not relayed natively")
 
     def error_body(self, error: GatewayError) -> Body:
         """The error object a client of this surface expects (OpenAI's by default)."""

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 if TYPE_CHECKING:
     from gateway.surfaces.base import Surface
 
-Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize"]
+Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize",
+                   "messages", "responses"]
 """The surfaces workers are asked by name (a protocol declares which it serves; Ollama's mapping is
 written per name)."""
 
@@ -26,6 +27,11 @@ class InferenceRequest:
     stream: bool
     session: str | None = None
     """A conversation the gateway keeps (coaching sessions): routed with affinity to one worker."""
+    native: dict[str, Any] | None = None
+    """A translating surface's request as its client sent it (checked), for a worker that serves the
+    surface natively (`Surface.native_body` makes what is sent); None for the other surfaces."""
+    worker_headers: dict[str, str] | None = None
+    """Client headers a worker serving the surface natively is sent (`Surface.native_headers`)."""
 
     @property
     def endpoint(self) -> Endpoint:

@@ -1,5 +1,5 @@
-"""OpenAI's Responses API (`POST /v1/responses`), translated to chat completions for every worker (native
-pass-through to workers that serve Responses is a later step): the request becomes a chat request
+"""OpenAI's Responses API (`POST /v1/responses`), sent as it is to workers that serve it (`responses_native`),
+else translated to chat completions: the request becomes a chat request
 (`responses_request`), which the pipeline routes, limits, caches and captures as any chat request (a
 routing rule sees the same text either way: `routing_text` is chat's, over the translated messages);
 the answer and the stream come back as a Response object and Responses events (`responses_answer`,
@@ -26,6 +26,7 @@ from gateway.surfaces.chat_completions import CHAT_COMPLETIONS
 from gateway.surfaces.openai_common import OpenAISurface
 from gateway.surfaces.request import InferenceRequest
 from gateway.surfaces.responses_answer import response_head, response_of_answer
+from gateway.surfaces.responses_native import NativeResponsesStream, named_answer, native_input
 from gateway.surfaces.responses_request import chat_body
 from gateway.surfaces.responses_stream import Keep, responses_stream
 
@@ -59,6 +60,9 @@ class ResponsesRequest(InferenceRequest):
     conversation: list[Body] = field(default_factory=list)
     """The turn's input as chat messages, without `instructions` (a stored response keeps it, then the
     answer); a continuation's starts with its previous response's."""
+    previous: list[Body] = field(default_factory=list)
+    """A continuation's previous conversation (chat messages), which a native worker is sent as input
+    items before the request's own."""
     keep: Keep | None = None
     """Set by the turn when the response is stored: called with the finished Response before the client
     is told it completed."""
@@ -80,6 +84,7 @@ class Responses(OpenAISurface):
     title = "Responses"
     doc = _DOC
     translates = True
+    native_capable = True
 
     def decode(self, raw: bytes) -> ResponsesRequest:
         """Checked and translated in one pass: a field the translation cannot carry is the 400."""
@@ -92,7 +97,7 @@ class Responses(OpenAISurface):
             raise InvalidRequest("`stream` must be a boolean.", param="stream", code="invalid_type")
         chat = chat_body(body)
         start = 1 if body.get("instructions") is not None else 0
-        return ResponsesRequest(self, chat, stream is True, head=response_head(body),
+        return ResponsesRequest(self, chat, stream is True, native=body, head=response_head(body),
                                 conversation=list(chat["messages"][start:]))
 
     def check(self, body: Body) -> None:
@@ -121,6 +126,29 @@ class Responses(OpenAISurface):
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
         assert isinstance(request, ResponsesRequest)
         return responses_stream(events, request.head, request.keep)
+
+    def native_body(self, request: InferenceRequest) -> Body:
+        """The client's request, its conversation expanded, `store: false` (the gateway stores responses)."""
+        assert isinstance(request, ResponsesRequest) and request.native is not None
+        body = {**request.native, "store": False, "input": native_input(request.previous, request.native["input"])}
+        body.pop("previous_response_id", None)
+        return body
+
+    def native_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
+        assert isinstance(request, ResponsesRequest)
+        if request.encoded is not None:
+            return request.encoded
+        return _encode(named_answer(answer, request.head))
+
+    def native_stream(self, request: InferenceRequest) -> NativeResponsesStream:
+        assert isinstance(request, ResponsesRequest)
+        return NativeResponsesStream(request.head, lambda: request.keep)
+
+    def native_response(self, answer: bytes, request: ResponsesRequest) -> dict[str, Any]:
+        """The Response of a native worker's whole answer, kept on `request` like `encoded_response`'s."""
+        response = named_answer(answer, request.head)
+        request.encoded = _encode(response)
+        return response
 
     def encoded_response(self, answer: bytes, request: ResponsesRequest) -> dict[str, Any]:
         """The Response of a whole chat answer, kept on `request` for `encode_answer` (the turn stores it

@@ -91,11 +91,13 @@ def response_of_answer(answer: Body, head: Body) -> Body:
 
 
 def answer_message(output: list[Body]) -> Body:
-    """A Response's output as the assistant's chat message (its text, and its tool calls)."""
-    texts = [part["text"] for item in output if item["type"] == "message" for part in item["content"]]
-    calls = [{"id": item["call_id"], "type": "function",
-              "function": {"name": item["name"], "arguments": item["arguments"]}}
-             for item in output if item["type"] == "function_call"]
+    """A Response's output as the assistant's chat message (its text, and its tool calls); other items (a
+    native worker's `reasoning`) and parts without text (a `refusal`) are not part of it."""
+    texts = [part["text"] for item in output if item.get("type") == "message"
+             for part in item.get("content") or () if isinstance(part.get("text"), str)]
+    calls = [{"id": item.get("call_id", ""), "type": "function",
+              "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")}}
+             for item in output if item.get("type") == "function_call"]
     message: Body = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls

@@ -63,28 +63,30 @@ class WorkerClient:
             self._session = None
 
     async def send(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float,
-                   rejection: Rejection = worker_error, close_connection: bool = False) -> WorkerResponse:
+                   rejection: Rejection = worker_error, close_connection: bool = False,
+                   headers: Mapping[str, str] | None = None) -> WorkerResponse:
         """POST `body` to the worker and wait at most `wait` seconds for its response headers.
 
         Returns a 2xx response whose body is still unread: the caller reads or streams it, and must
         `close()` it if it stops early. A non-2xx answer is read and raised as `rejection` makes it.
         `close_connection`: ask for `Connection: close`, so the connection is not pooled after this
         response (for a worker that closes it anyway, which would fail the next request sent on it).
+        `headers`: more to send (a client's, for a worker that serves the client's surface natively).
         """
         if self._session is None:
             raise RuntimeError("WorkerClient.start() was not called")
         worker = target.worker
-        headers = {"Content-Type": "application/json"}
+        sent = {**headers, "Content-Type": "application/json"} if headers else {"Content-Type": "application/json"}
         if worker.send_request_id:
-            headers["X-Request-Id"] = request_id
+            sent["X-Request-Id"] = request_id
         if target.auth_header:
-            headers["Authorization"] = target.auth_header
+            sent["Authorization"] = target.auth_header
         if close_connection:
-            headers["Connection"] = "close"
+            sent["Connection"] = "close"
         try:
             async with asyncio.timeout(wait):
                 # Never follow a redirect: the gateway calls its catalog's workers and nothing else.
-                response = await self._session.post(worker.url + path, data=body, headers=headers,
+                response = await self._session.post(worker.url + path, data=body, headers=sent,
                                                     timeout=target.connect_timeout, allow_redirects=False)
         except TimeoutError:
             raise UpstreamTimeout(f"worker {worker.name!r} did not answer within {wait:.3g} s") from None

@@ -44,6 +44,9 @@ class StreamOutcome:
     first_content_at: float | None = None
     """`time.perf_counter()` when the first content chunk was handed on."""
     last: dict[str, Any] = field(default_factory=dict)
+    native: bool = False
+    """The stream was the worker's own for a surface the gateway translates (Anthropic's, Responses'),
+    relayed as it is: nothing in it for the cache, which keeps OpenAI chunks."""
 
 
 def error_event(error: GatewayError) -> bytes:
@@ -87,7 +90,7 @@ async def relay_sse(
     choices = ChoiceTracker()
     done = False
     try:
-        async for payloads in _payloads(response, worker_name, idle_timeout, deadline, cutoff):
+        async for payloads in read_payloads(response, worker_name, idle_timeout, deadline, cutoff):
             for payload in payloads:
                 if payload == DONE_DATA:
                     done = True
@@ -159,7 +162,7 @@ async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str
         raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream ({type(exc).__name__})") from None
 
 
-async def _payloads(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
+async def read_payloads(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
                     cutoff: StreamCutoff | None) -> AsyncIterator[list[bytes]]:
     """Yield the data payloads of the SSE events each read of the body completes (one list a read).
     `deadline` is the loop time by which the whole stream must be over."""

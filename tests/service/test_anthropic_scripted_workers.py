@@ -64,7 +64,7 @@ def client(received: list[dict[str, Any]]) -> Iterator[anthropic.Anthropic]:
         return _tool_calling(received)
 
     with ServerThread(answering_worker(answer)) as worker, \
-            start_gateway(catalog_yaml([("tools", worker.url)])) as gateway, \
+            start_gateway(catalog_yaml([("tools", worker.url)], kind="openai")) as gateway, \
             anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0) as sdk:
         yield sdk
 
@@ -119,7 +119,7 @@ def _reasoning(raw: bytes) -> Answer:
 
 def test_a_reasoning_workers_thinking_blocks() -> None:
     with ServerThread(answering_worker(_reasoning)) as worker, \
-            start_gateway(catalog_yaml([("thinker", worker.url)])) as gateway, \
+            start_gateway(catalog_yaml([("thinker", worker.url)], kind="openai")) as gateway, \
             anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0) as sdk:
         whole = sdk.messages.create(model="chat", max_tokens=64, messages=ASK,
                                     thinking={"type": "enabled", "budget_tokens": 1024})

@@ -18,7 +18,7 @@ import structlog
 from anthropic.types import MessageParam, ToolParam
 
 from simulator import SimulatorThread
-from tests.conftest import SIM_MODEL, catalog_yaml, start_gateway
+from tests.conftest import FAULT_MODELS, SIM_MODEL, catalog_yaml, start_gateway
 from tests.servers import ServerThread
 
 HELLO: list[MessageParam] = [{"role": "user", "content": "Say hello"}]
@@ -27,6 +27,16 @@ DETERMINISTIC = {"temperature": 0}
 """Cacheable (the SDK no longer offers `temperature` as an argument; the API still takes it)."""
 MANY = 400
 """Enough tokens for the simulator to end its answer (a truncated answer is not cached)."""
+
+
+@pytest.fixture(scope="module")
+def gateway(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
+    """The simulator as a worker of kind `openai`: Messages reach it translated to chat completions (the
+    native pass-through to workers that speak Messages is tests/service/test_native_surfaces.py)."""
+    text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS,
+                        kind="openai")
+    with start_gateway(text) as server:
+        yield server
 
 
 @pytest.fixture
@@ -129,7 +139,7 @@ def test_sdk_errors(client: anthropic.Anthropic) -> None:
 
 @pytest.fixture(scope="module")
 def keyed(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
-    with start_gateway(catalog_yaml([("w", vllm_sim.url)]), LLM_API_KEY=USER_KEY) as gw:
+    with start_gateway(catalog_yaml([("w", vllm_sim.url)], kind="openai"), LLM_API_KEY=USER_KEY) as gw:
         yield gw
 
 
@@ -201,7 +211,7 @@ def test_a_cached_answer_replays_as_a_messages_stream_and_whole(client: anthropi
 
 
 def test_the_log_line_and_metrics_name_the_surface(vllm_sim: SimulatorThread) -> None:
-    with start_gateway(catalog_yaml([("w", vllm_sim.url)]), LOG_LEVEL="info") as gateway, \
+    with start_gateway(catalog_yaml([("w", vllm_sim.url)], kind="openai"), LOG_LEVEL="info") as gateway, \
             anthropic.Anthropic(base_url=gateway.url, api_key="k", max_retries=0) as client, \
             structlog.testing.capture_logs() as logs:
         client.messages.create(model="chat", max_tokens=4, messages=HELLO, extra_headers={"x-request-id": "msg-log-1"})

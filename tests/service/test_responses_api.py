@@ -29,8 +29,10 @@ PARIS = "{\"city\":\"Paris\"}"
 
 @pytest.fixture(scope="module")
 def gw(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
-    """An open gateway in front of the simulator; fault models are models of their name."""
-    text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS)
+    """An open gateway in front of the simulator as a worker of kind `openai` (Responses reach it translated);
+    fault models are models of their name."""
+    text = catalog_yaml([("sim-a", vllm_sim.url)], idle=1.0, first_byte=3.0, extra_models=FAULT_MODELS,
+                        kind="openai")
     with start_gateway(text) as server:
         yield server
 
@@ -191,7 +193,7 @@ def test_a_cached_answer_replays_as_a_responses_stream(gw: ServerThread) -> None
 
 
 def test_the_log_line_and_the_metrics_name_responses(vllm_sim: SimulatorThread) -> None:
-    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)]), LOG_LEVEL="info") as gw:
+    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)], kind="openai"), LOG_LEVEL="info") as gw:
         with structlog.testing.capture_logs() as logs:
             httpx.post(gw.url + "/v1/responses", json={"model": "chat", "input": "hi"},
                        headers={"x-request-id": "resp-1"})
@@ -253,7 +255,7 @@ def test_the_shape_codex_sends(gw: ServerThread, sim: SimulatorThread) -> None:
 def test_the_fast_path_and_litestar_answer_alike(vllm_sim: SimulatorThread) -> None:
     """Responses are answered before litestar; a CORS request goes through its route, with the same turn."""
     origin = "https://app.upcoach.com"
-    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)]), CORS_ORIGINS=origin) as gw:
+    with start_gateway(catalog_yaml([("sim-a", vllm_sim.url)], kind="openai"), CORS_ORIGINS=origin) as gw:
         fast = httpx.post(gw.url + "/v1/responses", json={"model": "chat", "input": "Hi", "max_output_tokens": 200})
         routed = httpx.post(gw.url + "/v1/responses", headers={"Origin": origin},
                             json={"model": "chat", "input": "Again", "previous_response_id": fast.json()["id"]})

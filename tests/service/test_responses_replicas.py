@@ -40,7 +40,7 @@ def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path_factory: pytest
     flushing.flushdb()
     flushing.close()
     catalog = tmp_path_factory.mktemp("responses") / "models.yaml"
-    catalog.write_text(catalog_yaml([("w", vllm_sim.url)]))
+    catalog.write_text(catalog_yaml([("w", vllm_sim.url)], kind="openai"))
     env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_REDIS_TIMEOUT": "10"}
     with gateway_processes(catalog, env, count=2, ready_path="/v1/models", ready_headers=bearer(ADMIN)) as started:
         yield [url for url, _process in started]

@@ -98,17 +98,19 @@ def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
 
 
 def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_through_ones() -> None:
-    for protocol in (OpenAICompatible, LlamaCppServer, OllamaNative):
+    for protocol in (OpenAICompatible, VllmServer, LlamaCppServer, OllamaNative):
         assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
     assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
-    assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize"}  # no score
-    assert OllamaNative.capabilities.surfaces == frozenset(SURFACES)
+    assert VllmServer.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize", "messages",
+                                                "responses"}
+    # no score; Responses translated (its stream lacks what the openai SDK indexes by)
+    assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize", "messages"}
+    assert OllamaNative.capabilities.surfaces == {*SURFACES, "messages", "responses"}
 
 
 def test_vllm_and_llama_cpp_workers_count_tokens_and_the_others_do_not() -> None:
     counting = {kind for kind, protocol in PROTOCOL_BY_KIND.items() if protocol.capabilities.counts_tokens}
     assert counting == {"vllm", "local", "llamacpp"}
-    assert VllmServer.capabilities.surfaces == OpenAICompatible.capabilities.surfaces  # the same API otherwise
     with pytest.raises(NotImplementedError):
         OllamaNative().token_count(REQUIRED["chat/completions"], placement("ollama"))
 
