@@ -21,6 +21,7 @@ from gateway.errors import GatewayError, InvalidRequest, NoWorkerAvailable, is_r
 from gateway.inference.attempt import Attempt, AttemptRunner, Call, Reply, StreamEnd
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.retries import Retries
+from gateway.inference.upload_attempt import UploadAttempts
 from gateway.inference.worker_slots import WorkerSlots
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
@@ -47,6 +48,7 @@ class Forwarder:
         self._slots = WorkerSlots(metrics)
         self._retries = Retries(metrics, jitter_seed=jitter_seed)
         self._attempts = AttemptRunner(client, self._lifecycle, self._slots, metrics)
+        self._uploads = UploadAttempts(client, self._attempts, self._lifecycle)
         self._protocols = protocols_by_kind()
         self._served_by_all = frozenset.intersection(*(p.capabilities.surfaces for p in self._protocols.values()))
         """The surfaces every protocol serves: for them no worker is left out (the common case, no work)."""
@@ -99,7 +101,8 @@ class Forwarder:
                 if retry:
                     self._retries.retrying += 1
                 try:
-                    reply = await self._attempts.run(attempt)
+                    reply = await (self._attempts.run(attempt) if call.request.upload is None
+                                   else self._uploads.run(attempt))
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from gateway.surfaces.base import Surface
+    from gateway.surfaces.upload import StreamedUpload
 
-Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize"]
+Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize",
+                   "audio/transcriptions", "audio/translations"]
 """The surfaces workers are asked by name (a protocol declares which it serves; Ollama's mapping is
 written per name)."""
 
@@ -26,6 +28,9 @@ class InferenceRequest:
     stream: bool
     session: str | None = None
     """A conversation the gateway keeps (coaching sessions): routed with affinity to one worker."""
+    upload: StreamedUpload | None = None
+    """A body streamed to the worker as the client sends it (audio); `body` then holds only the form's
+    text fields read before `model`."""
 
     @property
     def endpoint(self) -> Endpoint:
