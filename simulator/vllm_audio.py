@@ -12,17 +12,19 @@ A model named after an error fault answers that error, once the whole body was r
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from simulator.config import SimulatorConfig
+from simulator.multipart_form import StreamedForm
 from simulator.streaming import ChunkStream, ErrorReply, json_response, record_of, sse_event
 from simulator.vllm_requests import resolve_model, vllm_error
 from simulator.vllm_shapes import error_body
 
 _FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 
 class VllmAudio:
@@ -36,9 +38,10 @@ class VllmAudio:
         app.router.add_post("/v1/audio/translations", self.transcribe)
 
     async def transcribe(self, request: web.Request) -> web.StreamResponse:
-        if request.content_type != "multipart/form-data":
+        boundary = _BOUNDARY.search(request.headers.get("Content-Type", ""))
+        if request.content_type != "multipart/form-data" or boundary is None:
             raise vllm_error(400, "Unsupported Media Type: expected multipart/form-data")
-        fields, audio_bytes = await _read_form(request)
+        fields, audio_bytes = await _read_form(request, boundary.group(1).encode())
         record = record_of(request)
         record.body, record.upload_bytes = dict(fields), audio_bytes
         if "file" not in fields and audio_bytes == 0:
@@ -57,25 +60,18 @@ class VllmAudio:
         return _whole(text, response_format, fields.get("language") or "en")
 
 
-async def _read_form(request: web.Request) -> tuple[dict[str, Any], int]:
-    """The form's text fields, and the file's size, read part by part as the body arrives."""
+async def _read_form(request: web.Request, boundary: bytes) -> tuple[dict[str, str], int]:
+    """The form's text fields, and the files' size, read as the body arrives."""
     record = record_of(request)
-    reader = await request.multipart()
-    fields: dict[str, Any] = {}
-    audio_bytes = 0
-    while (part := await reader.next()) is not None:
+    form = StreamedForm(boundary)
+    async for data in request.content.iter_any():
         if record.body_first_at is None:
             record.body_first_at = time.monotonic()
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            continue
-        if part.filename is None:
-            fields[part.name] = await part.text()
-            continue
-        fields[part.name] = part.filename
-        while chunk := await part.read_chunk():
-            audio_bytes += len(chunk)
+        form.feed(data)
     record.body_end_at = time.monotonic()
-    return fields, audio_bytes
+    if not form.ended:
+        raise vllm_error(400, "The multipart body ended before its closing boundary")
+    return form.fields, form.file_bytes
 
 
 def _whole(text: str, response_format: str, language: str) -> web.Response:

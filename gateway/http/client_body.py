@@ -1,17 +1,18 @@
 """A request body read from ASGI `receive` as the client sends it, for a route that passes it on without
-holding it whole (audio uploads): chunk by chunk, counted against a limit, with what the route needs
-around it (knowing when the body is over, and discarding what is left of it before an early refusal)."""
+holding it whole (audio uploads): chunk by chunk, counted against a limit, and when it is over (from then
+on, `receive` only says whether the client left)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
-from litestar.types import Message, Receive
+from litestar.types import Receive, ReceiveMessage
 
 from gateway.errors import ClientDisconnected, PayloadTooLarge
 
 
-def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
     """The request's `content-length`, if it sent a usable one."""
     for name, value in headers:
         if name == b"content-length":
@@ -46,19 +47,8 @@ class ClientBody:
                 return chunk
         return None
 
-    async def receive_once_read(self) -> Message:
+    async def receive_once_read(self) -> ReceiveMessage:
         """`receive` for a watcher of the client's disconnect: it waits until the body was read (the body's
         reader owns `receive` until then)."""
         await self.finished.wait()
         return await self._receive()
-
-    async def discard(self, most: int) -> None:
-        """Read and drop what is left of the body, at most `most` bytes more, so that a client still sending
-        reads the refusal sent before its body's end (a connection closed under a client that is writing
-        loses the answer); past `most`, the refusal goes out anyway and the connection is closed."""
-        dropped = 0
-        while not self.finished.is_set() and dropped <= most:
-            message = await self._receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                self.finished.set()
-            dropped += len(message.get("body", b""))

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import openai
 import pytest
+import structlog
 
 from simulator import SimulatorThread
 from tests.conftest import SIM_MODEL, start_gateway
@@ -34,7 +35,8 @@ workers:
 @pytest.fixture(scope="module")
 def gateway(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
     catalog = CATALOG.format(url=vllm_sim.url, sim=SIM_MODEL)
-    with start_gateway(catalog, GATEWAY_ADMIN_KEY=ADMIN, GATEWAY_AUDIO_MAX_BYTES=str(MAX_BYTES)) as server:
+    with start_gateway(catalog, GATEWAY_ADMIN_KEY=ADMIN, GATEWAY_AUDIO_MAX_BYTES=str(MAX_BYTES),
+                       LOG_LEVEL="info") as server:
         yield server
 
 
@@ -95,8 +97,9 @@ def test_a_form_without_model_is_a_400_on_model(gateway: ServerThread) -> None:
 def test_model_after_the_file_is_found_within_the_lookahead(gateway: ServerThread, sim: SimulatorThread) -> None:
     boundary = "b0undary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            "Content-Type: audio/wav\r\n\r\n").encode() + audio(3000) + \
-        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--{boundary}--\r\n".encode()
+            "Content-Type: audio/wav\r\n\r\n").encode() + audio(3000) + (
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n"
+        f"--{boundary}--\r\n").encode()
     answer = httpx.post(gateway.url + "/v1/audio/transcriptions", content=body, timeout=10,
                         headers={"authorization": f"Bearer {ADMIN}",
                                  "content-type": f"multipart/form-data; boundary={boundary}"})
@@ -106,11 +109,37 @@ def test_model_after_the_file_is_found_within_the_lookahead(gateway: ServerThrea
     assert record.body is not None and record.body["model"] == SIM_MODEL
 
 
-def test_an_upload_over_the_limit_is_a_413(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("size", [MAX_BYTES + 1, 10 * MAX_BYTES])
+def test_an_upload_over_the_limit_is_a_413(client: openai.OpenAI, size: int) -> None:
+    """The SDK says the size (`content-length`): refused before a byte is read, and the client, still
+    writing, reads the refusal."""
     with pytest.raises(openai.APIStatusError) as refused:
-        client.audio.transcriptions.create(model="whisper", file=("a.wav", audio(MAX_BYTES + 1)))
+        client.audio.transcriptions.create(model="whisper", file=("a.wav", audio(size)))
     assert refused.value.status_code == 413
     assert isinstance(refused.value.body, dict) and refused.value.body["code"] == "payload_too_large"
+
+
+def test_an_upload_that_grows_over_the_limit_while_streaming_is_a_413(gateway: ServerThread,
+                                                                       sim: SimulatorThread) -> None:
+    """Sent without a length: refused once the limit is passed, while the worker was already getting it."""
+    boundary = "gr0wing"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n").encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(2 * MAX_BYTES // (256 * 1024)):
+            yield audio(256 * 1024)
+
+    async def send() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=20) as http:
+            return await http.post(gateway.url + "/v1/audio/transcriptions", content=body(),
+                                   headers={"authorization": f"Bearer {ADMIN}",
+                                            "content-type": f"multipart/form-data; boundary={boundary}"})
+
+    refused = asyncio.run(send())
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "payload_too_large"
+    assert [r.path for r in sim.records] == ["/v1/audio/transcriptions"]  # it had begun to reach the worker
 
 
 def test_a_key_not_allowed_the_model_is_a_403(gateway: ServerThread) -> None:
@@ -152,3 +181,59 @@ def test_the_worker_gets_the_body_before_the_client_has_sent_it_all(gateway: Ser
     [record] = [r for r in sim.records if r.path == "/v1/audio/transcriptions"]
     assert record.body_first_at is not None and record.body_end_at is not None
     assert record.body_first_at < finished_sending[0] - 0.5  # the worker had the head while the rest was coming
+
+
+def test_audio_requests_are_counted_and_logged_under_their_surface(gateway: ServerThread,
+                                                                    client: openai.OpenAI) -> None:
+    with structlog.testing.capture_logs() as logs:
+        client.audio.transcriptions.create(model="whisper", file=("a.wav", audio(10)),
+                                           extra_headers={"x-request-id": "audio-log-1"})
+        deadline = time.monotonic() + 5
+        while not any(e.get("request_id") == "audio-log-1" for e in logs):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    [line] = [e for e in logs if e.get("request_id") == "audio-log-1"]
+    assert line["endpoint"] == "audio/transcriptions" and line["model"] == "whisper" and line["status"] == 200
+    metrics = httpx.get(gateway.url + "/metrics").text
+    assert 'endpoint="audio/transcriptions"' in metrics
+
+
+RETRY_CATALOG = """
+models:
+  - {{name: whisper, policy: round_robin}}
+  - {{name: faulty, policy: round_robin}}
+routing: {{default_model: whisper}}
+workers:
+  - {{name: dead, kind: vllm, base_url: "http://127.0.0.1:9/v1", models: [whisper]}}
+  - {{name: failing, kind: vllm, base_url: "{url}/v1", models: [{{name: faulty, upstream_id: error-500}}]}}
+  - {{name: sim, kind: vllm, base_url: "{url}/v1",
+     models: [{{name: whisper, upstream_id: {sim}}}, {{name: faulty, upstream_id: {sim}}}]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def retrying(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
+    with start_gateway(RETRY_CATALOG.format(url=vllm_sim.url, sim=SIM_MODEL)) as server:
+        yield server
+
+
+def test_a_try_that_sent_nothing_of_the_clients_body_is_retried_on_another_worker(retrying: ServerThread,
+                                                                                   sim: SimulatorThread) -> None:
+    """The first worker refuses the connection: the gateway still holds the head, the next worker gets the
+    whole upload."""
+    client = openai.OpenAI(base_url=retrying.url + "/v1", api_key="unused", max_retries=0)
+    size = 1024 * 1024
+    answers = [client.audio.transcriptions.with_raw_response.create(model="whisper", file=("a.wav", audio(size)))
+               for _ in range(2)]  # round robin: one of them tries `dead` first
+    assert [a.parse().text for a in answers] == [f"transcribed {size} bytes"] * 2
+    assert "2" in [a.headers.get("x-gateway-attempts") for a in answers]
+    assert [r.upload_bytes for r in sim.records] == [size, size]
+
+
+def test_a_worker_failing_after_reading_the_body_is_not_retried(retrying: ServerThread, sim: SimulatorThread) -> None:
+    """`failing` reads the whole upload, then answers 500: the body is spent, so that is the answer."""
+    size = 1024 * 1024
+    statuses = [httpx.post(retrying.url + "/v1/audio/transcriptions", data={"model": "faulty"},
+                           files={"file": ("a.wav", audio(size))}, timeout=10).status_code for _ in range(2)]
+    assert sorted(statuses) == [200, 500]
+    assert [r.upload_bytes for r in sim.records] == [size, size]  # two requests, two tries: none retried

@@ -98,7 +98,8 @@ def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
 def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_through_ones() -> None:
     for protocol in (OpenAICompatible, LlamaCppServer, OllamaNative):
         assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
-    assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
+    assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize",
+                                                      "audio/transcriptions", "audio/translations"}
     assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize"}  # no score
     assert OllamaNative.capabilities.surfaces == frozenset(SURFACES)
 

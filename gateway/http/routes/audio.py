@@ -7,8 +7,9 @@ JSON surfaces' hot path stays as it was. The request goes through `InferenceHand
 other inference request, as a `Turn` that reads the form's head once the caller is authorized: keys, the
 model allow-list, routing, limits, worker choice, metrics and the log line apply; cache and capture do not.
 
-A body refused before its end (a 401, a 413, no `model`) is first read and dropped up to the size limit,
-so that the client, still sending, reads the refusal (a bigger one gets it and a closed connection).
+A body refused before its end (a 401, a 413, no `model`) is not read further: uvicorn reads and drops the
+rest of it after the refusal, so a client that writes its whole body before reading (httpx, the openai SDK)
+still gets the refusal (tests/service/test_audio_uploads.py sends 10 times the limit).
 """
 
 from __future__ import annotations
@@ -84,9 +85,7 @@ def _route(surface: AudioSurface, handler: InferenceHandler, max_bytes: int, loo
                                        record_of(scope), turn)
             reply = await unless_client_disconnects(body.receive_once_read, answering)
         except Exception as exc:
-            error = error_for(exc, scope)
-            await body.discard(max_bytes)
-            return error_response(error)
+            return error_response(error_for(exc, scope))
         return _response(reply)
 
     upload.__name__ = upload.__qualname__ = surface.name.replace("/", "_")  # names the OpenAPI operation
