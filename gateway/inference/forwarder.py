@@ -5,7 +5,8 @@ Retries happen only before the first byte reaches the client, each on another wo
 backoff, inside the request's deadline and the retry budget (`gateway.inference.retries`); then the
 model's fallbacks are tried. A full worker (503, 429) is retried elsewhere without counting as a failure
 of that worker. Each try speaks its worker's protocol (`gateway.protocols`), looked up by the worker's
-kind; one try is `gateway.inference.attempt`.
+kind; one try is `gateway.inference.attempt` (`gateway.inference.upload_attempt` for a body streamed
+from the client, which can be retried only while the gateway still holds what it sent).
 
 Workers with `max_concurrent` are skipped while full; when every worker of the model and of its fallbacks
 is full, the request waits in the model's queue for the next freed slot (`gateway.inference.worker_slots`). At the drain

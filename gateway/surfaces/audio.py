@@ -18,7 +18,6 @@ from typing import ClassVar
 from gateway.errors import InvalidRequest
 from gateway.surfaces.base import Body, RequestDoc, Surface
 from gateway.surfaces.multipart_head import MultipartHead
-from gateway.surfaces.openai_schema import MODEL
 from gateway.surfaces.request import InferenceRequest
 from gateway.surfaces.upload import BodySource, StreamedUpload
 
@@ -92,7 +91,8 @@ class AudioSurface(Surface):
 def _form_schema(extra: dict[str, object]) -> dict[str, object]:
     return {"type": "object", "required": ["file", "model"], "properties": {
         "file": {"type": "string", "format": "binary", "description": AudioSurface.upload_doc},
-        "model": MODEL,
+        "model": {"type": "string", "description": "A catalog model or alias (required: a form without it is a "
+                  "400; empty: the catalog's default, routing rules having no text to match)"},
         "prompt": {"type": "string"},
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},

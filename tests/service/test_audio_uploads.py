@@ -8,6 +8,7 @@ worker of the model serves audio, no `model`, too large, a key not allowed the m
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -191,7 +192,7 @@ def test_audio_requests_are_counted_and_logged_under_their_surface(gateway: Serv
         deadline = time.monotonic() + 5
         while not any(e.get("request_id") == "audio-log-1" for e in logs):
             assert time.monotonic() < deadline
-            time.sleep(0.01)
+            threading.Event().wait(0.01)
     [line] = [e for e in logs if e.get("request_id") == "audio-log-1"]
     assert line["endpoint"] == "audio/transcriptions" and line["model"] == "whisper" and line["status"] == 200
     metrics = httpx.get(gateway.url + "/metrics").text
@@ -237,3 +238,18 @@ def test_a_worker_failing_after_reading_the_body_is_not_retried(retrying: Server
                            files={"file": ("a.wav", audio(size))}, timeout=10).status_code for _ in range(2)]
     assert sorted(statuses) == [200, 500]
     assert [r.upload_bytes for r in sim.records] == [size, size]  # two requests, two tries: none retried
+
+
+def test_a_workers_4xx_reaches_the_client_as_that_4xx(client: openai.OpenAI) -> None:
+    """The SDK sends `response_format` after `model`: the gateway does not read it, the worker refuses it."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(model="whisper", file=("a.wav", audio(10)),
+                                           response_format="mp3")  # type: ignore[call-overload]
+    assert isinstance(refused.value.body, dict) and refused.value.body["param"] == "response_format"
+
+
+def test_an_empty_model_takes_the_catalogs_default(gateway: ServerThread) -> None:
+    answer = httpx.post(gateway.url + "/v1/audio/transcriptions", data={"model": ""},
+                        files={"file": ("a.wav", audio(10))}, headers={"authorization": f"Bearer {ADMIN}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-gateway-route"] == "default" and answer.headers["x-gateway-model"] == "chat"

@@ -25,8 +25,8 @@ def form(model: str, *, file_first: bool = False, audio: bytes = AUDIO) -> bytes
     fields = {"language": "de", "model": model, "response_format": "text"}
     headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
     if file_first:
-        files = {"file": ("talk.wav", audio, "audio/wav"), "model": (None, model)}
-        request = httpx.Request("POST", "http://x/", files=files, headers=headers)
+        request = httpx.Request("POST", "http://x/", headers=headers,
+                                files={"file": ("talk.wav", audio, "audio/wav"), "model": (None, model)})
     else:
         request = httpx.Request("POST", "http://x/", data=fields, files={"file": ("talk.wav", audio)}, headers=headers)
     return request.read()
