@@ -8,6 +8,7 @@ worker of the model serves audio, no `model`, too large, a key not allowed the m
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -253,3 +254,17 @@ def test_an_empty_model_takes_the_catalogs_default(gateway: ServerThread) -> Non
                         files={"file": ("a.wav", audio(10))}, headers={"authorization": f"Bearer {ADMIN}"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-gateway-route"] == "default" and answer.headers["x-gateway-model"] == "chat"
+
+
+def test_a_client_leaving_mid_upload_breaks_off_the_workers_request(gateway: ServerThread,
+                                                                     sim: SimulatorThread) -> None:
+    boundary = "l3aving"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as raw:
+        raw.sendall((f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {ADMIN}\r\n"
+                     f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 1000000\r\n\r\n"
+                     ).encode() + head + audio(100_000))
+        assert sim.wait_for(lambda records: any(r.body_first_at is not None for r in records))
+    assert sim.wait_for(lambda records: all(r.disconnected is not None for r in records))
+    assert all(r.upload_bytes is None for r in sim.records)  # the worker never got a whole form
