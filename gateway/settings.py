@@ -33,6 +33,14 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     """GATEWAY_MAX_BODY_BYTES: larger request bodies are refused with 413."""
 
+    audio_max_bytes: int = 25 * 1024 * 1024
+    """GATEWAY_AUDIO_MAX_BYTES: larger audio uploads (`/v1/audio/*`, streamed to the worker, never held
+    whole) are refused with 413; 25 MiB, OpenAI's limit."""
+
+    audio_lookahead_bytes: int = 1024 * 1024
+    """GATEWAY_AUDIO_LOOKAHEAD_BYTES: how far into an audio upload the gateway reads (and holds) looking for
+    its `model` field, when `file` comes first; past it the request is a 400 on `model`."""
+
     max_header_bytes: int = 16 * 1024
     """GATEWAY_MAX_HEADER_BYTES: requests whose header names and values add up to more are refused with 431."""
 
@@ -184,6 +192,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=origins,
         max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
         max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
+        audio_max_bytes=_int(env, "GATEWAY_AUDIO_MAX_BYTES", 25 * 1024 * 1024),
+        audio_lookahead_bytes=_int(env, "GATEWAY_AUDIO_LOOKAHEAD_BYTES", 1024 * 1024),
         workers=_int(env, "GATEWAY_WORKERS", 1),
         start_local_workers=_bool(env, "GATEWAY_START_LOCAL_WORKERS", True),
         llama_server=env.get("GATEWAY_LLAMA_SERVER", "").strip() or None,

@@ -44,6 +44,12 @@ class RequestRecord:
     """The fault injected into this request, if any."""
     request_id: str | None = None
     """The response id's suffix (vLLM: from `X-Request-Id` when sent)."""
+    upload_bytes: int | None = None
+    """An audio upload: the size of its file, as read."""
+    body_first_at: float | None = None
+    """An audio upload: when its body's first part arrived."""
+    body_end_at: float | None = None
+    """An audio upload: when its body had been read to the end."""
 
     def copy(self) -> RequestRecord:
         """A copy that later changes to this record do not affect."""

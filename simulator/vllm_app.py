@@ -2,7 +2,8 @@
 
 Routes: `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/responses` (OpenAI Responses),
 `POST /v1/messages` and `POST /v1/messages/count_tokens` (Anthropic Messages), `POST /v1/embeddings`,
-`GET /v1/models`, rerank, score, tokenize and detokenize (`simulator.vllm_pooling`), `GET /health`,
+`GET /v1/models`, rerank, score, tokenize and detokenize (`simulator.vllm_pooling`), audio transcriptions
+and translations (`simulator.vllm_audio`), `GET /health`,
 `GET /version`, `GET /load`, `GET /metrics`. A streamed request gets its headers as soon as it is queued
 (like vLLM's StreamingResponse), its first event (chat's role chunk) and first token after the prefill.
 `X-Request-Id` is echoed and becomes the response id's suffix. Messages errors are vLLM's errors
@@ -35,6 +36,7 @@ from simulator.streaming import (
     send_half_then_drop,
 )
 from simulator.text import embedding, pack_float32
+from simulator.vllm_audio import VllmAudio
 from simulator.vllm_pooling import VllmPooling
 from simulator.vllm_replies import VllmReplies
 from simulator.vllm_requests import (
@@ -78,6 +80,7 @@ class VllmEndpoints:
         app.router.add_get("/load", self.load)
         app.router.add_get("/metrics", self.metrics_text)
         VllmPooling(self.config).add_routes(app)
+        VllmAudio(self.config).add_routes(app)
 
     @web.middleware
     async def auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -24,6 +24,7 @@ from gateway.http.fast_path import InferenceASGI
 from gateway.http.request_observer import RequestObserver
 from gateway.http.routes import admin_routes, keys_routes, openai_routes, routing_routes
 from gateway.http.routes.anthropic import COUNT_TOKENS, anthropic_routes
+from gateway.http.routes.audio import audio_routes
 from gateway.http.routes.feedback import feedback_routes
 from gateway.http.routes.health import health_routes
 from gateway.http.routes.mobile import mobile_routes
@@ -98,6 +99,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         route_handlers=[*openai_routes(inference, surfaces, runtimes, authenticator),
                         *responses_routes(inference, responses, authenticator, runtimes, counter),
                         *anthropic_routes(runtimes, authenticator, counter),
+                        *audio_routes(inference, max_bytes=settings.audio_max_bytes,
+                                      lookahead=settings.audio_lookahead_bytes),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
                         *keys_routes(stores.keys, stores.limits, authenticator),

@@ -5,7 +5,8 @@ Retries happen only before the first byte reaches the client, each on another wo
 backoff, inside the request's deadline and the retry budget (`gateway.inference.retries`); then the
 model's fallbacks are tried. A full worker (503, 429) is retried elsewhere without counting as a failure
 of that worker. Each try speaks its worker's protocol (`gateway.protocols`), looked up by the worker's
-kind; one try is `gateway.inference.attempt`.
+kind; one try is `gateway.inference.attempt` (`gateway.inference.upload_attempt` for a body streamed
+from the client, which can be retried only while the gateway still holds what it sent).
 
 Workers with `max_concurrent` are skipped while full; when every worker of the model and of its fallbacks
 is full, the request waits in the model's queue for the next freed slot (`gateway.inference.worker_slots`). At the drain
@@ -21,6 +22,7 @@ from gateway.errors import GatewayError, InvalidRequest, NoWorkerAvailable, is_r
 from gateway.inference.attempt import Attempt, AttemptRunner, Call, Reply, StreamEnd
 from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.retries import Retries
+from gateway.inference.upload_attempt import UploadAttempts
 from gateway.inference.worker_slots import WorkerSlots
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
@@ -47,6 +49,7 @@ class Forwarder:
         self._slots = WorkerSlots(metrics)
         self._retries = Retries(metrics, jitter_seed=jitter_seed)
         self._attempts = AttemptRunner(client, self._lifecycle, self._slots, metrics)
+        self._uploads = UploadAttempts(client, self._attempts, self._lifecycle)
         self._protocols = protocols_by_kind()
         self._served_by_all = frozenset.intersection(*(p.capabilities.surfaces for p in self._protocols.values()))
         """The surfaces every protocol serves: for them no worker is left out (the common case, no work)."""
@@ -99,7 +102,8 @@ class Forwarder:
                 if retry:
                     self._retries.retrying += 1
                 try:
-                    reply = await self._attempts.run(attempt)
+                    reply = await (self._attempts.run(attempt) if call.request.upload is None
+                                   else self._uploads.run(attempt))
                 except GatewayError as exc:
                     if not is_retryable(exc):
                         raise

@@ -32,7 +32,7 @@ class OpenAICompatible(WorkerProtocol):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         surfaces=frozenset({"chat/completions", "completions", "embeddings", "rerank", "score", "tokenize",
-                            "detokenize"}), parameters=None)
+                            "detokenize", "audio/transcriptions", "audio/translations"}), parameters=None)
 
     def request(self, request: InferenceRequest, placement: Placement) -> tuple[str, bytes]:
         body = request.body

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from gateway.surfaces.base import Surface
+    from gateway.surfaces.upload import StreamedUpload
 
 Endpoint = Literal["chat/completions", "completions", "embeddings", "rerank", "score", "tokenize", "detokenize",
-                   "messages", "responses"]
+                   "messages", "responses", "audio/transcriptions", "audio/translations"]
 """The surfaces workers are asked by name (a protocol declares which it serves; Ollama's mapping is
 written per name)."""
 
@@ -32,6 +33,9 @@ class InferenceRequest:
     surface natively (`Surface.native_body` makes what is sent); None for the other surfaces."""
     worker_headers: dict[str, str] | None = None
     """Client headers a worker serving the surface natively is sent (`Surface.native_headers`)."""
+    upload: StreamedUpload | None = None
+    """A body streamed to the worker as the client sends it (audio); `body` then holds only the form's
+    text fields read before `model`."""
 
     @property
     def endpoint(self) -> Endpoint:

@@ -9,7 +9,8 @@ Closing a response before its end drops the connection, which is how vLLM learns
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -103,6 +104,42 @@ class WorkerClient:
             raise rejection(response.status, raw[:_MAX_ERROR_BODY])
         return response
 
+    async def send_upload(self, target: WorkerTarget, path: str, body: AsyncIterator[bytes], request_id: str, *,
+                          content_type: str, length: int | None, wait: float, first_byte: float,
+                          rejection: Rejection = worker_error) -> WorkerResponse:
+        """POST a body that is still arriving (`body`'s chunks are sent as they come; `length`: its size,
+        else it goes chunked) and wait for the response headers: at most `wait` seconds in all, and at
+        most `first_byte` seconds once the body was sent. Like `send`, a non-2xx answer is raised."""
+        if self._session is None:
+            raise RuntimeError("WorkerClient.start() was not called")
+        worker = target.worker
+        headers = {"Content-Type": content_type}
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        if worker.send_request_id:
+            headers["X-Request-Id"] = request_id
+        if target.auth_header:
+            headers["Authorization"] = target.auth_header
+        try:
+            async with asyncio.timeout(wait) as timer:
+                response = await self._session.post(worker.url + path, data=_then_wait(body, timer, first_byte),
+                                                    headers=headers, timeout=target.connect_timeout,
+                                                    allow_redirects=False)
+        except TimeoutError:
+            raise UpstreamTimeout(f"worker {worker.name!r} did not answer in time") from None
+        except aiohttp.ServerTimeoutError:
+            raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
+                                  f"{worker.timeouts.connect:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
+        if response.status >= 300:
+            try:
+                raw = await self.read_body(response, worker.name, first_byte)
+            finally:
+                response.close()
+            raise rejection(response.status, raw[:_MAX_ERROR_BODY])
+        return response
+
     async def read_body(self, response: WorkerResponse, worker_name: str, wait: float) -> bytes:
         """Read a whole (non-streaming) body within `wait` seconds, translating failures."""
         try:
@@ -114,6 +151,17 @@ class WorkerClient:
         except (aiohttp.ClientError, OSError) as exc:
             response.close()
             raise WorkerUnreachable(f"worker {worker_name!r} broke off its answer ({_reason(exc)})") from None
+
+
+async def _then_wait(body: AsyncIterator[bytes], timer: asyncio.Timeout, first_byte: float) -> AsyncIterator[bytes]:
+    """`body`'s chunks; once they are all sent, the worker has `first_byte` seconds (within `timer`'s) to
+    answer."""
+    async for chunk in body:
+        yield chunk
+    when = timer.when()
+    soon = asyncio.get_running_loop().time() + first_byte
+    with contextlib.suppress(RuntimeError):  # the worker answered before the body's end: the wait is over
+        timer.reschedule(soon if when is None else min(when, soon))
 
 
 def _reason(exc: BaseException) -> str:

@@ -126,9 +126,10 @@ def _narrowed(document: dict[str, Any]) -> dict[str, Any]:
                 for parameter in operation.get("parameters", []):
                     if parameter["name"] == "name":
                         parameter["schema"] = {"type": "string", "enum": WORKERS}
-            content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            contents = operation.get("requestBody", {}).get("content", {})
+            content = contents.get("application/json") or contents.get("multipart/form-data") or {}
             properties = content.get("schema", {}).get("properties", {})
-            if "messages" in properties or "prompt" in properties or "input" in properties:
+            if {"messages", "prompt", "input", "file"} & set(properties):
                 properties["model"] = {"type": "string", "enum": MODELS}
             if "context_type" in properties:
                 properties["context_type"] = {"type": "string", "enum": CONTEXT_TYPES}

@@ -100,9 +100,10 @@ def test_the_lookup_table_holds_one_instance_per_protocol() -> None:
 def test_every_protocol_serves_the_generation_surfaces_and_declares_the_pass_through_ones() -> None:
     for protocol in (OpenAICompatible, VllmServer, LlamaCppServer, OllamaNative):
         assert all(protocol.capabilities.serves(surface) for surface in SURFACES)
-    assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize"}
-    assert VllmServer.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize", "messages",
-                                                "responses"}
+    audio = {"audio/transcriptions", "audio/translations"}
+    assert OpenAICompatible.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize", *audio}
+    assert VllmServer.capabilities.surfaces == {*SURFACES, "rerank", "score", "tokenize", "detokenize", *audio,
+                                                "messages", "responses"}
     # no score; Responses translated (its stream lacks what the openai SDK indexes by)
     assert LlamaCppServer.capabilities.surfaces == {*SURFACES, "rerank", "tokenize", "detokenize", "messages"}
     assert OllamaNative.capabilities.surfaces == {*SURFACES, "messages", "responses"}
