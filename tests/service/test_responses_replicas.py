@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from simulator import SimulatorThread
-from tests.conftest import catalog_yaml
+from tests.conftest import SIM_MODEL, catalog_yaml
 from tests.servers import gateway_processes
 
 ADMIN = "sk-gw-admin-for-responses-replica-tests"
@@ -40,7 +40,11 @@ def replicas(vllm_sim: SimulatorThread, redis_url: str, tmp_path_factory: pytest
     flushing.flushdb()
     flushing.close()
     catalog = tmp_path_factory.mktemp("responses") / "models.yaml"
-    catalog.write_text(catalog_yaml([("w", vllm_sim.url)], kind="openai"))
+    native = (f"  - name: n\n    kind: vllm\n    base_url: {vllm_sim.url}/v1\n"
+              f"    models:\n      - {{name: native, upstream_id: {SIM_MODEL}}}\n")
+    text = catalog_yaml([("w", vllm_sim.url)], kind="openai", extra_models=("native",))
+    text = text.replace("      - {name: native, upstream_id: native}\n", "")  # `native`: only worker n's
+    catalog.write_text(text.replace("workers:\n", "workers:\n" + native, 1))
     env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_REDIS_TIMEOUT": "10"}
     with gateway_processes(catalog, env, count=2, ready_path="/v1/models", ready_headers=bearer(ADMIN)) as started:
         yield [url for url, _process in started]
@@ -62,6 +66,25 @@ def test_a_response_is_continued_on_another_replica(replicas: list[str], sim: Si
                                              max_output_tokens=200) as stream:
             streamed = stream.get_final_response()
         assert first_gateway.responses.retrieve(streamed.id).output_text == streamed.output_text
+
+
+def test_a_native_response_is_continued_on_another_replica(replicas: list[str], sim: SimulatorThread) -> None:
+    """The same chain with a worker that serves Responses itself: it gets the whole conversation as input
+    items and `store: false`, whichever replica sends it."""
+    one, two = replicas
+    alpha = create_key(one, "alpha")
+    with client(one, alpha) as first_gateway, client(two, alpha) as second_gateway:
+        first = first_gateway.responses.create(model="native", input="Remember the number 7")
+        with second_gateway.responses.stream(model="native", input="Which number?", previous_response_id=first.id,
+                                             max_output_tokens=200) as stream:
+            second = stream.get_final_response()
+        assert second.model == "native" and second.previous_response_id == first.id
+        [*_, last] = [r.body for r in sim.records if r.path == "/v1/responses"]
+        assert last is not None and last["store"] is False and "previous_response_id" not in last
+        assert last["input"] == [{"type": "message", "role": "user", "content": "Remember the number 7"},
+                                 {"type": "message", "role": "assistant", "content": first.output_text},
+                                 {"role": "user", "content": "Which number?"}]
+        assert first_gateway.responses.retrieve(second.id).output_text == second.output_text
 
 
 def test_another_team_never_reads_continues_or_deletes_it(replicas: list[str]) -> None:
