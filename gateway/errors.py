@@ -66,6 +66,11 @@ class InvalidRequest(GatewayError):
     code = "invalid_request"
 
 
+class Untranslatable(InvalidRequest):
+    """A field a translating surface cannot carry into chat completions: the client's 400 when the request
+    must be translated, but no fault for a worker that serves the surface natively."""
+
+
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"

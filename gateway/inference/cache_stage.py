@@ -31,9 +31,10 @@ class CacheStage:
         `Cache-Control: no-cache`: a fresh answer replaces the entry); else None (not cacheable). The
         outcome is counted and written in `record.cache`."""
         cache = self._cache
-        plan = plan_for(request.surface, request.body, choice.model, choice.cache, caller.tenant,
-                        default_ttl=cache.default_ttl, cache_control=cache_control,
-                        may_bypass=caller.may_bypass_cache)
+        # A request translated without fields it has (only a native worker may answer it) is never looked up.
+        plan = None if request.untranslatable is not None else plan_for(
+            request.surface, request.body, choice.model, choice.cache, caller.tenant, default_ttl=cache.default_ttl,
+            cache_control=cache_control, may_bypass=caller.may_bypass_cache)
         if plan is None or not plan.lookup:
             cache.count("bypass")
             record.cache = "bypass"

@@ -120,7 +120,8 @@ class Forwarder:
         """The workers of the request's models not to try first, and those never to try. Never: those whose
         protocol does not serve the request's surface (InvalidRequest when that is all of them: the model
         cannot answer this surface anywhere). Not first, for a translating surface: those that would need
-        the translation, when the model has workers that serve the surface natively."""
+        the translation, when the model has workers that serve the surface natively (never, for a request the
+        translation cannot carry: its 400 when the model has no such worker)."""
         pool, request, choice = call.runtime.pool, call.request, call.choice
         placements = [p for model in (choice.model, *choice.fallbacks) for p in pool.placements(model)]
         incapable = frozenset(p.name for p in placements if not self._serves(p, request.endpoint))
@@ -132,8 +133,14 @@ class Forwarder:
             return incapable, incapable
         native = {p.name for p in placements if self._serves(p, request.surface.name)}
         if not native:
+            if request.untranslatable is not None:  # it must be translated, and cannot be
+                raise request.untranslatable
             return incapable, incapable
-        return frozenset(p.name for p in placements if p.name not in native), incapable
+        translating = frozenset(p.name for p in placements if p.name not in native)
+        if request.untranslatable is not None:  # only the native workers can take it
+            never = translating | incapable
+            return never, never
+        return translating, incapable
 
     def _serves(self, placement: Placement, surface: str) -> bool:
         return self._protocols[placement.state.spec.kind].capabilities.serves(surface)

@@ -20,6 +20,7 @@ from gateway.limits.decisions import Admission
 from gateway.limits.headers import anthropic_headers
 from gateway.surfaces.base import Body, RequestDoc, decode_object
 from gateway.surfaces.chat_completions import ChatCompletions
+from gateway.surfaces.lenient_translation import translated_leniently
 from gateway.surfaces.messages_answers import encode_message, error_of
 from gateway.surfaces.messages_checks import check_messages_request
 from gateway.surfaces.messages_native import NativeMessagesStream, named_answer
@@ -70,10 +71,12 @@ class AnthropicMessages(ChatCompletions):
     native_headers = ("anthropic-version", "anthropic-beta")
 
     def decode(self, raw: bytes) -> InferenceRequest:
+        """Checked and translated; a field the translation cannot carry is refused only if no worker that
+        serves Messages natively answers (`lenient_translation`)."""
         body = decode_object(raw)
-        request = self.decode_body(body)
+        request, untranslatable = translated_leniently(self.decode_body, body)
         thinking = body.get("thinking")
-        return MessagesRequest(self, request.body, request.stream, native=body,
+        return MessagesRequest(self, request.body, request.stream, native=body, untranslatable=untranslatable,
                                client_model=request.body.get("model") or "",
                                thinking=isinstance(thinking, dict) and thinking.get("type") != "disabled")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, Untranslatable
 
 Body = dict[str, Any]
 
@@ -48,12 +48,17 @@ def refuse(path: str, message: str, code: str = "invalid_value") -> InvalidReque
     return InvalidRequest(f"{path}: {message}", param=path, code=code)
 
 
+def untranslatable(path: str, message: str, code: str = "invalid_value") -> Untranslatable:
+    """The 400 for a field at `path` the translation cannot carry (a native worker can be sent it)."""
+    return Untranslatable(f"{path}: {message}", param=path, code=code)
+
+
 def check_messages_request(body: Body, *, counting: bool = False) -> None:
     """A `/v1/messages` body (`counting`: a `/v1/messages/count_tokens` one, which has no `max_tokens`)
     that the translation can carry whole; else the 400 naming the first field at fault."""
     for name in body:
         if name not in _TOP_LEVEL:
-            raise refuse(name, "Extra inputs are not permitted (this gateway translates Messages into chat "
+            raise untranslatable(name, "Extra inputs are not permitted (this gateway translates Messages into chat "
                                "completions, which cannot carry this field).", "unsupported_parameter")
     _check_limits(body, counting)
     messages = body.get("messages")
@@ -116,7 +121,7 @@ def _check_blocks(blocks: object, path: str, allowed: frozenset[str]) -> None:
             raise refuse(where, "Input should be an object", "invalid_type")
         kind = block.get("type")
         if kind not in allowed:
-            raise refuse(f"{where}.type", f"Input tag {kind!r} does not match any of the expected tags: "
+            raise untranslatable(f"{where}.type", f"Input tag {kind!r} does not match any of the expected tags: "
                                           f"{', '.join(sorted(allowed))}")
         if kind == "text":
             _check_text(block, where)
@@ -131,7 +136,7 @@ def _check_blocks(blocks: object, path: str, allowed: frozenset[str]) -> None:
 def _check_fields(block: Body, where: str, known: frozenset[str]) -> None:
     for name in block:
         if name not in known:
-            raise refuse(f"{where}.{name}", "Extra inputs are not permitted (a chat completions worker "
+            raise untranslatable(f"{where}.{name}", "Extra inputs are not permitted (a chat completions worker "
                                             "cannot be given it)", "unsupported_parameter")
 
 
@@ -140,7 +145,7 @@ def _check_text(block: Body, where: str) -> None:
     if not isinstance(block.get("text"), str):
         raise refuse(f"{where}.text", "Input should be a string", "invalid_type")
     if block.get("citations"):
-        raise refuse(f"{where}.citations", "Citations cannot be translated for chat completions workers",
+        raise untranslatable(f"{where}.citations", "Citations cannot be translated for chat completions workers",
                      "unsupported_parameter")
 
 
@@ -158,7 +163,7 @@ def _check_image(block: Body, where: str) -> None:
         if not isinstance(source.get("url"), str):
             raise refuse(f"{where}.source.url", "Input should be a string", "invalid_type")
     else:
-        raise refuse(f"{where}.source.type", "Input should be 'base64' or 'url' (other image sources cannot "
+        raise untranslatable(f"{where}.source.type", "Input should be 'base64' or 'url' (other image sources cannot "
                                              "be translated for chat completions workers)")
 
 
@@ -193,8 +198,8 @@ def _check_tools(tools: object) -> None:
         if not isinstance(tool, dict):
             raise refuse(where, "Input should be an object", "invalid_type")
         if tool.get("type") not in (None, "custom"):  # Anthropic's server tools run at Anthropic
-            raise refuse(f"{where}.type", f"Tool type {tool['type']!r} cannot be translated for chat completions "
-                                          "workers (only custom tools can)")
+            raise untranslatable(f"{where}.type", f"Tool type {tool['type']!r} cannot be translated for chat "
+                                                  "completions workers (only custom tools can)")
         _check_fields(tool, where, _TOOL)
         if not isinstance(tool.get("name"), str) or not tool["name"]:
             raise refuse(f"{where}.name", "Input should be a non-empty string", "invalid_type")

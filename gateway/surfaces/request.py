@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
+    from gateway.errors import Untranslatable
     from gateway.surfaces.base import Surface
     from gateway.surfaces.upload import StreamedUpload
 
@@ -33,6 +34,9 @@ class InferenceRequest:
     surface natively (`Surface.native_body` makes what is sent); None for the other surfaces."""
     worker_headers: dict[str, str] | None = None
     """Client headers a worker serving the surface natively is sent (`Surface.native_headers`)."""
+    untranslatable: Untranslatable | None = None
+    """A field of `native` the translation could not carry (`body` is translated without it): the 400 for
+    this request unless a worker serving the surface natively answers it."""
     upload: StreamedUpload | None = None
     """A body streamed to the worker as the client sends it (audio); `body` then holds only the form's
     text fields read before `model`."""

@@ -23,6 +23,7 @@ import msgspec
 from gateway.errors import InvalidRequest
 from gateway.surfaces.base import Body, RequestDoc, decode_object
 from gateway.surfaces.chat_completions import CHAT_COMPLETIONS
+from gateway.surfaces.lenient_translation import translated_leniently
 from gateway.surfaces.openai_common import OpenAISurface
 from gateway.surfaces.request import InferenceRequest
 from gateway.surfaces.responses_answer import response_head, response_of_answer
@@ -87,7 +88,8 @@ class Responses(OpenAISurface):
     native_capable = True
 
     def decode(self, raw: bytes) -> ResponsesRequest:
-        """Checked and translated in one pass: a field the translation cannot carry is the 400."""
+        """Checked and translated in one pass: a field the translation cannot carry is the 400 unless a
+        worker that serves Responses natively answers (`lenient_translation`)."""
         body = decode_object(raw)
         model = body.get("model")
         if model is not None and not isinstance(model, str):
@@ -95,9 +97,10 @@ class Responses(OpenAISurface):
         stream = body.get("stream")
         if stream is not None and not isinstance(stream, bool):
             raise InvalidRequest("`stream` must be a boolean.", param="stream", code="invalid_type")
-        chat = chat_body(body)
+        chat, untranslatable = translated_leniently(chat_body, body)
         start = 1 if body.get("instructions") is not None else 0
-        return ResponsesRequest(self, chat, stream is True, native=body, head=response_head(body),
+        return ResponsesRequest(self, chat, stream is True, native=body, untranslatable=untranslatable,
+                                head=response_head(body),
                                 conversation=list(chat["messages"][start:]))
 
     def check(self, body: Body) -> None:

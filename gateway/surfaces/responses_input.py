@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, Untranslatable
 
 Message = dict[str, Any]
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -43,7 +43,7 @@ def input_messages(value: object) -> list[Message]:
         elif kind == "function_call_output":
             messages.append(_call_output(item, where))
         else:
-            raise _invalid(f"{where}.type", f"Input items of type '{kind}' cannot be translated for this "
+            raise _untranslatable(f"{where}.type", f"Input items of type '{kind}' cannot be translated for this "
                            "gateway's workers: send message, function_call or function_call_output items.")
     return messages
 
@@ -77,13 +77,13 @@ def _part(part: object, where: str) -> dict[str, Any]:
     if kind == "input_image":
         url = part.get("image_url")
         if part.get("file_id") is not None or not isinstance(url, str):
-            raise _invalid(f"{where}.image_url", "Images must be given by `image_url` (a URL or a data URL); "
+            raise _untranslatable(f"{where}.image_url", "Images must be given by `image_url` (a URL or a data URL); "
                            "`file_id` cannot be translated for this gateway's workers.")
         image: dict[str, Any] = {"url": url}
         if part.get("detail") is not None:
             image["detail"] = part["detail"]
         return {"type": "image_url", "image_url": image}
-    raise _invalid(f"{where}.type", f"Content parts of type '{kind}' cannot be translated for this gateway's "
+    raise _untranslatable(f"{where}.type", f"Content parts of type '{kind}' cannot be translated for this gateway's "
                    "workers: send input_text, output_text or input_image.")
 
 
@@ -122,3 +122,7 @@ def _call_output(item: dict[str, Any], where: str) -> Message:
 
 def _invalid(param: str, message: str, *, code: str = "invalid_value") -> InvalidRequest:
     return InvalidRequest(message, param=param, code=code)
+
+
+def _untranslatable(param: str, message: str) -> Untranslatable:
+    return Untranslatable(message, param=param, code="invalid_value")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, Untranslatable
 from gateway.surfaces.openai_common import check_generation, text_of
 from gateway.surfaces.responses_input import input_messages
 
@@ -32,8 +32,7 @@ _NOT_SENT = frozenset({"input", "instructions", "max_output_tokens", "tools", "t
 _CHAT_ONLY = {"messages": "input", "max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
               "response_format": "text.format", "functions": "tools", "function_call": "tool_choice"}
 _REFUSED = {"conversation": "Conversations are not served by this gateway: use `previous_response_id`.",
-            "prompt": "Prompt templates are not served by this gateway.",
-            "max_tool_calls": "`max_tool_calls` cannot be translated for this gateway's workers."}
+            "prompt": "Prompt templates are not served by this gateway."}
 
 
 def chat_body(body: Body) -> Body:
@@ -74,14 +73,16 @@ def _refuse_untranslatable(body: Body) -> None:
     for name, why in _REFUSED.items():
         if body.get(name) is not None:
             raise _invalid(name, why)
+    if body.get("max_tool_calls") is not None:
+        raise _untranslatable("max_tool_calls", "`max_tool_calls` cannot be translated for this gateway's workers.")
     if body.get("n") not in (None, 1):
         raise _invalid("n", "A response has one answer: `n` must be 1.")
     if body.get("background") not in (None, False):
         raise _invalid("background", "Background responses are not served by this gateway.")
     if body.get("truncation") not in (None, "disabled"):
-        raise _invalid("truncation", "Only `truncation: disabled` is served: the gateway does not cut inputs.")
+        raise _untranslatable("truncation", "Only `truncation: disabled` is served: the gateway does not cut inputs.")
     if body.get("top_logprobs") not in (None, 0):
-        raise _invalid("top_logprobs", "`top_logprobs` cannot be translated for this gateway's workers.")
+        raise _untranslatable("top_logprobs", "`top_logprobs` cannot be translated for this gateway's workers.")
     _check_reasoning(body.get("reasoning"))
     _check_include(body.get("include"))
     for name, kind in (("store", bool), ("parallel_tool_calls", bool), ("previous_response_id", str),
@@ -100,7 +101,7 @@ def _check_reasoning(reasoning: object) -> None:
     if not isinstance(reasoning, dict):
         raise _invalid("reasoning", "'reasoning' must be an object.", code="invalid_type")
     if reasoning.get("effort") is not None:
-        raise _invalid("reasoning.effort", "Reasoning effort cannot be translated for this gateway's workers "
+        raise _untranslatable("reasoning.effort", "Reasoning effort cannot be translated for this gateway's workers "
                        "(leave `reasoning.effort` out).")
 
 
@@ -111,7 +112,7 @@ def _check_include(include: object) -> None:
         raise _invalid("include", "'include' must be an array.", code="invalid_type")
     for i, name in enumerate(include):
         if name != "reasoning.encrypted_content":
-            raise _invalid(f"include[{i}]", f"'{name}' cannot be included by this gateway.")
+            raise _untranslatable(f"include[{i}]", f"'{name}' cannot be included by this gateway.")
 
 
 _LEFT_OUT_TOOLS = frozenset({"web_search", "web_search_preview"})
@@ -136,7 +137,7 @@ def chat_tools(tools: object, where: str = "tools") -> list[Body]:
         if kind in _LEFT_OUT_TOOLS:
             continue
         if kind != "function":
-            raise _invalid(f"{at}.type", f"Tools of type '{kind}' are not served by this gateway: only function "
+            raise _untranslatable(f"{at}.type", f"Tools of type '{kind}' are not served by this gateway: only function "
                            "tools are (and namespaces of them).")
         if not isinstance(tool.get("name"), str):
             raise _invalid(f"{at}.name", f"Missing required parameter: '{at}.name'.",
@@ -164,7 +165,7 @@ def chat_tool_choice(choice: object) -> object:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}
-    raise _invalid("tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", "
+    raise _untranslatable("tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", "
                    "\"name\": ...}: other choices cannot be translated for this gateway's workers.")
 
 
@@ -174,7 +175,7 @@ def _response_format(text: object) -> Body | None:
     if not isinstance(text, dict):
         raise _invalid("text", "'text' must be an object.", code="invalid_type")
     if text.get("verbosity") not in (None, "medium"):
-        raise _invalid("text.verbosity", "`text.verbosity` cannot be translated for this gateway's workers.")
+        raise _untranslatable("text.verbosity", "`text.verbosity` cannot be translated for this gateway's workers.")
     fmt = text.get("format")
     if fmt is None:
         return None
@@ -197,3 +198,7 @@ def _response_format(text: object) -> Body | None:
 
 def _invalid(param: str, message: str, *, code: str = "invalid_value") -> InvalidRequest:
     return InvalidRequest(message, param=param, code=code)
+
+
+def _untranslatable(param: str, message: str) -> Untranslatable:
+    return Untranslatable(message, param=param, code="invalid_value")

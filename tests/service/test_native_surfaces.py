@@ -198,3 +198,39 @@ def test_ollama_serves_messages_and_responses_natively(ollama_gateway: tuple[Sim
         with oai.responses.stream(model="chat", input="Say hello", max_output_tokens=8) as events:
             assert events.get_final_response().model == "chat"
     assert {r.path for r in ollama.records} == {"/v1/messages", "/v1/responses"}
+
+
+# --- what the translation cannot carry goes to native workers -------------------------------------------
+
+
+def test_fields_the_translation_cannot_carry_reach_a_native_worker(oai: openai.OpenAI, claude: anthropic.Anthropic,
+                                                                   sim: SimulatorThread) -> None:
+    answer = oai.responses.create(model="chat", input="Say hello", max_output_tokens=16,
+                                  reasoning={"effort": "high"}, include=["message.output_text.logprobs"])
+    assert answer.output_text
+    sent = _records(sim, "/v1/responses")[-1].body
+    assert sent["reasoning"] == {"effort": "high"} and sent["include"] == ["message.output_text.logprobs"]
+    cited: Any = [{"role": "user", "content": [{"type": "text", "text": "Say hello", "citations": [
+        {"type": "char_location", "cited_text": "x", "document_index": 0, "start_char_index": 0,
+         "end_char_index": 1}]}]}]
+    assert claude.messages.create(model="chat", max_tokens=8, messages=cited).content
+    assert _records(sim, "/v1/messages")[-1].body["messages"][0]["content"][0]["citations"]
+
+
+def test_they_are_refused_naming_the_field_when_the_model_must_be_translated(vllm_sim: SimulatorThread) -> None:
+    with start_gateway(catalog_yaml([("t", vllm_sim.url)], kind="openai")) as gw, \
+            openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0) as sdk:
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.responses.create(model="chat", input="Say hello", reasoning={"effort": "high"})
+        assert refused.value.body["param"] == "reasoning.effort"  # type: ignore[index]
+
+
+def test_a_model_with_both_kinds_sends_them_only_to_the_native_one(vllm_sim: SimulatorThread) -> None:
+    text = catalog_yaml([("n", vllm_sim.url)]).replace("workers:\n", "workers:\n" + _openai_worker(vllm_sim.url), 1)
+    with start_gateway(text) as gw, openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0) as sdk:
+        vllm_sim.reset()
+        for _ in range(4):
+            raw = sdk.responses.with_raw_response.create(model="chat", input="Hi", reasoning={"effort": "low"},
+                                                         max_output_tokens=8)
+            assert raw.headers["x-gateway-worker"] == "n"
+        assert len(_records(vllm_sim, "/v1/responses")) == 4 and not _records(vllm_sim, "/v1/chat/completions")

@@ -23,10 +23,17 @@ def decode(**body: Any) -> ResponsesRequest:
 
 
 def refusal(**body: Any) -> InvalidRequest:
-    with pytest.raises(InvalidRequest) as caught:
-        decode(**body)
-    assert caught.value.status == 400
-    return caught.value
+    """The 400 for `body` when it must be translated: raised at once, or (a field the translation cannot
+    carry, which a native worker could take) kept on the request for the forwarder."""
+    try:
+        request = decode(**body)
+    except InvalidRequest as refused:
+        error = refused
+    else:
+        assert request.untranslatable is not None, "translated without refusing"
+        error = request.untranslatable
+    assert error.status == 400
+    return error
 
 
 # ---- requests ----------------------------------------------------------------------------------------
