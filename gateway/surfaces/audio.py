@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from gateway.errors import InvalidRequest
-from gateway.surfaces.base import Body, RequestDoc, Surface
+from gateway.surfaces.base import Body, RequestDoc
 from gateway.surfaces.multipart_head import MultipartHead
+from gateway.surfaces.passthrough import PassThroughSurface
 from gateway.surfaces.request import InferenceRequest
 from gateway.surfaces.upload import BodySource, StreamedUpload
 
@@ -41,10 +42,11 @@ async def read_head(source: BodySource, boundary: bytes, lookahead: int) -> Mult
     raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
 
 
-class AudioSurface(Surface):
-    """What the two audio surfaces share: a streamed multipart upload, answered in the worker's shapes."""
+class AudioSurface(PassThroughSurface):
+    """What the two audio surfaces share: a streamed multipart upload, answered in the worker's shapes
+    (nothing cached or captured, as for every pass-through surface)."""
 
-    captured = False
+    text_fields = ()
     upload_doc: ClassVar[str] = "the audio file (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, or webm)"
 
     def decode(self, raw: bytes) -> InferenceRequest:
@@ -72,20 +74,8 @@ class AudioSurface(Surface):
                 raise InvalidRequest("'temperature' must be a number.", param="temperature",
                                      code="invalid_type") from None
 
-    def routing_text(self, body: Body, match_on: str = "last_user_message") -> str:
-        return ""  # audio: nothing a routing rule could match
-
     def prompt_tokens_estimate(self, body: Body) -> int:
-        return 0
-
-    def completion_reserve(self, body: Body, default: int) -> int:
-        return 0
-
-    def is_deterministic(self, body: Body) -> bool:
-        return False
-
-    def cache_fields(self, body: Body) -> Body | None:
-        return None
+        return 0  # no text: routing rules and prefix affinity see none either (`text_fields` is empty)
 
 
 def _form_schema(extra: dict[str, object]) -> dict[str, object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -74,35 +74,17 @@ class WorkerClient:
         response (for a worker that closes it anyway, which would fail the next request sent on it).
         `headers`: more to send (a client's, for a worker that serves the client's surface natively).
         """
-        if self._session is None:
-            raise RuntimeError("WorkerClient.start() was not called")
+        session = self._started()
         worker = target.worker
-        sent = {**headers, "Content-Type": "application/json"} if headers else {"Content-Type": "application/json"}
-        if worker.send_request_id:
-            sent["X-Request-Id"] = request_id
-        if target.auth_header:
-            sent["Authorization"] = target.auth_header
+        sent = _headers(target, request_id, "application/json", headers)
         if close_connection:
             sent["Connection"] = "close"
-        try:
+        with _failures(worker, f"did not answer within {wait:.3g} s"):
             async with asyncio.timeout(wait):
                 # Never follow a redirect: the gateway calls its catalog's workers and nothing else.
-                response = await self._session.post(worker.url + path, data=body, headers=sent,
-                                                    timeout=target.connect_timeout, allow_redirects=False)
-        except TimeoutError:
-            raise UpstreamTimeout(f"worker {worker.name!r} did not answer within {wait:.3g} s") from None
-        except aiohttp.ServerTimeoutError:
-            raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
-                                  f"{worker.timeouts.connect:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
-        if response.status >= 300:
-            try:
-                raw = await self.read_body(response, worker.name, wait)
-            finally:
-                response.close()
-            raise rejection(response.status, raw[:_MAX_ERROR_BODY])
-        return response
+                response = await session.post(worker.url + path, data=body, headers=sent,
+                                              timeout=target.connect_timeout, allow_redirects=False)
+        return await self._accepted(response, worker.name, rejection, wait)
 
     async def send_upload(self, target: WorkerTarget, path: str, body: AsyncIterator[bytes], request_id: str, *,
                           content_type: str, length: int | None, wait: float, first_byte: float,
@@ -110,35 +92,33 @@ class WorkerClient:
         """POST a body that is still arriving (`body`'s chunks are sent as they come; `length`: its size,
         else it goes chunked) and wait for the response headers: at most `wait` seconds in all, and at
         most `first_byte` seconds once the body was sent. Like `send`, a non-2xx answer is raised."""
-        if self._session is None:
-            raise RuntimeError("WorkerClient.start() was not called")
+        session = self._started()
         worker = target.worker
-        headers = {"Content-Type": content_type}
+        headers = _headers(target, request_id, content_type)
         if length is not None:
             headers["Content-Length"] = str(length)
-        if worker.send_request_id:
-            headers["X-Request-Id"] = request_id
-        if target.auth_header:
-            headers["Authorization"] = target.auth_header
-        try:
+        with _failures(worker, "did not answer in time"):
             async with asyncio.timeout(wait) as timer:
-                response = await self._session.post(worker.url + path, data=_then_wait(body, timer, first_byte),
-                                                    headers=headers, timeout=target.connect_timeout,
-                                                    allow_redirects=False)
-        except TimeoutError:
-            raise UpstreamTimeout(f"worker {worker.name!r} did not answer in time") from None
-        except aiohttp.ServerTimeoutError:
-            raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
-                                  f"{worker.timeouts.connect:g} s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
-        if response.status >= 300:
-            try:
-                raw = await self.read_body(response, worker.name, first_byte)
-            finally:
-                response.close()
-            raise rejection(response.status, raw[:_MAX_ERROR_BODY])
-        return response
+                response = await session.post(worker.url + path, data=_then_wait(body, timer, first_byte),
+                                              headers=headers, timeout=target.connect_timeout,
+                                              allow_redirects=False)
+        return await self._accepted(response, worker.name, rejection, first_byte)
+
+    def _started(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("WorkerClient.start() was not called")
+        return self._session
+
+    async def _accepted(self, response: WorkerResponse, worker_name: str, rejection: Rejection,
+                        wait: float) -> WorkerResponse:
+        """A 2xx `response` as it is; any other read (within `wait`) and raised as `rejection` makes it."""
+        if response.status < 300:
+            return response
+        try:
+            raw = await self.read_body(response, worker_name, wait)
+        finally:
+            response.close()
+        raise rejection(response.status, raw[:_MAX_ERROR_BODY])
 
     async def read_body(self, response: WorkerResponse, worker_name: str, wait: float) -> bytes:
         """Read a whole (non-streaming) body within `wait` seconds, translating failures."""
@@ -162,6 +142,32 @@ async def _then_wait(body: AsyncIterator[bytes], timer: asyncio.Timeout, first_b
     soon = asyncio.get_running_loop().time() + first_byte
     with contextlib.suppress(RuntimeError):  # the worker answered before the body's end: the wait is over
         timer.reschedule(soon if when is None else min(when, soon))
+
+
+def _headers(target: WorkerTarget, request_id: str, content_type: str,
+             extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every request to a worker carries: its content type, our request id (unless the catalog says
+    not to), the worker's own credentials (never the client's)."""
+    headers = {**extra, "Content-Type": content_type} if extra else {"Content-Type": content_type}
+    if target.worker.send_request_id:
+        headers["X-Request-Id"] = request_id
+    if target.auth_header:
+        headers["Authorization"] = target.auth_header
+    return headers
+
+
+@contextlib.contextmanager
+def _failures(worker: WorkerSpec, timed_out: str) -> Iterator[None]:
+    """aiohttp's failures to reach `worker` (or its timeout: "worker ... `timed_out`") as ours."""
+    try:
+        yield
+    except TimeoutError:
+        raise UpstreamTimeout(f"worker {worker.name!r} {timed_out}") from None
+    except aiohttp.ServerTimeoutError:
+        raise UpstreamTimeout(f"could not connect to worker {worker.name!r} within "
+                              f"{worker.timeouts.connect:g} s") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise WorkerUnreachable(f"worker {worker.name!r} is unreachable ({_reason(exc)})") from None
 
 
 def _reason(exc: BaseException) -> str:
