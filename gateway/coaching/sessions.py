@@ -30,6 +30,7 @@ from redis.exceptions import WatchError
 
 from gateway.errors import StoreUnavailable
 from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_json_store import RedisJsonStore
 
 Message = dict[str, Any]
 APPEND_ATTEMPTS = 16
@@ -146,25 +147,18 @@ class MemorySessionStore:
         pass
 
 
-class RedisSessionStore:
-    """A `SessionStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`). `close_client`:
-    close `redis` in `close` (False when the client is shared and closed by its owner)."""
+class RedisSessionStore(RedisJsonStore[Session]):
+    """A `SessionStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`); the keyword
+    arguments are `RedisJsonStore`'s."""
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
-                 close_client: bool = True, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._close_client = close_client
-        self._clock = clock
-        self._decoder = msgspec.json.Decoder(Session)
+    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
+        super().__init__(redis, Session, prefix, **options)
 
     def _name(self, key: str) -> str:
         return f"{self._prefix}session:{key}"
 
     async def get(self, key: str) -> Session | None:
-        with translate_redis_errors("get session"):
-            raw = await self._redis.get(self._name(key))
-        return None if raw is None else self._decoder.decode(raw)
+        return await self._read(self._name(key), "get session")
 
     async def append(self, key: str, messages: Sequence[Message], *, context_type: str, budget_tokens: int,
                      ttl_s: float) -> Session:
@@ -188,11 +182,4 @@ class RedisSessionStore:
         raise StoreUnavailable("redis append to session failed: too many concurrent turns on one session")
 
     async def delete(self, key: str) -> bool:
-        with translate_redis_errors("delete session"):
-            return bool(await self._redis.delete(self._name(key)))
-
-    async def close(self) -> None:
-        if not self._close_client:
-            return
-        with translate_redis_errors("close"):
-            await self._redis.aclose()
+        return await self._remove(self._name(key), "delete session")

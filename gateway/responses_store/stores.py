@@ -23,6 +23,7 @@ import msgspec
 import redis.asyncio
 
 from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_json_store import RedisJsonStore
 
 
 class StoredResponse(msgspec.Struct, kw_only=True):
@@ -83,25 +84,18 @@ class MemoryResponseStore:
         pass
 
 
-class RedisResponseStore:
-    """A `ResponseStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`).
-    `close_client`: close `redis` in `close` (False when the client is shared and closed by its owner)."""
+class RedisResponseStore(RedisJsonStore[StoredResponse]):
+    """A `ResponseStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`); the
+    keyword arguments are `RedisJsonStore`'s."""
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, *,
-                 close_client: bool = True, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._close_client = close_client
-        self._clock = clock
-        self._decoder = msgspec.json.Decoder(StoredResponse)
+    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
+        super().__init__(redis, StoredResponse, prefix, **options)
 
     def _name(self, tenant: str, response_id: str) -> str:
         return f"{self._prefix}response:{tenant}:{response_id}"
 
     async def get(self, tenant: str, response_id: str) -> StoredResponse | None:
-        with translate_redis_errors("get stored response"):
-            raw = await self._redis.get(self._name(tenant, response_id))
-        return None if raw is None else self._decoder.decode(raw)
+        return await self._read(self._name(tenant, response_id), "get stored response")
 
     async def put(self, tenant: str, response_id: str, stored: StoredResponse) -> None:
         ttl_ms = max(1, int((stored.expires_at - self._clock()) * 1000))
@@ -109,11 +103,4 @@ class RedisResponseStore:
             await self._redis.set(self._name(tenant, response_id), msgspec.json.encode(stored), px=ttl_ms)
 
     async def delete(self, tenant: str, response_id: str) -> bool:
-        with translate_redis_errors("delete stored response"):
-            return bool(await self._redis.delete(self._name(tenant, response_id)))
-
-    async def close(self) -> None:
-        if not self._close_client:
-            return
-        with translate_redis_errors("close"):
-            await self._redis.aclose()
+        return await self._remove(self._name(tenant, response_id), "delete stored response")
