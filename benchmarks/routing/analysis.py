@@ -76,8 +76,8 @@ def _cpu(report: dict[str, Any]) -> str:
 
 def _scope(report: dict[str, Any]) -> str | None:
     """What the figures depend on: the replies' length against the prompts', and the batch size."""
-    ideal = report["ideal"].get("uniform") or next(iter(report["ideal"].values()), None)
-    if ideal is None:
+    ideal = report["ideal"].get("uniform")
+    if not ideal:
         return None
     fleet, work = report["fleet"], report["workload"]
     batch = max(float(work["concurrency"]) / float(fleet["workers"]), 1.0)

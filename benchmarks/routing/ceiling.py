@@ -3,10 +3,12 @@ against, and how long a run of it takes.
 
 The perfect prefix cache: every request finds cached every full prompt block that any earlier request
 (in the workload's order) computed, on whichever worker it runs, never evicted; the first request of
-a prefix still computes it. The perfect spread: the closed loop's `concurrency` requests evenly over
-the workers, each batch of `concurrency / workers` sharing every step's overhead (with fixed prefill
-work per request, a worker's tokens per step grow with its batch but less than in proportion, so an
-even spread gives the most tokens/s). The prompt is counted as the simulator serializes and hashes it.
+a prefix still computes it. The perfect spread: the closed loop's `concurrency` requests (fewer when
+there are fewer sessions) evenly over the workers, each batch sharing every step's overhead (with fixed
+prefill work per request, a worker's tokens per step grow with its batch but less than in proportion,
+so an even spread gives the most tokens/s); a burst's requests count as the loop's (they lift the
+concurrency only while they run, which lets a run beat this ceiling a little). The prompt is counted
+as the simulator serializes and hashes it.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def ceiling(workload: Workload, fleet: FleetSettings, concurrency: int) -> dict[
     not the cache)."""
     low, high = workload.reply_tokens or fleet.reply_tokens
     completion = min((low + high) / 2, workload.max_tokens)
-    batch = min(max(concurrency / fleet.workers, 1.0), fleet.max_running)
+    batch = min(max(min(concurrency, len(workload.sessions)) / fleet.workers, 1.0), fleet.max_running)
     decode_s = completion * (fleet.step_s_per_token + fleet.step_overhead_s / batch)
     listed = list(prompts(workload, fleet.block_tokens))
     if not listed:
