@@ -22,8 +22,8 @@ from benchmarks.routing.workloads import Workload
 from simulator.latency import chained_block_hashes
 from simulator.text import CHARS_PER_TOKEN, count_tokens, serialize_messages
 
-RUN_OVERHEAD_S = 15.0
-"""Starting and stopping a fleet and a gateway around each run (measured: ~13 s on the 2-core box)."""
+RUN_OVERHEAD_S = 13.0
+"""Starting and stopping a fleet and a gateway around each run: 11-13 s measured on the 2-core box."""
 
 
 @dataclass(frozen=True)
