@@ -5,6 +5,7 @@ several gateway URLs, requests take them in turn."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -29,7 +30,7 @@ async def test_a_conversations_turns_are_sent_one_after_the_other(worker: Simula
     for number, session in enumerate(workload.sessions):
         seen = sorted((r for r in chats if r.body and r.body.get("user") == f"user-{number}"), key=lambda r: r.started)
         assert [r.body["messages"] for r in seen if r.body] == [turn.messages for turn in session]
-        for previous, turn in zip(seen, seen[1:], strict=False):
+        for previous, turn in itertools.pairwise(seen):
             assert previous.finished is not None and turn.started >= previous.finished
     assert max(o.cached_tokens or 0 for o in outcomes) > 0  # later turns found the earlier ones cached
 

@@ -90,19 +90,19 @@ def test_the_section_shows_every_policy_on_every_layout_with_its_gap_to_the_ceil
     built = {kind: build(kind, 60, spec) for kind in kinds}
     runs = [_measured(kind, policy, replicas, 16 if policy == "round_robin" else 20)
             for kind in kinds for replicas in (1, 3) for policy in ("round_robin", "least_outstanding")]
-    report = {"date_utc": "2026-11-22 10:00:00", "duration_s": 60.0, "quick": True,
+    ideal = {k: ceiling(w, fleet, 48) for k, w in built.items()}
+    report: dict[str, Any] = {"date_utc": "2026-11-22 10:00:00", "duration_s": 60.0, "quick": True,
               "machine": {"nproc": 2, "cpu_model": "test", "kernel": "6", "python": "3.11"},
               "fleet": fleet.to_json(), "workload": {**spec.to_json(), "concurrency": 48},
               "workloads": {k: {"requests": len(w), "sessions": len(w.sessions), "burst": len(w.burst),
                                 "max_tokens": w.max_tokens, "description": w.description} for k, w in built.items()},
               "prefix_affinity_options": {"balance_abs": 16}, "health_interval_s": 1.0,
-              "ideal": {k: ceiling(w, fleet, 48) for k, w in built.items()}, "runs": runs}
+              "ideal": ideal, "runs": runs}
     verdict = write_reports(report, write_files=False)
     section = render_section(report, None)
     for kind in kinds:
         assert f"### {kind}, one gateway" in section and f"### {kind}, 3 gateway replicas" in section
         assert f"| ceiling ({kind}) |" in section
     assert "decode-bound" in section and "burst p90 TTFT ms" in section
-    uniform = report["ideal"]["uniform"]
-    assert f"| round_robin | 32 | {32 / uniform['tokens_per_s']:.0%} |" in section
+    assert f"| round_robin | 32 | {32 / ideal['uniform']['tokens_per_s']:.0%} |" in section
     assert "### Which policy for which fleet" in section and "**least_outstanding** (1.25x" in verdict

@@ -5,14 +5,23 @@ perfect prefix cache could give (nothing for unrelated prompts, little for decod
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 
 from benchmarks.routing import ceiling
 from benchmarks.routing.fleet_settings import FleetSettings
 from benchmarks.routing.workloads import (
-    WORKLOADS, BurstSpec, ConversationSpec, Workload, WorkloadSpec, build, burst, conversations, mixed,
-)  # fmt: skip
+    WORKLOADS,
+    BurstSpec,
+    ConversationSpec,
+    Workload,
+    WorkloadSpec,
+    build,
+    burst,
+    conversations,
+    mixed,
+)
 from simulator.text import count_tokens, serialize_messages
 
 SPEC = WorkloadSpec()
@@ -37,7 +46,7 @@ def test_every_prompt_fits_the_simulators_context_with_its_reply(kind: str) -> N
 def test_skewed_sends_its_share_to_the_hot_group_and_uniform_spreads_evenly() -> None:
     skewed = build("skewed", 400, SPEC).ordered()
     assert sum(r.group == SPEC.hot_group for r in skewed) == 200
-    counts = {}
+    counts: dict[int, int] = {}
     for request in build("uniform", 640, SPEC).ordered():
         counts[request.group] = counts.get(request.group, 0) + 1
     assert set(counts.values()) == {10} and len(counts) == SPEC.groups
@@ -51,7 +60,7 @@ def test_a_conversation_turn_repeats_the_last_one_then_its_answer_and_a_new_ques
     for number, turns in enumerate(workload.sessions):
         assert {r.group for r in turns} == {number} and {r.user for r in turns} == {f"user-{number}"}
         assert turns[0].messages[0]["role"] == "system" and turns[0].messages[1]["role"] == "user"
-        for previous, turn in zip(turns, turns[1:], strict=False):
+        for previous, turn in itertools.pairwise(turns):
             assert turn.messages[: len(previous.messages)] == previous.messages
             assert [m["role"] for m in turn.messages[len(previous.messages):]] == ["assistant", "user"]
             assert len(serialize_messages(turn.messages)) > len(serialize_messages(previous.messages))
