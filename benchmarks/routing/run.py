@@ -81,7 +81,7 @@ async def one_run(pair: Pair, workload: Workload, args: argparse.Namespace, sett
     return run
 
 
-def _print_run(run: dict[str, Any]) -> None:
+def _print_run(run: dict[str, Any], limit: dict[str, float]) -> None:
     cpu = run["cpu"]
     _say(f"{run['workload']:23} x{run['replicas']} {run['policy']:18} {run['output_tokens_per_s']:6.0f} tok/s  "
          f"TTFT p50 {run['ttft_p50_ms']:4.0f} p90 {run['ttft_p90_ms']:4.0f} ms (hits {run['ttft_p90_hits_ms']:4.0f}, "
@@ -91,6 +91,12 @@ def _print_run(run: dict[str, Any]) -> None:
          f"{cpu['client_core_share']:4.0%})  workers/group {run['workers_per_group']:4.1f}  queue max/mean "
          f"{run['queue_imbalance']:.2f} (peak {run['peak_queue_imbalance']:.2f})  errors {run['errors']}  "
          f"[{run['wall_s']:.0f} s]")
+    if limit:
+        _say(f"  of the ceiling: {run['output_tokens_per_s'] / limit['tokens_per_s']:.0%} of its "
+             f"{limit['tokens_per_s']:.0f} tok/s, p90 TTFT {run['ttft_p90_ms'] / limit['ttft_p90_ms']:.1f}x its "
+             f"{limit['ttft_p90_ms']:.0f} ms, hit rate {run['cache_hit_rate']:.0%} of at most "
+             f"{limit['max_hit_rate']:.0%}"
+             + (f"; burst p90 TTFT {run['ttft_p90_burst_ms']:.0f} ms" if run["workload"] == "burst" else ""))
     _say(f"  misses: {run['misses']}")
     if run["errors"]:
         _say(f"  first errors: {run['first_errors']}")
@@ -101,6 +107,7 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         settings = dataclasses.replace(settings, time_scale=args.time_scale)
     workloads = {kind: build(kind, args.requests[kind], spec) for kind in dict.fromkeys(p.workload for p in args.plan)}
+    ideal = {kind: ceiling(w, settings, args.concurrency) for kind, w in workloads.items()}
     _say(f"{len(args.plan)} runs, about {plan_minutes(args.plan, workloads, settings, args.concurrency):.0f} minutes "
          "at most")
     budget = QuietBudget(args.quiet_wait, _say, max_load=None, pattern=OVERHEAD_RUN, poll_s=2.0)
@@ -110,7 +117,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for pair in args.plan:
             run = await one_run(pair, workloads[pair.workload], args, settings, Path(tmp), budget)
             runs.append(run)
-            _print_run(run)
+            _print_run(run, ideal[pair.workload])
     report = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
@@ -123,7 +130,7 @@ async def main_async(args: argparse.Namespace) -> int:
                       for kind, w in workloads.items()},
         "prefix_affinity_options": args.options,
         "health_interval_s": HEALTH_INTERVAL_S,
-        "ideal": {kind: ceiling(w, settings, args.concurrency) for kind, w in workloads.items()},
+        "ideal": ideal,
         "runs": runs,
     }
     _say(write_reports(report, write_files=args.write))
