@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.routing.lookup import find_run
+
 TARGET_THROUGHPUT = 1.8
 BUSY_MACHINE = 0.85
 """Above this share of both cores busy, every process waits for a core and TTFT shows it."""
-
-
-def _run(report: dict[str, Any], kind: str, policy: str) -> dict[str, Any] | None:
-    return next((r for r in report["runs"] if r["workload"] == kind and r["policy"] == policy), None)
 
 
 def gpu_ms(ideal: dict[str, float], hit_rate: float) -> float:
@@ -78,8 +76,8 @@ def _cpu(report: dict[str, Any]) -> str:
 
 def _scope(report: dict[str, Any]) -> str | None:
     """What the figures depend on: the replies' length against the prompts', and the batch size."""
-    ideal = report["ideal"].get("uniform") or next(iter(report["ideal"].values()), None)
-    if ideal is None:
+    ideal = report["ideal"].get("uniform")
+    if not ideal:
         return None
     fleet, work = report["fleet"], report["workload"]
     batch = max(float(work["concurrency"]) / float(fleet["workers"]), 1.0)
@@ -105,7 +103,7 @@ def analyse(report: dict[str, Any]) -> list[str]:
     """Markdown bullet points explaining the run's figures against the targets."""
     lines = ["### Why", ""]
     for kind in ("uniform", "skewed"):
-        rr, pa = _run(report, kind, "round_robin"), _run(report, kind, "prefix_affinity")
+        rr, pa = find_run(report, kind, "round_robin"), find_run(report, kind, "prefix_affinity")
         if rr is None or pa is None or kind not in report["ideal"]:
             continue
         lines += [_throughput(report, kind, rr, pa), _ttft(kind, rr, pa), _misses(kind, pa)]

@@ -1,6 +1,11 @@
 """The routing suite's clients: streamed chat requests at a fixed concurrency (closed loop), measured
 from the client side.
 
+The clients take the workload's sessions in order, `concurrency` at a time, and send each session's
+requests one after the other (a conversation's next turn once the last answer ended); a burst is sent
+all at once, on top, when its session comes up. With several gateway replicas, successive requests go
+to each replica's URL in turn (round robin, as a layer-7 load balancer in front of them would).
+
 Each request is a streamed `POST /v1/chat/completions` with `stream_options.include_usage`, sent
 with aiohttp (cheaper per chunk than the openai client, which matters on 2 cores). Time to first
 token is the time from sending to the first chunk whose delta carries content; output tokens are
@@ -14,14 +19,16 @@ end): its time average and peak are the per-worker queue figures.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import msgspec
 
 from benchmarks.load import drivers, sse
-from benchmarks.routing.workload import ChatRequest
+from benchmarks.routing.workloads import ChatRequest, Workload
 
 _encode = msgspec.json.Encoder().encode
 
@@ -42,6 +49,7 @@ class Outcome:
     error: str | None = None
     sent_at: float = 0.0
     """`time.perf_counter()` when the request was sent."""
+    phase: str = "steady"
 
 
 @dataclass
@@ -87,12 +95,14 @@ class OutstandingTracker:
 
 async def _one(session: aiohttp.ClientSession, url: str, index: int, request: ChatRequest, max_tokens: int,
                tracker: OutstandingTracker) -> Outcome:
-    outcome = Outcome(index=index, group=request.group)
-    body = _encode({"model": "bench", "messages": request.messages, "max_tokens": max_tokens, "stream": True,
-                    "stream_options": {"include_usage": True}})
+    outcome = Outcome(index=index, group=request.group, phase=request.phase)
+    body: dict[str, object] = {"model": "bench", "messages": request.messages, "max_tokens": max_tokens,
+                               "stream": True, "stream_options": {"include_usage": True}}
+    if request.user is not None:
+        body["user"] = request.user
     sent = outcome.sent_at = time.perf_counter()
     try:
-        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+        async with session.post(url, data=_encode(body), headers={"Content-Type": "application/json"}) as response:
             outcome.worker = response.headers.get("x-gateway-worker", "?")
             if response.status != 200:
                 outcome.error = f"HTTP {response.status}: {(await response.text())[:200]}"
@@ -123,21 +133,36 @@ def _record(outcome: Outcome, seen: sse.StreamSeen, sent: float) -> None:
             outcome.cached_tokens = int(details["cached_tokens"] or 0)
 
 
-async def run_load(gateway_url: str, requests: list[ChatRequest], concurrency: int, max_tokens: int,
-                   tracker: OutstandingTracker, timeout_s: float) -> tuple[list[Outcome], float]:
-    """Send every request, `concurrency` at a time (closed loop); the outcomes and the wall time."""
-    url = gateway_url + "/v1/chat/completions"
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=60)
+async def run_load(gateway_urls: list[str], workload: Workload, concurrency: int, tracker: OutstandingTracker,
+                   timeout_s: float) -> tuple[list[Outcome], float]:
+    """Send every request of `workload`, `concurrency` sessions at a time (closed loop) and its burst on
+    top; the outcomes and the wall time."""
+    urls: Iterator[str] = itertools.cycle([url + "/v1/chat/completions" for url in gateway_urls])
+    connector = aiohttp.TCPConnector(limit=concurrency + len(workload.burst), force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
     outcomes: list[Outcome] = []
+    bursts: list[asyncio.Task[None]] = []
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def one(job: tuple[int, ChatRequest]) -> None:
-            outcomes.append(await _one(session, url, job[0], job[1], max_tokens, tracker))
+        async def send(index: int, request: ChatRequest) -> None:
+            outcomes.append(await _one(session, next(urls), index, request, workload.max_tokens, tracker))
+
+        async def one(event: tuple[str, list[tuple[int, ChatRequest]]]) -> None:
+            what, requests = event
+            if what == "burst":
+                bursts.extend(asyncio.create_task(send(*numbered)) for numbered in requests)
+                return
+            for numbered in requests:
+                await send(*numbered)
 
         tracker.started = started = time.perf_counter()
         async with asyncio.timeout(timeout_s):
-            await drivers.closed_loop(concurrency, enumerate(requests), one)
+            try:
+                await drivers.closed_loop(concurrency, workload.events(), one)
+                await asyncio.gather(*bursts)
+            finally:
+                for task in bursts:
+                    task.cancel()
         wall = time.perf_counter() - started
     return outcomes, wall

@@ -1,6 +1,7 @@
 """What one (workload, policy) pair of the routing suite runs against: a fresh fleet of simulated vLLM
-workers (empty KV caches) and a gateway whose catalog routes the model `bench` to them with the policy,
-both started by the harness's launcher; and the simulators' prefix-cache counters afterwards."""
+workers (empty KV caches) and one gateway or several independent replicas whose catalog routes the model
+`bench` to them with the policy, all started by the harness's launcher; and the simulators' prefix-cache
+counters afterwards."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import gateway, procs
-from benchmarks.routing.workload import FleetSettings
+from benchmarks.routing.fleet_settings import FleetSettings
 from testkit.loopback import LOOPBACK, free_port
 
 POLICIES = ("round_robin", "least_outstanding", "prefix_affinity")
+"""Run on every workload by default."""
+SESSION_POLICY = "session_affinity"
+"""Also run, by default, on the workloads whose requests carry a user id (it keys on it)."""
 PREFIX_OPTIONS: dict[str, float | int] = {"balance_abs": 16, "balance_rel": 1.5, "match_threshold": 0.3,
                                           "load_factor": 2.0}
 """balance_abs 16 (as in the prod catalog): about 2.5x the mean outstanding requests per worker at
@@ -73,19 +77,24 @@ async def _wait_for_scrapes(url: str, workers: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def routing_gateway(catalog: str, logdir: Path, workers: int) -> AsyncIterator[tuple[str, int]]:
-    """A gateway serving `catalog`; yields its URL and pid once every worker's load has been scraped once."""
+async def routing_gateways(catalog: str, logdir: Path, workers: int,
+                           replicas: int = 1) -> AsyncIterator[tuple[list[str], list[int]]]:
+    """`replicas` gateways serving `catalog`, each on its own (no shared state: each routes from what it
+    sees); yields their URLs and pids once every one has scraped every worker's load once."""
     path = logdir / "catalog.yaml"
     path.write_text(catalog)
-    port = free_port()
+    ports = [free_port() for _ in range(replicas)]
     # Anonymous loopback clients, no per-caller rate limit: the benchmark measures routing, not admission.
-    child = await gateway.start_gateway(logdir, path, port, label="routing", extra_env={"RATE_LIMIT_RPM": "0"})
-    url = f"http://{LOOPBACK}:{port}"
+    children = await procs.start_together([
+        gateway.start_gateway(logdir, path, port, label=f"routing-{index}", extra_env={"RATE_LIMIT_RPM": "0"})
+        for index, port in enumerate(ports)
+    ])  # fmt: skip
+    urls = [f"http://{LOOPBACK}:{port}" for port in ports]
     try:
-        await _wait_for_scrapes(url, workers)
-        yield url, child.pid
+        await asyncio.gather(*(_wait_for_scrapes(url, workers) for url in urls))
+        yield urls, [child.pid for child in children]
     finally:
-        await child.stop()
+        await asyncio.gather(*(child.stop() for child in children), return_exceptions=True)
 
 
 async def simulator_counters(ports: list[int]) -> list[dict[str, float]]:
