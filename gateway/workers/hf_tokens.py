@@ -33,7 +33,12 @@ class HuggingFaceTokens:
 
     def __init__(self, tokenizer_file: str, chat_template_file: str | None = None) -> None:
         """Raises OSError or ValueError when a file cannot be read or holds no usable template."""
-        self._tokenizer = Tokenizer.from_file(tokenizer_file)
+        if not Path(tokenizer_file).is_file():
+            raise FileNotFoundError(f"no tokenizer file {tokenizer_file!r}")
+        try:
+            self._tokenizer = Tokenizer.from_file(tokenizer_file)
+        except Exception as exc:  # the library raises a bare Exception for a file it cannot parse
+            raise ValueError(f"{tokenizer_file!r} is not a tokenizers file: {exc}") from None
         config = _tokenizer_config(Path(tokenizer_file).with_name("tokenizer_config.json"))
         template = Path(chat_template_file).read_text(encoding="utf-8") if chat_template_file \
             else _config_template(config)

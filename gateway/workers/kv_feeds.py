@@ -63,6 +63,7 @@ class KvEventFeeds:
     async def start(self) -> None:
         self._context = zmq.asyncio.Context()
         self._runtimes.on_swap(lambda _runtime: self._wake.set())
+        self.reconcile()
         self._supervisor = asyncio.create_task(self._supervise(), name="kv-event-feeds")
 
     async def stop(self) -> None:
@@ -83,10 +84,10 @@ class KvEventFeeds:
 
     async def _supervise(self) -> None:
         while True:
-            self.reconcile()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._runtimes.current.catalog.health.interval)
+            self.reconcile()
 
     def reconcile(self) -> None:
         """Subscribe to the workers that publish events and are not subscribed yet; end the others."""

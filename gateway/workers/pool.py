@@ -196,7 +196,9 @@ class WorkerPool:
         down = self.health.down()
         return [{"name": w.name, "kind": w.spec.kind, "url": w.spec.url, "in_flight": w.in_flight,
                  "healthy": w.name not in down, "outlier": ejections.get(w.name, {}),
-                 "models": [s.name for s in w.spec.served()]} for w in self.workers.values()]
+                 "models": [s.name for s in w.spec.served()],
+                 "kv_blocks": self.kv_index.held(w.name) if self.kv_index.reports(w.name) else None}
+                for w in self.workers.values()]
 
 
 def _load_of(placement: Placement, model: str) -> WorkerLoad:
