@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from benchmarks.routing.fleet import POLICIES, PREFIX_OPTIONS
+from benchmarks.routing.fleet import KNOWN_POLICIES, POLICIES, PREFIX_OPTIONS
 from benchmarks.routing.run import main_async
 from benchmarks.routing.workload import FleetSettings, WorkloadKind
 
@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"the simulators' time scale (default {FleetSettings().time_scale:g})")
     parser.add_argument("--quiet-wait", type=float, default=None,
                         help="seconds in all to wait for a running benchmarks.overhead (default 240; quick: 20)")
-    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: all three)")
+    parser.add_argument("--policies", default=",".join(POLICIES),
+                        help=f"comma-separated, of {', '.join(KNOWN_POLICIES)} (default: the first three)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: both)")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                         help="write the JSON and the RESULTS.md section (default: yes, except with --quick)")
@@ -41,8 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--requests and --concurrency must be at least 1")
     args.policies = [p for p in args.policies.split(",") if p]
     args.workloads = [w for w in args.workloads.split(",") if w]
-    if not set(args.policies) <= set(POLICIES) or not set(args.workloads) <= set(WORKLOADS) or not args.policies:
-        parser.error(f"--policies: some of {', '.join(POLICIES)}; --workloads: some of {', '.join(WORKLOADS)}")
+    if not set(args.policies) <= set(KNOWN_POLICIES) or not set(args.workloads) <= set(WORKLOADS) or not args.policies:
+        parser.error(f"--policies: some of {', '.join(KNOWN_POLICIES)}; --workloads: some of {', '.join(WORKLOADS)}")
     args.options = dict(PREFIX_OPTIONS)
     if args.balance_abs is not None:
         args.options["balance_abs"] = args.balance_abs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -123,10 +124,12 @@ def _record(outcome: Outcome, seen: sse.StreamSeen, sent: float) -> None:
             outcome.cached_tokens = int(details["cached_tokens"] or 0)
 
 
-async def run_load(gateway_url: str, requests: list[ChatRequest], concurrency: int, max_tokens: int,
+async def run_load(gateway_url: str | Sequence[str], requests: list[ChatRequest], concurrency: int, max_tokens: int,
                    tracker: OutstandingTracker, timeout_s: float) -> tuple[list[Outcome], float]:
-    """Send every request, `concurrency` at a time (closed loop); the outcomes and the wall time."""
-    url = gateway_url + "/v1/chat/completions"
+    """Send every request, `concurrency` at a time (closed loop); the outcomes and the wall time. Several
+    gateway URLs (replicas sharing the fleet): request i goes to the (i mod n)th."""
+    bases = [gateway_url] if isinstance(gateway_url, str) else list(gateway_url)
+    urls = [base + "/v1/chat/completions" for base in bases]
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     outcomes: list[Outcome] = []
@@ -134,7 +137,7 @@ async def run_load(gateway_url: str, requests: list[ChatRequest], concurrency: i
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(job: tuple[int, ChatRequest]) -> None:
-            outcomes.append(await _one(session, url, job[0], job[1], max_tokens, tracker))
+            outcomes.append(await _one(session, urls[job[0] % len(urls)], job[0], job[1], max_tokens, tracker))
 
         tracker.started = started = time.perf_counter()
         async with asyncio.timeout(timeout_s):

@@ -18,6 +18,9 @@ from benchmarks.routing.workload import FleetSettings
 from testkit.loopback import LOOPBACK, free_port
 
 POLICIES = ("round_robin", "least_outstanding", "prefix_affinity")
+PRECISE = "prefix_affinity_precise"
+"""Prefix affinity from the workers' KV events (every simulator publishes them): run on request only."""
+KNOWN_POLICIES = (*POLICIES, PRECISE)
 PREFIX_OPTIONS: dict[str, float | int] = {"balance_abs": 16, "balance_rel": 1.5, "match_threshold": 0.3,
                                           "load_factor": 2.0}
 """balance_abs 16 (as in the prod catalog): about 2.5x the mean outstanding requests per worker at
@@ -31,15 +34,22 @@ _METRICS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
             "vllm:e2e_request_latency_seconds_count")
 
 
-def catalog_text(policy: str, options: dict[str, float | int], ports: list[int]) -> str:
+def catalog_text(policy: str, options: dict[str, float | int], ports: list[int], logdir: Path) -> str:
     lines = ["models:", "  - name: bench", f"    policy: {policy}"]
-    if policy == "prefix_affinity":
+    if policy in ("prefix_affinity", PRECISE):
         lines.append(f"    policy_options: {json.dumps(options)}")
     lines += ["routing:", "  default_model: bench", "health:", f"  interval: {HEALTH_INTERVAL_S}", "workers:"]
     for index, port in enumerate(ports):
         lines += [f"  - name: sim-{index}", "    kind: vllm", f"    base_url: http://{LOOPBACK}:{port}/v1",
                   "    models: [{name: bench, upstream_id: sim-model}]"]
+        if policy == PRECISE:
+            lines.append(f"    kv_events: {{endpoint: '{kv_endpoint(logdir, index)}', tokenizer: simulator}}")
     return "\n".join(lines) + "\n"
+
+
+def kv_endpoint(logdir: Path, index: int) -> str:
+    """Where simulator `index` publishes its KV events: a Unix socket in the run's directory (no port to find)."""
+    return f"ipc://{logdir.resolve()}/sim-{index}.kv"
 
 
 @contextlib.asynccontextmanager
@@ -47,7 +57,8 @@ async def fleet(settings: FleetSettings, logdir: Path) -> AsyncIterator[tuple[li
     """`settings.workers` simulated vLLM workers, each in its own process; yields their ports and pids."""
     ports = [free_port() for _ in range(settings.workers)]
     children = await procs.start_together([
-        gateway.start_simulator(f"sim-{index}", port, logdir, ["--seed", str(index), *settings.simulate_args()],
+        gateway.start_simulator(f"sim-{index}", port, logdir, ["--seed", str(index), *settings.simulate_args(),
+                                "--kv-events-endpoint", kv_endpoint(logdir, index)],
                                 models=("sim-model",))
         for index, port in enumerate(ports)
     ])  # fmt: skip
@@ -73,13 +84,14 @@ async def _wait_for_scrapes(url: str, workers: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def routing_gateway(catalog: str, logdir: Path, workers: int) -> AsyncIterator[tuple[str, int]]:
+async def routing_gateway(catalog: str, logdir: Path, workers: int, label: str = "routing",
+                          ) -> AsyncIterator[tuple[str, int]]:
     """A gateway serving `catalog`; yields its URL and pid once every worker's load has been scraped once."""
-    path = logdir / "catalog.yaml"
+    path = logdir / f"{label}-catalog.yaml"
     path.write_text(catalog)
     port = free_port()
     # Anonymous loopback clients, no per-caller rate limit: the benchmark measures routing, not admission.
-    child = await gateway.start_gateway(logdir, path, port, label="routing", extra_env={"RATE_LIMIT_RPM": "0"})
+    child = await gateway.start_gateway(logdir, path, port, label=label, extra_env={"RATE_LIMIT_RPM": "0"})
     url = f"http://{LOOPBACK}:{port}"
     try:
         await _wait_for_scrapes(url, workers)

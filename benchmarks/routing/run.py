@@ -50,7 +50,8 @@ async def one_run(kind: WorkloadKind, policy: str, args: argparse.Namespace, set
     quiet = await budget.wait()
     load_before = os.getloadavg()[0]
     async with fleet(settings, logdir) as (ports, sim_pids), \
-            routing_gateway(fleet_catalog(policy, args.options, ports), logdir, settings.workers) as (url, gateway_pid):
+            routing_gateway(fleet_catalog(policy, args.options, ports, logdir), logdir,
+                            settings.workers) as (url, gateway_pid):
         tracker = OutstandingTracker()
         roots: cpu_share.Roots = {"gateway": gateway_pid, "simulators": sim_pids}
         before = await asyncio.to_thread(cpu_share.read, roots)
