@@ -8,11 +8,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from routing.catalog import CatalogError, parse_catalog
 from routing.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEventFormatError, decode_batch
 from routing.kv_index import KvBlockIndex, block_keys
 from routing.policies import PrecisePrefixAffinity, make_policy
 from routing.prompt_tokens import PromptTokenizer, SimulatorTokens, simulator_prompt, simulator_token_ids
 from routing.snapshot import RequestKey, WorkerLoad
+from simulator.kv_events import KvEventLog
+from simulator.kv_pool import BlockPool
 from simulator.text import serialize_messages, token_ids
 
 BLOCK = 4
@@ -132,3 +135,23 @@ def test_without_events_precise_routes_as_approximate() -> None:
     for policy in (silent, unreadable):
         assert [policy.choose(request, workers, 0.0) for _ in range(4)] == \
             [approximate.choose(request, workers, 0.0) for _ in range(4)]
+
+
+def test_the_simulators_pool_logs_its_evictions() -> None:
+    log = KvEventLog(block_size=BLOCK)
+    pool = BlockPool(capacity=2, block_tokens=BLOCK, events=log)
+    assert pool.allocate([], 2)
+    assert pool.publish(b"a") and pool.publish(b"b")
+    pool.release([b"a", b"b"], 0)  # both cached, evictable, tail first
+    assert log.take() == []
+    assert pool.allocate([], 1)  # one fresh block: the least recently freed goes
+    assert log.take() == [["BlockRemoved", [b"b"], "GPU"]]
+    pool.clear()
+    assert decode_batch(msgspec.msgpack.encode([0.0, log.take()])).events == (BlockRemoved((b"a",)),)
+
+
+def test_an_endpoint_must_be_zmq() -> None:
+    text = ("models: [{name: chat}]\nworkers:\n  - {name: w, kind: vllm, base_url: 'http://h/v1', models: [chat],"
+            " kv_events: {endpoint: 'http://h:5557', tokenizer: simulator}}\n")
+    with pytest.raises(CatalogError, match=r"kv_events.endpoint: 'http://h:5557' is not a tcp:// or ipc://"):
+        parse_catalog(text)
