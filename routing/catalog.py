@@ -20,7 +20,7 @@ from routing.catalog_checks import check_catalog
 
 WorkerKind = Literal["openai", "vllm", "ollama", "llamacpp", "local"]
 PolicyName = Literal["least_outstanding", "round_robin", "weighted", "session_affinity", "prefix_affinity",
-                     "residency"]
+                     "prefix_affinity_precise", "residency"]
 MatchOn = Literal["last_user_message", "conversation"]
 
 
@@ -183,6 +183,25 @@ class LocalProcess(_Strict, frozen=True):
     startup_timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
 
 
+class KvEventsSpec(_Strict, frozen=True, kw_only=True):
+    """Where a worker publishes its KV-cache events (vLLM's `--kv-events-config`, the simulator's
+    `--kv-events-endpoint`), and how the gateway tokenizes prompts like it, for `prefix_affinity_precise`."""
+
+    endpoint: str
+    """The worker's ZMQ PUB socket, `tcp://host:port`; a `*` host means the worker's own (from `base_url`),
+    so `tcp://*:5557` suits every worker, DNS-discovered ones included."""
+    topic: str = ""
+    """The topic the worker publishes under (vLLM's `topic`, empty by default: every message)."""
+    block_size: Annotated[int, msgspec.Meta(ge=1)] = 16
+    """Tokens per KV block (vLLM's `--block-size`, 16 by default); the events' own block size wins."""
+    tokenizer: str
+    """How to cut prompts into the worker's tokens: `simulator` (the project's simulator), or the path of the
+    model's `tokenizer.json` (Hugging Face `tokenizers`)."""
+    chat_template: str | None = None
+    """With a `tokenizer.json`: the model's Jinja chat template, a file; None: the `chat_template` of the
+    `tokenizer_config.json` beside the tokenizer."""
+
+
 class WorkerSpec(_Strict, frozen=True):
     name: str
     kind: WorkerKind
@@ -200,6 +219,8 @@ class WorkerSpec(_Strict, frozen=True):
     max_concurrent: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Requests this gateway process sends the worker at once, all its models together; when every
     worker of a model is full, requests wait in the model's `queue`. None (default): no limit."""
+    kv_events: KvEventsSpec | None = None
+    """The worker publishes its KV-cache events: the gateway subscribes (see `KvEventsSpec`)."""
 
     def served(self) -> tuple[ServedModel, ...]:
         return tuple(m if isinstance(m, ServedModel) else ServedModel(name=m) for m in self.models)

@@ -84,6 +84,9 @@ def _check_worker(where: str, worker: WorkerSpec, known: set[str]) -> list[str]:
             problems.append(f"{where}.base_url: {worker.base_url!r} is not an absolute http(s) URL")
         elif parts.query or parts.fragment:
             problems.append(f"{where}.base_url: must not carry a query or fragment")
+    if worker.kv_events is not None and not worker.kv_events.endpoint.startswith(("tcp://", "ipc://")):
+        problems.append(f"{where}.kv_events.endpoint: {worker.kv_events.endpoint!r} is not a tcp:// or ipc:// "
+                        "ZMQ endpoint")
     if not worker.models:
         problems.append(f"{where}.models: a worker must serve at least one model")
     for j, served in enumerate(worker.served()):

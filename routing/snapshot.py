@@ -7,8 +7,9 @@ request a policy may look at. Both are data only, so every policy is tested from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class RequestKey:
     prompt of a completion; prefix affinity hashes it."""
     session: str | None = None
     """A session or user id, for session affinity; None when the client sent none."""
+    body: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The request body (a reference, never copied), for the precise prefix scorer, which tokenizes its
+    `messages` or `prompt` the way the worker will; None when unknown."""
 
 
 def usable(candidates: Sequence[WorkerLoad]) -> list[WorkerLoad]:

@@ -72,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="token budget per step: switches to the step model (vLLM's chunked-prefill scheduler)",
     )
     group.add_argument(
+        "--kv-events-endpoint",
+        default=None,
+        help="step model: publish KV-cache events on this ZMQ endpoint (as vLLM's --kv-events-config)",
+    )
+    group.add_argument("--kv-events-topic", default="", help="topic of the KV-event messages (default: none)")
+    group.add_argument(
         "--step-overhead", type=float, default=defaults.step_overhead_s, help="step model: time of a step (s)"
     )
     group.add_argument(
@@ -105,6 +111,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         max_num_batched_tokens=args.max_num_batched_tokens,
         step_overhead_s=args.step_overhead,
         step_s_per_token=args.step_per_token,
+        kv_events_endpoint=args.kv_events_endpoint,
+        kv_events_topic=args.kv_events_topic,
         fault=args.fault,
         kv_blocks=args.kv_blocks,
         block_tokens=args.block_tokens,

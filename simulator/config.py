@@ -82,6 +82,14 @@ class SimulatorConfig:
     block_tokens: int = 16
     """Tokens per KV-cache block (vLLM's block_size)."""
 
+    kv_events_endpoint: str | None = None
+    """Step model: publish KV-cache events on this ZMQ endpoint as vLLM's `--kv-events-config` does
+    (`simulator.kv_events`), e.g. `tcp://*:5557`, or `tcp://127.0.0.1:*` for any free port (the
+    simulator's `kv_events_endpoint` then says which). None: no events."""
+
+    kv_events_topic: str = ""
+    """The topic of the KV-event messages (vLLM's `topic`, empty by default)."""
+
     max_model_len: int = 8192
     """Context length advertised by vLLM's /v1/models."""
 
@@ -167,6 +175,8 @@ class SimulatorConfig:
             raise ValueError(f"max_queue must be >= 0, not {self.max_queue}")
         if self.time_scale <= 0 or self.step_overhead_s < 0 or self.step_s_per_token < 0:
             raise ValueError("time_scale must be > 0, step_overhead_s and step_s_per_token >= 0")
+        if self.kv_events_endpoint is not None and self.max_num_batched_tokens is None:
+            raise ValueError("kv_events_endpoint needs the step model (max_num_batched_tokens)")
         if self.max_num_batched_tokens is not None:
             if self.kind != "vllm" or self.max_num_batched_tokens < 1:
                 raise ValueError("max_num_batched_tokens (the step model) needs kind 'vllm' and a value >= 1")

@@ -234,6 +234,7 @@ class Engine:
         self.kv_cache.clear()
         if self.scheduler is not None:
             self.scheduler.pool.clear()
+            self.scheduler.flush_events()
 
 
 class Generation:

@@ -10,6 +10,9 @@ stay cached but become evictable, least recently freed first; a request frees it
 prompt's head outlives its tail, as in vLLM's free-block queue. Its other blocks (the partial last
 block, the completion, duplicates) are simply freed. A request is admitted only when its new blocks
 fit in what is free or evictable.
+
+With a `KvEventLog` it logs, as vLLM's pool does, the blocks it evicts (`BlockRemoved`); the scheduler,
+which knows their tokens, logs the blocks published (`BlockStored`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from simulator.kv_events import KvEventLog
+
 
 class BlockPool:
     """The blocks of one worker's KV cache: held by running requests, cached and evictable, or free."""
 
-    def __init__(self, capacity: int, block_tokens: int) -> None:
+    def __init__(self, capacity: int, block_tokens: int, events: KvEventLog | None = None) -> None:
         self.capacity = capacity
         self.block_tokens = block_tokens
+        self.events = events
+        """Where evictions are logged; None: nowhere."""
         self._held: dict[bytes, int] = {}
         """Published blocks held by running requests: how many hold each."""
         self._evictable: OrderedDict[bytes, None] = OrderedDict()
@@ -93,8 +100,13 @@ class BlockPool:
 
     def clear(self) -> None:
         """Forget the evictable cached blocks (blocks held by running requests stay)."""
+        if self.events is not None:
+            self.events.removed(list(self._evictable))
         self._evictable.clear()
 
     def _evict(self) -> None:
+        evicted: list[bytes] = []
         while self._evictable and self.used + len(self._evictable) > self.capacity:
-            self._evictable.popitem(last=False)
+            evicted.append(self._evictable.popitem(last=False)[0])
+        if evicted and self.events is not None:
+            self.events.removed(evicted)

@@ -18,6 +18,9 @@ next one), and a request that emitted its whole completion leaves, releasing its
 Steps follow a clock of their own: a step starts when the previous one was due to end, not when the
 event loop got round to it, so the simulated GPU keeps its pace on a busy machine (the clock may
 fall behind real time by at most `MAX_LAG_STEPS` steps' overhead before it gives up catching up).
+
+With a publisher (`publish_events_to`), every step's KV-cache events (blocks stored, blocks evicted) go
+out as one batch when the step ends, as vLLM publishes them (`simulator.kv_events`).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from simulator.config import SimulatorConfig
+from simulator.kv_events import KvEventLog, KvEventPublisher
 from simulator.kv_pool import BlockPool
 from simulator.latency import chained_block_hashes
-from simulator.text import CHARS_PER_TOKEN
+from simulator.text import CHARS_PER_TOKEN, token_ids
 
 if TYPE_CHECKING:
     from simulator.engine import GenerationObserver
@@ -66,6 +70,8 @@ class StepRequest:
     """Its leading blocks already cached or published."""
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     """Set whenever it emits a token or ends."""
+    token_ids: list[int] = field(default_factory=list)
+    """The prompt's token ids, when KV events are published (they carry each stored block's tokens)."""
 
     @property
     def prefilled(self) -> bool:
@@ -103,12 +109,25 @@ class StepScheduler:
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._clock = 0.0
+        self._publisher: KvEventPublisher | None = None
+
+    def publish_events_to(self, publisher: KvEventPublisher) -> None:
+        """Publish the KV-cache events of every step from now on."""
+        self._publisher = publisher
+        self.pool.events = KvEventLog(self.config.block_tokens)
+
+    def flush_events(self) -> None:
+        """Publish the events logged since the last flush (the end of a step does it)."""
+        if self._publisher is not None and self.pool.events is not None:
+            self._publisher.publish(self.pool.events.take())
 
     def submit(self, model: str, prompt_text: str, prompt_tokens: int, completion_tokens: int) -> StepRequest:
         """Queue a request; wait on its `progress` for its tokens, and `abort` it if it is abandoned."""
         hashes = chained_block_hashes(model, prompt_text, self.config.block_tokens * CHARS_PER_TOKEN)
         request = StepRequest(prompt_tokens, completion_tokens, hashes[: prompt_tokens // self.config.block_tokens],
                               time.monotonic())  # fmt: skip
+        if self.pool.events is not None:
+            request.token_ids = token_ids(prompt_text)
         self.waiting.append(request)
         self._work.set()
         if self.drive and (self._task is None or self._task.done()):
@@ -143,6 +162,7 @@ class StepScheduler:
         loop = asyncio.get_running_loop()
         while True:
             if not self.waiting and not self.running:
+                self.flush_events()
                 self._work.clear()
                 await self._work.wait()
                 continue
@@ -152,6 +172,7 @@ class StepScheduler:
             self._clock = start + step.seconds
             await asyncio.sleep(max(self._clock - now, 0.0))
             self.finish_step(step)
+            self.flush_events()
 
     def next_step(self) -> Step:
         """Schedule the next step: the running requests in order (a decode token each, or their prompt's
@@ -215,11 +236,27 @@ class StepScheduler:
     def _publish(self, request: StepRequest, computed: int) -> None:
         """Publish the request's prompt blocks that `computed` tokens fill."""
         full = min(computed // self.config.block_tokens, len(request.hashes))
-        for block_hash in request.hashes[request.published:full]:
+        run_start: int | None = None  # the first block of the run of blocks stored just now
+        for index in range(request.published, full):
+            block_hash = request.hashes[index]
             if self.pool.publish(block_hash):
                 request.held.append(block_hash)
                 request.anonymous -= 1
+                run_start = index if run_start is None else run_start
+            elif run_start is not None:
+                self._log_stored(request, run_start, index)
+                run_start = None
+        if run_start is not None:
+            self._log_stored(request, run_start, full)
         request.published = max(request.published, full)
+
+    def _log_stored(self, request: StepRequest, start: int, end: int) -> None:
+        """Log blocks `start` to `end` (excluded) of the request's prompt as stored."""
+        if self.pool.events is None:
+            return
+        block = self.config.block_tokens
+        parent = request.hashes[start - 1] if start else None
+        self.pool.events.stored(request.hashes[start:end], parent, request.token_ids[start * block : end * block])
 
     def _finish(self, request: StepRequest) -> None:
         self.running.remove(request)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from simulator.config import SimulatorConfig
 from simulator.engine import Engine
+from simulator.kv_events import KvEventPublisher
 from simulator.metrics import VllmMetrics
 from simulator.ollama_app import build_ollama_app
 from simulator.ollama_models import ModelStore
@@ -48,6 +49,12 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._socket: socket.socket | None = None
         self.port = 0
+        self._kv_events: KvEventPublisher | None = None
+
+    @property
+    def kv_events_endpoint(self) -> str | None:
+        """The ZMQ endpoint its KV events are published on, once started (None: none published)."""
+        return self._kv_events.endpoint if self._kv_events is not None else None
 
     @property
     def url(self) -> str:
@@ -92,6 +99,9 @@ class Simulator:
             raise
         self._socket = sock
         self.port = sock.getsockname()[1]
+        if self.config.kv_events_endpoint is not None and self.engine.scheduler is not None:
+            self._kv_events = KvEventPublisher(self.config.kv_events_endpoint, self.config.kv_events_topic)
+            self.engine.scheduler.publish_events_to(self._kv_events)
         runner = web.AppRunner(
             self.app,
             handler_cancellation=True,
@@ -107,6 +117,9 @@ class Simulator:
             await self._runner.cleanup()
             self._runner = None
         await self.engine.aclose()
+        if self._kv_events is not None:
+            self._kv_events.close()
+            self._kv_events = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

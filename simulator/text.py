@@ -43,6 +43,14 @@ def count_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
+def token_ids(text: str) -> list[int]:
+    """The ids of `text`'s tokens, a token per CHARS_PER_TOKEN characters: the little-endian 32-bit BLAKE2b
+    of its characters. What the simulator's KV events carry (`BlockStored.token_ids`), and what the
+    gateway's `routing.prompt_tokens.SimulatorTokens` computes from a request, so both cut the same blocks."""
+    return [int.from_bytes(hashlib.blake2b(text[i : i + CHARS_PER_TOKEN].encode(), digest_size=4).digest(), "little")
+            for i in range(0, len(text), CHARS_PER_TOKEN)]  # fmt: skip
+
+
 def content_text(content: Any) -> str:
     """The text of a message's `content`: a string, or the `text` of its parts (OpenAI or Ollama)."""
     if isinstance(content, str):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from benchmarks.routing.fleet import POLICIES, PREFIX_OPTIONS, SESSION_POLICY
+from benchmarks.routing.fleet import POLICIES, PRECISE, PREFIX_OPTIONS, SESSION_POLICY
 from benchmarks.routing.fleet_settings import FleetSettings
 from benchmarks.routing.plan import chosen_plan, default_plan
 from benchmarks.routing.run import main_async
 from benchmarks.routing.workloads import WORKLOADS, default_requests
 
-ALL_POLICIES = (*POLICIES, SESSION_POLICY)
+ALL_POLICIES = (*POLICIES, SESSION_POLICY, PRECISE)
 
 
 def _names(text: str) -> list[str]:

@@ -22,6 +22,8 @@ POLICIES = ("round_robin", "least_outstanding", "prefix_affinity")
 """Run on every workload by default."""
 SESSION_POLICY = "session_affinity"
 """Also run, by default, on the workloads whose requests carry a user id (it keys on it)."""
+PRECISE = "prefix_affinity_precise"
+"""Prefix affinity from the workers' KV events (every simulator publishes them): run on request only."""
 PREFIX_OPTIONS: dict[str, float | int] = {"balance_abs": 16, "balance_rel": 1.5, "match_threshold": 0.3,
                                           "load_factor": 2.0}
 """balance_abs 16 (as in the prod catalog): about 2.5x the mean outstanding requests per worker at
@@ -35,15 +37,23 @@ _METRICS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
             "vllm:e2e_request_latency_seconds_count")
 
 
-def catalog_text(policy: str, options: dict[str, float | int], ports: list[int]) -> str:
+def catalog_text(policy: str, options: dict[str, float | int], ports: list[int], logdir: Path) -> str:
     lines = ["models:", "  - name: bench", f"    policy: {policy}"]
-    if policy == "prefix_affinity":
+    if policy in ("prefix_affinity", PRECISE):
         lines.append(f"    policy_options: {json.dumps(options)}")
     lines += ["routing:", "  default_model: bench", "health:", f"  interval: {HEALTH_INTERVAL_S}", "workers:"]
     for index, port in enumerate(ports):
         lines += [f"  - name: sim-{index}", "    kind: vllm", f"    base_url: http://{LOOPBACK}:{port}/v1",
                   "    models: [{name: bench, upstream_id: sim-model}]"]
+        if policy == PRECISE:
+            lines.append(f"    kv_events: {{endpoint: '{kv_endpoint(logdir, index)}', tokenizer: simulator}}")
     return "\n".join(lines) + "\n"
+
+
+def kv_endpoint(logdir: Path, index: int) -> str:
+    """Where simulator `index` publishes its KV events: a Unix socket in the run's directory (no port to find).
+    Every simulator publishes, whatever the policy, so every policy pays the same."""
+    return f"ipc://{logdir.resolve()}/sim-{index}.kv"
 
 
 @contextlib.asynccontextmanager
@@ -51,8 +61,8 @@ async def fleet(settings: FleetSettings, logdir: Path) -> AsyncIterator[tuple[li
     """`settings.workers` simulated vLLM workers, each in its own process; yields their ports and pids."""
     ports = [free_port() for _ in range(settings.workers)]
     children = await procs.start_together([
-        gateway.start_simulator(f"sim-{index}", port, logdir, ["--seed", str(index), *settings.simulate_args()],
-                                models=("sim-model",))
+        gateway.start_simulator(f"sim-{index}", port, logdir, ["--seed", str(index), *settings.simulate_args(),
+                                "--kv-events-endpoint", kv_endpoint(logdir, index)], models=("sim-model",))
         for index, port in enumerate(ports)
     ])  # fmt: skip
     try:

@@ -61,7 +61,7 @@ async def one_run(pair: Pair, workload: Workload, args: argparse.Namespace, sett
     quiet = await budget.wait()
     load_before = os.getloadavg()[0]
     async with fleet(settings, logdir) as (ports, sim_pids), \
-            routing_gateways(fleet_catalog(pair.policy, args.options, ports), logdir, settings.workers,
+            routing_gateways(fleet_catalog(pair.policy, args.options, ports, logdir), logdir, settings.workers,
                              pair.replicas) as (urls, gateway_pids):
         tracker = OutstandingTracker()
         roots: cpu_share.Roots = {"gateway": gateway_pids, "simulators": sim_pids}

@@ -44,6 +44,7 @@ from gateway.workers.active_catalog import ActiveCatalog, CatalogHolder
 from gateway.workers.catalog_reload import CatalogWatcher
 from gateway.workers.control_client import ControlClient
 from gateway.workers.health_monitor import HealthMonitor
+from gateway.workers.kv_feeds import KvEventFeeds
 from gateway.workers.model_setup import pull_missing
 from routing.catalog import Catalog
 
@@ -77,8 +78,10 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     metrics.live.register(LimitStateCollector(stores.limits))
     control = ControlClient(settings.extra)  # the workers' control planes (the data plane is `client`)
     monitor = HealthMonitor(runtimes, control, stores.overlays)
+    kv_feeds = KvEventFeeds(runtimes)  # workers' KV-cache events, for prefix_affinity_precise
     watcher = CatalogWatcher(runtimes)
-    on_startup = [client.start, watcher.start, capture.start, lifecycle.start] + ([monitor.start] if background else [])
+    on_startup = [client.start, watcher.start, capture.start, lifecycle.start]
+    on_startup += [monitor.start, kv_feeds.start] if background else []
     pulls: set[asyncio.Task[list[str]]] = set()
     if settings.pull_required:
         async def start_pulls() -> None:
@@ -89,7 +92,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
         on_startup.append(start_pulls)
     on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
-    on_shutdown += ([monitor.stop] if background else []) + [control.aclose]
+    on_shutdown += ([monitor.stop, kv_feeds.stop] if background else []) + [control.aclose]
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     surfaces = surfaces or SurfaceRegistry()
     responses = StoredResponses(stores.responses, settings.responses_ttl)

@@ -38,7 +38,8 @@ __all__ = ["Forwarder", "Reply", "StreamEnd", "request_key"]  # Reply, StreamEnd
 
 
 def request_key(request: InferenceRequest, model: str) -> RequestKey:
-    return RequestKey(model=model, prompt=request.surface.conversation(request.body), session=request.session_key())
+    return RequestKey(model=model, prompt=request.surface.conversation(request.body), session=request.session_key(),
+                      body=request.body)
 
 
 class Forwarder:

@@ -1,8 +1,10 @@
 """The workers of the current catalog, their live state, and the choice of one for a request.
 
 State per worker: the gateway's own in-flight count, the load scraped from it in the background,
-active health and passive outlier ejection. The choice itself is a pure policy from `routing`,
-fed a snapshot of that state; nothing here does I/O.
+active health and passive outlier ejection; and, for workers that publish KV events, the blocks they
+hold (`kv_index`, fed by `gateway.workers.kv_feeds`). The choice itself is a pure policy from `routing`,
+fed a snapshot of that state; nothing here does I/O (but for reading the tokenizer files a catalog's
+`kv_events` name, when it is loaded).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gateway.upstream.client import WorkerTarget
+from gateway.workers.hf_tokens import PromptTokenizers
 from routing.active_health import ActiveHealth
-from routing.catalog import Catalog, WorkerSpec
+from routing.catalog import Catalog, CatalogError, WorkerSpec
+from routing.kv_index import KvBlockIndex
 from routing.outlier import OutlierConfig, OutlierDetector
-from routing.policies import PrefixAffinity, SessionAffinity, WorkerPolicy, make_policy
+from routing.policies import PrecisePrefixAffinity, PrefixAffinity, SessionAffinity, WorkerPolicy, make_policy
+from routing.prompt_tokens import PromptTokenizer
 from routing.snapshot import RequestKey, WorkerLoad
 
 
@@ -79,6 +84,13 @@ class WorkerPool:
             same = old is not None and (old.policy, old.policy_options) == (model.policy, model.policy_options)
             self._policies[model.name] = previous._policies[model.name] if previous and same \
                 else make_policy(model.policy, **model.policy_options)
+        self.kv_index: KvBlockIndex = previous.kv_index if previous else KvBlockIndex()
+        """The blocks each worker that publishes KV events holds (kept across reloads)."""
+        self._tokenizers: PromptTokenizers = previous._tokenizers if previous else PromptTokenizers()
+        self._prompt_tokens = self._load_tokenizers(catalog)
+        for policy in self._policies.values():
+            if isinstance(policy, PrecisePrefixAffinity):
+                policy.attach(self.kv_index, self._tokens_of)
         self._kept = previous.workers if previous else {}
         self._session_affinity: SessionAffinity | None = previous._session_affinity if previous else SessionAffinity()
         self.workers: dict[str, WorkerState] = {}
@@ -91,6 +103,22 @@ class WorkerPool:
                 if spec is not None and spec.discovery == "dns" and members and members[0].kind == spec.kind:
                     self._members[name] = members
         self._rebuild()
+
+    def _load_tokenizers(self, catalog: Catalog) -> dict[str, tuple[PromptTokenizer, int]]:
+        """Each catalog worker with `kv_events`: its prompt tokenizer and block size (CatalogError when a
+        tokenizer's files cannot be used)."""
+        found: dict[str, tuple[PromptTokenizer, int]] = {}
+        for i, spec in enumerate(catalog.workers):
+            if spec.kv_events is not None:
+                try:
+                    found[spec.name] = (self._tokenizers.get(spec.kv_events), spec.kv_events.block_size)
+                except (OSError, ValueError) as exc:
+                    raise CatalogError("<catalog>", [f"$.workers[{i}].kv_events.tokenizer: {exc}"]) from None
+        return found
+
+    def _tokens_of(self, worker: str) -> tuple[PromptTokenizer, int] | None:
+        """A worker's prompt tokenizer and block size; DNS members share their catalog worker's."""
+        return self._prompt_tokens.get(worker.split("@", 1)[0])
 
     def _rebuild(self) -> None:
         workers: dict[str, WorkerState] = {}
@@ -168,7 +196,9 @@ class WorkerPool:
         down = self.health.down()
         return [{"name": w.name, "kind": w.spec.kind, "url": w.spec.url, "in_flight": w.in_flight,
                  "healthy": w.name not in down, "outlier": ejections.get(w.name, {}),
-                 "models": [s.name for s in w.spec.served()]} for w in self.workers.values()]
+                 "models": [s.name for s in w.spec.served()],
+                 "kv_blocks": self.kv_index.held(w.name) if self.kv_index.reports(w.name) else None}
+                for w in self.workers.values()]
 
 
 def _load_of(placement: Placement, model: str) -> WorkerLoad:

@@ -9,6 +9,7 @@ from routing.policies.balancing import (
     WorkerPolicy,
 )
 from routing.policies.factory import DEFAULT_POLICY, POLICIES, make_policy
+from routing.policies.precise_prefix import PrecisePrefixAffinity, WorkerTokens
 from routing.policies.prefix_affinity import BlockLRU, PrefixAffinity, block_hashes
 from routing.policies.session_affinity import SessionAffinity
 
@@ -17,6 +18,7 @@ __all__ = [
     "POLICIES",
     "BlockLRU",
     "LeastOutstanding",
+    "PrecisePrefixAffinity",
     "PrefixAffinity",
     "Residency",
     "Rotation",
@@ -24,6 +26,7 @@ __all__ = [
     "SessionAffinity",
     "WeightedRoundRobin",
     "WorkerPolicy",
+    "WorkerTokens",
     "block_hashes",
     "make_policy",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routing.policies.balancing import LeastOutstanding, Residency, RoundRobin, WeightedRoundRobin, WorkerPolicy
+from routing.policies.precise_prefix import PrecisePrefixAffinity
 from routing.policies.prefix_affinity import PrefixAffinity
 from routing.policies.session_affinity import SessionAffinity
 
@@ -17,6 +18,7 @@ POLICIES: dict[str, Callable[..., WorkerPolicy]] = {
     "least_outstanding": LeastOutstanding,
     "session_affinity": SessionAffinity,
     "prefix_affinity": PrefixAffinity,
+    "prefix_affinity_precise": PrecisePrefixAffinity,
     "residency": Residency,
 }
 
