@@ -175,5 +175,5 @@ class AttemptRunner:
             worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
-            capture=call.capture, cutoff=cutoff))
+            capture=call.capture, cutoff=cutoff, tap=request.tap))
         return Reply(headers={}, stream=stream)

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from gateway.errors import WorkerRejected, worker_error
 from gateway.surfaces.request import Endpoint, InferenceRequest
+from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.client import WorkerResponse
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
 from gateway.workers.pool import Placement
@@ -64,6 +65,8 @@ class StreamRelay:
     """Every chunk's JSON is appended to it (for the cache), the usage chunk included."""
     cutoff: StreamCutoff
     """How the gateway ends the stream early (its drain deadline)."""
+    tap: ChunkTap | None = None
+    """A translating surface's request: where the relay notes each chunk it decoded (`chunk_tap`)."""
 
 
 class WorkerProtocol(ABC):

@@ -23,6 +23,7 @@ from gateway.surfaces.messages_checks import check_messages_request
 from gateway.surfaces.messages_requests import messages_to_chat
 from gateway.surfaces.messages_stream import messages_stream
 from gateway.surfaces.request import InferenceRequest
+from gateway.upstream.chunk_tap import ChunkTap
 
 _DOC = RequestDoc(
     summary="Create a message (Anthropic Messages API)",
@@ -68,7 +69,8 @@ class AnthropicMessages(ChatCompletions):
         body = decode_object(raw)
         request = self.decode_body(body)
         thinking = body.get("thinking")
-        return MessagesRequest(self, request.body, request.stream, client_model=request.body.get("model") or "",
+        return MessagesRequest(self, request.body, request.stream, tap=ChunkTap() if request.stream else None,
+                               client_model=request.body.get("model") or "",
                                thinking=isinstance(thinking, dict) and thinking.get("type") != "disabled")
 
     def decode_count(self, raw: bytes) -> InferenceRequest:
@@ -91,7 +93,8 @@ class AnthropicMessages(ChatCompletions):
         return encode_message(answer, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
-        return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
+        return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request),
+                               tap=request.tap)
 
     def error_body(self, error: GatewayError) -> Body:
         return error_of(error)

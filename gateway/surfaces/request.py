@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from gateway.upstream.chunk_tap import ChunkTap
+
 if TYPE_CHECKING:
     from gateway.surfaces.base import Surface
 
@@ -26,6 +28,9 @@ class InferenceRequest:
     stream: bool
     session: str | None = None
     """A conversation the gateway keeps (coaching sessions): routed with affinity to one worker."""
+    tap: ChunkTap | None = None
+    """A translated stream's: the relay notes in it each chunk it decoded, so the surface's encoder
+    need not decode it again (`gateway.upstream.chunk_tap`). None for the rest."""
 
     @property
     def endpoint(self) -> Endpoint:

@@ -28,6 +28,7 @@ from gateway.surfaces.request import InferenceRequest
 from gateway.surfaces.responses_answer import response_head, response_of_answer
 from gateway.surfaces.responses_request import chat_body
 from gateway.surfaces.responses_stream import Keep, responses_stream
+from gateway.upstream.chunk_tap import ChunkTap
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -92,8 +93,8 @@ class Responses(OpenAISurface):
             raise InvalidRequest("`stream` must be a boolean.", param="stream", code="invalid_type")
         chat = chat_body(body)
         start = 1 if body.get("instructions") is not None else 0
-        return ResponsesRequest(self, chat, stream is True, head=response_head(body),
-                                conversation=list(chat["messages"][start:]))
+        return ResponsesRequest(self, chat, stream is True, tap=ChunkTap() if stream is True else None,
+                                head=response_head(body), conversation=list(chat["messages"][start:]))
 
     def check(self, body: Body) -> None:
         """The translation checks every field as it carries it (`decode` keeps what it makes)."""
@@ -120,7 +121,7 @@ class Responses(OpenAISurface):
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
         assert isinstance(request, ResponsesRequest)
-        return responses_stream(events, request.head, request.keep)
+        return responses_stream(events, request.head, request.keep, request.tap)
 
     def encoded_response(self, answer: bytes, request: ResponsesRequest) -> dict[str, Any]:
         """The Response of a whole chat answer, kept on `request` for `encode_answer` (the turn stores it

@@ -27,6 +27,7 @@ import msgspec
 
 from gateway.errors import GatewayError
 from gateway.surfaces.responses_answer import finished, function_call_item, message_item, new_id, output_text
+from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk, error_of
 
 Body = dict[str, Any]
@@ -34,6 +35,8 @@ Keep = Callable[[Body], Awaitable[None]]
 _encode = msgspec.json.Encoder().encode
 _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
 _DELTA_TAIL = b',"logprobs":[]}\n\n'
+_DONE, _FAILED = object(), object()
+"""How a piece of the stream ends it (`_decoded`)."""
 
 
 class ResponseEvents:
@@ -171,35 +174,51 @@ class ResponseEvents:
         return b"event: " + kind.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-async def responses_stream(events: AsyncIterator[bytes], head: Body, keep: Keep | None) -> AsyncIterator[bytes]:
-    """The Responses stream of the chat stream `events` (closed when this stream is)."""
+async def responses_stream(events: AsyncIterator[bytes], head: Body, keep: Keep | None,
+                           tap: ChunkTap | None = None) -> AsyncIterator[bytes]:
+    """The Responses stream of the chat stream `events` (closed when this stream is). `tap`: where the
+    relay left the chunks it decoded (`chunk_tap`); any other piece is split and decoded here."""
     encoder = ResponseEvents(head)
     splitter = SseSplitter()
     try:
         yield encoder.started()
         async for piece in events:
-            out = b""
-            for payload in splitter.feed(piece):
-                if payload.strip() == DONE_DATA:
-                    yield out + await _ending(encoder, keep)
-                    return
-                try:
-                    chunk = decode_chunk(payload)
-                except StreamFormatError as exc:
-                    yield out + encoder.failed({"code": "upstream_error", "message": f"The worker sent {exc}."})
-                    return
-                error = error_of(chunk)
-                if error is not None:
-                    yield out + encoder.failed(error)
-                    return
-                out += encoder.chunk(chunk)
+            chunk = tap.chunk_of(piece) if tap is not None else None
+            if chunk is not None:  # a worker's chunk, checked by the relay: neither an error nor `[DONE]`
+                if out := encoder.chunk(chunk):
+                    yield out
+                continue
+            out, end = _decoded(encoder, splitter.feed(piece))
+            if end is _DONE:
+                yield out + await _ending(encoder, keep)
+                return
             if out:
                 yield out
+            if end is _FAILED:
+                return
         yield encoder.failed({"code": "upstream_error", "message": "The worker's stream ended before it completed."})
     finally:
         close = getattr(events, "aclose", None)
         if close is not None:
             await close()  # the relay releases the worker now (the client may have left)
+
+
+def _decoded(encoder: ResponseEvents, payloads: list[bytes]) -> tuple[bytes, object]:
+    """The events of `payloads` (decoded here), and whether they end the stream: `_DONE` (`[DONE]` came:
+    the closing events are still to make), `_FAILED` (the events end with `response.failed`) or None."""
+    out = b""
+    for payload in payloads:
+        if payload.strip() == DONE_DATA:
+            return out, _DONE
+        try:
+            chunk = decode_chunk(payload)
+        except StreamFormatError as exc:
+            return out + encoder.failed({"code": "upstream_error", "message": f"The worker sent {exc}."}), _FAILED
+        error = error_of(chunk)
+        if error is not None:
+            return out + encoder.failed(error), _FAILED
+        out += encoder.chunk(chunk)
+    return out, None
 
 
 async def _ending(encoder: ResponseEvents, keep: Keep | None) -> bytes:
