@@ -99,7 +99,7 @@ class _Translation:
                     out += self._begin({"type": "text", "text": ""}, "text")
                     self._text_head = _TEXT_HEAD + str(self._blocks - 1).encode() + _TEXT_MIDDLE
                 # The event `_delta` would make, from pieces fixed for the block: the one per-chunk event.
-                out += self._text_head + _encode(text) + _TEXT_TAIL
+                out += b"".join((self._text_head, _encode(text), _TEXT_TAIL))
             for call in delta.get("tool_calls") or ():
                 out += self._tool_call(call)
             if choice.get("finish_reason") is not None:

@@ -58,31 +58,46 @@ class ResponseEvents:
         """The fixed middle of the open message item's `response.output_text.delta` events."""
 
     def started(self) -> bytes:
-        head = {**self._head}
-        return self._event("response.created", response=head) + self._event("response.in_progress", response=head)
+        head = _encode(self._head)  # once for both events
+        return self._head_event("response.created", head) + self._head_event("response.in_progress", head)
 
     def chunk(self, chunk: Body) -> bytes:
         """The events of one chat chunk (often one delta; empty for a role-only or usage-only chunk)."""
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
         if self._model is None:
             self._model = chunk.get("model")
-        events = b""
         choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choices, list):
+            return b""
+        events = b""
+        for choice in choices:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # one answer a response (`n` is refused)
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 content = delta.get("content")
-                if isinstance(content, str) and content:
-                    events += self._text_delta(content)
+                if content and isinstance(content, str):
+                    text = self._text
+                    if text is None:
+                        events += self._open_message()
+                        text = self._text = []
+                    text.append(content)
+                    # The event `_event` would make, from pieces fixed for the message item: the one per-chunk
+                    # event of a stream, so made here.
+                    sequence = self._sequence
+                    self._sequence = sequence + 1
+                    events += b"".join((_DELTA_HEAD, str(sequence).encode(), self._delta_middle, _encode(content),
+                                        _DELTA_TAIL))
                 calls = delta.get("tool_calls")
-                for position, call in enumerate(calls if isinstance(calls, list) else ()):
-                    if isinstance(call, dict):
-                        events += self._call_fragment(call, position)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+                if calls and isinstance(calls, list):
+                    for position, call in enumerate(calls):
+                        if isinstance(call, dict):
+                            events += self._call_fragment(call, position)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self._finish_reason = finish_reason
         return events
 
     def completed(self) -> tuple[Body, bytes]:
@@ -105,23 +120,17 @@ class ResponseEvents:
 
     # ---- items ------------------------------------------------------------------------------------
 
-    def _text_delta(self, text: str) -> bytes:
-        events = b""
-        if self._text is None:
-            events = self._close_items()
-            self._text = []
-            item = message_item(new_id("msg"), "", status="in_progress")
-            self._output.append(item)
-            events += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
-            events += self._event("response.content_part.added", item_id=item["id"],
-                                  output_index=len(self._output) - 1, content_index=0, part=output_text(""))
-            self._delta_middle = (b',"item_id":' + _encode(item["id"]) + b',"output_index":'
-                                  + str(len(self._output) - 1).encode() + b',"content_index":0,"delta":')
-        self._text.append(text)
-        sequence = self._sequence
-        self._sequence += 1
-        # The event `_event` would make, from pieces fixed for the item: the one per-chunk event of a stream.
-        return events + _DELTA_HEAD + str(sequence).encode() + self._delta_middle + _encode(text) + _DELTA_TAIL
+    def _open_message(self) -> bytes:
+        """The events that close the item under way and open a message item (its text is up to the caller)."""
+        events = self._close_items()
+        item = message_item(new_id("msg"), "", status="in_progress")
+        self._output.append(item)
+        events += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
+        events += self._event("response.content_part.added", item_id=item["id"],
+                              output_index=len(self._output) - 1, content_index=0, part=output_text(""))
+        self._delta_middle = (b',"item_id":' + _encode(item["id"]) + b',"output_index":'
+                              + str(len(self._output) - 1).encode() + b',"content_index":0,"delta":')
+        return events
 
     def _call_fragment(self, fragment: Body, position: int) -> bytes:
         index = fragment.get("index", position)
@@ -167,6 +176,13 @@ class ResponseEvents:
                                 name=item["name"], arguments=item["arguments"])
                     + self._event("response.output_item.done", output_index=index, item=item))
         return b""
+
+    def _head_event(self, kind: str, head: bytes) -> bytes:
+        """The event `_event(kind, response=...)` makes, of a response already encoded (`head`)."""
+        sequence = self._sequence
+        self._sequence = sequence + 1
+        return b"".join((b"event: ", kind.encode(), b'\ndata: {"type":', _encode(kind), b',"sequence_number":',
+                         str(sequence).encode(), b',"response":', head, b"}\n\n"))
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._sequence, **fields}
