@@ -163,8 +163,9 @@ async def messages_stream(events: AsyncIterator[bytes], model: str, stop_sequenc
     translation = _Translation(model, stop_sequences, thinking)
     try:
         async for event in events:
-            chunk = tap.chunk_of(event) if tap is not None else None
-            if chunk is None:  # not a worker chunk the relay decoded: `[DONE]`, an error, a cache replay
+            if tap is not None and event is tap.event:  # a worker's chunk the relay decoded (no error)
+                chunk = tap.chunk
+            else:  # `[DONE]`, an error event, a cache replay's event
                 if event == _DONE:
                     yield translation.end()
                     return

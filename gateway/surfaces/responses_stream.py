@@ -199,9 +199,8 @@ async def responses_stream(events: AsyncIterator[bytes], head: Body, keep: Keep 
     try:
         yield encoder.started()
         async for piece in events:
-            chunk = tap.chunk_of(piece) if tap is not None else None
-            if chunk is not None:  # a worker's chunk, checked by the relay: neither an error nor `[DONE]`
-                if out := encoder.chunk(chunk):
+            if tap is not None and piece is tap.event:  # a worker's chunk the relay decoded (no error)
+                if out := encoder.chunk(tap.chunk):
                     yield out
                 continue
             out, end = _decoded(encoder, splitter.feed(piece))

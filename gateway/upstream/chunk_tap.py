@@ -16,20 +16,14 @@ from typing import Any
 
 
 class ChunkTap:
-    """The event a relay yielded last, and its decoded chunk."""
+    """The event a relay yielded last, and its decoded chunk. Plain attributes, set and read once per
+    chunk without a call: the relay sets both just before it yields `event`; a translator reads
+    `chunk` only when the piece it was handed `is` `event`."""
 
-    __slots__ = ("_chunk", "_event")
+    __slots__ = ("chunk", "event")
 
     def __init__(self) -> None:
-        self._event: bytes | None = None
-        self._chunk: dict[str, Any] | None = None
-
-    def saw(self, event: bytes, chunk: dict[str, Any]) -> None:
-        """The relay is about to yield `event`, the SSE form of `chunk` (a worker chunk, no error)."""
-        self._event = event
-        self._chunk = chunk
-
-    def chunk_of(self, event: bytes) -> dict[str, Any] | None:
-        """`event`'s decoded chunk when it is the event the relay yielded last, else None (decode it).
-        The chunk is the relay's: read it, never change it."""
-        return self._chunk if event is self._event else None
+        self.event: bytes | None = None
+        """The SSE event (`data: {...}\\n\\n`) the relay yields next, or last yielded."""
+        self.chunk: dict[str, Any] = {}
+        """`event`'s chunk, decoded (a worker chunk: no error). The relay's: read it, never change it."""

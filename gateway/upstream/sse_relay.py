@@ -106,7 +106,7 @@ async def relay_sse(
                         if client_wants_usage:
                             event = b"data: " + payload + b"\n\n"
                             if tap is not None:
-                                tap.saw(event, chunk)
+                                tap.event, tap.chunk = event, chunk
                             yield event
                         continue
                 if has_content:
@@ -116,7 +116,7 @@ async def relay_sse(
                 outcome.last = chunk
                 event = b"data: " + payload + b"\n\n"
                 if tap is not None:
-                    tap.saw(event, chunk)
+                    tap.event, tap.chunk = event, chunk
                 yield event
             if done:
                 break

@@ -58,7 +58,7 @@ async def _relayed(pieces: list[bytes], tap: ChunkTap | None) -> AsyncIterator[b
         if tap is not None and piece != DONE:
             chunk = msgspec.json.decode(piece[6:-2])
             if "error" not in chunk:
-                tap.saw(piece, chunk)
+                tap.event, tap.chunk = piece, chunk
         yield piece
 
 
