@@ -6,7 +6,8 @@ choices got its `finish_reason` (cut by the worker, `stream_choices`) or is cut 
 drain deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
 gateway always asks the worker for usage; the client gets the usage chunk only if it asked, and one is
 counted here when the worker sends none. The body is read as it arrives (one bounded read at a time)
-and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once.
+and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once (a
+translating surface's encoder takes it decoded, from the request's `chunk_tap.ChunkTap`).
 """
 
 from __future__ import annotations
