@@ -187,7 +187,7 @@ class AttemptRunner:
             worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
-            capture=call.capture, cutoff=cutoff)
+            capture=call.capture, cutoff=cutoff, tap=request.tap)
         if attempt.native:
             return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
         return Reply(headers={}, stream=attempt.protocol.relay(response, relay))

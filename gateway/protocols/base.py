@@ -20,6 +20,7 @@ import msgspec
 
 from gateway.errors import UpstreamError, WorkerRejected, worker_error
 from gateway.surfaces.request import Endpoint, InferenceRequest
+from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.client import WorkerResponse
 from gateway.upstream.native_relay import relay_native_sse
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
@@ -74,6 +75,8 @@ class StreamRelay:
     """Every chunk's JSON is appended to it (for the cache), the usage chunk included."""
     cutoff: StreamCutoff
     """How the gateway ends the stream early (its drain deadline)."""
+    tap: ChunkTap | None = None
+    """A translating surface's request: where the relay notes each chunk it decoded (`chunk_tap`)."""
 
 
 _T = TypeVar("_T")

@@ -27,6 +27,7 @@ from gateway.surfaces.messages_native import NativeMessagesStream, named_answer
 from gateway.surfaces.messages_requests import messages_to_chat
 from gateway.surfaces.messages_stream import messages_stream
 from gateway.surfaces.request import InferenceRequest
+from gateway.upstream.chunk_tap import ChunkTap
 
 _DOC = RequestDoc(
     summary="Create a message (Anthropic Messages API)",
@@ -77,6 +78,7 @@ class AnthropicMessages(ChatCompletions):
         request, untranslatable = translated_leniently(self.decode_body, body)
         thinking = body.get("thinking")
         return MessagesRequest(self, request.body, request.stream, native=body, untranslatable=untranslatable,
+                               tap=ChunkTap() if request.stream else None,
                                client_model=request.body.get("model") or "",
                                thinking=isinstance(thinking, dict) and thinking.get("type") != "disabled")
 
@@ -100,7 +102,8 @@ class AnthropicMessages(ChatCompletions):
         return encode_message(answer, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
-        return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request))
+        return messages_stream(events, _model_of(request), request.body.get("stop"), thinking=_thinks(request),
+                               tap=request.tap)
 
     def native_answer(self, answer: bytes, request: InferenceRequest) -> bytes:
         return named_answer(answer, _model_of(request))

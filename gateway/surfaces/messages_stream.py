@@ -25,12 +25,16 @@ from typing import Any
 import msgspec
 
 from gateway.surfaces.messages_answers import anthropic_error, message_id, reasoning_of, stop_reason, usage_of
+from gateway.upstream.chunk_tap import ChunkTap
 
 Body = dict[str, Any]
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _DONE = b"data: [DONE]\n\n"
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+_TEXT_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT_MIDDLE = b',"delta":{"type":"text_delta","text":'
+_TEXT_TAIL = b"}}\n\n"
 _ERROR_STATUS = {"upstream_timeout": 504, "no_worker_available": 503, "queue_full": 503, "queue_timeout": 503,
                  "shutting_down": 503, "store_unavailable": 503}
 """The status an error event's code had (mid-stream errors keep no status; Anthropic's types go by it)."""
@@ -55,8 +59,8 @@ def error_event(error: object) -> bytes:
 class _Translation:
     """The state of one stream's translation: the open content block and what ends the message."""
 
-    __slots__ = ("_blocks", "_finish", "_matched", "_model", "_open", "_stops", "_thinking", "_tool", "_usage",
-                 "started")
+    __slots__ = ("_blocks", "_finish", "_matched", "_model", "_open", "_stops", "_text_head", "_thinking", "_tool",
+                 "_usage", "started")
 
     def __init__(self, model: str, stop_sequences: object, thinking: bool) -> None:
         self._model = model
@@ -72,10 +76,12 @@ class _Translation:
         self._finish: object = None
         self._matched: object = None
         self._usage: object = None
+        self._text_head = b""
+        """The fixed start of the open text block's `text_delta` events (up to the text)."""
 
     def chunk(self, chunk: Body) -> bytes:
         """The events one chat completions chunk becomes (often one, none for a usage chunk)."""
-        out = [] if self.started else [self._start(chunk)]
+        out = b"" if self.started else self._start(chunk)
         if usage := chunk.get("usage"):
             self._usage = usage
         for choice in chunk.get("choices") or ():
@@ -85,18 +91,20 @@ class _Translation:
             reasoning = reasoning_of(delta) if self._thinking else None
             if reasoning:
                 if self._open != "thinking":
-                    out.append(self._begin({"type": "thinking", "thinking": "", "signature": ""}, "thinking"))
-                out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
+                    out += self._begin({"type": "thinking", "thinking": "", "signature": ""}, "thinking")
+                out += self._delta({"type": "thinking_delta", "thinking": reasoning})
             text = delta.get("content")
             if text:
                 if self._open != "text":
-                    out.append(self._begin({"type": "text", "text": ""}, "text"))
-                out.append(self._delta({"type": "text_delta", "text": text}))
+                    out += self._begin({"type": "text", "text": ""}, "text")
+                    self._text_head = _TEXT_HEAD + str(self._blocks - 1).encode() + _TEXT_MIDDLE
+                # The event `_delta` would make, from pieces fixed for the block: the one per-chunk event.
+                out += b"".join((self._text_head, _encode(text), _TEXT_TAIL))
             for call in delta.get("tool_calls") or ():
                 out += self._tool_call(call)
             if choice.get("finish_reason") is not None:
                 self._finish, self._matched = choice["finish_reason"], choice.get("stop_reason")
-        return b"".join(out)
+        return out
 
     def end(self) -> bytes:
         """The events that end the message, at the stream's `[DONE]`."""
@@ -118,18 +126,18 @@ class _Translation:
                          "usage": {"input_tokens": 0, "output_tokens": 0}}
         return sse("message_start", {"type": "message_start", "message": message}) + _PING
 
-    def _tool_call(self, call: Body) -> list[bytes]:
-        out = []
+    def _tool_call(self, call: Body) -> bytes:
+        out = b""
         key = (call.get("index", 0), call.get("id") or self._tool[1])  # some workers repeat the id, some omit it
         function = call.get("function") or {}
         if self._open != "tool_use" or key != self._tool:
             block: Body = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12),
                            "name": function.get("name") or "", "input": {}}
-            out.append(self._begin(block, "tool_use"))
+            out += self._begin(block, "tool_use")
             self._tool = key
         arguments = function.get("arguments")
         if arguments:
-            out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
+            out += self._delta({"type": "input_json_delta", "partial_json": arguments})
         return out
 
     def _begin(self, block: Body, kind: str) -> bytes:
@@ -147,21 +155,24 @@ class _Translation:
         return sse("content_block_stop", {"type": "content_block_stop", "index": self._blocks - 1})
 
 
-async def messages_stream(events: AsyncIterator[bytes], model: str, stop_sequences: object, *, thinking: bool
-                          ) -> AsyncIterator[bytes]:
+async def messages_stream(events: AsyncIterator[bytes], model: str, stop_sequences: object, *, thinking: bool,
+                          tap: ChunkTap | None = None) -> AsyncIterator[bytes]:
     """The Messages stream of a chat completions stream's `events` (`model`: what the client asked for;
-    `thinking`: the worker's reasoning is passed on). Closing this closes `events` (the worker's
-    connection)."""
+    `thinking`: the worker's reasoning is passed on; `tap`: where the relay left the chunks it decoded,
+    `chunk_tap`). Closing this closes `events` (the worker's connection)."""
     translation = _Translation(model, stop_sequences, thinking)
     try:
         async for event in events:
-            if event == _DONE:
-                yield translation.end()
-                return
-            chunk = _decode(memoryview(event)[6:-2])  # `data: {...}\n\n`, as the relay and the cache send
-            if "error" in chunk:
-                yield error_event(chunk["error"])
-                return
+            if tap is not None and event is tap.event:  # a worker's chunk the relay decoded (no error)
+                chunk = tap.chunk
+            else:  # `[DONE]`, an error event, a cache replay's event
+                if event == _DONE:
+                    yield translation.end()
+                    return
+                chunk = _decode(memoryview(event)[6:-2])  # `data: {...}\n\n`, as the relay and the cache send
+                if "error" in chunk:
+                    yield error_event(chunk["error"])
+                    return
             if out := translation.chunk(chunk):
                 yield out
         yield error_event({"message": "The worker's stream ended before it was complete."})

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from gateway.upstream.chunk_tap import ChunkTap
+
 if TYPE_CHECKING:
     from gateway.errors import Untranslatable
     from gateway.surfaces.base import Surface
@@ -40,6 +42,9 @@ class InferenceRequest:
     upload: StreamedUpload | None = None
     """A body streamed to the worker as the client sends it (audio); `body` then holds only the form's
     text fields read before `model`."""
+    tap: ChunkTap | None = None
+    """A translated stream's: the relay notes in it each chunk it decoded, so the surface's encoder
+    need not decode it again (`gateway.upstream.chunk_tap`). None for the rest."""
 
     @property
     def endpoint(self) -> Endpoint:

@@ -30,6 +30,7 @@ from gateway.surfaces.responses_answer import response_head, response_of_answer
 from gateway.surfaces.responses_native import NativeResponsesStream, named_answer, native_input
 from gateway.surfaces.responses_request import chat_body
 from gateway.surfaces.responses_stream import Keep, responses_stream
+from gateway.upstream.chunk_tap import ChunkTap
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -100,7 +101,7 @@ class Responses(OpenAISurface):
         chat, untranslatable = translated_leniently(chat_body, body)
         start = 1 if body.get("instructions") is not None else 0
         return ResponsesRequest(self, chat, stream is True, native=body, untranslatable=untranslatable,
-                                head=response_head(body),
+                                tap=ChunkTap() if stream is True else None, head=response_head(body),
                                 conversation=list(chat["messages"][start:]))
 
     def check(self, body: Body) -> None:
@@ -128,7 +129,7 @@ class Responses(OpenAISurface):
 
     def encode_stream(self, events: AsyncIterator[bytes], request: InferenceRequest) -> AsyncIterator[bytes]:
         assert isinstance(request, ResponsesRequest)
-        return responses_stream(events, request.head, request.keep)
+        return responses_stream(events, request.head, request.keep, request.tap)
 
     def native_body(self, request: InferenceRequest) -> Body:
         """The client's request, its conversation expanded, `store: false` (the gateway stores responses)."""

@@ -8,7 +8,7 @@ event by event; both give the answer back as chat messages, which a stored respo
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from typing import Any
 
@@ -16,8 +16,9 @@ Body = dict[str, Any]
 
 
 def new_id(prefix: str) -> str:
-    """An id as OpenAI's look (`resp_…`, `msg_…`, `fc_…`): the prefix and 48 hex digits."""
-    return f"{prefix}_{secrets.token_hex(24)}"
+    """An id as OpenAI's look (`resp_…`, `msg_…`, `fc_…`): the prefix and 48 hex digits. The same
+    randomness as `secrets.token_hex` (the OS's), without its two layers of calls: two ids a request."""
+    return prefix + "_" + os.urandom(24).hex()
 
 
 def response_head(body: Body) -> Body:

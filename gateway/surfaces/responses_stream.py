@@ -27,6 +27,7 @@ import msgspec
 
 from gateway.errors import GatewayError
 from gateway.surfaces.responses_answer import finished, function_call_item, message_item, new_id, output_text
+from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk, error_of
 
 Body = dict[str, Any]
@@ -34,6 +35,8 @@ Keep = Callable[[Body], Awaitable[None]]
 _encode = msgspec.json.Encoder().encode
 _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
 _DELTA_TAIL = b',"logprobs":[]}\n\n'
+_DONE, _FAILED = object(), object()
+"""How a piece of the stream ends it (`_decoded`)."""
 
 
 class ResponseEvents:
@@ -55,31 +58,46 @@ class ResponseEvents:
         """The fixed middle of the open message item's `response.output_text.delta` events."""
 
     def started(self) -> bytes:
-        head = {**self._head}
-        return self._event("response.created", response=head) + self._event("response.in_progress", response=head)
+        head = _encode(self._head)  # once for both events
+        return self._head_event("response.created", head) + self._head_event("response.in_progress", head)
 
     def chunk(self, chunk: Body) -> bytes:
         """The events of one chat chunk (often one delta; empty for a role-only or usage-only chunk)."""
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
         if self._model is None:
             self._model = chunk.get("model")
-        events = b""
         choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
+        if not isinstance(choices, list):
+            return b""
+        events = b""
+        for choice in choices:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # one answer a response (`n` is refused)
             delta = choice.get("delta")
             if isinstance(delta, dict):
                 content = delta.get("content")
-                if isinstance(content, str) and content:
-                    events += self._text_delta(content)
+                if content and isinstance(content, str):
+                    text = self._text
+                    if text is None:
+                        events += self._open_message()
+                        text = self._text = []
+                    text.append(content)
+                    # The event `_event` would make, from pieces fixed for the message item: the one per-chunk
+                    # event of a stream, so made here.
+                    sequence = self._sequence
+                    self._sequence = sequence + 1
+                    events += b"".join((_DELTA_HEAD, str(sequence).encode(), self._delta_middle, _encode(content),
+                                        _DELTA_TAIL))
                 calls = delta.get("tool_calls")
-                for position, call in enumerate(calls if isinstance(calls, list) else ()):
-                    if isinstance(call, dict):
-                        events += self._call_fragment(call, position)
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+                if calls and isinstance(calls, list):
+                    for position, call in enumerate(calls):
+                        if isinstance(call, dict):
+                            events += self._call_fragment(call, position)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self._finish_reason = finish_reason
         return events
 
     def completed(self) -> tuple[Body, bytes]:
@@ -102,23 +120,17 @@ class ResponseEvents:
 
     # ---- items ------------------------------------------------------------------------------------
 
-    def _text_delta(self, text: str) -> bytes:
-        events = b""
-        if self._text is None:
-            events = self._close_items()
-            self._text = []
-            item = message_item(new_id("msg"), "", status="in_progress")
-            self._output.append(item)
-            events += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
-            events += self._event("response.content_part.added", item_id=item["id"],
-                                  output_index=len(self._output) - 1, content_index=0, part=output_text(""))
-            self._delta_middle = (b',"item_id":' + _encode(item["id"]) + b',"output_index":'
-                                  + str(len(self._output) - 1).encode() + b',"content_index":0,"delta":')
-        self._text.append(text)
-        sequence = self._sequence
-        self._sequence += 1
-        # The event `_event` would make, from pieces fixed for the item: the one per-chunk event of a stream.
-        return events + _DELTA_HEAD + str(sequence).encode() + self._delta_middle + _encode(text) + _DELTA_TAIL
+    def _open_message(self) -> bytes:
+        """The events that close the item under way and open a message item (its text is up to the caller)."""
+        events = self._close_items()
+        item = message_item(new_id("msg"), "", status="in_progress")
+        self._output.append(item)
+        events += self._event("response.output_item.added", output_index=len(self._output) - 1, item=item)
+        events += self._event("response.content_part.added", item_id=item["id"],
+                              output_index=len(self._output) - 1, content_index=0, part=output_text(""))
+        self._delta_middle = (b',"item_id":' + _encode(item["id"]) + b',"output_index":'
+                              + str(len(self._output) - 1).encode() + b',"content_index":0,"delta":')
+        return events
 
     def _call_fragment(self, fragment: Body, position: int) -> bytes:
         index = fragment.get("index", position)
@@ -165,41 +177,63 @@ class ResponseEvents:
                     + self._event("response.output_item.done", output_index=index, item=item))
         return b""
 
+    def _head_event(self, kind: str, head: bytes) -> bytes:
+        """The event `_event(kind, response=...)` makes, of a response already encoded (`head`)."""
+        sequence = self._sequence
+        self._sequence = sequence + 1
+        return b"".join((b"event: ", kind.encode(), b'\ndata: {"type":', _encode(kind), b',"sequence_number":',
+                         str(sequence).encode(), b',"response":', head, b"}\n\n"))
+
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._sequence, **fields}
         self._sequence += 1
         return b"event: " + kind.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-async def responses_stream(events: AsyncIterator[bytes], head: Body, keep: Keep | None) -> AsyncIterator[bytes]:
-    """The Responses stream of the chat stream `events` (closed when this stream is)."""
+async def responses_stream(events: AsyncIterator[bytes], head: Body, keep: Keep | None,
+                           tap: ChunkTap | None = None) -> AsyncIterator[bytes]:
+    """The Responses stream of the chat stream `events` (closed when this stream is). `tap`: where the
+    relay left the chunks it decoded (`chunk_tap`); any other piece is split and decoded here."""
     encoder = ResponseEvents(head)
     splitter = SseSplitter()
     try:
         yield encoder.started()
         async for piece in events:
-            out = b""
-            for payload in splitter.feed(piece):
-                if payload.strip() == DONE_DATA:
-                    yield out + await _ending(encoder, keep)
-                    return
-                try:
-                    chunk = decode_chunk(payload)
-                except StreamFormatError as exc:
-                    yield out + encoder.failed({"code": "upstream_error", "message": f"The worker sent {exc}."})
-                    return
-                error = error_of(chunk)
-                if error is not None:
-                    yield out + encoder.failed(error)
-                    return
-                out += encoder.chunk(chunk)
+            if tap is not None and piece is tap.event:  # a worker's chunk the relay decoded (no error)
+                if out := encoder.chunk(tap.chunk):
+                    yield out
+                continue
+            out, end = _decoded(encoder, splitter.feed(piece))
+            if end is _DONE:
+                yield out + await _ending(encoder, keep)
+                return
             if out:
                 yield out
+            if end is _FAILED:
+                return
         yield encoder.failed({"code": "upstream_error", "message": "The worker's stream ended before it completed."})
     finally:
         close = getattr(events, "aclose", None)
         if close is not None:
             await close()  # the relay releases the worker now (the client may have left)
+
+
+def _decoded(encoder: ResponseEvents, payloads: list[bytes]) -> tuple[bytes, object]:
+    """The events of `payloads` (decoded here), and whether they end the stream: `_DONE` (`[DONE]` came:
+    the closing events are still to make), `_FAILED` (the events end with `response.failed`) or None."""
+    out = b""
+    for payload in payloads:
+        if payload.strip() == DONE_DATA:
+            return out, _DONE
+        try:
+            chunk = decode_chunk(payload)
+        except StreamFormatError as exc:
+            return out + encoder.failed({"code": "upstream_error", "message": f"The worker sent {exc}."}), _FAILED
+        error = error_of(chunk)
+        if error is not None:
+            return out + encoder.failed(error), _FAILED
+        out += encoder.chunk(chunk)
+    return out, None
 
 
 async def _ending(encoder: ResponseEvents, keep: Keep | None) -> bytes:

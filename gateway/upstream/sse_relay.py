@@ -6,7 +6,8 @@ choices got its `finish_reason` (cut by the worker, `stream_choices`) or is cut 
 drain deadline) becomes an OpenAI error event followed by `[DONE]`; never a made-up `finish_reason`. The
 gateway always asks the worker for usage; the client gets the usage chunk only if it asked, and one is
 counted here when the worker sends none. The body is read as it arrives (one bounded read at a time)
-and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once.
+and split into events by the one parser, `sse_events.SseSplitter`; each chunk is decoded once (a
+translating surface's encoder takes it decoded, from the request's `chunk_tap.ChunkTap`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable, worker_error
+from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk
 from gateway.upstream.stream_choices import ChoiceTracker, cut_message
 
@@ -83,9 +85,11 @@ async def relay_sse(
     on_end: Callable[[StreamOutcome], None] | None = None,
     capture: list[bytes] | None = None,
     cutoff: StreamCutoff | None = None,
+    tap: ChunkTap | None = None,
 ) -> AsyncIterator[bytes]:
     """`capture`: every data payload is appended to it (the usage chunk included), for the cache.
-    `cutoff`: how the gateway ends the stream early (shutting down)."""
+    `cutoff`: how the gateway ends the stream early (shutting down). `tap`: each worker chunk yielded is
+    noted in it with its decoded form (a translating surface's, `chunk_tap`)."""
     outcome = StreamOutcome()
     choices = ChoiceTracker()
     done = False
@@ -104,14 +108,20 @@ async def relay_sse(
                     outcome.usage = usage
                     if not chunk.get("choices"):  # the usage-only chunk
                         if client_wants_usage:
-                            yield b"data: " + payload + b"\n\n"
+                            event = b"data: " + payload + b"\n\n"
+                            if tap is not None:
+                                tap.event, tap.chunk = event, chunk
+                            yield event
                         continue
                 if has_content:
                     outcome.content_chunks += 1
                     if outcome.first_content_at is None:
                         outcome.first_content_at = time.perf_counter()
                 outcome.last = chunk
-                yield b"data: " + payload + b"\n\n"
+                event = b"data: " + payload + b"\n\n"
+                if tap is not None:
+                    tap.event, tap.chunk = event, chunk
+                yield event
             if done:
                 break
         if not done:

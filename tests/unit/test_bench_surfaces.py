@@ -135,6 +135,9 @@ def test_instruction_counts_are_set_against_chat_in_the_same_mode_and_reported()
     assert "In instructions (callgrind): Messages plain 1.15x; Responses (store: false) streamed 1.05x." in (
         report.goals_text(result)
     )
+    assert report.INSTRUCTIONS_NOTE in report.goals_text(result)  # Messages plain is over 1.10x
+    rows[1].ratio_to_chat = 1.08
+    assert report.INSTRUCTIONS_NOTE not in report.goals_text(result)
     options = parse_args(["--instructions", "40"])
     assert "40 calls of each kind" in report.markdown(STARTED, MACHINE, options, result, Path("/x/s.json"))
 
