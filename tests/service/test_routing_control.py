@@ -43,7 +43,7 @@ def test_explain_shows_each_workers_load_and_the_choice_without_taking_a_turn(si
         decision = explain()
         while any(w["scrape_age_s"] is None for w in decision["workers"]):  # not scraped yet
             assert time.monotonic() < deadline, decision
-            time.sleep(0.05)
+            threading.Event().wait(0.05)
             decision = explain()
         assert decision["policy"] == "least_outstanding" and "least estimated load" in decision["reason"]
         for worker in decision["workers"]:

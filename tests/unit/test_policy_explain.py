@@ -10,7 +10,8 @@ from routing.snapshot import RequestKey, WorkerLoad
 
 REQ = RequestKey(model="chat", prompt="system: be brief. " * 20 + "user: hello", session="alice")
 FLEET = [WorkerLoad("a", in_flight=2, running=5, own_at_scrape=1, scraped_at=9.0, kv_usage=0.4),
-         WorkerLoad("b", in_flight=1, kv_usage=0.3), WorkerLoad("c", in_flight=1, kv_usage=0.1), WorkerLoad("off", weight=0)]
+         WorkerLoad("b", in_flight=1, kv_usage=0.3), WorkerLoad("c", in_flight=1, kv_usage=0.1),
+         WorkerLoad("off", weight=0)]
 
 
 @pytest.mark.parametrize("name", ["round_robin", "weighted", "least_outstanding", "session_affinity",
