@@ -18,8 +18,10 @@ from routing.policies.explanation import Explanation, figures
 from routing.snapshot import RequestKey, WorkerLoad, usable
 
 NEAR_TIE = 1.0
-"""Loads less than one request apart are a tie: other gateways' share is a faded estimate, and a
-fraction of a request is no reason to send a whole burst the same way."""
+"""Loads less than one request apart are a tie at least: other gateways' share is a faded estimate,
+and a fraction of a request is no reason to send a whole burst the same way."""
+DEFAULT_TIE_SHARE = 0.25
+"""...and on a busy fleet, loads within a quarter of the least: see `LeastOutstanding`."""
 
 LOAD_MEANS = "the estimated load: the lowest wins"
 
@@ -33,16 +35,25 @@ def kv_pressure(candidate: WorkerLoad) -> int:
 class LeastOutstanding:
     """The default policy: the candidate with the least load (`WorkerLoad.load`).
 
-    Loads within `NEAR_TIE` of the least are tied; ties go to the higher weight, then to the most
-    KV-cache headroom (`kv_pressure`), then take turns by name, so equal workers share a burst instead
-    of all of it landing on the first one. `fade_s`: how long a scrape counts for other gateways'
-    load (`WorkerLoad.others`)."""
+    Loads less than `NEAR_TIE` or `tie_share` x the least above the least are tied; ties go to the higher
+    weight, then to the most KV-cache headroom (`kv_pressure`), then take turns by name, so equal
+    workers share a burst instead of all of it landing on the first one. The share matters on a busy
+    fleet in a closed loop: with exact counts, the strict least is always the worker whose request
+    just ended, so each worker's new requests arrive in step with its batch finishing, all prefilling
+    at once (p90 TTFT 1.2x round robin's in the routing benchmark at equal counts). Taking turns among
+    the nearly least spreads arrivals as round robin does, while no worker gets past the band.
+    `fade_s`: how long a scrape counts for other gateways' load (`WorkerLoad.others`)."""
 
-    def __init__(self, fade_s: float = DEFAULT_FADE_S) -> None:
-        if fade_s <= 0:
-            raise ValueError("fade_s must be more than 0")
+    def __init__(self, fade_s: float = DEFAULT_FADE_S, tie_share: float = DEFAULT_TIE_SHARE) -> None:
+        if fade_s <= 0 or tie_share < 0:
+            raise ValueError("fade_s must be more than 0 and tie_share at least 0")
         self.fade_s = fade_s
+        self.tie_share = tie_share
         self._turns = Rotation()
+
+    def tie_bound(self, least: float) -> float:
+        """Loads under this bound tie with `least`."""
+        return least + max(NEAR_TIE, self.tie_share * least)
 
     def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
@@ -53,7 +64,7 @@ class LeastOutstanding:
         if len(live) == 1:
             return live[0]
         fade = self.fade_s
-        bound = min(c.load(now, fade) for c in live) + NEAR_TIE
+        bound = self.tie_bound(min(c.load(now, fade) for c in live))
         tied = [c for c in live if c.load(now, fade) < bound]
         if len(tied) > 1:
             heaviest = max(c.weight for c in tied)
@@ -74,12 +85,14 @@ class LeastOutstanding:
         """Why `pick` chooses what it does among `live`, in words."""
         if not live:
             return "no candidate can take traffic"
-        bound = min(c.load(now, self.fade_s) for c in live) + NEAR_TIE
+        least = min(c.load(now, self.fade_s) for c in live)
+        bound = self.tie_bound(least)
         tied = sum(1 for c in live if c.load(now, self.fade_s) < bound)
         if tied == 1:
             return "the least estimated load"
-        return (f"the least estimated load, tied with {tied - 1} other(s) within one request: "
-                "the higher weight, then the most KV-cache headroom, then in turn")
+        return (f"the least estimated load, tied with {tied - 1} other(s) below {bound:.2f} (least {least:.2f} + "
+                f"max(1, tie_share {self.tie_share} x least)): the higher weight, then the most KV-cache headroom, "
+                "then in turn")
 
 
 class Residency:
