@@ -26,23 +26,19 @@ DEFAULT_TIE_SHARE = 0.25
 LOAD_MEANS = "the estimated load: the lowest wins"
 
 
-def kv_pressure(candidate: WorkerLoad) -> int:
-    """The scraped KV-cache usage in tenths (0 when unknown): among tied loads, room in the KV cache
-    means fewer preemptions and more cached prefixes kept. Tenths, so scrape noise does not decide."""
-    return 0 if candidate.kv_usage is None else int(min(max(candidate.kv_usage, 0.0), 1.0) * 10)
-
-
 class LeastOutstanding:
     """The default policy: the candidate with the least load (`WorkerLoad.load`).
 
     Loads less than `NEAR_TIE` or `tie_share` x the least above the least are tied; ties go to the higher
-    weight, then to the most KV-cache headroom (`kv_pressure`), then take turns by name, so equal
-    workers share a burst instead of all of it landing on the first one. The share matters on a busy
-    fleet in a closed loop: with exact counts, the strict least is always the worker whose request
-    just ended, so each worker's new requests arrive in step with its batch finishing, all prefilling
-    at once (p90 TTFT 1.2x round robin's in the routing benchmark at equal counts). Taking turns among
-    the nearly least spreads arrivals as round robin does, while no worker gets past the band.
-    `fade_s`: how long a scrape counts for other gateways' load (`WorkerLoad.others`)."""
+    weight, then take turns by name, so equal workers share a burst instead of all of it landing on the
+    first one. The share matters on a busy fleet in a closed loop: with exact counts the strict least is
+    always the worker whose request just ended, so a worker's new requests arrive in step with its batch
+    finishing and prefill together (strict ties measured p90 TTFT 1.2x round robin's in the routing
+    benchmark, at equal counts). Turns among the nearly least spread arrivals as round robin does, and
+    no worker passes the band. Ties do not go to the most KV-cache headroom: the scraped usage is as
+    stale as the scraped queue, and preferring it sent a second's ties the same way (measured: p90
+    TTFT 1.7x round robin's). `fade_s`: how long a scrape counts for other gateways' load
+    (`WorkerLoad.others`)."""
 
     def __init__(self, fade_s: float = DEFAULT_FADE_S, tie_share: float = DEFAULT_TIE_SHARE) -> None:
         if fade_s <= 0 or tie_share < 0:
@@ -68,8 +64,7 @@ class LeastOutstanding:
         tied = [c for c in live if c.load(now, fade) < bound]
         if len(tied) > 1:
             heaviest = max(c.weight for c in tied)
-            calmest = min(kv_pressure(c) for c in tied if c.weight == heaviest)
-            tied = [c for c in tied if c.weight == heaviest and kv_pressure(c) == calmest]
+            tied = [c for c in tied if c.weight == heaviest]
         return tied[0] if len(tied) == 1 else self._turns.next(model, tied, commit=commit)
 
     def forget(self, name: str) -> None:
@@ -91,8 +86,7 @@ class LeastOutstanding:
         if tied == 1:
             return "the least estimated load"
         return (f"the least estimated load, tied with {tied - 1} other(s) below {bound:.2f} (least {least:.2f} + "
-                f"max(1, tie_share {self.tie_share} x least)): the higher weight, then the most KV-cache headroom, "
-                "then in turn")
+                f"max(1, tie_share {self.tie_share} x least)): the higher weight, then in turn")
 
 
 class Residency:

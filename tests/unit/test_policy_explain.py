@@ -32,7 +32,7 @@ def test_least_outstanding_explains_the_load_it_compared() -> None:
     a = why.candidates[0]
     # 5 running at the scrape a second ago, 1 of them ours: 4 others', faded by a tenth; ours are 2 now.
     assert (a.in_flight, a.others, a.load, a.score) == (2, pytest.approx(3.6), pytest.approx(5.6), pytest.approx(5.6))
-    assert why.chosen == "c" and "KV-cache headroom" in why.reason  # b and c tie at 1; c has more room
+    assert why.chosen in {"b", "c"} and "in turn" in why.reason  # b and c tie at 1 (a's 5.6 is not under 2)
 
 
 def test_prefix_affinity_explains_the_cached_share() -> None:
