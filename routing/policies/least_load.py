@@ -18,10 +18,8 @@ from routing.policies.explanation import Explanation, figures
 from routing.snapshot import RequestKey, WorkerLoad, usable
 
 NEAR_TIE = 1.0
-"""Loads less than one request apart are a tie at least: other gateways' share is a faded estimate,
-and a fraction of a request is no reason to send a whole burst the same way."""
-DEFAULT_TIE_SHARE = 0.25
-"""...and on a busy fleet, loads within a quarter of the least: see `LeastOutstanding`."""
+"""Loads less than one request apart are a tie: other gateways' share is a faded estimate, and a
+fraction of a request is no reason to send a whole burst the same way."""
 
 LOAD_MEANS = "the estimated load: the lowest wins"
 
@@ -29,27 +27,17 @@ LOAD_MEANS = "the estimated load: the lowest wins"
 class LeastOutstanding:
     """The default policy: the candidate with the least load (`WorkerLoad.load`).
 
-    Loads less than `NEAR_TIE` or `tie_share` x the least above the least are tied; ties go to the higher
-    weight, then take turns by name, so equal workers share a burst instead of all of it landing on the
-    first one. The share matters on a busy fleet in a closed loop: with exact counts the strict least is
-    always the worker whose request just ended, so a worker's new requests arrive in step with its batch
-    finishing and prefill together (strict ties measured p90 TTFT 1.2x round robin's in the routing
-    benchmark, at equal counts). Turns among the nearly least spread arrivals as round robin does, and
-    no worker passes the band. Ties do not go to the most KV-cache headroom: the scraped usage is as
-    stale as the scraped queue, and preferring it sent a second's ties the same way (measured: p90
-    TTFT 1.7x round robin's). `fade_s`: how long a scrape counts for other gateways' load
-    (`WorkerLoad.others`)."""
+    Loads less than `NEAR_TIE` above the least are tied; ties go to the higher weight, then take turns
+    by name, so equal workers share a burst instead of all of it landing on the first one. Ties do not
+    go to the most KV-cache headroom: the scraped usage is as stale as the scraped queue, so it would
+    send a second's ties the same way (the benchmark's p90 TTFT was worse with it). `fade_s`: how long
+    a scrape counts for other gateways' load (`WorkerLoad.others`)."""
 
-    def __init__(self, fade_s: float = DEFAULT_FADE_S, tie_share: float = DEFAULT_TIE_SHARE) -> None:
-        if fade_s <= 0 or tie_share < 0:
-            raise ValueError("fade_s must be more than 0 and tie_share at least 0")
+    def __init__(self, fade_s: float = DEFAULT_FADE_S) -> None:
+        if fade_s <= 0:
+            raise ValueError("fade_s must be more than 0")
         self.fade_s = fade_s
-        self.tie_share = tie_share
         self._turns = Rotation()
-
-    def tie_bound(self, least: float) -> float:
-        """Loads under this bound tie with `least`."""
-        return least + max(NEAR_TIE, self.tie_share * least)
 
     def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
@@ -60,7 +48,7 @@ class LeastOutstanding:
         if len(live) == 1:
             return live[0]
         fade = self.fade_s
-        bound = self.tie_bound(min(c.load(now, fade) for c in live))
+        bound = min(c.load(now, fade) for c in live) + NEAR_TIE
         tied = [c for c in live if c.load(now, fade) < bound]
         if len(tied) > 1:
             heaviest = max(c.weight for c in tied)
@@ -80,13 +68,12 @@ class LeastOutstanding:
         """Why `pick` chooses what it does among `live`, in words."""
         if not live:
             return "no candidate can take traffic"
-        least = min(c.load(now, self.fade_s) for c in live)
-        bound = self.tie_bound(least)
+        bound = min(c.load(now, self.fade_s) for c in live) + NEAR_TIE
         tied = sum(1 for c in live if c.load(now, self.fade_s) < bound)
         if tied == 1:
             return "the least estimated load"
-        return (f"the least estimated load, tied with {tied - 1} other(s) below {bound:.2f} (least {least:.2f} + "
-                f"max(1, tie_share {self.tie_share} x least)): the higher weight, then in turn")
+        return (f"the least estimated load, tied with {tied - 1} other(s) within one request: the higher weight, "
+                "then in turn")
 
 
 class Residency:

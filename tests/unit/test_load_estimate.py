@@ -164,17 +164,3 @@ def test_three_gateways_even_out_a_fleet_loaded_unevenly_by_one_of_them() -> Non
     turns = simulate([Gateway(RoundRobin(), phase=p) for p in (0, 3, 6)])
     assert seeing < blind < turns, (seeing, blind, turns)
 
-
-def test_a_busy_closed_loop_takes_turns_among_the_nearly_least_loaded() -> None:
-    # Six requests on every worker, one just ended on w3: the strict least is always the worker whose request
-    # just ended, so its next requests would arrive in step with its batch finishing. Within a quarter of the
-    # least, the workers take turns (as round robin would), and none passes the band.
-    policy = LeastOutstanding()
-    loads = {n: WorkerLoad(n, in_flight=5 if n == "w3" else 6) for n in NAMES}
-    chosen = [policy.choose(REQ, list(loads.values()), 0.0) for _ in range(8)]
-    assert sorted(c.name for c in chosen if c) == NAMES
-    crowded = {**loads, "w0": WorkerLoad("w0", in_flight=7)}  # 7 is not under 5 + 1.25
-    assert all(policy.choose(REQ, list(crowded.values()), 0.0) != crowded["w0"] for _ in range(16))
-    # Few requests per worker: one request apart is no tie.
-    assert LeastOutstanding().choose(REQ, [WorkerLoad("a", in_flight=1), WorkerLoad("b", in_flight=2)], 0.0) \
-        == WorkerLoad("a", in_flight=1)
