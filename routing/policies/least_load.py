@@ -5,7 +5,7 @@ moment a request is sent, plus other gateways' requests, read from the worker's 
 ours at the time of the scrape and faded as the scrape ages. The earlier estimate, the larger of ours
 and the scraped count, let a scrape up to a second old hide every change to ours: every request in
 that second saw the same stale figures, and a burst piled onto whichever worker had looked idle
-(p90 TTFT 2.3x round robin's in the routing benchmark). Own counts are exact, so a choice always
+(p90 TTFT 2.2x round robin's in the routing benchmark). Own counts are exact, so a choice always
 moves its worker up one, and the next request sees it.
 """
 
