@@ -29,14 +29,29 @@ class WorkerLoad:
     """vLLM `kv_cache_usage_perc`, 0..1; None when unknown."""
     resident: bool | None = None
     """Ollama: the requested model is loaded in memory (`GET /api/ps`); None when unknown."""
+    own_at_scrape: int = 0
+    """The gateway's own in-flight requests to this worker when `waiting` and `running` were read: the
+    part of the scraped load that is ours, so the rest is other gateways' (see `others`)."""
+    scraped_at: float | None = None
+    """When `waiting` and `running` were read, on the clock of `now`; None: treat them as fresh."""
 
-    @property
-    def outstanding(self) -> int:
-        """Requests this worker has yet to finish, as far as we know: its scraped queue and running
-        requests (which include ours, and other gateways'), but never fewer than our own in flight (the
-        scrape may be a few seconds old). Adding the two would count our queued requests twice."""
-        scraped = (self.waiting or 0) + (self.running or 0)
-        return max(self.in_flight, scraped)
+    def others(self, now: float, fade_s: float) -> float:
+        """Other gateways' requests on this worker: the scraped queue and running requests net of ours at
+        the time (never below 0: ours may not have reached the worker yet, or may have ended there but not
+        here), weighing less as the scrape ages, nothing once it is `fade_s` old."""
+        theirs = (self.waiting or 0) + (self.running or 0) - self.own_at_scrape
+        if theirs <= 0:
+            return 0.0
+        if self.scraped_at is None:
+            return float(theirs)
+        return theirs * min(1.0, max(0.0, 1.0 - (now - self.scraped_at) / fade_s))
+
+    def load(self, now: float, fade_s: float) -> float:
+        """The requests this worker has yet to finish, as far as we know: ours, exact and up to date, plus
+        other gateways' (`others`). Not the larger of ours and the scraped count: a scrape up to a
+        second old hides every change to ours until ours passes it, and a burst herds (tests/unit/
+        test_load_estimate.py)."""
+        return self.in_flight + self.others(now, fade_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,23 +91,29 @@ class HealthMonitor:
             await self._scrape(runtime, state, spec.timeout)
 
     async def _scrape(self, runtime: ActiveCatalog, state: WorkerState, limit_s: float) -> None:
-        worker = state.spec
+        in_flight_before = state.in_flight  # our share of what the worker will report (see `record_load`)
         try:
-            if worker.kind == "vllm":
-                metrics = await self._control.prometheus_metrics(worker, limit_s)
-                runtime.pool.record_load(state, parse_vllm_metrics(metrics))
-            elif worker.kind in ("llamacpp", "local"):
-                runtime.pool.record_load(state, await self._llama_cpp_load(worker, limit_s))
-            elif worker.kind == "ollama":
-                loaded = await self._control.ollama_loaded(worker, limit_s)
-                present: list[str] | None
-                try:
-                    present = list(await self._control.ollama_present(worker, limit_s))
-                except GatewayError:  # what is loaded still counts
-                    present = None
-                runtime.pool.record_load(state, ollama_load(loaded, present))
+            load = await self._read_load(state.spec, limit_s)
         except (GatewayError, ValueError) as exc:  # ValueError: Prometheus text that does not parse
             _log.debug("load_scrape_failed", worker=state.name, error=repr(exc))
+            return
+        if load is not None:
+            runtime.pool.record_load(state, load, asyncio.get_running_loop().time(), in_flight_before)
+
+    async def _read_load(self, worker: WorkerSpec, limit_s: float) -> ScrapedLoad | None:
+        if worker.kind == "vllm":
+            return parse_vllm_metrics(await self._control.prometheus_metrics(worker, limit_s))
+        if worker.kind in ("llamacpp", "local"):
+            return await self._llama_cpp_load(worker, limit_s)
+        if worker.kind == "ollama":
+            loaded = await self._control.ollama_loaded(worker, limit_s)
+            present: list[str] | None
+            try:
+                present = list(await self._control.ollama_present(worker, limit_s))
+            except GatewayError:  # what is loaded still counts
+                present = None
+            return ollama_load(loaded, present)
+        return None
 
     async def _llama_cpp_load(self, worker: WorkerSpec, limit_s: float) -> ScrapedLoad:
         """llama-server's `/metrics` and `/slots`, read together; one that fails (not enabled) is left out."""

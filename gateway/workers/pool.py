@@ -18,7 +18,14 @@ from routing.active_health import ActiveHealth
 from routing.catalog import Catalog, CatalogError, WorkerSpec
 from routing.kv_index import KvBlockIndex
 from routing.outlier import OutlierConfig, OutlierDetector
-from routing.policies import PrecisePrefixAffinity, PrefixAffinity, SessionAffinity, WorkerPolicy, make_policy
+from routing.policies import (
+    Explanation,
+    PrecisePrefixAffinity,
+    PrefixAffinity,
+    SessionAffinity,
+    WorkerPolicy,
+    make_policy,
+)
 from routing.prompt_tokens import PromptTokenizer
 from routing.snapshot import RequestKey, WorkerLoad
 
@@ -34,6 +41,11 @@ class ScrapedLoad:
     resident_models: frozenset[str] | None = None
     present_models: frozenset[str] | None = None
     """Ollama: the models on disk (`/api/tags`)."""
+    read_at: float | None = None
+    """When it was read (the event loop's clock, as `pick`'s `now`); set by `WorkerPool.record_load`."""
+    own_in_flight: int = 0
+    """The gateway's own requests to the worker when it was read: the part of `waiting + running` that
+    is ours (the rest is other gateways'); set by `WorkerPool.record_load`."""
 
 
 @dataclass(slots=True)
@@ -148,8 +160,11 @@ class WorkerPool:
         self._rebuild()
         return True
 
-    def record_load(self, state: WorkerState, load: ScrapedLoad) -> None:
-        """Store what the background scrape read; tell prefix indexes how many blocks the worker holds."""
+    def record_load(self, state: WorkerState, load: ScrapedLoad, read_at: float, in_flight_before: int) -> None:
+        """Store what the background scrape read at `read_at`, with our own in-flight count then: the larger of
+        the count when the scrape was sent (`in_flight_before`) and now, so our requests that ended while it
+        was on its way are not taken for other gateways'. Tell prefix indexes how many blocks the worker holds."""
+        load.read_at, load.own_in_flight = read_at, max(in_flight_before, state.in_flight)
         state.load = load
         if load.num_gpu_blocks:
             for served in state.spec.served():
@@ -182,14 +197,24 @@ class WorkerPool:
         if not candidates:
             return None
         loads = [_load_of(p, model) for p in candidates]
-        policy = self._policies[model]
-        if sticky and key.session is not None and self._session_affinity is not None \
-                and not isinstance(policy, SessionAffinity):
-            policy = self._session_affinity  # kept conversations stay on one worker whatever the policy
-        chosen = policy.choose(key, loads, now)
+        chosen = self._policy(model, key, sticky).choose(key, loads, now)
         if chosen is None:
             return None
         return next(p for p in candidates if p.name == chosen.name)
+
+    def _policy(self, model: str, key: RequestKey, sticky: bool) -> WorkerPolicy:
+        policy = self._policies[model]
+        if sticky and key.session is not None and self._session_affinity is not None \
+                and not isinstance(policy, SessionAffinity):
+            return self._session_affinity  # kept conversations stay on one worker whatever the policy
+        return policy
+
+    def explain(self, model: str, key: RequestKey, eligible: Iterable[str], now: float, *,
+                sticky: bool = False) -> Explanation:
+        """What `pick` would decide among the `eligible` workers of `model` and why, changing nothing."""
+        allowed = set(eligible)
+        loads = [_load_of(p, model) for p in self._by_model.get(model, ()) if p.name in allowed]
+        return self._policy(model, key, sticky).explain(key, loads, now)
 
     def status(self, now: float) -> list[dict[str, object]]:
         ejections = self.outlier.snapshot(now)
@@ -204,6 +229,8 @@ class WorkerPool:
 def _load_of(placement: Placement, model: str) -> WorkerLoad:
     state = placement.state
     resident = state.load.resident_models
+    load = state.load
     return WorkerLoad(name=state.name, weight=state.spec.weight, in_flight=state.in_flight,
-                      waiting=state.load.waiting, running=state.load.running, kv_usage=state.load.kv_usage,
-                      resident=None if resident is None else placement.upstream_model in resident)
+                      waiting=load.waiting, running=load.running, kv_usage=load.kv_usage,
+                      resident=None if resident is None else placement.upstream_model in resident,
+                      own_at_scrape=load.own_in_flight, scraped_at=load.read_at)

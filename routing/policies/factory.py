@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from routing.policies.balancing import LeastOutstanding, Residency, RoundRobin, WeightedRoundRobin, WorkerPolicy
+from routing.policies.balancing import RoundRobin, WeightedRoundRobin, WorkerPolicy
+from routing.policies.least_load import LeastOutstanding, Residency
 from routing.policies.precise_prefix import PrecisePrefixAffinity
 from routing.policies.prefix_affinity import PrefixAffinity
 from routing.policies.session_affinity import SessionAffinity

@@ -8,7 +8,7 @@ match on every block before it. Each worker has an LRU of the block hashes the g
 (31,250 blocks by default, or the worker's `num_gpu_blocks` through `capacity`). A worker's score
 is the number of leading blocks found in its LRU over the number of blocks in the prompt.
 
-The decision is SGLang's cache-aware rule, on outstanding requests (`WorkerLoad.outstanding`), with a
+The decision is SGLang's cache-aware rule, on the estimated load (`WorkerLoad.load`), with a
 bounded-load guard:
   1. load imbalanced (max - min > `balance_abs` and max > `balance_rel` * min): the least loaded;
   2. the guard (`load_factor`, off by default): a worker whose outstanding requests, this one
@@ -33,102 +33,26 @@ every conversation sharing a system prompt would pile onto one worker (a known S
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
-import xxhash
-
-from routing.policies.balancing import LeastOutstanding
+from routing.policies.explanation import Explanation, figures
+from routing.policies.least_load import LeastOutstanding
+from routing.policies.prefix_index import (
+    BLOCK_CHARS,
+    DEFAULT_CAPACITY_BLOCKS,
+    DEFAULT_MAX_BLOCKS,
+    BlockLRU,
+    block_hashes,
+)
 from routing.snapshot import RequestKey, WorkerLoad, usable
 
-BLOCK_CHARS = 64
-DEFAULT_CAPACITY_BLOCKS = 31_250
-DEFAULT_MAX_BLOCKS = 256
-
-
-def block_hashes(model: str, prompt: str, *, block_chars: int = BLOCK_CHARS,
-                 max_blocks: int = DEFAULT_MAX_BLOCKS) -> list[int]:
-    """The chained hashes of the prompt's full blocks (a trailing partial block is not hashed, as in
-    llm-d: it will differ once the conversation grows), at most `max_blocks` of them."""
-    hashes: list[int] = []
-    previous = xxhash.xxh64_intdigest(model.encode("utf-8"))
-    end = min(len(prompt) // block_chars, max_blocks) * block_chars
-    for start in range(0, end, block_chars):
-        block = prompt[start:start + block_chars].encode("utf-8")
-        previous = xxhash.xxh64_intdigest(block + previous.to_bytes(8, "little"))
-        hashes.append(previous)
-    return hashes
-
-
-class BlockLRU:
-    """The block hashes one worker is believed to hold, least recently sent first."""
-
-    def __init__(self, capacity: int) -> None:
-        self._blocks: OrderedDict[int, int] = OrderedDict()
-        """Block hash -> the number of the last request that sent it."""
-        self.capacity = capacity
-        self.requests = 0
-        """Requests recorded so far."""
-        self._settled: tuple[int, int, int, int] | None = None
-
-    def __len__(self) -> int:
-        return len(self._blocks)
-
-    def __contains__(self, block: int) -> bool:
-        return block in self._blocks
-
-    @property
-    def fill(self) -> float:
-        """The share of the capacity in use: how much text the worker is believed to cache."""
-        return len(self._blocks) / self.capacity
-
-    def resize(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._evict(capacity)
-
-    def add(self, blocks: Sequence[int]) -> None:
-        """Record a prompt's blocks. Its leading blocks become the most recent, so its tail is
-        evicted first (vLLM frees a request's blocks the same way: the shared prefix lives longest)."""
-        self.requests += 1
-        for block in reversed(blocks):
-            self._blocks[block] = self.requests
-            self._blocks.move_to_end(block)
-        self._evict(self.capacity)
-
-    def matched(self, blocks: Sequence[int]) -> int:
-        """How many leading blocks of `blocks` this worker holds."""
-        count = 0
-        for block in blocks:
-            if block not in self._blocks:
-                break
-            count += 1
-        return count
-
-    def recent_blocks(self, requests: int, at_most: int | None = None) -> int:
-        """Distinct blocks sent by the last `requests` requests (the most recent entries), counting
-        no further than `at_most`."""
-        oldest = self.requests - requests
-        count = 0
-        for sent in reversed(self._blocks.values()):
-            if sent <= oldest or count == at_most:
-                break
-            count += 1
-        return count
-
-    def forget_evicted(self, free_blocks: int, in_flight: int) -> int:
-        """Keep at most `free_blocks` plus the blocks of the last `in_flight` requests (still running,
-        so still held); drop the least recent beyond. The number of blocks dropped."""
-        before = len(self._blocks)
-        if (self.requests, before, free_blocks, in_flight) == self._settled:
-            return 0  # nothing changed since the last call: nothing more to drop
-        if before > free_blocks:
-            self._evict(free_blocks + self.recent_blocks(in_flight, at_most=before - free_blocks))
-        self._settled = (self.requests, len(self._blocks), free_blocks, in_flight)
-        return before - len(self._blocks)
-
-    def _evict(self, keep: int) -> None:
-        while len(self._blocks) > keep:
-            self._blocks.popitem(last=False)
+_SCORE_MEANS = "the share of the prompt's leading blocks believed cached: the highest wins, within the load rules"
+_IMBALANCED = "load imbalanced (max - min > balance_abs and max > balance_rel x min): the least loaded"
+_CACHED = "the longest cached prefix (share over match_threshold); ties: the least loaded"
+_CACHED_GUARDED = ("the longest cached prefix among the workers within load_factor x the mean load (share over "
+                   "match_threshold); ties: the least loaded")
+_NEW_PREFIX = ("no worker holds more than match_threshold of the prompt: the worker caching the least text, "
+               "then the least loaded")
 
 
 class PrefixAffinity:
@@ -164,6 +88,8 @@ class PrefixAffinity:
         self._capacities: dict[str, int] = {}
         self._index: dict[str, BlockLRU] = {}
         self._least = LeastOutstanding()
+        self._step = _NEW_PREFIX
+        """Which step of the rule decided last (for `explain`)."""
 
     def capacity(self, worker_name: str, blocks: int) -> None:
         """Size a worker's LRU, e.g. from vLLM's `num_gpu_blocks` (one vLLM block of 16 tokens is
@@ -194,38 +120,54 @@ class PrefixAffinity:
             return None
         self._forget_evicted(live)
         blocks = self._hashes(request)
-        chosen = self._decide(request, blocks, live, now)
-        if chosen is not None and blocks:
+        chosen = self._decide(request, blocks, live, now, commit=True)
+        if blocks:
             self._lru(chosen.name).add(blocks)
         return chosen
 
-    def _decide(self, request: RequestKey, blocks: list[int], live: list[WorkerLoad],
-                now: float) -> WorkerLoad | None:
-        loads = [c.outstanding for c in live]
+    def explain(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> Explanation:
+        live = usable(candidates)
+        cached = self._scores(self._hashes(request), candidates)
+        table = figures(candidates, now, self._least.fade_s, scores=cached, cached=cached)
+        if not live:
+            return Explanation(None, "no candidate can take traffic", _SCORE_MEANS, table)
+        chosen = self._decide(request, self._hashes(request), live, now, commit=False)
+        return Explanation(chosen.name, self._step, _SCORE_MEANS, table)
+
+    def _decide(self, request: RequestKey, blocks: list[int], live: list[WorkerLoad], now: float, *,
+                commit: bool) -> WorkerLoad:
+        """SGLang's rule (see the module docstring); `self._step` says which step decided."""
+        fade = self._least.fade_s
+        loads = [c.load(now, fade) for c in live]
         most, least = max(loads), min(loads)
         if most - least > self.balance_abs and most > self.balance_rel * least:
-            return self._least.choose(request, live, now)
-        allowed = self._within_bound(live)
+            self._step = _IMBALANCED
+            return self._least.pick(request.model, live, now, commit=commit)
+        allowed = self._within_bound(live, now)
         if blocks:
             scores = self._scores(blocks, allowed)
             best = max(scores.values())
             if best > self.match_threshold:
-                return self._least.choose(request, [c for c in allowed if scores[c.name] == best], now)
-        return self._emptiest(request, allowed, now)
+                self._step = _CACHED if len(allowed) == len(live) else _CACHED_GUARDED
+                return self._least.pick(request.model, [c for c in allowed if scores[c.name] == best], now,
+                                        commit=commit)
+        self._step = _NEW_PREFIX
+        return self._emptiest(request, allowed, now, commit)
 
-    def _within_bound(self, live: list[WorkerLoad]) -> list[WorkerLoad]:
+    def _within_bound(self, live: list[WorkerLoad], now: float) -> list[WorkerLoad]:
         """The candidates the guard lets affinity pick: taking this request, none would hold more than
-        `load_factor` * the mean outstanding requests (all of them, when every one would)."""
+        `load_factor` * the mean load (all of them, when every one would)."""
         if self.load_factor is None:
             return live
-        bound = self.load_factor * (sum(c.outstanding for c in live) + 1) / len(live)
-        return [c for c in live if c.outstanding + 1 <= bound] or live
+        fade = self._least.fade_s
+        bound = self.load_factor * (sum(c.load(now, fade) for c in live) + 1) / len(live)
+        return [c for c in live if c.load(now, fade) + 1 <= bound] or live
 
-    def _emptiest(self, request: RequestKey, live: list[WorkerLoad], now: float) -> WorkerLoad | None:
+    def _emptiest(self, request: RequestKey, live: list[WorkerLoad], now: float, commit: bool) -> WorkerLoad:
         """A new prefix: the worker believed to cache the least text (SGLang's smallest tree)."""
         fills = {c.name: self._index[c.name].fill if c.name in self._index else 0.0 for c in live}
         lowest = min(fills.values())
-        return self._least.choose(request, [c for c in live if fills[c.name] == lowest], now)
+        return self._least.pick(request.model, [c for c in live if fills[c.name] == lowest], now, commit=commit)
 
     def _forget_evicted(self, live: list[WorkerLoad]) -> None:
         """Drop from each worker's LRU what its scraped KV usage says it can no longer cache."""

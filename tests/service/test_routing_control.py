@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,30 @@ def test_explain_without_calling_a_worker(gateway: ServerThread, sim: SimulatorT
     assert not [r for r in sim.records if r.path.startswith("/v1/chat")]
     unknown = httpx.post(gateway.url + "/v1/routing/explain", json={**body, "model": "nope"})
     assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "model"
+
+
+def test_explain_shows_each_workers_load_and_the_choice_without_taking_a_turn(sim: SimulatorThread) -> None:
+    text = catalog_yaml([("a", sim.url), ("b", sim.url)], tail="health: {interval: 0.1, timeout: 1}\n")
+    body = {"model": "chat", "messages": [{"role": "user", "content": "which worker?"}]}
+    with start_gateway(text, background=True) as gw:
+        def explain() -> dict[str, Any]:
+            decision: dict[str, Any] = httpx.post(gw.url + "/v1/routing/explain", json=body).json()["candidates"][0]
+            return decision
+
+        deadline = time.monotonic() + 10
+        decision = explain()
+        while any(w["scrape_age_s"] is None for w in decision["workers"]):  # not scraped yet
+            assert time.monotonic() < deadline, decision
+            threading.Event().wait(0.05)
+            decision = explain()
+        assert decision["policy"] == "least_outstanding" and "least estimated load" in decision["reason"]
+        for worker in decision["workers"]:
+            assert worker["running"] == 0 and worker["own_at_scrape"] == 0 and worker["in_flight"] == 0
+            assert worker["load"] == worker["score"] == 0 and worker["others"] == 0 and worker["eligible"]
+        chosen = [w["name"] for w in decision["workers"] if w["chosen"]]
+        assert chosen == [decision["chosen"]] and explain()["chosen"] == decision["chosen"]
+        answer = httpx.post(gw.url + "/v1/chat/completions", json=body)  # explaining took no turn
+        assert answer.headers["x-gateway-worker"] == decision["chosen"]
 
 
 def test_shipped_route_cases_pass(capsys: pytest.CaptureFixture[str]) -> None:
