@@ -49,13 +49,21 @@ class LeastOutstanding:
     by name, so equal workers share a burst instead of all of it landing on the first one. Ties do not
     go to the most KV-cache headroom: the scraped usage is as stale as the scraped queue, so it would
     send a second's ties the same way (the benchmark's p90 TTFT was worse with it). `fade_s`: how long
-    a scrape counts for other gateways' load (`WorkerLoad.others`)."""
+    a scrape counts for other gateways' load (`WorkerLoad.others`). `queue_first=False` ranks by load
+    alone (ties less than one request apart), as prefix affinity's load rules, tuned on load, do."""
 
-    def __init__(self, fade_s: float = DEFAULT_FADE_S) -> None:
+    def __init__(self, fade_s: float = DEFAULT_FADE_S, *, queue_first: bool = True) -> None:
         if fade_s <= 0:
             raise ValueError("fade_s must be more than 0")
         self.fade_s = fade_s
+        self.queue_first = queue_first
         self._turns = Rotation()
+
+    def cost(self, worker: WorkerLoad, now: float) -> float:
+        """What this policy ranks by: `cost`, or with `queue_first` off the load on the same scale."""
+        if self.queue_first:
+            return cost(worker, now, self.fade_s)
+        return worker.load(now, self.fade_s) / DECODES_PER_PREFILL
 
     def choose(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> WorkerLoad | None:
         live = usable(candidates)
@@ -73,7 +81,7 @@ class LeastOutstanding:
 
     def _ties(self, live: Sequence[WorkerLoad], now: float) -> list[WorkerLoad]:
         """The candidates whose `cost` is less than `NEAR_TIE` above the least."""
-        costs = [cost(c, now, self.fade_s) for c in live]
+        costs = [self.cost(c, now) for c in live]
         bound = min(costs) + NEAR_TIE
         return [c for c, price in zip(live, costs, strict=True) if price < bound]
 
@@ -83,7 +91,7 @@ class LeastOutstanding:
     def explain(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> Explanation:
         live = usable(candidates)
         chosen = self.pick(request.model, live, now, commit=False) if live else None
-        scores = {c.name: cost(c, now, self.fade_s) for c in candidates}
+        scores = {c.name: self.cost(c, now) for c in candidates}
         return Explanation(chosen.name if chosen else None, self.reason(live, now), COST_MEANS,
                            figures(candidates, now, self.fade_s, scores=scores))
 
@@ -92,10 +100,11 @@ class LeastOutstanding:
         if not live:
             return "no candidate can take traffic"
         tied = len(self._ties(live, now))
+        rule = ("the fewest requests waiting for their first token, then the least estimated load"
+                if self.queue_first else "the least estimated load")
         if tied == 1:
-            return "the fewest requests waiting for their first token, then the least estimated load"
-        return (f"the fewest requests waiting for their first token, then the least estimated load, tied with "
-                f"{tied - 1} other(s) within one request in flight: the higher weight, then in turn")
+            return rule
+        return f"{rule}, tied with {tied - 1} other(s) within one request in flight: the higher weight, then in turn"
 
 
 class Residency:
@@ -122,4 +131,4 @@ class Residency:
         where = f"among the {len(warm)} with the model loaded" if warm else "none is known to have the model loaded"
         return Explanation(chosen.name if chosen else None, f"{self._least.reason(warm or live, now)} ({where})",
                            COST_MEANS, figures(candidates, now, self._least.fade_s,
-                                               scores={c.name: cost(c, now, self._least.fade_s) for c in candidates}))
+                                               scores={c.name: self._least.cost(c, now) for c in candidates}))

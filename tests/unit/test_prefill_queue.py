@@ -63,3 +63,11 @@ def test_other_gateways_waiting_counts_net_of_ours_and_fades() -> None:
     fade = LeastOutstanding().fade_s
     assert w0.queued(NOW - 1.0, fade) == 4 and w0.queued(NOW, fade) == 1 + 3 * (1 - 1.0 / fade)
     assert w0.queued(NOW + fade, fade) == 1  # a scrape that old says nothing about others' queue
+
+
+def test_prefix_affinity_load_rules_still_rank_by_load_alone() -> None:
+    # Its balance rules are tuned in load: w0 (5 in flight, 2 prefilling) is still its least loaded.
+    in_flight = {"w0": 5, "w1": 6}
+    assert LeastOutstanding(queue_first=False).choose(REQ, fleet({"w0": 2}, in_flight), NOW) is not None
+    assert LeastOutstanding(queue_first=False).pick("chat", fleet({"w0": 2}, in_flight), NOW).name == "w0"
+    assert LeastOutstanding().pick("chat", fleet({"w0": 2}, in_flight), NOW).name == "w1"
