@@ -30,7 +30,6 @@ NEAR_TIE = 1.0 / DECODES_PER_PREFILL
 """Costs less than one request in flight apart are a tie: other gateways' share is a faded estimate,
 and a fraction of a request is no reason to send a whole burst the same way."""
 
-LOAD_MEANS = "the estimated load: the lowest wins"
 COST_MEANS = (f"the requests waiting for their first token, plus the estimated load / {DECODES_PER_PREFILL:g}: "
               "the lowest wins")
 
