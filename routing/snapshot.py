@@ -34,17 +34,31 @@ class WorkerLoad:
     part of the scraped load that is ours, so the rest is other gateways' (see `others`)."""
     scraped_at: float | None = None
     """When `waiting` and `running` were read, on the clock of `now`; None: treat them as fresh."""
+    prefilling: int = 0
+    """Of `in_flight`, the requests that have not had their first token yet (exact): those still waiting
+    for, or in, their prefill. A whole (not streamed) answer counts until it arrives."""
+    own_prefilling_at_scrape: int = 0
+    """Our `prefilling` when `waiting` was read: the part of the scraped queue that may be ours."""
+
+    def _fresh(self, now: float, fade_s: float) -> float:
+        """How much the scrape still counts: 1 when just read (or of unknown age), 0 once `fade_s` old."""
+        if self.scraped_at is None:
+            return 1.0
+        return min(1.0, max(0.0, 1.0 - (now - self.scraped_at) / fade_s))
 
     def others(self, now: float, fade_s: float) -> float:
         """Other gateways' requests on this worker: the scraped queue and running requests net of ours at
         the time (never below 0: ours may not have reached the worker yet, or may have ended there but not
         here), weighing less as the scrape ages, nothing once it is `fade_s` old."""
         theirs = (self.waiting or 0) + (self.running or 0) - self.own_at_scrape
-        if theirs <= 0:
-            return 0.0
-        if self.scraped_at is None:
-            return float(theirs)
-        return theirs * min(1.0, max(0.0, 1.0 - (now - self.scraped_at) / fade_s))
+        return theirs * self._fresh(now, fade_s) if theirs > 0 else 0.0
+
+    def queued(self, now: float, fade_s: float) -> float:
+        """The requests this worker has yet to start answering: ours still prefilling (exact), plus other
+        gateways' waiting, from the scrape net of our prefilling then, faded like `others`. A new prompt
+        waits behind these (vLLM schedules prefills first come, first served), not behind the decodes."""
+        theirs = (self.waiting or 0) - self.own_prefilling_at_scrape
+        return self.prefilling + (theirs * self._fresh(now, fade_s) if theirs > 0 else 0.0)
 
     def load(self, now: float, fade_s: float) -> float:
         """The requests this worker has yet to finish, as far as we know: ours, exact and up to date, plus

@@ -3,7 +3,9 @@ hand back the relay of its stream. Which worker, whether to try again and where 
 come from is the chain's business (`gateway.inference.forwarder`).
 
 A worker's in-flight count covers the try from the send until the answer is read, or until the stream
-ends: then its slot is released (to the next request waiting for one, if any).
+ends: then its slot is released (to the next request waiting for one, if any). Its prefilling count
+covers the same try only until the stream's first content (a whole answer: until it is read), so
+least_outstanding can tell a queue still waiting for prefill from requests decoding.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class AttemptRunner:
         wait = min(attempt.first_byte, attempt.deadline - asyncio.get_running_loop().time())
         if not attempt.slot_held:
             state.in_flight += 1
+        state.prefilling += 1  # until its first token (a stream's), or until it ends
         handed_to_stream = False
         began = time.perf_counter()
         try:
@@ -137,6 +140,7 @@ class AttemptRunner:
         finally:
             record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
+                state.prefilling -= 1
                 self.release(state)
 
     def release(self, state: WorkerState) -> None:
@@ -163,8 +167,16 @@ class AttemptRunner:
         request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
         prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
         first_choice = attempt.model == call.choice.model
+        prefilling = True
+
+        def first_token() -> None:
+            nonlocal prefilling
+            prefilling = False
+            state.prefilling -= 1
 
         def finished(outcome: StreamOutcome) -> None:
+            if prefilling:
+                state.prefilling -= 1
             self.release(state)
             self._lifecycle.stream_ended(cutoff)
             record.first_token = outcome.first_content_at
@@ -187,7 +199,7 @@ class AttemptRunner:
             worker_name=placement.name, upstream_model=placement.upstream_model, endpoint=request.endpoint,
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
-            capture=call.capture, cutoff=cutoff, tap=request.tap)
+            capture=call.capture, cutoff=cutoff, tap=request.tap, on_first=first_token)
         if attempt.native:
             return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
         return Reply(headers={}, stream=attempt.protocol.relay(response, relay))

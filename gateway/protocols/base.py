@@ -77,6 +77,8 @@ class StreamRelay:
     """How the gateway ends the stream early (its drain deadline)."""
     tap: ChunkTap | None = None
     """A translating surface's request: where the relay notes each chunk it decoded (`chunk_tap`)."""
+    on_first: Callable[[], None] | None = None
+    """Called once, at the first chunk with content (the worker's prefill is over), before `on_end`."""
 
 
 _T = TypeVar("_T")
@@ -143,7 +145,7 @@ class WorkerProtocol(ABC):
         """The client's bytes for a native stream of `request`'s surface (read by the surface's events)."""
         return relay_native_sse(response, request.surface.native_stream(request), worker_name=stream.worker_name,
                                 idle_timeout=stream.idle_timeout, deadline=stream.deadline, on_end=stream.on_end,
-                                cutoff=stream.cutoff)
+                                on_first=stream.on_first, cutoff=stream.cutoff)
 
     @staticmethod
     def rejection(status: int, body: bytes) -> WorkerRejected:

@@ -42,4 +42,4 @@ class OllamaNative(WorkerProtocol):
         return relay_ndjson(response, translator, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,
                             deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
                             prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,
-                            capture=stream.capture, cutoff=stream.cutoff)
+                            on_first=stream.on_first, capture=stream.capture, cutoff=stream.cutoff)

@@ -47,5 +47,5 @@ class OpenAICompatible(WorkerProtocol):
         return relay_sse(response, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,
                          deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
                          prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,
-                         capture=stream.capture, cutoff=stream.cutoff, tap=stream.tap)
+                         on_first=stream.on_first, capture=stream.capture, cutoff=stream.cutoff, tap=stream.tap)
 

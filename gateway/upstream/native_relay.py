@@ -56,6 +56,7 @@ async def relay_native_sse(
     idle_timeout: float,
     deadline: float,
     on_end: Callable[[StreamOutcome], None] | None = None,
+    on_first: Callable[[], None] | None = None,
     cutoff: StreamCutoff | None = None,
 ) -> AsyncIterator[bytes]:
     outcome = StreamOutcome(native=True)
@@ -71,6 +72,8 @@ async def relay_native_sse(
                     outcome.content_chunks += 1
                     if outcome.first_content_at is None:
                         outcome.first_content_at = time.perf_counter()
+                        if on_first is not None:
+                            on_first()
                 if events.ended:
                     outcome.usage = events.usage()
                     outcome.completed = True

@@ -67,6 +67,7 @@ async def relay_ndjson(
     client_wants_usage: bool,
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
+    on_first: Callable[[], None] | None = None,
     capture: list[bytes] | None = None,
     cutoff: StreamCutoff | None = None,
 ) -> AsyncIterator[bytes]:
@@ -93,6 +94,8 @@ async def relay_ndjson(
                         outcome.content_chunks += 1
                         if outcome.first_content_at is None:
                             outcome.first_content_at = time.perf_counter()
+                            if on_first is not None:
+                                on_first()
                     outcome.last = chunk
                     if capture is not None:
                         capture.append(_encode(chunk))

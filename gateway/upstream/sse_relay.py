@@ -83,6 +83,7 @@ async def relay_sse(
     client_wants_usage: bool,
     prompt_tokens_estimate: int,
     on_end: Callable[[StreamOutcome], None] | None = None,
+    on_first: Callable[[], None] | None = None,
     capture: list[bytes] | None = None,
     cutoff: StreamCutoff | None = None,
     tap: ChunkTap | None = None,
@@ -117,6 +118,8 @@ async def relay_sse(
                     outcome.content_chunks += 1
                     if outcome.first_content_at is None:
                         outcome.first_content_at = time.perf_counter()
+                        if on_first is not None:
+                            on_first()
                 outcome.last = chunk
                 event = b"data: " + payload + b"\n\n"
                 if tap is not None:

@@ -46,6 +46,8 @@ class ScrapedLoad:
     own_in_flight: int = 0
     """The gateway's own requests to the worker when it was read: the part of `waiting + running` that
     is ours (the rest is other gateways'); set by `WorkerPool.record_load`."""
+    own_prefilling: int = 0
+    """Of those, the ones that had not had their first token: the part of `waiting` that may be ours."""
 
 
 @dataclass(slots=True)
@@ -53,6 +55,8 @@ class WorkerState:
     spec: WorkerSpec
     target: WorkerTarget
     in_flight: int = 0
+    prefilling: int = 0
+    """Of `in_flight`, the requests sent that have not had their first token yet (`WorkerLoad.prefilling`)."""
     load: ScrapedLoad = field(default_factory=ScrapedLoad)
 
     @property
@@ -165,6 +169,7 @@ class WorkerPool:
         the count when the scrape was sent (`in_flight_before`) and now, so our requests that ended while it
         was on its way are not taken for other gateways'. Tell prefix indexes how many blocks the worker holds."""
         load.read_at, load.own_in_flight = read_at, max(in_flight_before, state.in_flight)
+        load.own_prefilling = state.prefilling
         state.load = load
         if load.num_gpu_blocks:
             for served in state.spec.served():
@@ -233,4 +238,5 @@ def _load_of(placement: Placement, model: str) -> WorkerLoad:
     return WorkerLoad(name=state.name, weight=state.spec.weight, in_flight=state.in_flight,
                       waiting=load.waiting, running=load.running, kv_usage=load.kv_usage,
                       resident=None if resident is None else placement.upstream_model in resident,
-                      own_at_scrape=load.own_in_flight, scraped_at=load.read_at)
+                      own_at_scrape=load.own_in_flight, scraped_at=load.read_at,
+                      prefilling=state.prefilling, own_prefilling_at_scrape=load.own_prefilling)

@@ -21,6 +21,9 @@ class CandidateFigures:
     """Other gateways' requests, from the last scrape net of ours, faded by its age (`WorkerLoad.others`)."""
     load: float
     """The estimate the policy compared: `in_flight + others`."""
+    queued: float = 0.0
+    """The requests the worker has yet to start answering (`WorkerLoad.queued`): least_outstanding
+    compares these first."""
     score: float | None = None
     """What the policy ranks by (see `Explanation.score_means`); None when it ranks by nothing but turns."""
     cached: float | None = None
@@ -46,7 +49,7 @@ def figures(candidates: Sequence[WorkerLoad], now: float, fade_s: float, *,
         others = c.others(now, fade_s)
         load = c.in_flight + others
         rows.append(CandidateFigures(
-            name=c.name, in_flight=c.in_flight, others=others, load=load,
+            name=c.name, in_flight=c.in_flight, others=others, load=load, queued=c.queued(now, fade_s),
             score=load if scores is None else scores.get(c.name),
             cached=None if cached is None else cached.get(c.name)))
     return tuple(rows)

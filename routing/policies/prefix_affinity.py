@@ -17,7 +17,7 @@ bounded-load guard:
   3. if the best score exceeds `match_threshold`: the best-matching worker (ties: the less loaded);
   4. else (a prefix no worker holds): the worker with the least cached text, i.e. the emptiest LRU
      for its capacity (SGLang's smallest tree), ties to the less loaded.
-Ties on load go to the higher weight, then take turns (see `LeastOutstanding`). Whatever the step,
+Ties on load go to the higher weight, then take turns (see `LeastOutstanding`, here by load alone). Whatever the step,
 the chosen worker's LRU then records the request's blocks: a request sent elsewhere because of load
 makes that worker a second owner of the prefix.
 
@@ -87,7 +87,7 @@ class PrefixAffinity:
         self.load_factor = load_factor
         self._capacities: dict[str, int] = {}
         self._index: dict[str, BlockLRU] = {}
-        self._least = LeastOutstanding()
+        self._least = LeastOutstanding(queue_first=False)  # its balance rules are all in load
         self._step = _NEW_PREFIX
         """Which step of the rule decided last (for `explain`)."""
 

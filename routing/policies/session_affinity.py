@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import xxhash
 
 from routing.policies.explanation import Explanation, figures
-from routing.policies.least_load import LOAD_MEANS, LeastOutstanding
+from routing.policies.least_load import COST_MEANS, LeastOutstanding
 from routing.snapshot import RequestKey, WorkerLoad, usable
 
 _RING_CACHE_SIZE = 64  # rings kept for recent candidate sets (a set changes on ejection or reload)
@@ -75,20 +75,21 @@ class SessionAffinity:
 
     def explain(self, request: RequestKey, candidates: Sequence[WorkerLoad], now: float) -> Explanation:
         live = usable(candidates)
-        table = figures(candidates, now, self._least.fade_s)
+        table = figures(candidates, now, self._least.fade_s,
+                        scores={c.name: self._least.cost(c, now) for c in candidates})
         if not live:
-            return Explanation(None, "no candidate can take traffic", LOAD_MEANS, table)
+            return Explanation(None, "no candidate can take traffic", COST_MEANS, table)
         if request.session is None or len(live) <= 1:
             why = "no session id: " if request.session is None else ""
             chosen = self._least.pick(request.model, live, now, commit=False)
-            return Explanation(chosen.name, why + self._least.reason(live, now), LOAD_MEANS, table)
+            return Explanation(chosen.name, why + self._least.reason(live, now), COST_MEANS, table)
         pinned = next(c for c in live if c.name == self._ring(live).owner(request.session))
         if self.overloaded(pinned, live):
             chosen = self._least.pick(request.model, live, now, commit=False)
             return Explanation(chosen.name, f"the session's worker {pinned.name} is overloaded (in flight over "
                                f"{self.overload_factor} x the mean + {self.overload_slack}): "
-                               + self._least.reason(live, now), LOAD_MEANS, table)
-        return Explanation(pinned.name, "the session's worker (consistent hash of the session id)", LOAD_MEANS, table)
+                               + self._least.reason(live, now), COST_MEANS, table)
+        return Explanation(pinned.name, "the session's worker (consistent hash of the session id)", COST_MEANS, table)
 
     def pinned(self, session: str, candidates: Sequence[WorkerLoad]) -> str | None:
         """The worker `session` hashes to among `candidates`, ignoring load (for tests and admin)."""

@@ -49,6 +49,7 @@ def test_explain_shows_each_workers_load_and_the_choice_without_taking_a_turn(si
         for worker in decision["workers"]:
             assert worker["running"] == 0 and worker["own_at_scrape"] == 0 and worker["in_flight"] == 0
             assert worker["load"] == worker["score"] == 0 and worker["others"] == 0 and worker["eligible"]
+            assert worker["prefilling"] == 0 and worker["queued"] == 0
         chosen = [w["name"] for w in decision["workers"] if w["chosen"]]
         assert chosen == [decision["chosen"]] and explain()["chosen"] == decision["chosen"]
         answer = httpx.post(gw.url + "/v1/chat/completions", json=body)  # explaining took no turn

@@ -31,8 +31,19 @@ def test_least_outstanding_explains_the_load_it_compared() -> None:
     why = make_policy("least_outstanding").explain(REQ, FLEET, 10.0)
     a = why.candidates[0]
     # 5 running at the scrape a second ago, 1 of them ours: 4 others', faded by a tenth; ours are 2 now.
-    assert a.in_flight == 2 and a.others == pytest.approx(3.6) and a.load == pytest.approx(5.6) == a.score
-    assert why.chosen in {"b", "c"} and "in turn" in why.reason  # b and c tie at 1 (a's 5.6 is not under 2)
+    # None waits for its first token: the cost is the load over 4.
+    assert a.in_flight == 2 and a.others == pytest.approx(3.6) and a.load == pytest.approx(5.6)
+    assert a.queued == 0 and a.score == pytest.approx(1.4)
+    assert why.chosen in {"b", "c"} and "in turn" in why.reason  # b and c tie at 0.25 (a's 1.4 is not under 0.5)
+
+
+def test_least_outstanding_explains_the_queue_it_compared() -> None:
+    # b's one request waits for its first token, and 2 of the 3 the scrape saw waiting on c are not ours.
+    fleet = [WorkerLoad("b", in_flight=1, prefilling=1),
+             WorkerLoad("c", in_flight=1, waiting=3, running=1, own_at_scrape=1, own_prefilling_at_scrape=1,
+                        scraped_at=10.0)]
+    b, c = make_policy("least_outstanding").explain(REQ, fleet, 10.0).candidates
+    assert (b.queued, b.score) == (1, 1.25) and (c.queued, c.load, c.score) == (2, 4, 3)
 
 
 def test_prefix_affinity_explains_the_cached_share() -> None:

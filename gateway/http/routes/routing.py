@@ -57,11 +57,13 @@ def worker_rows(placements: list[Placement], eligible: list[str], why: Explanati
         load, figures = p.state.load, weighed.get(p.name)
         rows.append({
             "name": p.name, "upstream_model": p.upstream_model, "eligible": p.name in eligible,
-            "weight": p.state.spec.weight, "in_flight": p.state.in_flight, "waiting": load.waiting,
-            "running": load.running, "kv_usage": load.kv_usage, "own_at_scrape": load.own_in_flight,
+            "weight": p.state.spec.weight, "in_flight": p.state.in_flight, "prefilling": p.state.prefilling,
+            "waiting": load.waiting, "running": load.running, "kv_usage": load.kv_usage,
+            "own_at_scrape": load.own_in_flight,
             "scrape_age_s": None if load.read_at is None else round(now - load.read_at, 3),
             "others": None if figures is None else round(figures.others, 3),
             "load": None if figures is None else round(figures.load, 3),
+            "queued": None if figures is None else round(figures.queued, 3),
             "cached": None if figures is None else figures.cached,
             "score": None if figures is None or figures.score is None else round(figures.score, 3),
             "chosen": p.name == why.chosen})
