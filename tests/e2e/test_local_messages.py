@@ -42,7 +42,12 @@ def test_create_with_the_real_model(client: anthropic.Anthropic) -> None:
 def test_stream_with_the_real_model(client: anthropic.Anthropic) -> None:
     with client.messages.stream(model="smollm2", max_tokens=12,
                                 messages=[{"role": "user", "content": "Say hello."}]) as stream:
-        text = "".join(stream.text_stream)
+        events = list(stream)
+        kinds = [event.type for event in events]
+        # Seen once in ~5 full runs: a stream with no message_start (diagnosis open, see issue 20's note).
+        assert "message_start" in kinds, (kinds, stream.response.headers)
+        text = "".join(event.delta.text for event in events
+                       if event.type == "content_block_delta" and event.delta.type == "text_delta")
         final = stream.get_final_message()
     assert text.strip() and final.content[0].type == "text" and final.content[0].text == text
     assert final.usage.input_tokens > 0 and 0 < final.usage.output_tokens <= 12
