@@ -11,7 +11,8 @@ is how it refuses, mapped here to our errors:
 - it closes the connection after a streamed answer while announcing keep-alive, so a request sent on
   that pooled connection would fail ("Server disconnected", 3 in 30 here): its streamed requests ask for
   `Connection: close` (a loopback connect costs far less than a token);
-- it serves Anthropic Messages (`/v1/messages`) itself: those go to it as the client sent them. Its
+- it serves Anthropic Messages (`/v1/messages`) itself: those go to it as the client sent them (a
+  `message_start` it leaves out under load is made by the gateway: `surfaces.messages_native`). Its
   `/v1/responses` is not used: its stream events lack `sequence_number` and `output_index` (the openai
   SDK's stream helpers index the response by them) and it refuses input messages without `"type":
   "message"`, so Responses requests reach it translated to chat completions;

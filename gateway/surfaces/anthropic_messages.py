@@ -109,7 +109,7 @@ class AnthropicMessages(ChatCompletions):
         return named_answer(answer, _model_of(request))
 
     def native_stream(self, request: InferenceRequest) -> NativeMessagesStream:
-        return NativeMessagesStream(_model_of(request))
+        return NativeMessagesStream(_model_of(request), self.prompt_tokens_estimate(request.body))
 
     def error_body(self, error: GatewayError) -> Body:
         return error_of(error)

@@ -6,10 +6,16 @@ for the model they name (the catalog's name the client asked for, as a translate
 The gateway still reads the stream (`gateway.upstream.native_relay`): `message_start` gives the prompt's
 tokens, `message_delta` the answer's, `message_stop` ends the answer; a worker's `error` event, or a
 stream that breaks before `message_stop`, becomes Anthropic's error event.
+
+A worker quirk absorbed: llama.cpp's server sometimes leaves `message_start` out under load (3 of 25
+streams on the 2-core box, curl straight to it), and the anthropic SDK cannot build the message
+without it. A stream whose first event is another one gets a `message_start` made by the gateway
+first (the prompt's tokens in it, and counted, are the gateway's estimate).
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import msgspec
@@ -42,16 +48,25 @@ class NativeMessagesStream:
     """One native Messages stream as `gateway.upstream.native_relay` reads it."""
 
     content_kinds = frozenset({"content_block_delta"})
-    __slots__ = ("_completion", "_model", "_prompt", "_reported", "ended")
+    __slots__ = ("_completion", "_estimate", "_made_by_us", "_model", "_prompt", "_reported", "_started_message",
+                 "ended")
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, prompt_estimate: int = 0) -> None:
+        """`prompt_estimate`: the prompt's tokens, estimated, for a `message_start` the worker left out."""
         self._model = model
+        self._estimate = prompt_estimate
         self._prompt = self._completion = 0
         self._reported = False
+        self._started_message = False
+        self._made_by_us = False
         self.ended = False
 
     def read(self, kind: str, event: Body, payload: bytes) -> bytes:
+        if not self._started_message and kind not in ("message_start", "error"):
+            self._started_message = self._made_by_us = True
+            return self._made_start() + self.read(kind, event, payload)
         if kind == "message_start":
+            self._started_message = True
             payload = self._started(event, payload)
         elif kind == "message_delta":
             self._count(event.get("usage"))
@@ -65,13 +80,20 @@ class NativeMessagesStream:
         return last
 
     def usage(self) -> dict[str, int] | None:
-        if not self._reported:
-            return None
+        if not self._reported or (self._made_by_us and self._prompt == 0):
+            return None  # unknown (the prompt's tokens came with the left-out message_start): estimated
         return {"prompt_tokens": self._prompt, "completion_tokens": self._completion,
                 "total_tokens": self._prompt + self._completion}
 
     def failure(self, error: GatewayError) -> bytes:
         return sse("error", error_of(error))
+
+    def _made_start(self) -> bytes:
+        """The `message_start` a worker left out (its id the gateway's, the prompt's tokens estimated)."""
+        return sse("message_start", {"type": "message_start", "message": {
+            "id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant", "content": [],
+            "model": self._model, "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self._estimate, "output_tokens": 0}}})
 
     def _started(self, event: Body, payload: bytes) -> bytes:
         message = event.get("message")
