@@ -103,6 +103,11 @@ class Settings:
     under way go on this long; then open streams get an error event and `[DONE]`, calls still waiting
     a 503, and the process exits (0: at once)."""
 
+    keepalive_seconds: float = 75.0
+    """GATEWAY_KEEPALIVE_SECONDS: how long an idle client connection is kept open. Longer than a load
+    balancer's or a client pool's idle timeout (ALB 60 s, aiohttp 15 s, httpx 5 s), so the client side
+    always closes first and never sends a request on a connection the gateway is closing."""
+
     default_reserve_tokens: int = 512
     """GATEWAY_DEFAULT_MAX_TOKENS: completion tokens reserved for a request without `max_tokens`."""
 
@@ -206,6 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_fail_open=fail_mode == "open",
         default_reserve_tokens=_int(env, "GATEWAY_DEFAULT_MAX_TOKENS", 512),
         drain_seconds=_float(env, "GATEWAY_DRAIN_SECONDS", 5.0),
+        keepalive_seconds=_float(env, "GATEWAY_KEEPALIVE_SECONDS", 75.0),
         cache_enabled=_bool(env, "GATEWAY_CACHE", True),
         pull_required=_bool(env, "GATEWAY_PULL_REQUIRED", False),
         cache_ttl=_float(env, "CACHE_TTL", 300.0),

@@ -76,6 +76,11 @@ def _uvicorn_log_level(settings: Settings) -> str:
     return "warning" if settings.log_level in ("debug", "info") else settings.log_level
 
 
+def _keepalive_s(settings: Settings) -> int:
+    # uvicorn takes whole seconds; 0 would close every connection after one request.
+    return max(1, round(settings.keepalive_seconds))
+
+
 GRACE_AFTER_DRAIN_S = 1
 """uvicorn's graceful shutdown after the drain deadline: every stream and call has just been ended, so this
 only covers clients too slow to read their last bytes (the process exits within drain + about 2 s)."""
@@ -115,7 +120,8 @@ def _run_one(settings: Settings, catalog: Catalog, supervisor: LocalWorkerSuperv
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             loop="none", http="httptools", access_log=False, lifespan="on",
                             log_level=_uvicorn_log_level(settings), timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S,
-                            proxy_headers=False, server_header=False)
+                            proxy_headers=False, server_header=False,
+                            timeout_keep_alive=_keepalive_s(settings))
     server = _DrainingServer(config, lifecycle, settings.drain_seconds, supervisor)
 
     async def main() -> None:
@@ -141,6 +147,7 @@ def _run_processes(settings: Settings, supervisor: LocalWorkerSupervisor) -> Non
     try:
         uvicorn.run("gateway.app.asgi:app", host=settings.host, port=settings.port, workers=settings.workers,
                     loop="uvloop", http="httptools", access_log=False, log_level=_uvicorn_log_level(settings),
-                    timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S, proxy_headers=False, server_header=False)
+                    timeout_graceful_shutdown=GRACE_AFTER_DRAIN_S, proxy_headers=False, server_header=False,
+                    timeout_keep_alive=_keepalive_s(settings))
     finally:
         supervisor.stop_thread()

@@ -30,9 +30,9 @@ and for each conversation to run its turns, few enough to share a 2-core box."""
 QUICK_DIVISOR = 16
 """`--quick` sends a sixteenth of each (about one wave of the concurrency): a smoke run of its plan in under
 10 minutes, most of it starting and stopping fleets."""
-REPLICATED = ("uniform", "skewed", "conversations")
-"""Also run behind 3 gateway replicas in the default plan: the shared-prefix and the conversation
-workloads, where what one replica learns of the fleet's caches matters."""
+REPLICATED = WORKLOADS
+"""Also run behind 3 gateway replicas in the default plan: every workload (the default policy must hold
+wherever replicas route independently, not only where what one replica learns of the caches matters)."""
 
 
 def build(kind: str, requests: int, spec: WorkloadSpec) -> Workload:
