@@ -45,6 +45,8 @@ class OtlpReceiver:
         self._spans: list[ReceivedSpan] = []
         self.batches = 0
         """Export requests received."""
+        self.bytes_received = 0
+        """Their bodies' bytes, as sent (compressed or not)."""
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="otlp-receiver")
 
@@ -67,10 +69,11 @@ class OtlpReceiver:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def _received(self, body: bytes) -> None:
-        spans = _decoded(body) if self._keep else []
+    def _received(self, body: bytes, *, gzipped: bool) -> None:
+        spans = _decoded(gzip.decompress(body) if gzipped else body) if self._keep else []
         with self._lock:
             self.batches += 1
+            self.bytes_received += len(body)
             self._spans.extend(spans)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -79,12 +82,10 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
                 if self.path != "/v1/traces":
                     self.send_error(404)
                     return
-                receiver._received(body)
+                receiver._received(body, gzipped=self.headers.get("Content-Encoding") == "gzip")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")

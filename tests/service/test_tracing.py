@@ -19,6 +19,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from benchmarks.harness import configs
 from simulator import SimulatorConfig, SimulatorThread
 from testkit.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.conftest import SIM_MODEL, catalog_yaml
@@ -177,3 +178,18 @@ def test_tracing_is_off_by_default(tmp_path: Path, receiver: OtlpReceiver, env: 
         [worker_request] = [r for r in sim.records if r.path == "/v1/chat/completions"]
     assert "traceparent" not in worker_request.headers
     assert receiver.batches == 0
+
+
+async def test_the_overhead_benchmarks_tracing_configuration_exports_to_its_sink(tmp_path: Path) -> None:
+    config = configs.CONFIGS["tracing"]
+    async with configs.prepared(config, tmp_path) as setup:
+        assert setup.trace_sink is not None
+        env = {**config.environment(), **setup.environment, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+        with SimulatorThread(SimulatorConfig(kind="vllm", models=(SIM_MODEL,))) as sim, \
+                gateway_processes(catalog_file(tmp_path, [("sim-a", sim.url)]), env) as [(url, _)]:
+            client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
+                                                 max_tokens=2)
+            await client.close()
+        assert setup.trace_sink.batches >= 1 and setup.trace_sink.bytes_received > 0
+        assert not setup.trace_sink.spans  # read and dropped
