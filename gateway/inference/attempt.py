@@ -125,7 +125,7 @@ class AttemptRunner:
             raise
         record = attempt.call.record
         headers = request.worker_headers if attempt.native else None
-        traced = None if record.trace is None else _traced(record.trace, attempt)
+        traced = None if record.trace is None else traced_attempt(record.trace, attempt)
         if traced is not None:
             headers = traced.worker_headers(headers)
         wait = min(attempt.first_byte, attempt.deadline - asyncio.get_running_loop().time())
@@ -226,7 +226,7 @@ class AttemptRunner:
         return Reply(headers={}, stream=attempt.protocol.relay(response, relay))
 
 
-def _traced(trace: RequestTrace, attempt: Attempt) -> AttemptTrace:
+def traced_attempt(trace: RequestTrace, attempt: Attempt) -> AttemptTrace:
     """The span of `attempt` (tracing is on)."""
     call, placement = attempt.call, attempt.placement
     spec = placement.state.spec

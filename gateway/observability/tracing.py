@@ -190,7 +190,7 @@ class StreamTrace:
         self.span.add_event("first_token", {"gateway.time_to_first_token_ms": round(ttft * 1000, 3)})
 
     def ended(self, *, completed: bool, error: BaseException | None, client_disconnected: bool, chunks: int,
-              last: Mapping[str, Any], input_tokens: int, output_tokens: int) -> None:
+              last: Mapping[str, Any], input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         """The stream is over: its outcome on this span, its GenAI response attributes on the try's span and
         the request's; both this span and the try's end."""
         attempt_span, stream_span = self._attempt.span, self.span

@@ -166,6 +166,24 @@ def test_a_retry_is_two_attempt_spans_and_content_goes_in_only_when_asked(tmp_pa
     assert (answer.choices[0].message.content or "") in answered.attributes["gen_ai.output.messages"]
 
 
+def test_an_audio_upload_is_traced_and_its_worker_joins(tmp_path: Path, receiver: OtlpReceiver) -> None:
+    trace_id, _span, traceparent = client_traceparent()
+    with SimulatorThread(SimulatorConfig(kind="vllm", models=(SIM_MODEL,))) as sim:
+        with gateway_processes(catalog_file(tmp_path, [("sim-a", sim.url)]), traced_env(receiver)) as [(url, _)]:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            text = client.audio.transcriptions.create(model="chat", file=("a.wav", b"\x00" * 1000),
+                                                      extra_headers={"traceparent": traceparent}).text
+            assert text == "transcribed 1000 bytes"
+            spans = wait_for_spans(receiver, trace_id, lambda s: any(x.kind == SERVER for x in s))
+        [upload] = [r for r in sim.records if r.path == "/v1/audio/transcriptions"]
+    server = server_span(spans)
+    assert server.name == "POST /v1/audio/transcriptions"
+    [attempt] = [s for s in spans if s.kind == CLIENT]
+    assert attempt.parent_span_id == server.span_id
+    assert attempt.attributes["gateway.worker"] == "sim-a"
+    assert upload.headers["traceparent"].split("-")[1:3] == [trace_id, attempt.span_id]
+
+
 @pytest.mark.parametrize("env", [{}, {"OTEL_SDK_DISABLED": "true"}], ids=["no endpoint", "sdk disabled"])
 def test_tracing_is_off_by_default(tmp_path: Path, receiver: OtlpReceiver, env: dict[str, str]) -> None:
     with SimulatorThread(SimulatorConfig(kind="vllm", models=(SIM_MODEL,))) as sim:
