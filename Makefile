@@ -10,8 +10,8 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DG
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]' \
-		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'  # once more: a registry hiccup
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local,otel]' \
+		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local,otel]'  # once more: a registry hiccup
 	touch $@
 
 ## install: the venv, and llama.cpp's server for the embedded worker (built once per machine and cached:

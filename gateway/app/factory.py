@@ -37,6 +37,7 @@ from gateway.inference.pipeline import InferencePipeline
 from gateway.inference.responses_turn import StoredResponses
 from gateway.inference.token_counting import TokenCounter
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.tracing_setup import tracer_from_env
 from gateway.settings import Settings
 from gateway.surfaces import ANTHROPIC_MESSAGES, SurfaceRegistry
 from gateway.upstream.client import WorkerClient
@@ -93,6 +94,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += ([monitor.stop, kv_feeds.stop] if background else []) + [control.aclose]
+    tracer = tracer_from_env(settings.extra)  # None (the default): no span anywhere
+    on_shutdown += [tracer.shutdown] if tracer is not None else []  # last: the spans of the requests drained
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     surfaces = surfaces or SurfaceRegistry()
     responses = StoredResponses(stores.responses, settings.responses_ttl)
@@ -124,7 +127,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                                        cors=cors is not None, turns=responses_fast_path(responses)), lifecycle)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
-    return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)
+    return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes,
+                           tracer=tracer)
 
 
 def _error_shapes(surfaces: SurfaceRegistry) -> dict[str, ErrorShape]:

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.inference.lifecycle import Lifecycle
@@ -28,6 +29,9 @@ from gateway.upstream.token_usage import Usage, checked_native_usage, checked_us
 from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
+
+if TYPE_CHECKING:
+    from gateway.observability.tracing import AttemptTrace, RequestTrace
 
 
 @dataclass(slots=True)
@@ -120,6 +124,10 @@ class AttemptRunner:
                 self.release(state)
             raise
         record = attempt.call.record
+        headers = request.worker_headers if attempt.native else None
+        traced = None if record.trace is None else traced_attempt(record.trace, attempt)
+        if traced is not None:
+            headers = traced.worker_headers(headers)
         wait = min(attempt.first_byte, attempt.deadline - asyncio.get_running_loop().time())
         if not attempt.slot_held:
             state.in_flight += 1
@@ -129,14 +137,20 @@ class AttemptRunner:
         try:
             response = await self._client.send(
                 placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
-                close_connection=request.stream and protocol.closes_connection_after_stream,
-                headers=request.worker_headers if attempt.native else None)
+                close_connection=request.stream and protocol.closes_connection_after_stream, headers=headers)
             if not request.stream:
                 body = await self._client.read_body(response, placement.name, wait)
-                return self._whole(attempt, body)
-            reply = self._stream(attempt, response)
+                reply = self._whole(attempt, body)
+                if traced is not None:
+                    traced.answered(reply.body)
+                return reply
+            reply = self._stream(attempt, response, traced)
             handed_to_stream = True
             return reply
+        except BaseException as exc:
+            if traced is not None:
+                traced.failed(exc)
+            raise
         finally:
             record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
@@ -162,17 +176,20 @@ class AttemptRunner:
                                 f"object ({exc})", code="invalid_upstream_answer") from None
         return Reply(headers={}, body=body, usage=usage)
 
-    def _stream(self, attempt: Attempt, response: WorkerResponse) -> Reply:
+    def _stream(self, attempt: Attempt, response: WorkerResponse, traced: AttemptTrace | None) -> Reply:
         call, placement = attempt.call, attempt.placement
         request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
         prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
         first_choice = attempt.model == call.choice.model
         prefilling = True
+        streamed = None if traced is None else traced.stream()
 
         def first_token() -> None:
             nonlocal prefilling
             prefilling = False
             state.prefilling -= 1
+            if streamed is not None:
+                streamed.first_token()
 
         def finished(outcome: StreamOutcome) -> None:
             if prefilling:
@@ -190,6 +207,10 @@ class AttemptRunner:
                 usage = Usage(prompt_estimate, outcome.content_chunks, prompt_estimate + outcome.content_chunks)
             record.tokens_counted = outcome.usage is None or outcome.usage_counted_by_gateway
             record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            if streamed is not None:
+                streamed.ended(completed=outcome.completed, error=outcome.error, chunks=outcome.chunks,
+                               client_disconnected=outcome.client_disconnected, last=outcome.last,
+                               input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
             on_stream_end(outcome, usage, first_choice)
 
         if call.capture is not None:
@@ -203,6 +224,16 @@ class AttemptRunner:
         if attempt.native:
             return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
         return Reply(headers={}, stream=attempt.protocol.relay(response, relay))
+
+
+def traced_attempt(trace: RequestTrace, attempt: Attempt) -> AttemptTrace:
+    """The span of `attempt` (tracing is on)."""
+    call, placement = attempt.call, attempt.placement
+    spec = placement.state.spec
+    return trace.start_attempt(number=call.attempts, model=attempt.model, chosen=call.choice.model,
+                               worker=placement.name, url=spec.url, kind=spec.kind,
+                               upstream_model=placement.upstream_model, endpoint=call.request.endpoint,
+                               body=call.request.body)
 
 
 def _native_whole(worker_name: str, body: bytes) -> Reply:
