@@ -46,6 +46,11 @@ class Reply:
     native: bool = False
     """A worker that serves the request's (translating) surface natively answered it in that surface's
     shape: nothing to translate back, nothing for the cache (it keeps OpenAI's shapes)."""
+    abandon: Callable[[], None] | None = None
+    """For a stream: ends it as a client that left would, for a caller dropping the reply before its first
+    chunk was asked for. A generator never started runs no `finally`, so its worker's in-flight count,
+    the limits' reservation and the drain's count of open streams would stay taken; once the stream has
+    ended (or ends), this does nothing."""
 
 
 StreamEnd = Callable[[StreamOutcome, Usage, bool], None]
@@ -183,6 +188,7 @@ class AttemptRunner:
         first_choice = attempt.model == call.choice.model
         prefilling = True
         streamed = None if traced is None else traced.stream()
+        ended = False
 
         def first_token() -> None:
             nonlocal prefilling
@@ -192,6 +198,10 @@ class AttemptRunner:
                 streamed.first_token()
 
         def finished(outcome: StreamOutcome) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             if prefilling:
                 state.prefilling -= 1
             self.release(state)
@@ -221,9 +231,22 @@ class AttemptRunner:
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
             capture=call.capture, cutoff=cutoff, tap=request.tap, on_first=first_token)
+        abandon = abandoning(response, finished)
         if attempt.native:
-            return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
-        return Reply(headers={}, stream=attempt.protocol.relay(response, relay))
+            return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True,
+                         abandon=abandon)
+        return Reply(headers={}, stream=attempt.protocol.relay(response, relay), abandon=abandon)
+
+
+def abandoning(response: WorkerResponse, finished: Callable[[StreamOutcome], None]) -> Callable[[], None]:
+    """`Reply.abandon` for a relay of `response` whose end is `finished` (which must do nothing the
+    second time): the worker's connection closed, the stream ended as the client's leaving."""
+
+    def abandon() -> None:
+        response.close()
+        finished(StreamOutcome(client_disconnected=True))
+
+    return abandon
 
 
 def traced_attempt(trace: RequestTrace, attempt: Attempt) -> AttemptTrace:

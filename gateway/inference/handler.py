@@ -73,6 +73,16 @@ class InferenceHandler:
             inference.worker_headers = {name: value for name in inference.surface.native_headers
                                         if (value := headers.get(name)) is not None}
         reply = await self._pipeline.answer(inference, record, caller, headers.get("cache-control"))
+        try:
+            return await self._finish(reply, inference, caller, record, turn)
+        except BaseException:  # the client left while a turn was saved, say: its stream is never asked for
+            if reply.abandon is not None:
+                reply.abandon()
+            raise
+
+    async def _finish(self, reply: Reply, inference: InferenceRequest, caller: Caller, record: RequestRecord,
+                      turn: Turn | None) -> Reply:
+        """The pipeline's reply as the client gets it: its turn ended, captured, in the surface's shapes."""
         if turn is not None:
             await turn.end(reply, record)
         capture = self._capture

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError
-from gateway.inference.attempt import Attempt, AttemptRunner, Reply, traced_attempt
+from gateway.inference.attempt import Attempt, AttemptRunner, Reply, abandoning, traced_attempt
 from gateway.inference.lifecycle import Lifecycle
 from gateway.surfaces.upload import StreamedUpload
 from gateway.upstream.client import WorkerClient, WorkerResponse
@@ -79,7 +78,7 @@ class UploadAttempts:
             headers = {"content-type": response.headers.get("Content-Type", content_type)}
             if content_type == "text/event-stream":
                 handed_to_stream = True
-                return Reply(headers=headers, stream=self._relay(attempt, response, traced))
+                return self._streamed(attempt, response, headers, traced)
             body = await self._client.read_body(response, placement.name, attempt.first_byte)
             if traced is not None:
                 traced.answered(body)
@@ -98,14 +97,20 @@ class UploadAttempts:
             if not handed_to_stream:
                 self._attempts.release(state)
 
-    def _relay(self, attempt: Attempt, response: WorkerResponse, traced: AttemptTrace | None) -> AsyncIterator[bytes]:
+    def _streamed(self, attempt: Attempt, response: WorkerResponse, headers: dict[str, str],
+                  traced: AttemptTrace | None) -> Reply:
         call, placement = attempt.call, attempt.placement
         state, record = placement.state, call.record
         first_choice = attempt.model == call.choice.model
         cutoff = self._lifecycle.stream_started()
         streamed = None if traced is None else traced.stream()
+        ended = False
 
         def finished(outcome: StreamOutcome) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             self._attempts.release(state)
             self._lifecycle.stream_ended(cutoff)
             record.first_token = outcome.first_content_at
@@ -117,8 +122,9 @@ class UploadAttempts:
                                client_disconnected=outcome.client_disconnected, last=outcome.last)
             call.on_stream_end(outcome, _NO_TOKENS, first_choice)
 
-        return relay_raw(response, worker_name=placement.name, idle_timeout=attempt.idle, deadline=attempt.deadline,
-                         on_end=finished, cutoff=cutoff)
+        stream = relay_raw(response, worker_name=placement.name, idle_timeout=attempt.idle, deadline=attempt.deadline,
+                           on_end=finished, cutoff=cutoff)
+        return Reply(headers=headers, stream=stream, abandon=abandoning(response, finished))
 
 
 def _final(upload: StreamedUpload, error: GatewayError) -> GatewayError:
