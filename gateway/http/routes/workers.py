@@ -38,27 +38,16 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def workers_routes(runtimes: CatalogHolder, overlays: OverlayStore, authenticator: Authenticator,
-                   control: ControlClient) -> list[HTTPRouteHandler]:
-    async def change(edit: Callable[[WorkerOverlay], WorkerOverlay]) -> dict[str, Any]:
-        current = await overlays.get()
-        updated = msgspec.structs.replace(edit(current), version=max(current.version, runtimes.overlay.version) + 1)
-        try:
-            runtimes.set_overlay(updated)  # validate here first: a bad change never reaches the store
-        except CatalogError as exc:
-            raise InvalidRequest("; ".join(exc.problems), code="invalid_worker_change") from None
-        await overlays.put(updated)
-        return {"version": updated.version, "workers": [w.name for w in runtimes.current.catalog.workers]}
+class WorkerOperations:
+    """What the admin API and the console do to workers: read their state, change the shared overlay."""
 
-    def worker(name: str) -> WorkerSpec:
-        spec = next((w for w in runtimes.current.catalog.workers if w.name == name), None)
-        if spec is None:
-            raise NotFound(f"No worker named `{name}`.", param="name", code="worker_not_found")
-        return spec
+    def __init__(self, runtimes: CatalogHolder, overlays: OverlayStore) -> None:
+        self.runtimes = runtimes
+        self.overlays = overlays
 
-    @get("/admin/workers", summary="Workers with health, ejections, load, models present and loaded")
-    async def list_workers(request: AnyRequest) -> dict[str, Any]:
-        await admin_of(request, authenticator)
+    def status(self) -> dict[str, Any]:
+        """Workers with health, ejections, load, models present and loaded, and whether drained."""
+        runtimes = self.runtimes
         pool = runtimes.current.pool
         rows = pool.status(asyncio.get_running_loop().time())
         overlay = runtimes.overlay
@@ -70,6 +59,43 @@ def workers_routes(runtimes: CatalogHolder, overlays: OverlayStore, authenticato
                         "models_present": sorted(load.present_models) if load.present_models is not None else None,
                         "models_loaded": sorted(load.resident_models) if load.resident_models is not None else None})
         return {"workers": rows, "overlay_version": overlay.version}
+
+    async def change(self, edit: Callable[[WorkerOverlay], WorkerOverlay]) -> dict[str, Any]:
+        runtimes = self.runtimes
+        current = await self.overlays.get()
+        updated = msgspec.structs.replace(edit(current), version=max(current.version, runtimes.overlay.version) + 1)
+        try:
+            runtimes.set_overlay(updated)  # validate here first: a bad change never reaches the store
+        except CatalogError as exc:
+            raise InvalidRequest("; ".join(exc.problems), code="invalid_worker_change") from None
+        await self.overlays.put(updated)
+        return {"version": updated.version, "workers": [w.name for w in runtimes.current.catalog.workers]}
+
+    def worker(self, name: str) -> WorkerSpec:
+        spec = next((w for w in self.runtimes.current.catalog.workers if w.name == name), None)
+        if spec is None:
+            raise NotFound(f"No worker named `{name}`.", param="name", code="worker_not_found")
+        return spec
+
+    async def drain(self, name: str) -> dict[str, Any]:
+        self.worker(name)
+        return await self.change(lambda o: msgspec.structs.replace(
+            o, drained=(*[n for n in o.drained if n != name], name)))
+
+    async def resume(self, name: str) -> dict[str, Any]:
+        return await self.change(lambda o: msgspec.structs.replace(
+            o, drained=tuple(n for n in o.drained if n != name)))
+
+
+def workers_routes(runtimes: CatalogHolder, overlays: OverlayStore, authenticator: Authenticator,
+                   control: ControlClient) -> list[HTTPRouteHandler]:
+    operations = WorkerOperations(runtimes, overlays)
+    change, worker = operations.change, operations.worker
+
+    @get("/admin/workers", summary="Workers with health, ejections, load, models present and loaded")
+    async def list_workers(request: AnyRequest) -> dict[str, Any]:
+        await admin_of(request, authenticator)
+        return operations.status()
 
     @post("/admin/workers", status_code=201, summary="Add a worker (every replica)",
           operation_class=with_body(WORKER_BODY))
@@ -86,13 +112,12 @@ def workers_routes(runtimes: CatalogHolder, overlays: OverlayStore, authenticato
     @post("/admin/workers/{name:str}/drain", status_code=200, summary="Send a worker no new requests")
     async def drain(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
-        worker(name)
-        return await change(lambda o: msgspec.structs.replace(o, drained=(*[n for n in o.drained if n != name], name)))
+        return await operations.drain(name)
 
     @post("/admin/workers/{name:str}/resume", status_code=200, summary="Undo a drain")
     async def resume(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
-        return await change(lambda o: msgspec.structs.replace(o, drained=tuple(n for n in o.drained if n != name)))
+        return await operations.resume(name)
 
     @delete("/admin/workers/{name:str}", status_code=200, summary="Remove a worker (in-flight requests finish)")
     async def remove(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
