@@ -12,7 +12,7 @@ from gateway.auth.authenticator import Authenticator
 from gateway.capture.interactions import InteractionCapture
 from gateway.http.console.admin_api import key_routes, playground_routes, worker_routes
 from gateway.http.console.data_api import capture_routes, overview_routes
-from gateway.http.console.guard import ConsoleGuard
+from gateway.http.console.guard import AnyRequest, ConsoleGuard
 from gateway.http.console.metrics_window import MetricsWindow
 from gateway.http.console.pages import SECURITY_HEADERS, page_routes
 from gateway.http.console.session import SessionSigner
@@ -39,5 +39,10 @@ def console_router(*, authenticator: Authenticator, keys: KeyStore, limits: Limi
                 *worker_routes(guard, WorkerOperations(runtimes, overlays)), *playground_routes(guard, runtimes),
                 *overview_routes(guard, MetricsWindow(metrics.registry), runtimes),
                 *capture_routes(guard, capture)]
-    return Router(path="/console", route_handlers=handlers, before_request=guard.require_enabled,
+
+    async def require_enabled(request: AnyRequest) -> None:
+        # a function, not the bound method: litestar deep-copies a router's hooks, and the guard holds stores
+        await guard.require_enabled(request)
+
+    return Router(path="/console", route_handlers=handlers, before_request=require_enabled,
                   after_request=_secure, include_in_schema=False)
