@@ -35,6 +35,10 @@ chromium:
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| (echo "The console's tests need Chromium: run 'apt-get install -y chromium' as root." && exit 1)
 
+## screenshots: docs/console/*.png, the console's pages in Chromium against the simulator (docs/console.md)
+screenshots: install chromium
+	$(BIN)/python -m tests.console.screenshots
+
 lint: install
 	$(BIN)/ruff check .
 

@@ -90,14 +90,15 @@ class MetricsWindow:
         self._snapshots: deque[Snapshot] = deque([read_snapshot(registry, time.monotonic())])
 
     def refresh(self) -> Snapshot:
-        """A new snapshot unless the last is under a second old; snapshots past the history dropped
-        (one older than the history is kept, as the base of the longest window)."""
+        """A reading now, kept in the history unless the last kept one is under a second old; snapshots
+        past the history dropped (one older than the history is kept, as the base of the longest window)."""
         now = time.monotonic()
+        reading = read_snapshot(self._registry, now)
         if now - self._snapshots[-1].at >= MIN_SPACING_S:
-            self._snapshots.append(read_snapshot(self._registry, now))
+            self._snapshots.append(reading)
         while len(self._snapshots) > 2 and self._snapshots[1].at < now - HISTORY_S:
             self._snapshots.popleft()
-        return self._snapshots[-1]
+        return reading
 
     def _base(self, newest: Snapshot, window_s: float) -> Snapshot:
         base = self._snapshots[0]
