@@ -276,6 +276,8 @@ function route() {
   }
   clearInterval(state.timer);
   show("");
+  document.getElementById("new-secret").hidden = true;  // a secret is shown once: gone when the page changes
+  document.getElementById("new-secret-value").textContent = "";
   PAGES[page]().catch(() => {});
   if (page === "overview" || page === "workers") {
     state.timer = setInterval(() => PAGES[page]().catch(() => {}), 2000);
