@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import Browser, Page, expect
 
 from tests.console.conftest import ADMIN_KEY, USER_KEY
 from tests.servers import ServerThread
 
-HELLO = [{"role": "user", "content": "Give me a motivation tip"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Give me a motivation tip"}]
 
 
 def sign_in(page: Page, url: str, key: str) -> None:

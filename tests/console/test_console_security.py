@@ -29,8 +29,9 @@ def signed_in(url: str) -> Iterator[tuple[httpx.Client, str]]:
 
 def test_the_console_is_off_without_an_admin_key(vllm_sim: SimulatorThread) -> None:
     text = catalog_yaml([("sim-a", vllm_sim.url)])
-    for env in ({}, {"LLM_API_KEY": USER_KEY}):
-        with start_gateway(text, **env) as gw:
+    envs: list[dict[str, str]] = [{}, {"LLM_API_KEY": USER_KEY}]
+    for env in envs:
+        with start_gateway(text, background=False, **env) as gw:
             for path in ("/console", "/console/signin", "/console/static/console.js", "/console/api/keys"):
                 assert httpx.get(gw.url + path).status_code == 404, (env, path)
 

@@ -57,6 +57,9 @@ class KeyChange(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     limits: KeyLimits | None = None
 
 
+_KEY_CHANGE_BODY = json_body(struct_schema(KeyChange), {"models": ["chat"], "limits": {"requests_per_minute": 120}})
+
+
 async def create_key(store: KeyStore, raw: bytes) -> dict[str, Any]:
     """Create the key a JSON body describes (`NewKey`); its description and, this once, its secret."""
     spec = _decode_new_key(raw)
@@ -124,7 +127,8 @@ def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticato
         await admin_of(request, authenticator)
         return await revoke_key(store, authenticator, key_id)
 
-    @patch("/admin/keys/{key_id:str}", status_code=200, summary="Change a key's models or limits")
+    @patch("/admin/keys/{key_id:str}", status_code=200, summary="Change a key's models or limits",
+           operation_class=with_body(_KEY_CHANGE_BODY))
     async def change(request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
         return await change_key(store, authenticator, key_id, await request.body())
