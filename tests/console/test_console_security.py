@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -110,3 +111,17 @@ def test_each_change_is_logged_with_the_admin_key_id(console_gateway: ServerThre
             client.post("/console/api/workers/sim-a/resume", headers={"origin": url, "x-csrf-token": csrf})
         actions = [(e["action"], e["key_id"], e["target"]) for e in logs if e["event"] == "console_action"]
         assert actions == [("worker_drain", "key_admin", "sim-a"), ("worker_resume", "key_admin", "sim-a")]
+
+
+def test_the_catalog_reloads_from_the_console(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text(catalog_yaml([("sim-a", vllm_sim.url)]))
+    with start_gateway(catalog.read_text(), source=str(catalog), GATEWAY_ADMIN_KEY=ADMIN_KEY) as gw, \
+            signed_in(gw.url) as (client, csrf):
+        catalog.write_text(catalog_yaml([("sim-a", vllm_sim.url)], extra_models=("coach",)))
+        reloaded = client.post("/console/api/reload", headers={"origin": gw.url, "x-csrf-token": csrf})
+        assert reloaded.status_code == 200, reloaded.text
+        assert "coach" in reloaded.json()["models"]
+        catalog.write_text("models: [")
+        refused = client.post("/console/api/reload", headers={"origin": gw.url, "x-csrf-token": csrf})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_catalog"

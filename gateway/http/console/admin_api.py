@@ -1,4 +1,4 @@
-"""The console's JSON API for keys, workers and the routing playground, under `/console/api`.
+"""The console's JSON API for keys, workers, the routing playground and catalog reloads, under `/console/api`.
 
 Each handler checks the session (and, for changes, the origin and CSRF token: `ConsoleGuard.session`),
 then calls the very function the admin API calls (`gateway.http.routes.keys`, `.workers`, `.routing`),
@@ -18,6 +18,7 @@ from gateway.auth import ApiKey, KeyStore
 from gateway.auth.authenticator import Authenticator, Caller
 from gateway.errors import InvalidRequest
 from gateway.http.console.guard import AnyRequest, ConsoleGuard
+from gateway.http.routes.admin import reload_catalog
 from gateway.http.routes.keys import change_key, create_key, describe, remaining_of, revoke_key
 from gateway.http.routes.routing import explain_routing
 from gateway.http.routes.workers import WorkerOperations
@@ -111,4 +112,11 @@ def playground_routes(guard: ConsoleGuard, runtimes: CatalogHolder) -> list[HTTP
         return {"surface": asked.surface,
                 **explain_routing(runtimes, surface.decode(msgspec.json.encode(asked.body)))}
 
-    return [explain]
+    @post("/api/reload", status_code=200, include_in_schema=False)
+    async def reload(request: AnyRequest) -> dict[str, Any]:
+        session = await guard.session(request)
+        reloaded = reload_catalog(runtimes)
+        guard.log(request, session, "catalog_reload", target=runtimes.source)
+        return reloaded
+
+    return [explain, reload]

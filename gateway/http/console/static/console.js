@@ -128,8 +128,10 @@ async function loadKeys() {
     data.data.map((k) => [k.id, k.prefix, k.scope, k.models.join(", "), k.metadata.team || "–", describeLimits(k.limits),
       describeRemaining(k.remaining), k.expires_at ? new Date(k.expires_at * 1000).toISOString().slice(0, 16) : "never",
       el("span", { class: "actions" },
-        el("button", { type: "button", class: "secondary", "data-edit": k.id, onclick: () => startEdit(k) }, "Edit"),
-        el("button", { type: "button", class: "danger", "data-revoke": k.id, onclick: (e) => revoke(k.id, e.currentTarget) }, "Revoke"))]));
+        el("button", { type: "button", class: "secondary", "data-edit": k.id, "aria-label": "Edit " + k.id,
+          onclick: () => startEdit(k) }, "Edit"),
+        el("button", { type: "button", class: "danger", "data-revoke": k.id, "aria-label": "Revoke " + k.id,
+          onclick: (e) => revoke(k.id, e.currentTarget) }, "Revoke"))]));
 }
 
 function startEdit(key) {
@@ -192,8 +194,10 @@ async function loadWorkers() {
     `${fmt(w.load.waiting)} / ${fmt(w.load.running)}`, w.load.kv_usage == null ? "–" : pct(w.load.kv_usage),
     (w.models_loaded || w.models || []).join(", "), w.drained ? "drained" : "serving",
     w.drained
-      ? el("button", { type: "button", "data-resume": w.name, onclick: () => workerAction(w.name, "resume") }, "Resume")
-      : el("button", { type: "button", class: "danger", "data-drain": w.name, onclick: () => workerAction(w.name, "drain") }, "Drain")]));
+      ? el("button", { type: "button", "data-resume": w.name, "aria-label": "Resume " + w.name,
+        onclick: () => workerAction(w.name, "resume") }, "Resume")
+      : el("button", { type: "button", class: "danger", "data-drain": w.name, "aria-label": "Drain " + w.name,
+        onclick: () => workerAction(w.name, "drain") }, "Drain")]));
 }
 
 async function workerAction(name, action) {
@@ -254,7 +258,7 @@ async function loadCaptures() {
       el("div", { class: "turns" }, c.prompt.map((m) => el("p", {}, el("b", {}, m.role + ": "), m.content)),
         el("p", {}, el("b", {}, "assistant: "), c.error ? "error: " + c.error : c.answer)),
       el("div", { class: "rate" }, rating, label,
-        el("button", { type: "button", "data-rate": c.request_id, onclick: async () => {
+        el("button", { type: "button", "data-rate": c.request_id, "aria-label": "Rate " + c.request_id, onclick: async () => {
           await api("POST", `/captures/${encodeURIComponent(c.request_id)}/feedback`,
             { tenant: c.tenant, rating: Number(rating.value), label: label.value.trim() || null });
           show(`Rated ${c.request_id}.`);
@@ -294,6 +298,8 @@ async function start() {
   document.getElementById("edit-cancel").addEventListener("click", () => { document.getElementById("key-edit").hidden = true; });
   document.getElementById("explain-form").addEventListener("submit", (e) => explain(e).catch(() => {}));
   document.getElementById("pg-surface").addEventListener("change", fillSample);
+  document.getElementById("reload-catalog").addEventListener("click", () => api("POST", "/reload")
+    .then((r) => show(`Reloaded ${r.source}: ${r.models.length} models, ${r.workers.length} workers.`)).catch(() => {}));
   document.getElementById("capture-filter").addEventListener("submit", (e) => { e.preventDefault(); loadCaptures().catch(() => {}); });
   fillSample();
   window.addEventListener("hashchange", route);
