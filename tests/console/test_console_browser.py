@@ -61,6 +61,11 @@ def test_a_key_created_in_the_console_serves_the_sdk_is_rated_and_revoked(
     expect(secret).to_contain_text("sk-gw-")
     key = secret.inner_text()
     expect(page.locator("#keys-table")).to_contain_text("100 req/min")
+    key_id = page.locator("#keys-table tbody tr").first.locator("td").first.inner_text()
+    page.get_by_role("button", name=f"Edit {key_id}").click()
+    page.locator("#edit-rpm").fill("50")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#keys-table")).to_contain_text("50 req/min")
 
     raw = sdk(url, key).chat.completions.with_raw_response.create(model="chat", messages=HELLO, max_tokens=8)
     assert raw.parse().choices[0].message.content
@@ -78,9 +83,11 @@ def test_a_key_created_in_the_console_serves_the_sdk_is_rated_and_revoked(
     captured.get_by_label(f"Label for {request_id}").fill("helpful")
     captured.get_by_role("button", name="Rate").click()
     expect(page.locator(f'article[data-request="{request_id}"]')).to_contain_text("rated 5 (helpful)")
+    exported = page.request.get(url + "/console/api/captures/export",
+                                params={"format": "chat-jsonl", "min_rating": 5, "include_truncated": "on"})
+    assert exported.ok and "motivation tip" in exported.text()
 
     page.get_by_role("link", name="Keys").click()
-    key_id = page.locator("#keys-table tbody tr").first.locator("td").first.inner_text()
     revoke = page.locator(f'button[data-revoke="{key_id}"]')
     revoke.click()
     revoke.click()  # the second click confirms

@@ -80,14 +80,16 @@ def capture_routes(guard: ConsoleGuard, capture: InteractionCapture) -> list[HTT
 
     @get("/api/captures/export", include_in_schema=False)
     async def export(request: AnyRequest) -> Response[bytes]:
-        """A fine-tuning set (`format`: chat-jsonl or preference-jsonl; `min_rating`), as a download."""
+        """A fine-tuning set (`format`: chat-jsonl or preference-jsonl; `min_rating`; `include_truncated`:
+        answers cut by `max_tokens` too), as a download: what `llm-gateway dataset export` writes."""
         session = await guard.session(request)
         fmt = request.query_params.get("format") or "chat-jsonl"
         if fmt not in dataset.formats():
             raise InvalidRequest(f"`format` is one of {', '.join(dataset.formats())}.", param="format")
         min_rating = request.query_params.get("min_rating")
         try:
-            selection = dataset.Selection(min_rating=int(min_rating) if min_rating else None)
+            selection = dataset.Selection(min_rating=int(min_rating) if min_rating else None,
+                                          include_truncated=request.query_params.get("include_truncated") == "on")
         except ValueError:
             raise InvalidRequest("`min_rating` is a number.", param="min_rating") from None
 
