@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from simulator import SimulatorThread
+from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import catalog_yaml, start_gateway
 from tests.servers import ServerThread
 
@@ -28,9 +28,20 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def console_gateway(vllm_sim: SimulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+def ollama_sim() -> Iterator[SimulatorThread]:
+    with SimulatorThread(SimulatorConfig(kind="ollama", models=("llama3.2:3b",))) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def console_gateway(vllm_sim: SimulatorThread, ollama_sim: SimulatorThread,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """`chat` and `quick` on vLLM workers sim-a and sim-b; `small` on the Ollama worker `cpu`."""
     captures: Path = tmp_path_factory.mktemp("captures")
-    text = catalog_yaml([("sim-a", vllm_sim.url), ("sim-b", vllm_sim.url)])
+    ollama = (f"  - {{name: cpu, kind: ollama, base_url: '{ollama_sim.url}', "
+              "models: [{name: small, upstream_id: 'llama3.2:3b'}]}\n")
+    text = catalog_yaml([("sim-a", vllm_sim.url), ("sim-b", vllm_sim.url)], tail=ollama).replace(
+        "  - name: quick\n", "  - name: quick\n  - name: small\n", 1)
     with start_gateway(text, GATEWAY_ADMIN_KEY=ADMIN_KEY, LLM_API_KEY=USER_KEY,
                        GATEWAY_CAPTURE_DIR=str(captures)) as server:
         yield server

@@ -5,6 +5,7 @@ routing playground; and what must be refused (no cookie, a forged one, a user ke
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import Browser, Page, expect
 
+from simulator import SimulatorThread
 from tests.console.conftest import ADMIN_KEY, USER_KEY
 from tests.servers import ServerThread
 
@@ -176,3 +178,33 @@ def test_no_cookie_a_forged_cookie_a_user_key_and_a_cross_site_post_are_refused(
     attacker.close()
     keys = httpx.get(url + "/admin/keys", headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()["data"]
     assert keys == []  # the first test revoked its key; the cross-site POST created none
+
+
+def test_workers_are_added_removed_and_get_models_and_adapters(admin_page: Page, console_gateway: ServerThread,
+                                                               vllm_sim: SimulatorThread) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Workers").click()
+    page.get_by_label("Model to pull").fill("phi3")
+    page.get_by_role("button", name="Pull").click()
+    expect(page.locator("#mp-status")).to_have_text("success")
+    expect(page.locator("#status")).to_contain_text("Pulled phi3 onto cpu")
+
+    page.get_by_label("Adapter name").fill("coach-lora")
+    page.get_by_label("Adapter path (on the worker)").fill("/adapters/coach")
+    page.get_by_role("button", name="Load adapter", exact=True).click()
+    expect(page.locator("#status")).to_contain_text("Loaded coach-lora on sim-a")
+    answer = sdk(console_gateway.url, ADMIN_KEY).chat.completions.with_raw_response.create(
+        model="coach-lora", messages=HELLO, max_tokens=4)
+    assert answer.headers["x-gateway-worker"] == "sim-a"
+    page.get_by_role("button", name="Unload adapter").click()
+    expect(page.locator("#status")).to_contain_text("Unloaded coach-lora on sim-a")
+
+    spec = {"name": "sim-c", "kind": "vllm", "base_url": vllm_sim.url + "/v1",
+            "models": [{"name": "chat", "upstream_id": "sim-model"}]}
+    page.get_by_label("Worker (the catalog's worker entry, as JSON)").fill(json.dumps(spec))
+    page.get_by_role("button", name="Add worker").click()
+    expect(page.locator('button[data-remove="sim-c"]')).to_be_visible()
+    page.get_by_role("button", name="Remove sim-c").click()
+    page.get_by_role("button", name="Remove sim-c").click()  # the second click confirms
+    expect(page.locator("#status")).to_contain_text("Removed sim-c")
+    expect(page.locator('button[data-remove="sim-c"]')).to_have_count(0)

@@ -1,7 +1,7 @@
-"""The console's JSON API for keys, workers, the routing playground and catalog reloads, under `/console/api`.
+"""The console's JSON API for keys, the routing playground and catalog reloads, under `/console/api`.
 
 Each handler checks the session (and, for changes, the origin and CSRF token: `ConsoleGuard.session`),
-then calls the very function the admin API calls (`gateway.http.routes.keys`, `.workers`, `.routing`),
+then calls the very function the admin API calls (`gateway.http.routes.keys`, `.routing`, `.admin`),
 and logs the change with the admin key's id.
 """
 
@@ -21,7 +21,6 @@ from gateway.http.console.guard import AnyRequest, ConsoleGuard
 from gateway.http.routes.admin import reload_catalog
 from gateway.http.routes.keys import change_key, create_key, describe, remaining_of, revoke_key
 from gateway.http.routes.routing import explain_routing
-from gateway.http.routes.workers import WorkerOperations
 from gateway.limits import LimitStore
 from gateway.surfaces import ANTHROPIC_MESSAGES, CHAT_COMPLETIONS, Surface
 from gateway.surfaces.responses import RESPONSES
@@ -66,29 +65,6 @@ def key_routes(guard: ConsoleGuard, store: KeyStore, limits: LimitStore,
         return revoked
 
     return [list_keys, create, change, revoke]
-
-
-def worker_routes(guard: ConsoleGuard, operations: WorkerOperations) -> list[HTTPRouteHandler]:
-    @get("/api/workers", include_in_schema=False)
-    async def list_workers(request: AnyRequest) -> dict[str, Any]:
-        await guard.session(request)
-        return operations.status()
-
-    @post("/api/workers/{name:str}/drain", status_code=200, include_in_schema=False)
-    async def drain(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
-        session = await guard.session(request)
-        changed = await operations.drain(name)
-        guard.log(request, session, "worker_drain", target=name)
-        return changed
-
-    @post("/api/workers/{name:str}/resume", status_code=200, include_in_schema=False)
-    async def resume(request: AnyRequest, name: FromPath[str]) -> dict[str, Any]:
-        session = await guard.session(request)
-        changed = await operations.resume(name)
-        guard.log(request, session, "worker_resume", target=name)
-        return changed
-
-    return [list_workers, drain, resume]
 
 
 class PlaygroundRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -10,16 +10,18 @@ from litestar import Response, Router
 from gateway.auth import KeyStore
 from gateway.auth.authenticator import Authenticator
 from gateway.capture.interactions import InteractionCapture
-from gateway.http.console.admin_api import key_routes, playground_routes, worker_routes
+from gateway.http.console.admin_api import key_routes, playground_routes
 from gateway.http.console.data_api import capture_routes, overview_routes
 from gateway.http.console.guard import AnyRequest, ConsoleGuard
 from gateway.http.console.metrics_window import MetricsWindow
 from gateway.http.console.pages import SECURITY_HEADERS, page_routes
 from gateway.http.console.session import SessionSigner
-from gateway.http.routes.workers import WorkerOperations
+from gateway.http.console.workers_api import worker_routes
+from gateway.http.routes.worker_operations import WorkerOperations
 from gateway.limits import LimitStore
 from gateway.observability.metrics import GatewayMetrics
 from gateway.workers.active_catalog import CatalogHolder
+from gateway.workers.control_client import ControlClient
 from gateway.workers.overlay import OverlayStore
 
 SESSION_HOURS = 8.0
@@ -31,12 +33,13 @@ async def _secure(response: Response[Any]) -> Response[Any]:
 
 
 def console_router(*, authenticator: Authenticator, keys: KeyStore, limits: LimitStore, runtimes: CatalogHolder,
-                   overlays: OverlayStore, capture: InteractionCapture, metrics: GatewayMetrics,
-                   secret: str = "", session_hours: float = SESSION_HOURS) -> Router:
+                   overlays: OverlayStore, control: ControlClient, capture: InteractionCapture,
+                   metrics: GatewayMetrics, secret: str = "", session_hours: float = SESSION_HOURS) -> Router:
     """`secret`: GATEWAY_CONSOLE_SECRET (see `gateway.http.console.session` for why it may be empty)."""
     guard = ConsoleGuard(authenticator, SessionSigner(secret, session_hours * 3600))
     handlers = [*page_routes(guard), *key_routes(guard, keys, limits, authenticator),
-                *worker_routes(guard, WorkerOperations(runtimes, overlays)), *playground_routes(guard, runtimes),
+                *worker_routes(guard, WorkerOperations(runtimes, overlays, control)),
+                *playground_routes(guard, runtimes),
                 *overview_routes(guard, MetricsWindow(metrics.registry), runtimes),
                 *capture_routes(guard, capture)]
 

@@ -3,7 +3,7 @@
 // text is never HTML. The pages themselves are in console-pages.js.
 "use strict";
 
-const state = { csrf: "", timer: null, editing: null };
+const state = { csrf: "", timer: null, editing: null, removing: null };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -69,7 +69,11 @@ function route() {
   document.getElementById("new-secret-value").textContent = "";
   PAGES[page]().catch(() => {});
   if (page === "overview" || page === "workers") {
-    state.timer = setInterval(() => PAGES[page]().catch(() => {}), 2000);
+    // Refreshed every 2 s, unless the keyboard is in the page (a refresh would take the focus away).
+    const section = document.getElementById("page-" + page);
+    state.timer = setInterval(() => {
+      if (!section.contains(document.activeElement)) PAGES[page]().catch(() => {});
+    }, 2000);
   }
 }
 
@@ -81,6 +85,12 @@ async function start() {
   document.getElementById("key-create").addEventListener("submit", (e) => createKey(e).catch(() => {}));
   document.getElementById("key-edit").addEventListener("submit", (e) => saveEdit(e).catch(() => {}));
   document.getElementById("edit-cancel").addEventListener("click", () => { document.getElementById("key-edit").hidden = true; });
+  document.getElementById("worker-add").addEventListener("submit", (e) => addWorker(e).catch(() => {}));
+  document.getElementById("model-pull").addEventListener("submit", (e) => pullModel(e).catch(() => {}));
+  document.getElementById("adapter-form").addEventListener("submit", (e) => adapter(e, true).catch(() => {}));
+  document.getElementById("ad-unload").addEventListener("click", () => adapter(null, false).catch(() => {}));
+  document.getElementById("wa-spec").value = JSON.stringify({ name: "new-worker", kind: "vllm",
+    base_url: "http://127.0.0.1:8000/v1", models: [{ name: "chat", upstream_id: "my-model" }] }, null, 2);
   document.getElementById("explain-form").addEventListener("submit", (e) => explain(e).catch(() => {}));
   document.getElementById("pg-surface").addEventListener("change", fillSample);
   document.getElementById("reload-catalog").addEventListener("click", () => api("POST", "/reload")
