@@ -115,7 +115,7 @@ def test_draining_a_worker_moves_its_traffic(admin_page: Page, console_gateway: 
     expect(page.locator('button[data-drain="sim-a"]')).to_be_visible()
 
 
-def test_the_playground_explains_a_messages_request(admin_page: Page) -> None:
+def test_the_playground_explains_a_messages_request_and_runs_route_cases(admin_page: Page) -> None:
     page = admin_page
     page.get_by_role("link", name="Playground").click()
     page.get_by_label("Request shape").select_option("messages")
@@ -125,6 +125,16 @@ def test_the_playground_explains_a_messages_request(admin_page: Page) -> None:
     expect(page.locator("#pg-model")).to_have_text("quick")
     expect(page.locator("#pg-route")).to_have_text("quick-rule")
     expect(page.locator("#explain-result tr.chosen")).to_have_count(1)
+
+    page.get_by_label("Route cases (YAML, as llm-gateway routes test reads them)").fill(
+        "cases:\n"
+        "  - {name: reminders, request: {messages: [{role: user, content: quick reminder}]}, expect: quick,"
+        " route: quick-rule}\n"
+        "  - {name: wrong on purpose, request: {messages: [{role: user, content: hello}]}, expect: quick}\n")
+    page.get_by_role("button", name="Run route cases").click()
+    expect(page.locator("#cases-result li.pass")).to_have_text(["PASS reminders: quick via quick-rule"])
+    expect(page.locator("#cases-result li.fail")).to_contain_text(["FAIL wrong on purpose: chat via"])
+    expect(page.locator("#cases-result li.total")).to_have_text("1 passed, 1 failed")
 
 
 def test_pages_fit_a_phone_and_work_from_the_keyboard(browser: Browser, console_gateway: ServerThread) -> None:

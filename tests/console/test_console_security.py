@@ -113,11 +113,15 @@ def test_each_change_is_logged_with_the_admin_key_id(console_gateway: ServerThre
         assert actions == [("worker_drain", "key_admin", "sim-a"), ("worker_resume", "key_admin", "sim-a")]
 
 
-def test_the_catalog_reloads_from_the_console(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
+def test_the_catalog_reloads_and_its_route_cases_are_read_from_the_console(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("sim-a", vllm_sim.url)]))
+    cases = "cases:\n  - {request: {messages: [{role: user, content: hi}]}, expect: chat}\n"
+    (tmp_path / "route_cases.yaml").write_text(cases)
     with start_gateway(catalog.read_text(), source=str(catalog), GATEWAY_ADMIN_KEY=ADMIN_KEY) as gw, \
             signed_in(gw.url) as (client, csrf):
+        assert client.get("/console/api/route-cases").json() == {"path": str(tmp_path / "route_cases.yaml"),
+                                                                 "text": cases}
         catalog.write_text(catalog_yaml([("sim-a", vllm_sim.url)], extra_models=("coach",)))
         reloaded = client.post("/console/api/reload", headers={"origin": gw.url, "x-csrf-token": csrf})
         assert reloaded.status_code == 200, reloaded.text

@@ -1,4 +1,5 @@
-"""The console's JSON API for keys, the routing playground and catalog reloads, under `/console/api`.
+"""The console's JSON API for keys, the routing playground (explain, route cases) and catalog reloads,
+under `/console/api`.
 
 Each handler checks the session (and, for changes, the origin and CSRF token: `ConsoleGuard.session`),
 then calls the very function the admin API calls (`gateway.http.routes.keys`, `.routing`, `.admin`),
@@ -7,6 +8,8 @@ and logs the change with the admin key's id.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,6 +24,7 @@ from gateway.http.console.guard import AnyRequest, ConsoleGuard
 from gateway.http.routes.admin import reload_catalog
 from gateway.http.routes.keys import change_key, create_key, describe, remaining_of, revoke_key
 from gateway.http.routes.routing import explain_routing
+from gateway.inference.route_cases import CASES_FILE, check_route_cases, parse_route_cases
 from gateway.limits import LimitStore
 from gateway.surfaces import ANTHROPIC_MESSAGES, CHAT_COMPLETIONS, Surface
 from gateway.surfaces.responses import RESPONSES
@@ -72,6 +76,10 @@ class PlaygroundRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     body: dict[str, Any]
 
 
+class RouteCasesText(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    text: str
+
+
 def playground_routes(guard: ConsoleGuard, runtimes: CatalogHolder) -> list[HTTPRouteHandler]:
     @post("/api/explain", status_code=200, include_in_schema=False)
     async def explain(request: AnyRequest) -> dict[str, Any]:
@@ -88,6 +96,29 @@ def playground_routes(guard: ConsoleGuard, runtimes: CatalogHolder) -> list[HTTP
         return {"surface": asked.surface,
                 **explain_routing(runtimes, surface.decode(msgspec.json.encode(asked.body)))}
 
+    @get("/api/route-cases", include_in_schema=False)
+    async def route_cases_file(request: AnyRequest) -> dict[str, Any]:
+        """The catalog's route cases (`route_cases.yaml` beside the catalog file), to run or edit."""
+        await guard.session(request)
+        path = None if runtimes.source is None else Path(runtimes.source).parent / CASES_FILE
+        try:
+            text = await asyncio.to_thread(path.read_text, encoding="utf-8") if path is not None else None
+        except OSError:
+            text = None
+        return {"path": None if text is None else str(path), "text": text}
+
+    @post("/api/route-cases", status_code=200, include_in_schema=False)
+    async def run_route_cases(request: AnyRequest) -> dict[str, Any]:
+        """`{"text": <route cases YAML>}`, checked against the catalog in force now."""
+        await guard.session(request)
+        try:
+            text = msgspec.json.decode(await request.body(), type=RouteCasesText).text
+            cases = parse_route_cases(text)
+        except (msgspec.DecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRequest(f"Give `text`, route cases in YAML: {exc}", param="text") from None
+        ok, lines = check_route_cases(runtimes.current, cases)
+        return {"ok": ok, "lines": lines}
+
     @post("/api/reload", status_code=200, include_in_schema=False)
     async def reload(request: AnyRequest) -> dict[str, Any]:
         session = await guard.session(request)
@@ -95,4 +126,4 @@ def playground_routes(guard: ConsoleGuard, runtimes: CatalogHolder) -> list[HTTP
         guard.log(request, session, "catalog_reload", target=runtimes.source)
         return reloaded
 
-    return [explain, reload]
+    return [explain, route_cases_file, run_route_cases, reload]

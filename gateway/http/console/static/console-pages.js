@@ -274,6 +274,24 @@ async function explain(event) {
         w.chosen ? "✔" : ""].map((v) => el("td", {}, v))))))))));
 }
 
+async function loadPlayground() {
+  const text = document.getElementById("cases-text");
+  if (text.value) return;
+  const file = await api("GET", "/route-cases");
+  if (file.text !== null) {
+    text.value = file.text;
+    document.getElementById("cases-source").textContent = `From ${file.path}, checked against the catalog in force.`;
+  }
+}
+
+async function runCases(event) {
+  event.preventDefault();
+  const result = await api("POST", "/route-cases", { text: document.getElementById("cases-text").value });
+  document.getElementById("cases-result").replaceChildren(...result.lines.map((line) =>
+    el("li", { class: line.startsWith("PASS") ? "pass" : (line.startsWith("FAIL") ? "fail" : "total") }, line)));
+  show(result.ok ? "Every route case passed." : "Some route cases failed.", !result.ok);
+}
+
 // ---- captures
 async function loadCaptures() {
   const form = document.getElementById("capture-filter");

@@ -51,7 +51,7 @@ function table(id, headers, rows) {
 
 // ---- pages
 // A function, not a table: the loaders are defined by console-pages.js, which runs after this script.
-const pages = () => ({ overview: loadOverview, keys: loadKeys, workers: loadWorkers, playground: async () => {},
+const pages = () => ({ overview: loadOverview, keys: loadKeys, workers: loadWorkers, playground: loadPlayground,
   captures: loadCaptures });
 
 function route() {
@@ -91,6 +91,7 @@ async function start() {
   document.getElementById("ad-unload").addEventListener("click", () => adapter(null, false).catch(() => {}));
   document.getElementById("wa-spec").value = JSON.stringify({ name: "new-worker", kind: "vllm",
     base_url: "http://127.0.0.1:8000/v1", models: [{ name: "chat", upstream_id: "my-model" }] }, null, 2);
+  document.getElementById("cases-form").addEventListener("submit", (e) => runCases(e).catch(() => {}));
   document.getElementById("explain-form").addEventListener("submit", (e) => explain(e).catch(() => {}));
   document.getElementById("pg-surface").addEventListener("change", fillSample);
   document.getElementById("reload-catalog").addEventListener("click", () => api("POST", "/reload")
