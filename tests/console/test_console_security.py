@@ -113,7 +113,8 @@ def test_each_change_is_logged_with_the_admin_key_id(console_gateway: ServerThre
         assert actions == [("worker_drain", "key_admin", "sim-a"), ("worker_resume", "key_admin", "sim-a")]
 
 
-def test_the_catalog_reloads_and_its_route_cases_are_read_from_the_console(vllm_sim: SimulatorThread, tmp_path: Path) -> None:
+def test_the_catalog_reloads_and_its_route_cases_are_read_from_the_console(vllm_sim: SimulatorThread,
+                                                                          tmp_path: Path) -> None:
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("sim-a", vllm_sim.url)]))
     cases = "cases:\n  - {request: {messages: [{role: user, content: hi}]}, expect: chat}\n"
