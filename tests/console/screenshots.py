@@ -21,6 +21,16 @@ OUT = Path(__file__).resolve().parents[2] / "docs" / "console"
 PROMPTS = ("Give me a motivation tip", "A quick reminder to drink water", "Plan my week of running",
            "Write a haiku about routers")
 
+ROUTE_CASES = """cases:
+  - name: reminders go to the quick model
+    request: {messages: [{role: user, content: "a quick reminder to stretch"}]}
+    expect: quick
+    route: quick-rule
+  - name: everything else goes to chat
+    request: {messages: [{role: user, content: "Plan my week of running"}]}
+    expect: chat
+"""
+
 
 def make_traffic(page: Page, url: str) -> str:
     """A key made in the console, used by the SDK; returns the request id of one captured answer."""
@@ -86,6 +96,9 @@ def main() -> int:
             '{"messages": [{"role": "user", "content": "a quick reminder to stretch"}]}')
         page.get_by_role("button", name="Explain").click()
         expect(page.locator("#pg-route")).to_have_text("quick-rule")
+        page.get_by_label("Route cases (YAML, as llm-gateway routes test reads them)").fill(ROUTE_CASES)
+        page.get_by_role("button", name="Run route cases").click()
+        expect(page.locator("#cases-result li.total")).to_be_visible()
         photograph(page, "playground")
         page.get_by_role("link", name="Overview").click()
         expect(page.locator("#models-table")).to_contain_text("chat")
