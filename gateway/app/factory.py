@@ -18,6 +18,7 @@ from gateway.auth.configured_keys import configured_keys, keys_required
 from gateway.cache.response_cache import ResponseCache
 from gateway.capture.config import CaptureConfig
 from gateway.capture.interactions import InteractionCapture
+from gateway.http.console import console_router
 from gateway.http.drain_gate import DrainGate
 from gateway.http.error_rendering import ErrorShape, exception_handler
 from gateway.http.fast_path import InferenceASGI
@@ -113,7 +114,11 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *workers_routes(runtimes, stores.overlays, authenticator, control),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
                         *mobile_routes(inference, runtimes, authenticator, stores.sessions, settings.extra,
-                                       control)],
+                                       control),
+                        console_router(authenticator=authenticator, keys=stores.keys, limits=stores.limits,
+                                       runtimes=runtimes, overlays=stores.overlays, control=control, capture=capture,
+                                       metrics=metrics,
+                                       secret=settings.extra.get("GATEWAY_CONSOLE_SECRET", ""))],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: exception_handler(_error_shapes(surfaces))},
