@@ -99,15 +99,23 @@ class ClusterWire:
                          timeout_s: float | None) -> list[Any]:
         """Each node's share in one write, all nodes at once; replies in the callers' order."""
         shares: dict[Node, list[int]] = {}
+        broadcast: list[int] = []
         for index, args in enumerate(parsed):
-            shares.setdefault(self._node_for(owners, args), []).append(index)
+            if args[0].upper() in BROADCAST:
+                broadcast.append(index)
+            else:
+                shares.setdefault(self._node_for(owners, args), []).append(index)
         replies: list[Any] = [None] * len(parsed)
 
         async def send(node: Node, indexes: list[int]) -> None:
             data = b"".join(encode_command(parsed[i]) for i in indexes)
             for index, reply in zip(indexes, await self._on_node(node, data, len(indexes), timeout_s), strict=True):
                 replies[index] = reply
-        await asyncio.gather(*(send(node, indexes) for node, indexes in shares.items()))
+
+        async def send_everywhere(index: int) -> None:
+            replies[index] = await self._broadcast(encode_command(parsed[index]), timeout_s)
+        await asyncio.gather(*(send(node, indexes) for node, indexes in shares.items()),
+                             *(send_everywhere(index) for index in broadcast))
         return replies
 
     async def _broadcast(self, data: bytes, timeout_s: float | None) -> Any:
