@@ -44,6 +44,36 @@ def command_key(args: list[bytes]) -> bytes | None:
     return args[1]
 
 
+def command_head(data: bytes, start: int = 0, *, find_end: bool = True) -> tuple[list[bytes], int]:
+    """The first four arguments of the RESP command at `start` of `data` (enough to find its key) and
+    where the command ends (-1 unless `find_end`: then the rest is not read)."""
+    end = data.index(b"\r\n", start)
+    count = int(data[start + 1:end])
+    position = end + 2
+    head: list[bytes] = []
+    for index in range(count):
+        end = data.index(b"\r\n", position)
+        length = int(data[position + 1:end])
+        position = end + 2
+        if index < 4:
+            head.append(data[position:position + length])
+        elif not find_end:
+            return head, -1
+        position += length + 2
+    return head, position
+
+
+def split_commands(data: bytes, count: int) -> list[tuple[bytes, list[bytes]]]:
+    """Each of the `count` RESP commands in `data`: its bytes and its first four arguments."""
+    commands = []
+    start = 0
+    for _ in range(count):
+        head, end = command_head(data, start)
+        commands.append((data[start:end], head))
+        start = end
+    return commands
+
+
 def slot_map(reply: list[Any], asked: Node) -> list[Node | None]:
     """The primary serving each slot, from a CLUSTER SLOTS reply (`asked`: the node that answered, whose
     host stands in for an empty or `?` one); None for a slot nobody serves."""

@@ -21,11 +21,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from gateway.shared_state.cluster_slots import BROADCAST, command_key, key_slot, redirection, slot_map
+from gateway.shared_state.cluster_slots import (
+    BROADCAST,
+    command_head,
+    command_key,
+    key_slot,
+    redirection,
+    slot_map,
+    split_commands,
+)
 from gateway.shared_state.redis_urls import Node, RedisEndpoints
 from gateway.shared_state.redis_wire import Arg, Command, RedisAddress, RedisWire, encode_command
 
@@ -46,7 +53,6 @@ class ClusterWire:
         self._refreshed_at = 0.0
         self._refreshing: asyncio.Lock | None = None
         self._background: asyncio.Task[None] | None = None
-        self._parser = hiredis.Reader()
 
     async def call(self, *command: Arg, timeout_s: float | None = None) -> Any:
         reply = (await self.request(encode_command(command), 1, timeout_s))[0]
@@ -59,14 +65,16 @@ class ClusterWire:
 
     async def request(self, data: bytes, count: int, timeout_s: float | None = None) -> list[Any]:
         owners = self._owners if self._owners is not None else await self._refresh(force=False)
-        parsed = self._parse(data, count)
         if count == 1:
-            replies = await self._send_one(owners, parsed[0], data, timeout_s)
-        else:
-            replies = await self._send_many(owners, parsed, timeout_s)
+            replies = await self._send_one(owners, command_head(data, find_end=False)[0], data, timeout_s)
+            if (moved := redirection(replies[0])) is not None:
+                replies[0] = await self._redirected(moved, data, timeout_s)
+            return replies
+        commands = split_commands(data, count)
+        replies = await self._send_many(owners, commands, timeout_s)
         for index, reply in enumerate(replies):
             if (moved := redirection(reply)) is not None:
-                replies[index] = await self._redirected(moved, parsed[index], timeout_s)
+                replies[index] = await self._redirected(moved, commands[index][0], timeout_s)
         return replies
 
     def send_nowait(self, data: bytes, count: int) -> list[asyncio.Future[Any]] | None:
@@ -74,7 +82,7 @@ class ClusterWire:
         then uses `request`). A MOVED among the replies makes the next call refresh the slot map."""
         if self._owners is None:
             return None
-        nodes = {self._node_for(self._owners, args) for args in self._parse(data, count)}
+        nodes = {self._node_for(self._owners, head) for _, head in split_commands(data, count)}
         if len(nodes) != 1:
             return None
         futures = self._wire(nodes.pop()).send_nowait(data, count)
@@ -95,25 +103,25 @@ class ClusterWire:
             return [await self._broadcast(data, timeout_s)]
         return await self._on_node(self._node_for(owners, args), data, 1, timeout_s)
 
-    async def _send_many(self, owners: list[Node | None], parsed: list[list[bytes]],
+    async def _send_many(self, owners: list[Node | None], commands: list[tuple[bytes, list[bytes]]],
                          timeout_s: float | None) -> list[Any]:
         """Each node's share in one write, all nodes at once; replies in the callers' order."""
         shares: dict[Node, list[int]] = {}
         broadcast: list[int] = []
-        for index, args in enumerate(parsed):
-            if args[0].upper() in BROADCAST:
+        for index, (_, head) in enumerate(commands):
+            if head[0].upper() in BROADCAST:
                 broadcast.append(index)
             else:
-                shares.setdefault(self._node_for(owners, args), []).append(index)
-        replies: list[Any] = [None] * len(parsed)
+                shares.setdefault(self._node_for(owners, head), []).append(index)
+        replies: list[Any] = [None] * len(commands)
 
         async def send(node: Node, indexes: list[int]) -> None:
-            data = b"".join(encode_command(parsed[i]) for i in indexes)
+            data = b"".join(commands[i][0] for i in indexes)
             for index, reply in zip(indexes, await self._on_node(node, data, len(indexes), timeout_s), strict=True):
                 replies[index] = reply
 
         async def send_everywhere(index: int) -> None:
-            replies[index] = await self._broadcast(encode_command(parsed[index]), timeout_s)
+            replies[index] = await self._broadcast(commands[index][0], timeout_s)
         await asyncio.gather(*(send(node, indexes) for node, indexes in shares.items()),
                              *(send_everywhere(index) for index in broadcast))
         return replies
@@ -124,10 +132,9 @@ class ClusterWire:
         errors = [reply[0] for reply in replies if isinstance(reply[0], RedisError)]
         return errors[0] if errors else replies[0][0]
 
-    async def _redirected(self, moved: tuple[str, int, Node], args: list[bytes], timeout_s: float | None) -> Any:
-        """The reply of a command sent again where a MOVED or ASK sent it (once)."""
+    async def _redirected(self, moved: tuple[str, int, Node], data: bytes, timeout_s: float | None) -> Any:
+        """The reply of a command (`data`) sent again where a MOVED or ASK sent it (once)."""
         kind, slot, node = moved
-        data = encode_command(args)
         if kind == "ASK":
             return (await self._on_node(node, _ASKING + data, 2, timeout_s))[1]
         if self._owners is not None:
@@ -148,10 +155,6 @@ class ClusterWire:
         if node is None:
             raise RedisConnectionError("redis cluster: no node serves this key's slot")
         return node
-
-    def _parse(self, data: bytes, count: int) -> list[list[bytes]]:
-        self._parser.feed(data)
-        return [self._parser.gets() for _ in range(count)]
 
     def _wire(self, node: Node) -> RedisWire:
         wire = self._wires.get(node)

@@ -101,8 +101,9 @@ def _sentinel_client(endpoints: RedisEndpoints, *, max_connections: int, **optio
     if endpoints.tls:
         options["connection_class"] = SentinelManagedSSLConnection
     client: redis.asyncio.Redis = sentinel.master_for(
-        endpoints.service, redis_class=_SentinelManagedRedis, connection_pool_class=SentinelConnectionPool, username=endpoints.username,
-        password=endpoints.password, db=endpoints.db, max_connections=max_connections, **options)
+        endpoints.service, redis_class=_SentinelManagedRedis, connection_pool_class=SentinelConnectionPool,
+        username=endpoints.username, password=endpoints.password, db=endpoints.db,
+        max_connections=max_connections, **options)
     return client
 
 
