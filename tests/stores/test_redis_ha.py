@@ -1,0 +1,138 @@
+"""Redis Cluster and Sentinel against real servers: the hot path follows ASK and MOVED when a slot
+migrates, limits stay exact through a cluster failover and a Sentinel failover, the control plane finds
+the new primary too; and every script's and pipeline's keys share one slot (so no command is CROSSSLOT)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis
+
+from gateway.app.store_factory import stores_from_settings
+from gateway.auth import KeyLimits, RedisKeyStore, new_key, new_secret
+from gateway.errors import StoreUnavailable
+from gateway.limits import RedisLimitStore
+from gateway.limits.redis_commands import LimitCommands
+from gateway.settings import SettingsError, load_settings
+from gateway.shared_state.cluster_slots import key_slot
+from gateway.shared_state.hot_path import HotPathRedis, connect_hot_path
+from gateway.shared_state.redis_client import connect_redis
+from gateway.shared_state.redis_urls import RedisUrlError, parse_redis_url
+from testkit.loopback import LOOPBACK
+from testkit.redis_cluster import RedisClusterServers
+from testkit.redis_sentinel import RedisSentinelServers
+from tests.stores.conftest import GENEROUS_TIMEOUTS
+
+LIMIT = KeyLimits(requests_per_minute=10)
+RECOVERY_S = 15.0
+
+
+def test_cluster_and_sentinel_urls_are_read() -> None:
+    cluster = parse_redis_url("rediss+cluster://app:s%40cret@a:7000,b,[::1]:7002")
+    assert (cluster.kind, cluster.tls, cluster.username, cluster.password) == ("cluster", True, "app", "s@cret")
+    assert cluster.nodes == (("a", 7000), ("b", 6379), ("::1", 7002))
+    sentinel = parse_redis_url("redis+sentinel://:pw@s1:26379,s2/mymaster/2?sentinel_password=sp")
+    assert (sentinel.kind, sentinel.service, sentinel.db, sentinel.password) == ("sentinel", "mymaster", 2, "pw")
+    assert sentinel.nodes == (("s1", 26379), ("s2", 26379)) and sentinel.sentinel_password == "sp"
+    assert sentinel.node_url(("10.0.0.5", 6380)) == "redis://:pw@10.0.0.5:6380/2"
+    for bad in ["redis+cluster://a:70000", "redis+cluster://a:1/3", "redis+sentinel://s1:26379",
+                "redis+sentinel://s1/svc/x", "memcached://a:1", "redis+cluster://:1"]:
+        with pytest.raises(RedisUrlError):
+            parse_redis_url(bad)
+
+
+def test_an_unreadable_redis_url_stops_the_gateway_at_start() -> None:
+    settings = load_settings({"REDIS_URL": "redis+sentinel://127.0.0.1:26379"})
+    with pytest.raises(SettingsError, match="service name"):
+        stores_from_settings(settings)
+
+
+def test_every_script_and_pipeline_names_keys_of_one_slot() -> None:
+    keys = LimitCommands("llmgw:", 60.0, 300.0).keys("key:key_0123", "lease")
+    assert len({key_slot(key.encode()) for key in [*keys, keys[3] + ":2026-12"]}) == 1
+    assert key_slot(b"llmgw:cache:{abc}") == key_slot(b"llmgw:cache:lock:{abc}")
+
+
+async def admitted(store: RedisLimitStore, attempts: int) -> int:
+    return sum([(await store.admit("key_ha", LIMIT, 1)).allowed for _ in range(attempts)])
+
+
+async def until_answered(store: RedisLimitStore) -> float:
+    """Seconds until `store` decides again (StoreUnavailable meanwhile); the decision's `allowed`."""
+    start = time.monotonic()
+    while True:
+        try:
+            await store.usage("key_ha", LIMIT)
+            return time.monotonic() - start
+        except StoreUnavailable:
+            assert time.monotonic() - start < RECOVERY_S, "the store did not recover"
+            await asyncio.sleep(0.05)
+
+
+def _node_client(port: int) -> redis.Redis:
+    return redis.Redis(host=LOOPBACK, port=port, socket_timeout=5.0)
+
+
+async def test_the_hot_path_follows_ask_then_moved_as_a_slot_migrates(redis_cluster: RedisClusterServers) -> None:
+    wire: HotPathRedis = connect_hot_path(redis_cluster.url, connect_timeout_s=5.0)
+    try:
+        assert await wire.call("GET", "{mig}k") is None  # reads the slot map
+        slot = key_slot(b"{mig}k")
+        source = redis_cluster.primary_for(b"{mig}k")
+        target = next(n for n in redis_cluster.nodes[:3] if n is not source and redis_cluster.role(n) == "master")
+        source_id, target_id = redis_cluster.node_id(source), redis_cluster.node_id(target)
+        _node_client(target.port).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        _node_client(source.port).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        assert await wire.call("SET", "{mig}k", "v") == b"OK"  # ASK (absent on the source): ASKING + SET there
+        assert _node_client(source.port).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+        redis_cluster.move_slot(slot, target)
+        assert await wire.call("GET", "{mig}k") == b"v"  # MOVED from the source, map refreshed
+        assert await wire.pipeline([("SET", "{mig}j", "w"), ("GET", "{mig}j"), ("GET", "other")]) == [
+            b"OK", b"w", None]
+    finally:
+        await wire.close()
+
+
+async def test_limits_and_keys_survive_cluster_failovers(redis_cluster: RedisClusterServers) -> None:
+    store = RedisLimitStore(connect_hot_path(redis_cluster.url, connect_timeout_s=1.0), window_s=600, timeout_s=1.0)
+    keys = RedisKeyStore(connect_redis(redis_cluster.url, **GENEROUS_TIMEOUTS))
+    secret = new_secret()
+    key = new_key(secret)
+    try:
+        await keys.add(key)
+        assert await admitted(store, 4) == 4
+        primary = redis_cluster.primary_for(b"llmgw:rl:{key_ha}:req")
+        redis_cluster.fail_over(redis_cluster.replica_of(primary))  # graceful: nothing is lost
+        assert await admitted(store, 10) == 6  # exactly the limit across the failover
+        assert (await keys.find(key.secret_hash)) is not None
+        new_primary = redis_cluster.primary_for(b"llmgw:rl:{key_ha}:req")
+        new_primary.kill()  # the old primary, now a replica, is promoted after the node timeout
+        recovery_s = await until_answered(store)
+        assert recovery_s < RECOVERY_S
+        assert await admitted(store, 3) == 0  # the counters were replicated before the kill
+        assert (await keys.find(key.secret_hash)) is not None
+    finally:
+        await store.close()
+        await keys.close()
+
+
+async def test_limits_and_keys_follow_a_sentinel_failover(redis_sentinel: RedisSentinelServers) -> None:
+    store = RedisLimitStore(connect_hot_path(redis_sentinel.url, connect_timeout_s=1.0), window_s=600, timeout_s=1.0)
+    keys = RedisKeyStore(connect_redis(redis_sentinel.url, **GENEROUS_TIMEOUTS))
+    key = new_key(new_secret())
+    try:
+        await keys.add(key)
+        assert await admitted(store, 4) == 4
+        _node_client(redis_sentinel.primary().port).execute_command("WAIT", 1, 2000)
+        new_primary = redis_sentinel.fail_over()
+        await until_answered(store)
+        assert await admitted(store, 10) == 6
+        assert _node_client(new_primary.port).exists("llmgw:rl:{key_ha}:req") == 1  # written to the new primary
+        assert (await keys.find(key.secret_hash)) is not None
+        await keys.revoke(key.id)  # a write: reaches the new primary, not READONLY on the old one
+        assert (await keys.find(key.secret_hash)) is None
+    finally:
+        await store.close()
+        await keys.close()
