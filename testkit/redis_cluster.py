@@ -15,6 +15,7 @@ import binascii
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -36,8 +37,16 @@ def key_slot(key: bytes) -> int:
     return binascii.crc_hqx(key, 0) % SLOTS
 
 
-def _client(server: RedisServer) -> redis.Redis:
-    return redis.Redis(host=LOOPBACK, port=server.port, socket_timeout=5.0, decode_responses=True)
+def node_command(port: int, *args: object) -> Any:
+    """One command to the server on `port` (decoded replies), on a connection of its own."""
+    with redis.Redis(host=LOOPBACK, port=port, socket_timeout=5.0, decode_responses=True) as client:
+        return client.execute_command(*args)
+
+
+def node_info(server: RedisServer, section: str) -> dict[str, Any]:
+    with redis.Redis(host=LOOPBACK, port=server.port, socket_timeout=5.0, decode_responses=True) as client:
+        info: dict[str, Any] = client.info(section)
+        return info
 
 
 def wait_until(check: object, what: str, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -77,38 +86,38 @@ class RedisClusterServers:
         share = SLOTS // len(primaries)
         for i, node in enumerate(primaries):
             last = SLOTS - 1 if i == len(primaries) - 1 else (i + 1) * share - 1
-            _client(node).execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+            node_command(node.port, "CLUSTER", "ADDSLOTSRANGE", i * share, last)
         for node in self.nodes[1:]:
-            _client(node).execute_command("CLUSTER", "MEET", LOOPBACK, self.nodes[0].port,
+            node_command(node.port, "CLUSTER", "MEET", LOOPBACK, self.nodes[0].port,
                                            self._bus_port(self.nodes[0]))
         wait_until(lambda: all(len(self._nodes_lines(node)) == len(self.nodes) for node in self.nodes),
                    "every node knows every other")
         for primary, replica in zip(primaries, replicas, strict=True):
-            _client(replica).execute_command("CLUSTER", "REPLICATE", self.node_id(primary))
+            node_command(replica.port, "CLUSTER", "REPLICATE", self.node_id(primary))
         self.wait_ready()
 
     def wait_ready(self) -> None:
         """Until every running node says the cluster is ok and every shard has a synced replica."""
         def ready() -> bool:
             running = [node for node in self.nodes if node.running]
-            if not all("cluster_state:ok" in str(_client(node).execute_command("CLUSTER", "INFO"))
+            if not all("cluster_state:ok" in str(node_command(node.port, "CLUSTER", "INFO"))
                        for node in running):
                 return False
-            return all(_client(node).info("replication").get("master_link_status") == "up"
+            return all(node_info(node, "replication").get("master_link_status") == "up"
                        for node in running if self.role(node) == "slave")
         wait_until(ready, "cluster_state ok with replicas in sync")
 
     def node_id(self, node: RedisServer) -> str:
-        return str(_client(node).execute_command("CLUSTER", "MYID"))
+        return str(node_command(node.port, "CLUSTER", "MYID"))
 
     def role(self, node: RedisServer) -> str:
-        return str(_client(node).info("replication")["role"])
+        return str(node_info(node, "replication")["role"])
 
     def primary_for(self, key: bytes) -> RedisServer:
         """The node that serves `key`'s slot now (asked of a running node)."""
         slot = key_slot(key)
         asker = next(node for node in self.nodes if node.running)
-        for start, end, primary, *_ in _client(asker).execute_command("CLUSTER", "SLOTS"):
+        for start, end, primary, *_ in node_command(asker.port, "CLUSTER", "SLOTS"):
             if start <= slot <= end:
                 return next(node for node in self.nodes if node.port == int(primary[1]))
         raise RuntimeError(f"slot {slot} is not served")
@@ -123,7 +132,7 @@ class RedisClusterServers:
 
     def fail_over(self, replica: RedisServer) -> None:
         """CLUSTER FAILOVER on `replica`: it becomes its shard's primary, the old primary its replica."""
-        _client(replica).execute_command("CLUSTER", "FAILOVER")
+        node_command(replica.port, "CLUSTER", "FAILOVER")
         wait_until(lambda: self.role(replica) == "master", "the failover")
         self.wait_ready()
 
@@ -132,18 +141,18 @@ class RedisClusterServers:
         target_id = self.node_id(target)
         for node in self.nodes:
             if node.running and self.role(node) == "master":
-                _client(node).execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+                node_command(node.port, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
         wait_until(lambda: all(self._serves(node, slot, target.port) for node in self.nodes if node.running),
                    f"slot {slot} on port {target.port} everywhere")
 
     def _serves(self, asker: RedisServer, slot: int, port: int) -> bool:
-        for start, end, primary, *_ in _client(asker).execute_command("CLUSTER", "SLOTS"):
+        for start, end, primary, *_ in node_command(asker.port, "CLUSTER", "SLOTS"):
             if start <= slot <= end:
                 return int(primary[1]) == port
         return False
 
     def _nodes_lines(self, node: RedisServer) -> list[str]:
-        return [line for line in str(_client(node).execute_command("CLUSTER", "NODES")).splitlines() if line]
+        return [line for line in str(node_command(node.port, "CLUSTER", "NODES")).splitlines() if line]
 
     @staticmethod
     def _bus_port(node: RedisServer) -> int:

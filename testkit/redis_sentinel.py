@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from types import TracebackType
 
-import redis
-
 from testkit.loopback import LOOPBACK
-from testkit.redis_cluster import wait_until
+from testkit.redis_cluster import node_command, node_info, wait_until
 from testkit.redis_server import RedisServer
 
 SERVICE = "mymaster"
 DOWN_AFTER_MS = 1000
 
 
-def _client(port: int) -> redis.Redis:
-    return redis.Redis(host=LOOPBACK, port=port, socket_timeout=5.0, decode_responses=True)
 
 
 def _sentinel_config(primary_port: int) -> str:
@@ -56,12 +52,11 @@ class RedisSentinelServers:
         """Until the replica is in sync and every Sentinel knows the replica and the other Sentinels."""
         def ready() -> bool:
             replica = self.replica()
-            if _client(replica.port).info("replication").get("master_link_status") != "up":
+            if node_info(replica, "replication").get("master_link_status") != "up":
                 return False
             for sentinel in self.sentinels:
-                client = _client(sentinel.port)
-                replicas = client.execute_command("SENTINEL", "REPLICAS", SERVICE)
-                others = client.execute_command("SENTINEL", "SENTINELS", SERVICE)
+                replicas = node_command(sentinel.port, "SENTINEL", "REPLICAS", SERVICE)
+                others = node_command(sentinel.port, "SENTINEL", "SENTINELS", SERVICE)
                 if len(others) != len(self.sentinels) - 1 or not any(
                         "s_down" not in str(entry) and str(replica.port) in str(entry) for entry in replicas):
                     return False
@@ -69,7 +64,7 @@ class RedisSentinelServers:
         wait_until(ready, "sentinels see the replica and each other")
 
     def primary(self) -> RedisServer:
-        _host, port = _client(self.sentinels[0].port).execute_command(
+        _host, port = node_command(self.sentinels[0].port,
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
         return next(server for server in self.servers if server.port == int(port))
 
@@ -81,11 +76,11 @@ class RedisSentinelServers:
         """SENTINEL FAILOVER: the replica is promoted; the new primary once every Sentinel names it (the old
         one rejoins as its replica some seconds later: `wait_ready` before failing over again)."""
         old = self.primary()
-        _client(self.sentinels[0].port).execute_command("SENTINEL", "FAILOVER", SERVICE)
+        node_command(self.sentinels[0].port, "SENTINEL", "FAILOVER", SERVICE)
         new = next(server for server in self.servers if server is not old)
         wait_until(lambda: all(
-            int(_client(s.port).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1]) == new.port
-            for s in self.sentinels) and _client(new.port).info("replication")["role"] == "master",
+            int(node_command(s.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1]) == new.port
+            for s in self.sentinels) and node_info(new, "replication")["role"] == "master",
             "the new primary named by every sentinel")
         return new
 

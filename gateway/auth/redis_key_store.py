@@ -70,7 +70,7 @@ class RedisKeyStore:
         expire_at_ms = None if key.expires_at is None else int((key.expires_at + EXPIRY_GRACE_S) * 1000)
         with translate_redis_errors("add key"):
             previous = await self._redis.set(self._by_id(key.id), key.secret_hash, pxat=expire_at_ms, get=True)
-            if previous is not None and _text(previous) != key.secret_hash:
+            if isinstance(previous, bytes | str) and _text(previous) != key.secret_hash:
                 await self._redis.delete(self._record(_text(previous)))
             await self._redis.set(self._record(key.secret_hash), msgspec.json.encode(key), pxat=expire_at_ms)
 

@@ -8,7 +8,6 @@ import asyncio
 import time
 
 import pytest
-import redis
 
 from gateway.app.store_factory import stores_from_settings
 from gateway.auth import KeyLimits, RedisKeyStore, new_key, new_secret
@@ -20,8 +19,7 @@ from gateway.shared_state.cluster_slots import key_slot
 from gateway.shared_state.hot_path import HotPathRedis, connect_hot_path
 from gateway.shared_state.redis_client import connect_redis
 from gateway.shared_state.redis_urls import RedisUrlError, parse_redis_url
-from testkit.loopback import LOOPBACK
-from testkit.redis_cluster import RedisClusterServers
+from testkit.redis_cluster import RedisClusterServers, node_command
 from testkit.redis_sentinel import RedisSentinelServers
 from tests.stores.conftest import GENEROUS_TIMEOUTS
 
@@ -71,10 +69,6 @@ async def until_answered(store: RedisLimitStore) -> float:
             await asyncio.sleep(0.05)
 
 
-def _node_client(port: int) -> redis.Redis:
-    return redis.Redis(host=LOOPBACK, port=port, socket_timeout=5.0)
-
-
 async def test_the_hot_path_follows_ask_then_moved_as_a_slot_migrates(redis_cluster: RedisClusterServers) -> None:
     wire: HotPathRedis = connect_hot_path(redis_cluster.url, connect_timeout_s=5.0)
     try:
@@ -83,10 +77,10 @@ async def test_the_hot_path_follows_ask_then_moved_as_a_slot_migrates(redis_clus
         source = redis_cluster.primary_for(b"{mig}k")
         target = next(n for n in redis_cluster.nodes[:3] if n is not source and redis_cluster.role(n) == "master")
         source_id, target_id = redis_cluster.node_id(source), redis_cluster.node_id(target)
-        _node_client(target.port).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-        _node_client(source.port).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        node_command(target.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        node_command(source.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
         assert await wire.call("SET", "{mig}k", "v") == b"OK"  # ASK (absent on the source): ASKING + SET there
-        assert _node_client(source.port).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+        assert node_command(source.port, "CLUSTER", "COUNTKEYSINSLOT", slot) == 0
         redis_cluster.move_slot(slot, target)
         assert await wire.call("GET", "{mig}k") == b"v"  # MOVED from the source, map refreshed
         assert await wire.pipeline([("SET", "{mig}j", "w"), ("GET", "{mig}j"), ("GET", "other")]) == [
@@ -125,11 +119,11 @@ async def test_limits_and_keys_follow_a_sentinel_failover(redis_sentinel: RedisS
     try:
         await keys.add(key)
         assert await admitted(store, 4) == 4
-        _node_client(redis_sentinel.primary().port).execute_command("WAIT", 1, 2000)
+        node_command(redis_sentinel.primary().port, "WAIT", 1, 2000)
         new_primary = redis_sentinel.fail_over()
         await until_answered(store)
         assert await admitted(store, 10) == 6
-        assert _node_client(new_primary.port).exists("llmgw:rl:{key_ha}:req") == 1  # written to the new primary
+        assert node_command(new_primary.port, "EXISTS", "llmgw:rl:{key_ha}:req") == 1  # written to the new primary
         assert (await keys.find(key.secret_hash)) is not None
         await keys.revoke(key.id)  # a write: reaches the new primary, not READONLY on the old one
         assert (await keys.find(key.secret_hash)) is None
