@@ -11,6 +11,7 @@ import pytest
 
 from gateway.app.store_factory import stores_from_settings
 from gateway.auth import KeyLimits, RedisKeyStore, new_key, new_secret
+from gateway.cache.stores import CacheStore
 from gateway.errors import StoreUnavailable
 from gateway.limits import RedisLimitStore
 from gateway.limits.redis_commands import LimitCommands
@@ -21,7 +22,7 @@ from gateway.shared_state.redis_client import connect_redis
 from gateway.shared_state.redis_urls import RedisUrlError, parse_redis_url
 from testkit.redis_cluster import RedisClusterServers, node_command
 from testkit.redis_sentinel import RedisSentinelServers
-from tests.stores.conftest import GENEROUS_TIMEOUTS
+from tests.stores.conftest import GENEROUS_TIMEOUTS, eventually, shape_url
 
 LIMIT = KeyLimits(requests_per_minute=10)
 RECOVERY_S = 15.0
@@ -51,6 +52,31 @@ def test_every_script_and_pipeline_names_keys_of_one_slot() -> None:
     keys = LimitCommands("llmgw:", 60.0, 300.0).keys("key:key_0123", "lease")
     assert len({key_slot(key.encode()) for key in [*keys, keys[3] + ":2026-12"]}) == 1
     assert key_slot(b"llmgw:cache:{abc}") == key_slot(b"llmgw:cache:lock:{abc}")
+
+
+@pytest.mark.parametrize("shape", ["cluster", "sentinel"])
+async def test_the_gateways_stores_all_work_on_a_cluster_and_on_sentinel(request: pytest.FixtureRequest,
+                                                                       shape: str) -> None:
+    stores = stores_from_settings(load_settings({"REDIS_URL": shape_url(request, shape)}))
+    key = new_key(new_secret())
+    try:
+        await stores.keys.add(key)
+        assert (await stores.keys.find(key.secret_hash)) == key
+        assert key in await stores.keys.all()
+        assert (await stores.limits.admit(f"factory-{shape}", LIMIT, 1)).allowed
+        entry = f"factory-{shape}-{time.time()}"
+        assert await stores.cache.get_or_lock(entry, 5.0) == (None, True)
+        assert stores.cache.put_and_unlock_soon(entry, b"answer", 60.0)
+        await eventually(lambda: _cached(stores.cache, entry))
+        overlay = await stores.overlays.get()
+        await stores.overlays.put(overlay)
+        assert await stores.keys.revoke(key.id)
+    finally:
+        await stores.close()
+
+
+async def _cached(cache: CacheStore, entry: str) -> bool:
+    return await cache.get(entry) == b"answer"
 
 
 async def admitted(store: RedisLimitStore, attempts: int) -> int:
