@@ -20,8 +20,9 @@ _SCRIPT_CALLS = frozenset({b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCA
 _KEYLESS = frozenset({b"PING", b"ECHO", b"SCRIPT", b"CLUSTER", b"INFO", b"ROLE", b"CLIENT", b"HELLO",
                       b"AUTH", b"SELECT", b"ASKING", b"READONLY", b"FUNCTION", b"TIME", b"DBSIZE", b"FLUSHDB",
                       b"FLUSHALL", b"CONFIG", b"COMMAND"})
-BROADCAST = frozenset({b"SCRIPT", b"FUNCTION", b"FLUSHDB", b"FLUSHALL"})
-"""Commands every primary must run (a script loaded on one node is unknown to the others)."""
+BROADCAST = frozenset({b"SCRIPT", b"FUNCTION", b"FLUSHDB", b"FLUSHALL", b"PING"})
+"""Commands every primary must run: a script loaded on one node is unknown to the others; a PING (the
+limit store's probe while Redis is down) answers only when every primary does."""
 
 
 def key_slot(key: bytes) -> int:

@@ -5,8 +5,9 @@ routed by their key's slot (`gateway.shared_state.cluster_slots`).
   call, after a node's connection fails, and after a MOVED (at most every `REFRESH_INTERVAL_S`).
 - A MOVED reply sends its command again to the node it names (and refreshes the map); an ASK reply
   (a slot being migrated) sends ASKING and the command to the node it names, once.
-- A command without a key goes to any primary; SCRIPT and FUNCTION commands go to every primary (a
-  script loaded on one node is unknown to the others) and return the first primary's reply.
+- A command without a key goes to any primary; SCRIPT, FUNCTION and PING go to every primary (a script
+  loaded on one node is unknown to the others; the limit store's probe must see every shard up) and
+  return the first error, else the first primary's reply.
 
 Callers pass commands already in RESP, as to `RedisWire`; the commands of one `request` may span nodes
 (a batch of settles of many subjects): each node gets its share in one write, in order, and the replies
