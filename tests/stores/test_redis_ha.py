@@ -68,6 +68,10 @@ async def test_the_gateways_stores_all_work_on_a_cluster_and_on_sentinel(request
         assert await stores.cache.get_or_lock(entry, 5.0) == (None, True)
         assert stores.cache.put_and_unlock_soon(entry, b"answer", 60.0)
         await eventually(lambda: _cached(stores.cache, entry))
+        session = f"key:{key.id}:morning"
+        await stores.sessions.append(session, [{"role": "user", "content": "hi"}], context_type="chat",
+                                     budget_tokens=1000, ttl_s=60.0)  # WATCH / MULTI on one key
+        assert (await stores.sessions.get(session)) is not None and await stores.sessions.delete(session)
         overlay = await stores.overlays.get()
         await stores.overlays.put(overlay)
         assert await stores.keys.revoke(key.id)
