@@ -14,44 +14,17 @@ from gateway.auth import KeyLimits, RedisKeyStore, new_key, new_secret
 from gateway.cache.stores import CacheStore
 from gateway.errors import StoreUnavailable
 from gateway.limits import RedisLimitStore
-from gateway.limits.redis_commands import LimitCommands
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import load_settings
 from gateway.shared_state.cluster_slots import key_slot
 from gateway.shared_state.hot_path import HotPathRedis, connect_hot_path
 from gateway.shared_state.redis_client import connect_redis
-from gateway.shared_state.redis_urls import RedisUrlError, parse_redis_url
+from testkit.loopback import LOOPBACK, free_port
 from testkit.redis_cluster import RedisClusterServers, node_command
 from testkit.redis_sentinel import RedisSentinelServers
 from tests.stores.conftest import GENEROUS_TIMEOUTS, eventually, shape_url
 
 LIMIT = KeyLimits(requests_per_minute=10)
 RECOVERY_S = 15.0
-
-
-def test_cluster_and_sentinel_urls_are_read() -> None:
-    cluster = parse_redis_url("rediss+cluster://app:s%40cret@a:7000,b,[::1]:7002")
-    assert (cluster.kind, cluster.tls, cluster.username, cluster.password) == ("cluster", True, "app", "s@cret")
-    assert cluster.nodes == (("a", 7000), ("b", 6379), ("::1", 7002))
-    sentinel = parse_redis_url("redis+sentinel://:pw@s1:26379,s2/mymaster/2?sentinel_password=sp")
-    assert (sentinel.kind, sentinel.service, sentinel.db, sentinel.password) == ("sentinel", "mymaster", 2, "pw")
-    assert sentinel.nodes == (("s1", 26379), ("s2", 26379)) and sentinel.sentinel_password == "sp"
-    assert sentinel.node_url(("10.0.0.5", 6380)) == "redis://:pw@10.0.0.5:6380/2"
-    for bad in ["redis+cluster://a:70000", "redis+cluster://a:1/3", "redis+sentinel://s1:26379",
-                "redis+sentinel://s1/svc/x", "memcached://a:1", "redis+cluster://:1"]:
-        with pytest.raises(RedisUrlError):
-            parse_redis_url(bad)
-
-
-def test_an_unreadable_redis_url_stops_the_gateway_at_start() -> None:
-    settings = load_settings({"REDIS_URL": "redis+sentinel://127.0.0.1:26379"})
-    with pytest.raises(SettingsError, match="service name"):
-        stores_from_settings(settings)
-
-
-def test_every_script_and_pipeline_names_keys_of_one_slot() -> None:
-    keys = LimitCommands("llmgw:", 60.0, 300.0).keys("key:key_0123", "lease")
-    assert len({key_slot(key.encode()) for key in [*keys, keys[3] + ":2026-12"]}) == 1
-    assert key_slot(b"llmgw:cache:{abc}") == key_slot(b"llmgw:cache:lock:{abc}")
 
 
 @pytest.mark.parametrize("shape", ["cluster", "sentinel"])
@@ -81,6 +54,21 @@ async def test_the_gateways_stores_all_work_on_a_cluster_and_on_sentinel(request
 
 async def _cached(cache: CacheStore, entry: str) -> bool:
     return await cache.get(entry) == b"answer"
+
+
+@pytest.mark.parametrize("shape", ["cluster", "sentinel"])
+async def test_a_dead_seed_or_sentinel_listed_first_is_skipped(request: pytest.FixtureRequest, shape: str) -> None:
+    url = shape_url(request, shape)
+    scheme, _, rest = url.partition("://")
+    with_dead_first = f"{scheme}://{LOOPBACK}:{free_port()},{rest}"
+    wire = connect_hot_path(with_dead_first, connect_timeout_s=1.0)
+    client = connect_redis(with_dead_first, **GENEROUS_TIMEOUTS)
+    try:
+        assert await wire.call("SET", f"{{dead-seed}}{shape}", "1", "PX", 60_000) == b"OK"
+        assert await client.get(f"{{dead-seed}}{shape}") == b"1"
+    finally:
+        await wire.close()
+        await client.aclose()
 
 
 async def admitted(store: RedisLimitStore, attempts: int) -> int:
