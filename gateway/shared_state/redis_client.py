@@ -50,8 +50,9 @@ def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s
     store does); `health_check_interval_s`: a connection idle this long is PINGed before reuse;
     `max_connections`: the pool's size: a burst of requests shares these connections (one EVALSHA
     takes well under a millisecond) instead of opening one each; `pool_timeout_s`: how long a command
-    waits for a free connection (one server only: a cluster's pool is per node and does not wait). No connection is opened until the first command. Raises `RedisUrlError`
-    for a URL it cannot read.
+    waits for a free connection (one server only: a cluster's pool is per node, Sentinel's does not
+    wait). No connection is opened until the first command. Raises `RedisUrlError` for a URL it cannot
+    read.
     """
     endpoints = parse_redis_url(url)
     options: dict[str, Any] = {
