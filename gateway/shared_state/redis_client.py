@@ -25,6 +25,7 @@ from typing import Any
 
 import redis.asyncio
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedSSLConnection
 from redis.backoff import NoBackoff
@@ -36,6 +37,7 @@ from gateway.shared_state.redis_urls import RedisEndpoints, parse_redis_url
 
 DEFAULT_KEY_PREFIX = "llmgw:"
 CLIENT_NAME = "llm-gateway"
+CLUSTER_POOL_FACTOR = 8
 RedisClient = redis.asyncio.Redis | RedisCluster
 """What the control plane's stores are given: one server's (or Sentinel's primary's) client, or a cluster's."""
 
@@ -50,8 +52,8 @@ def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s
     store does); `health_check_interval_s`: a connection idle this long is PINGed before reuse;
     `max_connections`: the pool's size: a burst of requests shares these connections (one EVALSHA
     takes well under a millisecond) instead of opening one each; `pool_timeout_s`: how long a command
-    waits for a free connection (one server only: a cluster's pool is per node, Sentinel's does not
-    wait). No connection is opened until the first command. Raises `RedisUrlError` for a URL it cannot
+    waits for a free connection (one server or Sentinel; a cluster's pools do not wait, see
+    `_cluster_client`). No connection is opened until the first command. Raises `RedisUrlError` for a URL it cannot
     read.
     """
     endpoints = parse_redis_url(url)
@@ -62,7 +64,7 @@ def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s
     if endpoints.kind == "cluster":
         return _cluster_client(endpoints, max_connections=max_connections, **options)
     if endpoints.kind == "sentinel":
-        return _sentinel_client(endpoints, max_connections=max_connections, **options)
+        return _sentinel_client(endpoints, max_connections=max_connections, pool_timeout_s=pool_timeout_s, **options)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -74,10 +76,16 @@ def connect_redis(url: str, *, connect_timeout_s: float = 0.5, command_timeout_s
 
 def _cluster_client(endpoints: RedisEndpoints, *, max_connections: int, **options: Any) -> RedisCluster:
     """redis-py's cluster client: it reads the slot map from the seed nodes on the first command and
-    again after a MOVED or a lost node (`max_connections` is per node)."""
+    again after a MOVED or a lost node. Its pools (one per node) raise rather than wait when full, so
+    each may open `CLUSTER_POOL_FACTOR` times `max_connections`: a burst opens connections, not errors."""
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in endpoints.nodes],
                         username=endpoints.username, password=endpoints.password, ssl=endpoints.tls,
-                        max_connections=max_connections, **options)
+                        max_connections=max_connections * CLUSTER_POOL_FACTOR, **options)
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (the primary's address asked on each new connection) that waits up to `timeout`
+    for a free connection when full, as the single server's pool does, instead of raising."""
 
 
 class _SentinelManagedRedis(redis.asyncio.Redis):
@@ -91,7 +99,8 @@ class _SentinelManagedRedis(redis.asyncio.Redis):
                 await sentinel.aclose()
 
 
-def _sentinel_client(endpoints: RedisEndpoints, *, max_connections: int, **options: Any) -> redis.asyncio.Redis:
+def _sentinel_client(endpoints: RedisEndpoints, *, max_connections: int, pool_timeout_s: float,
+                     **options: Any) -> redis.asyncio.Redis:
     """A client of the primary that the Sentinels name: each new connection asks them where it is, and a
     connection to a server that is no longer the primary (READONLY, or lost) is dropped."""
     assert endpoints.service is not None  # parse_redis_url requires it for a Sentinel URL
@@ -102,9 +111,9 @@ def _sentinel_client(endpoints: RedisEndpoints, *, max_connections: int, **optio
     if endpoints.tls:
         options["connection_class"] = SentinelManagedSSLConnection
     client: redis.asyncio.Redis = sentinel.master_for(
-        endpoints.service, redis_class=_SentinelManagedRedis, connection_pool_class=SentinelConnectionPool,
+        endpoints.service, redis_class=_SentinelManagedRedis, connection_pool_class=_BlockingSentinelPool,
         username=endpoints.username, password=endpoints.password, db=endpoints.db,
-        max_connections=max_connections, **options)
+        max_connections=max_connections, timeout=pool_timeout_s, **options)
     return client
 
 

@@ -71,6 +71,17 @@ async def test_a_dead_seed_or_sentinel_listed_first_is_skipped(request: pytest.F
         await client.aclose()
 
 
+@pytest.mark.parametrize("shape", ["cluster", "sentinel"])
+async def test_a_burst_beyond_the_pool_waits_or_opens_connections(request: pytest.FixtureRequest,
+                                                                  shape: str) -> None:
+    client = connect_redis(shape_url(request, shape), max_connections=4, **GENEROUS_TIMEOUTS)
+    try:
+        await client.set("{burst}k", "v", px=60_000)
+        assert await asyncio.gather(*(client.get("{burst}k") for _ in range(30))) == [b"v"] * 30
+    finally:
+        await client.aclose()
+
+
 async def admitted(store: RedisLimitStore, attempts: int) -> int:
     return sum([(await store.admit("key_ha", LIMIT, 1)).allowed for _ in range(attempts)])
 
