@@ -1,11 +1,12 @@
-"""Three gateway processes share a Redis Cluster (or a Sentinel-managed primary); a key is limited to N
-requests a minute; load runs and the primary holding the key's counters is killed. Measured: requests
-admitted against N, 5xx answers (none in fail-open mode), and how long until every replica decides
-through Redis again. (The measurements behind reliability figures for clusters and Sentinel; not
-recorded as figures yet.)
+"""Reliability figures 17 (Redis Cluster) and 18 (Sentinel): three gateway processes share the Redis; a
+key is limited to N requests a minute; load runs and the primary holding the key's counters is killed.
+Meanwhile two tenants ask the same cacheable questions, one after the other. Measured: requests admitted
+against N, 5xx answers (none in fail-open mode), cross-tenant cache hits (none), and how long until every
+replica decides through Redis again.
 
-Over N by design: while Redis cannot answer, each replica admits on its own (fail-open, up to N each),
-and Redis, once back, counts only what it saw (a killed primary may also lose its last writes)."""
+Over N by design, within a stated bound: while Redis cannot answer, each replica admits on its own
+(fail-open, up to N each), and Redis, once back, counts only what it saw (a killed primary may also lose
+its last writes). So at most N x (1 + replicas) are admitted in the minute of a failover."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from simulator import SimulatorThread
+from testkit.figures import record_figure
 from testkit.redis_cluster import RedisClusterServers
 from testkit.redis_sentinel import RedisSentinelServers
 from tests.conftest import catalog_yaml
@@ -26,6 +30,9 @@ from tests.servers import gateway_processes
 ADMIN = "sk-gw-admin-for-failover-tests"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
 LIMIT = 60
+REPLICAS = 3
+BOUND = LIMIT * (1 + REPLICAS)
+"""The most a failover can admit in the minute: Redis's count, plus what each replica admitted alone."""
 PACE_S = 0.1
 LOAD_S = 14.0
 KILL_AT_S = 3.0
@@ -39,6 +46,27 @@ def bearer(secret: str) -> dict[str, str]:
 async def degraded(client: httpx.AsyncClient, url: str) -> bool:
     found = _DEGRADED.search((await client.get(url + "/metrics")).text)
     return found is not None and float(found.group(1)) > 0
+
+
+def _cacheable(question: str) -> dict[str, object]:
+    return {"model": "chat", "messages": [{"role": "user", "content": question}], "temperature": 0, "max_tokens": 64}
+
+
+async def cross_tenant_hits(client: httpx.AsyncClient, urls: list[str], alpha: str, beta: str,
+                            until: float) -> tuple[int, int, int]:
+    """Until `until`: a new question asked by tenant alpha, then the same one by tenant beta, then by alpha
+    again, each on another replica; (questions, beta's answers from the cache, which could only be
+    alpha's entry, alpha's second answers from the cache, which show the cache at work)."""
+    asked = cross = same = 0
+    while time.monotonic() < until:
+        body = _cacheable(f"failover question {asked}")
+        answers = [await client.post(urls[(asked + turn) % len(urls)] + "/v1/chat/completions", json=body,
+                                     headers=bearer(secret)) for turn, secret in enumerate((alpha, beta, alpha))]
+        cross += answers[1].headers.get("x-gateway-cache") == "hit"
+        same += answers[2].headers.get("x-gateway-cache") == "hit"
+        asked += 1
+        await asyncio.sleep(PACE_S * 3)
+    return asked, cross, same
 
 
 async def run_load(urls: list[str], secret: str, kill: Callable[[], None]) -> tuple[list[int], float]:
@@ -73,36 +101,81 @@ async def run_load(urls: list[str], secret: str, kill: Callable[[], None]) -> tu
     return statuses, (recovered_at - killed_at) if recovered_at is not None else float("inf")
 
 
+@dataclass
+class Failover:
+    requests: int
+    admitted: int
+    errors: int
+    recovery_s: float
+    questions: int
+    cross_tenant_hits: int
+    same_tenant_hits: int
+
+
+def _key(url: str, spec: dict[str, object]) -> dict[str, str]:
+    created = httpx.post(url + "/admin/keys", json=spec, headers=bearer(ADMIN), timeout=10)
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+async def _measure(urls: list[str], limited: dict[str, str], kill: Callable[[], None], alpha: str,
+                   beta: str) -> tuple[list[int], float, tuple[int, int, int]]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        tenants = asyncio.create_task(cross_tenant_hits(client, urls, alpha, beta, time.monotonic() + LOAD_S))
+        statuses, recovery_s = await run_load(urls, limited["secret"], kill)
+        return statuses, recovery_s, await tenants
+
+
 def failover_under_load(vllm_sim: SimulatorThread, redis_url: str, tmp_path: Path,
-                        primary_of: Callable[[str], Callable[[], None]]) -> tuple[int, int, int, float]:
-    """(requests, admitted, 5xx, recovery seconds) of `run_load` behind three gateways on `redis_url`;
+                        primary_of: Callable[[str], Callable[[], None]]) -> Failover:
+    """`run_load` behind three gateways on `redis_url`, two tenants asking the same questions meanwhile;
     `primary_of(key id)` gives what kills the primary holding that key's counters."""
     catalog = tmp_path / "models.yaml"
     catalog.write_text(catalog_yaml([("w", vllm_sim.url)]))
     env = {"REDIS_URL": redis_url, "GATEWAY_ADMIN_KEY": ADMIN, "GATEWAY_REDIS_TIMEOUT": "0.5"}
-    with gateway_processes(catalog, env, count=3, ready_path="/v1/models", ready_headers=bearer(ADMIN)) as started:
+    with gateway_processes(catalog, env, count=REPLICAS, ready_path="/v1/models",
+                           ready_headers=bearer(ADMIN)) as started:
         urls = [url for url, _process in started]
-        created = httpx.post(urls[0] + "/admin/keys", json={"limits": {"requests_per_minute": LIMIT}},
-                             headers=bearer(ADMIN), timeout=10)
-        assert created.status_code == 201, created.text
-        statuses, recovery_s = asyncio.run(run_load(urls, created.json()["secret"],
-                                                    primary_of(created.json()["id"])))
-    admitted, errors = statuses.count(200), sum(status >= 500 for status in statuses)
-    print(f"\n{len(statuses)} requests, {admitted} admitted (limit {LIMIT}), {errors} 5xx, every replica "
-          f"back on Redis {recovery_s:.2f} s after the kill")  # shown with -s
-    assert errors == 0, sorted(set(statuses))  # fail-open: the outage never reaches the client
-    assert LIMIT <= admitted <= 3 * LIMIT  # over the limit only by what replicas admitted on their own
-    assert recovery_s < 15.0
-    return len(statuses), admitted, errors, recovery_s
+        limited = _key(urls[0], {"limits": {"requests_per_minute": LIMIT}})
+        alpha, beta = (_key(urls[0], {"metadata": {"team": team}})["secret"] for team in ("alpha", "beta"))
+        statuses, recovery_s, (questions, cross, same) = asyncio.run(
+            _measure(urls, limited, primary_of(limited["id"]), alpha, beta))
+    result = Failover(len(statuses), statuses.count(200), sum(status >= 500 for status in statuses), recovery_s,
+                      questions, cross, same)
+    print(f"\n{result}")  # shown with -s
+    return result
 
 
+def record(figure: int, result: Failover) -> None:
+    """The figure's records, then its assertions."""
+    record_figure(figure, f"admitted of {result.requests} requests over {REPLICAS} replicas, key limited to "
+                  f"{LIMIT}/min, primary killed", result.admitted, met=LIMIT <= result.admitted <= BOUND,
+                  threshold=f"{LIMIT} to {BOUND} (Redis's count plus what each replica admitted alone while "
+                            "it could not reach Redis)")
+    record_figure(figure, "5xx answers during the failover (fail-open)", result.errors, threshold="0",
+                  met=result.errors == 0)
+    record_figure(figure, f"another tenant's identical question answered from the cache ({result.questions} "
+                  f"questions; the same tenant's: {result.same_tenant_hits})", result.cross_tenant_hits,
+                  threshold="0 (and the same tenant's > 0: the cache at work)",
+                  met=result.cross_tenant_hits == 0 < result.same_tenant_hits)
+    record_figure(figure, "every replica back on Redis after the kill", round(result.recovery_s, 2), unit="s",
+                  threshold="recorded (< 15 s)", met=result.recovery_s < 15.0)
+    assert result.errors == 0  # fail-open: the outage never reaches the client
+    assert LIMIT <= result.admitted <= BOUND
+    assert result.cross_tenant_hits == 0 < result.same_tenant_hits
+    assert result.recovery_s < 15.0
+
+
+@pytest.mark.figure(17)
 def test_a_killed_cluster_primary_under_load(vllm_sim: SimulatorThread, redis_cluster: RedisClusterServers,
                                              tmp_path: Path) -> None:
     def primary_of(key_id: str) -> Callable[[], None]:
         return redis_cluster.primary_for(f"llmgw:rl:{{key:{key_id}}}:req".encode()).kill
-    failover_under_load(vllm_sim, redis_cluster.url, tmp_path, primary_of)
+    record(17, failover_under_load(vllm_sim, redis_cluster.url, tmp_path, primary_of))
 
 
+@pytest.mark.figure(18)
 def test_a_killed_sentinel_primary_under_load(vllm_sim: SimulatorThread, redis_sentinel: RedisSentinelServers,
                                               tmp_path: Path) -> None:
-    failover_under_load(vllm_sim, redis_sentinel.url, tmp_path, lambda _key_id: redis_sentinel.primary().kill)
+    record(18, failover_under_load(vllm_sim, redis_sentinel.url, tmp_path,
+                                   lambda _key_id: redis_sentinel.primary().kill))
