@@ -48,6 +48,8 @@ class GatewayConfig:
     tracing: bool = False
     """OpenTelemetry tracing on, every request sampled: its spans exported (OTLP/HTTP, batched) to a sink the
     benchmark starts on loopback, which reads and drops them (`testkit.otlp_receiver`)."""
+    console: bool = False
+    """An admin key (GATEWAY_ADMIN_KEY): the operator console is served at /console (off without one)."""
     workload: str = "plain"
     goal: Goal | None = None
 
@@ -61,13 +63,19 @@ class GatewayConfig:
 
     def environment(self, workers: int = 1) -> dict[str, str]:
         """The variables that put `llm-gateway serve` in this configuration (besides keys and Redis)."""
-        return {
+        env = {
             "GATEWAY_CACHE": "true" if self.cache else "false",
             "LOG_LEVEL": "info" if self.log_requests else "warning",
             "GATEWAY_WORKERS": str(workers),
             "GATEWAY_DRAIN_SECONDS": "0",  # stop at once between configurations
         }
+        if self.console:
+            env["GATEWAY_ADMIN_KEY"] = CONSOLE_ADMIN_KEY
+        return env
 
+
+CONSOLE_ADMIN_KEY = "sk-gw-bench-admin-key-for-the-console"
+"""The admin key of the `auth-console` configuration (it turns the console on; the load never uses it)."""
 
 BARE_GOAL = Goal(2500.0, 0.5, source="issue 2")
 CHECKED_GOAL = Goal(1500.0, 1.0, source="issue 5")
@@ -80,6 +88,8 @@ CONFIGS: dict[str, GatewayConfig] = {
         GatewayConfig("bare", "open mode, cache off, LOG_LEVEL=warning", goal=BARE_GOAL),
         GatewayConfig("auth", "keys file, one key, no limits: SHA-256 + constant-time compare", keys=True,
                       goal=CHECKED_GOAL),
+        GatewayConfig("auth-console", "auth, and an admin key: the operator console served at /console", keys=True,
+                      console=True, goal=CHECKED_GOAL),
         GatewayConfig("limits", "auth + never-refusing limits in Redis: admit script before, settle after",
                       keys=True, limits=True, goal=CHECKED_GOAL),
         GatewayConfig("cache-miss", "open mode, in-memory cache, every request a miss (looked up, forwarded, stored)",
