@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # The llm-gateway image: the gateway alone, in front of vLLM / Ollama / OpenAI-compatible workers.
+# It includes the `otel` extra (OpenTelemetry tracing, off until OTEL_EXPORTER_OTLP_ENDPOINT is set).
 # It does NOT include the `local` extra (llama.cpp and the SmolLM2 wheel): production workers run in
 # their own containers, and the image is a few dozen MB instead of a compiler toolchain.
 #
@@ -29,7 +30,7 @@ COPY routing/ routing/
 COPY simulator/ simulator/
 
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip wheel --wheel-dir /wheels .
+    pip wheel --wheel-dir /wheels '.[otel]'
 
 # ---- stage 2: the runtime, a venv installed offline from those wheels ----------------------------
 FROM python:3.11-slim AS runtime
@@ -46,7 +47,7 @@ RUN groupadd --system --gid 10001 gateway \
 # The wheels are bind-mounted from the build stage, so they never become a layer of this image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /wheels/llm_gateway-*.whl
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels 'llm-gateway[otel]'
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 # (scripts/build-llama-server passes the same flags; this one is for the bench extra's llama-cpp-python).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install run test check lint typecheck imports bench reliability soak leak clean
+.PHONY: install run test check lint typecheck imports chromium screenshots bench reliability soak leak clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]' \
-		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local]'  # once more: a registry hiccup
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local,otel]' \
+		|| $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,local,otel]'  # once more: a registry hiccup
 	touch $@
 
 ## install: the venv, and llama.cpp's server for the embedded worker (built once per machine and cached:
@@ -27,8 +27,17 @@ run: install
 
 ## test: the whole quality bar (CI runs this): ruff, mypy --strict, the import contract, then the whole suite
 ## against real servers on loopback (simulated workers and the real local model), warnings as errors
-test: lint typecheck imports
+test: lint typecheck imports chromium
 	$(BIN)/pytest
+
+## chromium: the browser the console's tests drive (tests/console), from Debian's packages
+chromium:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| (echo "The console's tests need Chromium: run 'apt-get install -y chromium' as root." && exit 1)
+
+## screenshots: docs/console/*.png, the console's pages in Chromium against the simulator (docs/console.md)
+screenshots: install chromium
+	$(BIN)/python -m tests.console.screenshots
 
 lint: install
 	$(BIN)/ruff check .

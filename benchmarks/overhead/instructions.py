@@ -76,7 +76,7 @@ async def measure_run(workdir: Path, catalog: Path, run_: Run, out_dir: Path) ->
     async with configs.prepared(run_.config, rundir) as setup:
         port = free_port()
         env = gateway.environment(catalog, port, keys_file=setup.keys_file, redis_url=setup.redis_url,
-                                  extra={**run_.config.environment(), "PYTHONHASHSEED": HASH_SEED},
+                                  extra={**run_.config.environment(), **setup.environment, "PYTHONHASHSEED": HASH_SEED},
                                   source=run_.source)  # fmt: skip
         say(f"{name}: starting under callgrind on port {port}")
         child = await procs.start_ready(

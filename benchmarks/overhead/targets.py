@@ -75,7 +75,8 @@ async def running_gateway(
         say(f"starting the gateway ({source.label}) under {server} ({config.name}, {processes}) on port {port}")
         child = await gateway.start_gateway(
             bench.workdir, bench.catalog, port, server=server, label=key, keys_file=setup.keys_file,
-            redis_url=setup.redis_url, extra_env=config.environment(workers), source=source,
+            redis_url=setup.redis_url, extra_env={**config.environment(workers), **setup.environment},
+            source=source,
         )  # fmt: skip
         roles = {"gateway": child.pid, "upstream": bench.nginx.pid}
         if setup.redis is not None:
@@ -117,6 +118,11 @@ async def measure_gateway(
                 f"  Redis: {target.redis_scripts_per_request or 0:.2f} scripts and "
                 f"{target.redis_commands_per_request or 0:.1f} commands per request ({target.redis_commands})"
             )
+        sink = run.setup.trace_sink
+        if sink is not None:
+            say(f"  trace sink: {sink.batches:,} OTLP exports, {sink.bytes_received / 2**20:.1f} MiB")
+            if not sink.batches:
+                target.problems.append("tracing on, but no span was exported")
         target.peak_rss_mb = await asyncio.to_thread(proc_stats.peak_rss_bytes, run.child.pid) / 2**20
         target.log_lines = _log_lines(run.child) - lines_before
         verify(target, config)

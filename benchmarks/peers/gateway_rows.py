@@ -53,7 +53,7 @@ async def run_row(
             label=row.key,
             keys_file=setup.keys_file,
             redis_url=setup.redis_url,
-            extra_env=config.environment(1),
+            extra_env={**config.environment(1), **setup.environment},
         )
         try:
             url = f"http://{LOOPBACK}:{port}{nginx.CHAT_PATH}"

@@ -1,4 +1,4 @@
-"""The sixteen reliability figures of docs/reliability.md: each scenario, what must hold, and the command
+"""The eighteen reliability figures of docs/reliability.md: each scenario, what must hold, and the command
 that reproduces it when no record names its tests (the soak)."""
 
 from __future__ import annotations
@@ -118,5 +118,21 @@ FIGURES = (
         "the streams finish or end with an error event then `[DONE]`; the gateway stops its worker itself "
         "(unless the signal did) and exits within drain + 2 s; no worker process is left, none restarted",
         "pytest tests/reliability/test_local_worker_shutdown.py",
+    ),
+    Figure(
+        17,
+        "three gateway replicas on a Redis Cluster (3 primaries, 3 replicas), a key limited to N requests/min, "
+        "load running, the primary holding the key's counters killed; two tenants asking the same questions",
+        "at most N x (1 + replicas) admitted in the minute (Redis's count plus what each replica admitted "
+        "alone while it could not reach Redis, fail-open); no 5xx; no cross-tenant cache hit; recovery "
+        "time recorded",
+        "pytest tests/reliability/test_redis_failover.py",
+    ),
+    Figure(
+        18,
+        "the same with Sentinel (a primary, a replica, 3 Sentinels): the primary killed, Sentinel promotes "
+        "the replica",
+        "as figure 17",
+        "pytest tests/reliability/test_redis_failover.py",
     ),
 )

@@ -1,4 +1,4 @@
-"""The reliability table in docs/reliability.md: each of the sixteen figures, the command that reproduces
+"""The reliability table in docs/reliability.md: each of the eighteen figures, the command that reproduces
 it and the last values measured, from every `benchmarks/results/reliability-*.jsonl` (records written by
 `testkit/figures.py::record_figure`: the `make reliability` test run, the soak).
 

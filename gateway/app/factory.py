@@ -18,6 +18,7 @@ from gateway.auth.configured_keys import configured_keys, keys_required
 from gateway.cache.response_cache import ResponseCache
 from gateway.capture.config import CaptureConfig
 from gateway.capture.interactions import InteractionCapture
+from gateway.http.console import console_router
 from gateway.http.drain_gate import DrainGate
 from gateway.http.error_rendering import ErrorShape, exception_handler
 from gateway.http.fast_path import InferenceASGI
@@ -37,6 +38,7 @@ from gateway.inference.pipeline import InferencePipeline
 from gateway.inference.responses_turn import StoredResponses
 from gateway.inference.token_counting import TokenCounter
 from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.tracing_setup import tracer_from_env
 from gateway.settings import Settings
 from gateway.surfaces import ANTHROPIC_MESSAGES, SurfaceRegistry
 from gateway.upstream.client import WorkerClient
@@ -93,6 +95,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += ([monitor.stop, kv_feeds.stop] if background else []) + [control.aclose]
+    tracer = tracer_from_env(settings.extra)  # None (the default): no span anywhere
+    on_shutdown += [tracer.shutdown] if tracer is not None else []  # last: the spans of the requests drained
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)
     surfaces = surfaces or SurfaceRegistry()
     responses = StoredResponses(stores.responses, settings.responses_ttl)
@@ -110,7 +114,11 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                         *workers_routes(runtimes, stores.overlays, authenticator, control),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
                         *mobile_routes(inference, runtimes, authenticator, stores.sessions, settings.extra,
-                                       control)],
+                                       control),
+                        console_router(authenticator=authenticator, keys=stores.keys, limits=stores.limits,
+                                       runtimes=runtimes, overlays=stores.overlays, control=control, capture=capture,
+                                       metrics=metrics,
+                                       secret=settings.extra.get("GATEWAY_CONSOLE_SECRET", ""))],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         exception_handlers={Exception: exception_handler(_error_shapes(surfaces))},
@@ -124,7 +132,8 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                                        cors=cors is not None, turns=responses_fast_path(responses)), lifecycle)
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
-    return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes)
+    return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes,
+                           tracer=tracer)
 
 
 def _error_shapes(surfaces: SurfaceRegistry) -> dict[str, ErrorShape]:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio
-
 from gateway.auth import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
 from gateway.responses_store import MemoryResponseStore, RedisResponseStore, ResponseStore
-from gateway.settings import Settings
-from gateway.shared_state.redis_client import connect_redis
-from gateway.shared_state.redis_wire import RedisWire
+from gateway.settings import Settings, SettingsError
+from gateway.shared_state.hot_path import connect_hot_path
+from gateway.shared_state.redis_client import RedisClient, connect_redis
+from gateway.shared_state.redis_urls import RedisUrlError, parse_redis_url
 from gateway.workers.overlay import MemoryOverlayStore, OverlayStore, RedisOverlayStore
 
 
@@ -44,12 +43,17 @@ def stores_from_settings(settings: Settings) -> StateStores:
                            overlays=MemoryOverlayStore(), sessions=MemorySessionStore(),
                            responses=MemoryResponseStore())
     url, timeout = settings.redis_url, settings.redis_timeout_s
+    try:
+        parse_redis_url(url)
+    except RedisUrlError as exc:
+        raise SettingsError(str(exc)) from None
 
-    def client() -> redis.asyncio.Redis:
+    def client() -> RedisClient:
         return connect_redis(url, command_timeout_s=timeout, pool_timeout_s=timeout)
 
-    # The hot path's stores share one lean multiplexed connection and bound each call themselves.
-    hot_path = RedisWire(url, connect_timeout_s=timeout)
+    # The hot path's stores share one lean multiplexed connection (one per primary of a cluster) and
+    # bound each call themselves.
+    hot_path = connect_hot_path(url, connect_timeout_s=timeout)
     limits = FallbackLimitStore(RedisLimitStore(hot_path, timeout_s=timeout), fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(hot_path, max_entry_bytes=settings.cache_max_entry_bytes, timeout_s=timeout)
     return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),

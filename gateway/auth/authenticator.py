@@ -127,6 +127,20 @@ class Authenticator:
             self._last_seen[secret_hash] = (key, now + self._stale_ttl_s)
         return key
 
+    async def key_by_id(self, key_id: str) -> ApiKey | None:
+        """The configured or stored unexpired key with this id (for sessions that name a key, as the
+        console's does); None if there is none. Reads the store: not for the request path."""
+        for key in self._configured.values():
+            if key.id == key_id:
+                return None if key.expired(time.time()) else key
+        return next((key for key in await self._store.all() if key.id == key_id), None)
+
+    async def has_admin_key(self) -> bool:
+        """Whether any admin key exists (configured or stored). Reads the store: not for the request path."""
+        if any(key.scope == "admin" for key in self._configured.values()):
+            return True
+        return not self.open_mode and any(key.scope == "admin" for key in await self._store.all())
+
     def forget_all(self) -> None:
         """Drop every cached lookup (after a revocation on this replica)."""
         self._cache.clear()

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
+from gateway.shared_state.hot_path import HotPathRedis
 from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, unavailable
-from gateway.shared_state.redis_wire import Arg, RedisWire, array_header, bulk, script_sha
+from gateway.shared_state.redis_wire import Arg, array_header, bulk, script_sha
 
 GET_OR_LOCK_LUA = """
 local entry = redis.call('GET', KEYS[1])
@@ -112,9 +113,12 @@ class MemoryCacheStore:
 
 
 class RedisCacheStore:
-    """Cached answers in Redis, on the hot path's lean client; `timeout_s` bounds each call."""
+    """Cached answers in Redis, on the hot path's lean client; `timeout_s` bounds each call.
 
-    def __init__(self, client: RedisWire, prefix: str = DEFAULT_KEY_PREFIX, *,
+    An entry and its fill lock share a hash tag (`llmgw:cache:{<key>}`, `llmgw:cache:lock:{<key>}`), so
+    the script and the pipeline that touch both run on one Redis Cluster slot."""
+
+    def __init__(self, client: HotPathRedis, prefix: str = DEFAULT_KEY_PREFIX, *,
                  max_entry_bytes: int = 1024 * 1024, timeout_s: float = 1.0, close_client: bool = True) -> None:
         self._redis = client
         self._prefix = prefix + "cache:"
@@ -123,18 +127,24 @@ class RedisCacheStore:
         self._close_client = close_client
         self._sending: set[asyncio.Task[None]] = set()
 
+    def _entry(self, key: str) -> str:
+        return f"{self._prefix}{{{key}}}"
+
+    def _lock(self, key: str) -> str:
+        return f"{self._prefix}lock:{{{key}}}"
+
     async def get(self, key: str) -> bytes | None:
-        value = await self._call("cache get", "GET", self._prefix + key)
+        value = await self._call("cache get", "GET", self._entry(key))
         return value if isinstance(value, bytes) else None
 
     async def put(self, key: str, value: bytes, ttl: float) -> bool:
         if len(value) > self.max_entry_bytes:
             return False
-        await self._call("cache put", "SET", self._prefix + key, value, "PX", _ms(ttl))
+        await self._call("cache put", "SET", self._entry(key), value, "PX", _ms(ttl))
         return True
 
     async def get_or_lock(self, key: str, lock_ttl: float) -> tuple[bytes | None, bool]:
-        keys_and_args = bulk(self._prefix + key) + bulk(self._prefix + "lock:" + key) + bulk(_ms(lock_ttl))
+        keys_and_args = bulk(self._entry(key)) + bulk(self._lock(key)) + bulk(_ms(lock_ttl))
         try:
             found = (await self._redis.request(_GET_OR_LOCK + keys_and_args, 1, self._timeout_s))[0]
             if isinstance(found, NoScriptError):  # a new or restarted Redis: EVAL caches the script
@@ -147,11 +157,11 @@ class RedisCacheStore:
 
     def put_and_unlock_soon(self, key: str, value: bytes | None, ttl: float) -> bool:
         stored = value is not None and len(value) <= self.max_entry_bytes
-        data = _DEL + bulk(self._prefix + "lock:" + key)
+        data = _DEL + bulk(self._lock(key))
         count = 1
         if stored:
             assert value is not None
-            data = _SET + bulk(self._prefix + key) + bulk(value) + _PX + bulk(_ms(ttl)) + data
+            data = _SET + bulk(self._entry(key)) + bulk(value) + _PX + bulk(_ms(ttl)) + data
             count = 2
         futures = self._redis.send_nowait(data, count)
         if futures is None:  # not connected: connect, then send

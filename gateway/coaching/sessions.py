@@ -25,11 +25,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio
 from redis.exceptions import WatchError
 
 from gateway.errors import StoreUnavailable
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, translate_redis_errors
 from gateway.shared_state.redis_json_store import RedisJsonStore
 
 Message = dict[str, Any]
@@ -151,7 +150,7 @@ class RedisSessionStore(RedisJsonStore[Session]):
     """A `SessionStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`); the keyword
     arguments are `RedisJsonStore`'s."""
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
         super().__init__(redis, Session, prefix, **options)
 
     def _name(self, key: str) -> str:

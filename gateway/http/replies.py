@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 from litestar.types import Send
 
@@ -44,13 +45,17 @@ async def send_reply(answering: Awaitable[Reply], send: Send) -> None:
         await send({"type": "http.response.body", "body": answer, "more_body": False})
         return
     stream = reply.stream
+    started = False
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE + extra})
+        started = True
         async for chunk in stream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except BaseException:
         await _close(stream)
+        if not started and reply.abandon is not None:  # a stream never started runs no `finally`
+            reply.abandon()
         raise
 
 
@@ -64,8 +69,38 @@ def as_response(reply: Reply) -> Response[Any]:
     """The reply as litestar's response (which sends a stream chunk by chunk, and stops when the client
     leaves)."""
     if reply.stream is not None:
-        return Stream(reply.stream, media_type="text/event-stream", headers={**reply.headers, **STREAM_HEADERS})
+        return streamed_response(reply, "text/event-stream", {**reply.headers, **STREAM_HEADERS})
     return Response(reply.body, media_type="application/json", headers=reply.headers)
+
+
+class _WatchedStream:
+    """A reply's stream that notes whether litestar ever began to read it (`__aiter__`, once per
+    response: nothing per chunk)."""
+
+    __slots__ = ("began", "stream")
+
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self.stream = stream
+        self.began = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self.began = True
+        return self.stream
+
+
+def streamed_response(reply: Reply, media_type: str, headers: dict[str, str]) -> Stream:
+    """litestar's streamed response for `reply`. A client that leaves before litestar reads the first
+    chunk leaves the stream unstarted, and a generator never started runs no `finally`: afterwards (a
+    background task runs once the response is over, however it ended) the reply is abandoned then."""
+    assert reply.stream is not None
+    watched = _WatchedStream(reply.stream)
+    abandon = reply.abandon
+
+    def if_never_read() -> None:
+        if abandon is not None and not watched.began:
+            abandon()
+
+    return Stream(watched, media_type=media_type, headers=headers, background=BackgroundTask(if_never_read))
 
 
 async def answer_request(handler: InferenceHandler, request: Request[Any, Any, Any], surface: Surface,

@@ -11,6 +11,7 @@ import itertools
 import re
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,9 +21,14 @@ from gateway.observability.logs import log_line
 from gateway.observability.metrics import GatewayMetrics, LabelledChildren, status_class
 from gateway.observability.request_record import RequestRecord
 
+if TYPE_CHECKING:
+    from gateway.observability.tracing import GatewayTracer
+
 HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _LOGGER = "gateway.request"
+UNTRACED_PATHS = frozenset({"/", "/livez", "/readyz", "/health", "/metrics", "/api/metrics"})
+"""Probes and scrapes: no span (they come every few seconds and say nothing about callers)."""
 
 
 _PROCESS_PREFIX = "req_" + secrets.token_hex(5)
@@ -45,9 +51,11 @@ def record_of(scope: Scope) -> RequestRecord:
 
 class RequestObserver:
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info",
-                 max_header_bytes: int = 0) -> None:
-        """`max_header_bytes`: larger request headers get 431 (0: no limit)."""
+                 max_header_bytes: int = 0, tracer: GatewayTracer | None = None) -> None:
+        """`max_header_bytes`: larger request headers get 431 (0: no limit). `tracer`: each request's
+        SERVER span starts and ends here (None: tracing is off)."""
         self.app = app
+        self._tracer = tracer
         self.metrics = metrics
         self._max_header_bytes = max_header_bytes
         self._requests = LabelledChildren(metrics.requests)
@@ -74,6 +82,9 @@ class RequestObserver:
         if state is None:
             scope["state"] = state = {}
         state["record"] = record
+        tracer = self._tracer
+        if tracer is not None and scope["path"] not in UNTRACED_PATHS:
+            record.trace = tracer.start_request(scope["method"], scope["path"], scope["headers"], record)
         encoded = record.request_id.encode("ascii")
 
         async def send_observed(message: Message) -> None:
@@ -97,6 +108,8 @@ class RequestObserver:
             metrics.in_flight.dec()
             metrics.seed.active_connections -= 1
             self._finish(record, time.perf_counter())
+            if record.trace is not None:
+                record.trace.finish(record, scope.get("path_template"))
 
     def _finish(self, record: RequestRecord, finished: float) -> None:
         metrics = self.metrics

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.inference.lifecycle import Lifecycle
@@ -29,6 +30,9 @@ from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
 
+if TYPE_CHECKING:
+    from gateway.observability.tracing import AttemptTrace, RequestTrace
+
 
 @dataclass(slots=True)
 class Reply:
@@ -42,6 +46,11 @@ class Reply:
     native: bool = False
     """A worker that serves the request's (translating) surface natively answered it in that surface's
     shape: nothing to translate back, nothing for the cache (it keeps OpenAI's shapes)."""
+    abandon: Callable[[], None] | None = None
+    """For a stream: ends it as a client that left would, for a caller dropping the reply before its first
+    chunk was asked for. A generator never started runs no `finally`, so its worker's in-flight count,
+    the limits' reservation and the drain's count of open streams would stay taken; once the stream has
+    ended (or ends), this does nothing."""
 
 
 StreamEnd = Callable[[StreamOutcome, Usage, bool], None]
@@ -120,6 +129,10 @@ class AttemptRunner:
                 self.release(state)
             raise
         record = attempt.call.record
+        headers = request.worker_headers if attempt.native else None
+        traced = None if record.trace is None else traced_attempt(record.trace, attempt)
+        if traced is not None:
+            headers = traced.worker_headers(headers)
         wait = min(attempt.first_byte, attempt.deadline - asyncio.get_running_loop().time())
         if not attempt.slot_held:
             state.in_flight += 1
@@ -129,14 +142,20 @@ class AttemptRunner:
         try:
             response = await self._client.send(
                 placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
-                close_connection=request.stream and protocol.closes_connection_after_stream,
-                headers=request.worker_headers if attempt.native else None)
+                close_connection=request.stream and protocol.closes_connection_after_stream, headers=headers)
             if not request.stream:
                 body = await self._client.read_body(response, placement.name, wait)
-                return self._whole(attempt, body)
-            reply = self._stream(attempt, response)
+                reply = self._whole(attempt, body)
+                if traced is not None:
+                    traced.answered(reply.body)
+                return reply
+            reply = self._stream(attempt, response, traced)
             handed_to_stream = True
             return reply
+        except BaseException as exc:
+            if traced is not None:
+                traced.failed(exc)
+            raise
         finally:
             record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
@@ -162,19 +181,27 @@ class AttemptRunner:
                                 f"object ({exc})", code="invalid_upstream_answer") from None
         return Reply(headers={}, body=body, usage=usage)
 
-    def _stream(self, attempt: Attempt, response: WorkerResponse) -> Reply:
+    def _stream(self, attempt: Attempt, response: WorkerResponse, traced: AttemptTrace | None) -> Reply:
         call, placement = attempt.call, attempt.placement
         request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
         prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
         first_choice = attempt.model == call.choice.model
         prefilling = True
+        streamed = None if traced is None else traced.stream()
+        ended = False
 
         def first_token() -> None:
             nonlocal prefilling
             prefilling = False
             state.prefilling -= 1
+            if streamed is not None:
+                streamed.first_token()
 
         def finished(outcome: StreamOutcome) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             if prefilling:
                 state.prefilling -= 1
             self.release(state)
@@ -190,6 +217,10 @@ class AttemptRunner:
                 usage = Usage(prompt_estimate, outcome.content_chunks, prompt_estimate + outcome.content_chunks)
             record.tokens_counted = outcome.usage is None or outcome.usage_counted_by_gateway
             record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            if streamed is not None:
+                streamed.ended(completed=outcome.completed, error=outcome.error, chunks=outcome.chunks,
+                               client_disconnected=outcome.client_disconnected, last=outcome.last,
+                               input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
             on_stream_end(outcome, usage, first_choice)
 
         if call.capture is not None:
@@ -200,9 +231,32 @@ class AttemptRunner:
             request_id=record.request_id, idle_timeout=attempt.idle, deadline=attempt.deadline,
             client_wants_usage=call.client_wants_usage, prompt_tokens_estimate=prompt_estimate, on_end=finished,
             capture=call.capture, cutoff=cutoff, tap=request.tap, on_first=first_token)
+        abandon = abandoning(response, finished)
         if attempt.native:
-            return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True)
-        return Reply(headers={}, stream=attempt.protocol.relay(response, relay))
+            return Reply(headers={}, stream=attempt.protocol.native_relay(response, relay, request), native=True,
+                         abandon=abandon)
+        return Reply(headers={}, stream=attempt.protocol.relay(response, relay), abandon=abandon)
+
+
+def abandoning(response: WorkerResponse, finished: Callable[[StreamOutcome], None]) -> Callable[[], None]:
+    """`Reply.abandon` for a relay of `response` whose end is `finished` (which must do nothing the
+    second time): the worker's connection closed, the stream ended as the client's leaving."""
+
+    def abandon() -> None:
+        response.close()
+        finished(StreamOutcome(client_disconnected=True))
+
+    return abandon
+
+
+def traced_attempt(trace: RequestTrace, attempt: Attempt) -> AttemptTrace:
+    """The span of `attempt` (tracing is on)."""
+    call, placement = attempt.call, attempt.placement
+    spec = placement.state.spec
+    return trace.start_attempt(number=call.attempts, model=attempt.model, chosen=call.choice.model,
+                               worker=placement.name, url=spec.url, kind=spec.kind,
+                               upstream_model=placement.upstream_model, endpoint=call.request.endpoint,
+                               body=call.request.body)
 
 
 def _native_whole(worker_name: str, body: bytes) -> Reply:

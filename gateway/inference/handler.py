@@ -61,14 +61,28 @@ class InferenceHandler:
         """The reply to one request of `surface` (with a `turn`, the turn decodes the body). The caller
         watches for the client leaving (and cancels this)."""
         record.endpoint = surface.name if turn is None else turn.label
-        caller = await self._authenticator.identify(headers, client_host)
+        trace = record.trace
+        identifying = self._authenticator.identify(headers, client_host)
+        caller = await (identifying if trace is None else trace.traced("auth", identifying))
         if caller.key is not None:
             record.key_id = caller.key.id
         inference = surface.decode(body) if turn is None else await turn.begin(body, caller)
+        if trace is not None:
+            trace.decoded(inference.endpoint, inference.body)
         if inference.surface.native_headers:
             inference.worker_headers = {name: value for name in inference.surface.native_headers
                                         if (value := headers.get(name)) is not None}
         reply = await self._pipeline.answer(inference, record, caller, headers.get("cache-control"))
+        try:
+            return await self._finish(reply, inference, caller, record, turn)
+        except BaseException:  # the client left while a turn was saved, say: its stream is never asked for
+            if reply.abandon is not None:
+                reply.abandon()
+            raise
+
+    async def _finish(self, reply: Reply, inference: InferenceRequest, caller: Caller, record: RequestRecord,
+                      turn: Turn | None) -> Reply:
+        """The pipeline's reply as the client gets it: its turn ended, captured, in the surface's shapes."""
         if turn is not None:
             await turn.end(reply, record)
         capture = self._capture

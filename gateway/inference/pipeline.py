@@ -53,14 +53,20 @@ class InferencePipeline:
         runtime = self._runtimes.current
         choice = self._selection.choose(runtime, request, caller, record)
         plan: CachePlan | None = None
+        trace = record.trace
         if self._cache is not None:
-            consulted = await self._cache.consult(request, choice, caller, cache_control, record)
+            consulting = self._cache.consult(request, choice, caller, cache_control, record)
+            consulted = await (consulting if trace is None else trace.traced(
+                "cache lookup", consulting, lambda: {"gateway.cache.result": record.cache or ""}))
             if isinstance(consulted, Reply):
                 return consulted
             plan = consulted
         settle = self._settlement.settle
         try:
-            ticket = await self._admission.admit(caller, request) if caller.limited else None
+            ticket = None
+            if caller.limited:
+                admitting = self._admission.admit(caller, request)
+                ticket = await (admitting if trace is None else trace.traced("admission", admitting))
         except RateLimited:
             settle(None, plan, 0, None)  # the requests waiting on this one's answer go on their own
             raise

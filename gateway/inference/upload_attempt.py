@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError
-from gateway.inference.attempt import Attempt, AttemptRunner, Reply
+from gateway.inference.attempt import Attempt, AttemptRunner, Reply, abandoning, traced_attempt
 from gateway.inference.lifecycle import Lifecycle
 from gateway.surfaces.upload import StreamedUpload
 from gateway.upstream.client import WorkerClient, WorkerResponse
 from gateway.upstream.raw_relay import relay_raw
 from gateway.upstream.sse_relay import StreamOutcome
 from gateway.upstream.token_usage import Usage
+
+if TYPE_CHECKING:
+    from gateway.observability.tracing import AttemptTrace
 
 _NO_TOKENS = Usage(0, 0, 0)
 
@@ -61,6 +63,7 @@ class UploadAttempts:
         path, _ = protocol.request(request, placement)  # the protocol names the path (and sets body["model"])
         model = placement.upstream_model
         state = placement.state
+        traced = None if record.trace is None else traced_attempt(record.trace, attempt)
         if not attempt.slot_held:
             state.in_flight += 1
         handed_to_stream = False
@@ -70,38 +73,58 @@ class UploadAttempts:
                 placement.target, path, upload.body_with(model), record.request_id,
                 content_type=upload.content_type, length=upload.length_with(model),
                 wait=attempt.deadline - asyncio.get_running_loop().time(), first_byte=attempt.first_byte,
-                rejection=protocol.rejection)
+                rejection=protocol.rejection, headers=None if traced is None else traced.worker_headers(None))
             content_type = response.content_type
             headers = {"content-type": response.headers.get("Content-Type", content_type)}
             if content_type == "text/event-stream":
                 handed_to_stream = True
-                return Reply(headers=headers, stream=self._relay(attempt, response))
-            return Reply(headers=headers, body=await self._client.read_body(response, placement.name,
-                                                                             attempt.first_byte))
+                return self._streamed(attempt, response, headers, traced)
+            body = await self._client.read_body(response, placement.name, attempt.first_byte)
+            if traced is not None:
+                traced.answered(body)
+            return Reply(headers=headers, body=body)
         except GatewayError as exc:
-            raise _final(upload, exc) from None
+            final = _final(upload, exc)
+            if traced is not None:
+                traced.failed(final)
+            raise final from None
+        except BaseException as exc:
+            if traced is not None:
+                traced.failed(exc)
+            raise
         finally:
             record.upstream_s += time.perf_counter() - began
             if not handed_to_stream:
                 self._attempts.release(state)
 
-    def _relay(self, attempt: Attempt, response: WorkerResponse) -> AsyncIterator[bytes]:
+    def _streamed(self, attempt: Attempt, response: WorkerResponse, headers: dict[str, str],
+                  traced: AttemptTrace | None) -> Reply:
         call, placement = attempt.call, attempt.placement
         state, record = placement.state, call.record
         first_choice = attempt.model == call.choice.model
         cutoff = self._lifecycle.stream_started()
+        streamed = None if traced is None else traced.stream()
+        ended = False
 
         def finished(outcome: StreamOutcome) -> None:
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             self._attempts.release(state)
             self._lifecycle.stream_ended(cutoff)
             record.first_token = outcome.first_content_at
             record.client_disconnected = outcome.client_disconnected
             if outcome.error is not None:
                 record.error = outcome.error.error_code
+            if streamed is not None:
+                streamed.ended(completed=outcome.completed, error=outcome.error, chunks=outcome.chunks,
+                               client_disconnected=outcome.client_disconnected, last=outcome.last)
             call.on_stream_end(outcome, _NO_TOKENS, first_choice)
 
-        return relay_raw(response, worker_name=placement.name, idle_timeout=attempt.idle, deadline=attempt.deadline,
-                         on_end=finished, cutoff=cutoff)
+        stream = relay_raw(response, worker_name=placement.name, idle_timeout=attempt.idle, deadline=attempt.deadline,
+                           on_end=finished, cutoff=cutoff)
+        return Reply(headers=headers, stream=stream, abandon=abandoning(response, finished))
 
 
 def _final(upload: StreamedUpload, error: GatewayError) -> GatewayError:

@@ -43,8 +43,9 @@ from gateway.auth.api_keys import KeyLimits
 from gateway.errors import StoreUnavailable
 from gateway.limits.decisions import DEFAULT_LEASE_TTL_S, DEFAULT_WINDOW_S, Admission, Reason, Reservation
 from gateway.limits.redis_commands import ADMIT_LUA, SETTLE_LUA, LimitCommands
+from gateway.shared_state.hot_path import HotPathRedis
 from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, unavailable
-from gateway.shared_state.redis_wire import RedisWire, encode_command
+from gateway.shared_state.redis_wire import encode_command
 
 REPLAY_BATCH = 100
 _LEASE_PREFIX = secrets.token_hex(8)
@@ -82,13 +83,13 @@ def _int(value: float | None) -> int | None:
 
 
 class RedisLimitStore:
-    """A `LimitStore` on `redis` (`gateway.shared_state.redis_wire.RedisWire`: the hot path's lean client). Every
+    """A `LimitStore` on `redis` (`gateway.shared_state.hot_path.connect_hot_path`: the hot path's lean client). Every
     replica must use the same `window_s` and `lease_ttl_s`. `close_client`: close `redis` in `close`.
     `clock_offset_s` (attribute) shifts Redis's clock for this store's decisions (tests only).
     `max_in_doubt` bounds the admits and settles remembered for replay while Redis is unreachable.
     `timeout_s`: how long one call to Redis may take (one deadline per call)."""
 
-    def __init__(self, redis: RedisWire, prefix: str = DEFAULT_KEY_PREFIX, *,
+    def __init__(self, redis: HotPathRedis, prefix: str = DEFAULT_KEY_PREFIX, *,
                  window_s: float = DEFAULT_WINDOW_S, lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
                  close_client: bool = True, max_in_doubt: int = 10_000, timeout_s: float = 1.0) -> None:
         self._timeout_s = timeout_s

@@ -4,7 +4,10 @@ metrics and the canonical log line."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.observability.tracing import RequestTrace
 
 
 @dataclass(slots=True)
@@ -39,6 +42,8 @@ class RequestRecord:
     client_disconnected: bool = False
     quiet: bool = False
     """Probes: logged at debug level only."""
+    trace: RequestTrace | None = None
+    """The request's spans, when tracing is on (`gateway.observability.tracing`); each stage checks."""
 
     def log_fields(self, finished: float) -> dict[str, Any]:
         """The canonical line's fields: the five always there, then the others that have a value (`endpoint`:

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio
 
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, translate_redis_errors
 from gateway.shared_state.redis_json_store import RedisJsonStore
 
 
@@ -88,7 +87,7 @@ class RedisResponseStore(RedisJsonStore[StoredResponse]):
     """A `ResponseStore` on `redis` (built by `gateway.shared_state.redis_client.connect_redis`); the
     keyword arguments are `RedisJsonStore`'s."""
 
-    def __init__(self, redis: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_KEY_PREFIX, **options: Any) -> None:
         super().__init__(redis, StoredResponse, prefix, **options)
 
     def _name(self, tenant: str, response_id: str) -> str:

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
-import redis.asyncio
 
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, translate_redis_errors
 
 T = TypeVar("T")
 
@@ -20,7 +19,7 @@ class RedisJsonStore(Generic[T]):
     """Documents of type `kind` as JSON values. `close_client`: close `redis` in `close` (False when the
     client is shared and closed by its owner)."""
 
-    def __init__(self, redis: redis.asyncio.Redis, kind: type[T], prefix: str = DEFAULT_KEY_PREFIX, *,
+    def __init__(self, redis: RedisClient, kind: type[T], prefix: str = DEFAULT_KEY_PREFIX, *,
                  close_client: bool = True, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._prefix = prefix

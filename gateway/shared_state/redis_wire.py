@@ -146,11 +146,12 @@ class _Protocol(asyncio.Protocol):
 
 class RedisWire:
     """A multiplexed connection to the Redis at `url` (redis://, rediss://, unix://; user, password and
-    database from the URL, as redis-py reads them). No connection is opened until the first call."""
+    database from the URL, as redis-py reads them; or an address already read). No connection is opened
+    until the first call. A cluster or Sentinel URL: `gateway.shared_state.hot_path.connect_hot_path`."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 0.5, stale_after_s: float = 5.0,
+    def __init__(self, url: str | RedisAddress, *, connect_timeout_s: float = 0.5, stale_after_s: float = 5.0,
                  client_name: str = "llm-gateway") -> None:
-        self._target = RedisAddress.from_url(url)
+        self._target = url if isinstance(url, RedisAddress) else RedisAddress.from_url(url)
         self._connect_timeout_s = connect_timeout_s
         self._stale_after_s = stale_after_s
         self._client_name = client_name

@@ -88,13 +88,15 @@ class WorkerClient:
 
     async def send_upload(self, target: WorkerTarget, path: str, body: AsyncIterator[bytes], request_id: str, *,
                           content_type: str, length: int | None, wait: float, first_byte: float,
-                          rejection: Rejection = worker_error) -> WorkerResponse:
+                          rejection: Rejection = worker_error,
+                          headers: Mapping[str, str] | None = None) -> WorkerResponse:
         """POST a body that is still arriving (`body`'s chunks are sent as they come; `length`: its size,
         else it goes chunked) and wait for the response headers: at most `wait` seconds in all, and at
-        most `first_byte` seconds once the body was sent. Like `send`, a non-2xx answer is raised."""
+        most `first_byte` seconds once the body was sent. Like `send`, a non-2xx answer is raised.
+        `headers`: more to send (the try's `traceparent`)."""
         session = self._started()
         worker = target.worker
-        headers = _headers(target, request_id, content_type)
+        headers = _headers(target, request_id, content_type, headers)
         if length is not None:
             headers["Content-Length"] = str(length)
         with _failures(worker, "did not answer in time"):

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Protocol
 
 import msgspec
-import redis.asyncio
 
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, translate_redis_errors
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, translate_redis_errors
 from routing.catalog import Catalog, CatalogError, ModelSpec, ServedModel, WorkerSpec
 from routing.catalog_checks import check_catalog
 
@@ -76,7 +75,7 @@ class MemoryOverlayStore:
 
 
 class RedisOverlayStore:
-    def __init__(self, client: redis.asyncio.Redis, prefix: str = DEFAULT_KEY_PREFIX) -> None:
+    def __init__(self, client: RedisClient, prefix: str = DEFAULT_KEY_PREFIX) -> None:
         self._redis = client
         self._key = prefix + "workers:overlay"
         self._decode = msgspec.json.Decoder(WorkerOverlay).decode

@@ -25,12 +25,13 @@ COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 
 # Each environment scripts/deploy knows, as compose sees it: profiles and the variables it sets.
+_TRACED = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318"}
 PROFILE_SETS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "development": ((), {}),
-    "monitoring": (("monitoring",), {}),
+    "monitoring": (("monitoring",), _TRACED),
     "production": (("production",), {"GATEWAY_CATALOG": "prod", "OLLAMA_PULL_MODELS": "llama3.2:3b nomic-embed-text"}),
-    "production+monitoring": (("production", "monitoring"),
-                              {"GATEWAY_CATALOG": "prod", "OLLAMA_PULL_MODELS": "llama3.2:3b nomic-embed-text"}),
+    "production+monitoring": (("production", "monitoring"), {
+        "GATEWAY_CATALOG": "prod", "OLLAMA_PULL_MODELS": "llama3.2:3b nomic-embed-text", **_TRACED}),
 }
 
 _VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -223,6 +224,22 @@ def test_redis_persists_and_caps_its_memory() -> None:
     assert "--appendonly yes" in command
     assert "--maxmemory " in command
     assert re.search(r"--maxmemory-policy \w+-lru", command)
+
+
+@pytest.mark.parametrize("profile_set", PROFILE_SETS)
+def test_the_gateway_traces_to_the_collector_only_with_monitoring(profile_set: str) -> None:
+    services = resolved(profile_set)["services"]
+    endpoint = env_of(services["llm-gateway"])["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    if "monitoring" not in profile_set:
+        assert endpoint == "" and "otel-collector" not in services  # empty: tracing off
+        return
+    assert urlsplit(endpoint).hostname == "otel-collector" and urlsplit(endpoint).port == 4318
+    collector = services["otel-collector"]
+    assert collector["image"].startswith("otel/opentelemetry-collector:")
+    config_file = next(v.split(":")[0] for v in collector["volumes"] if v.endswith(":/etc/otelcol/config.yaml:ro"))
+    config = yaml.safe_load((DEPLOY / config_file).read_text(encoding="utf-8"))
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    assert "otlp" in config["service"]["pipelines"]["traces"]["receivers"]
 
 
 def test_the_monitoring_profile_keeps_prometheus_and_grafana() -> None:

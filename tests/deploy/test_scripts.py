@@ -73,6 +73,7 @@ def test_monitoring_adds_its_profile(tmp_path: Path) -> None:
     up = commands(dry_run(tmp_path, "--env", "production", "--monitoring").stdout)[1]
     assert re.findall(r"--profile (\w+)", up) == ["production", "monitoring"]
     assert "OLLAMA_PULL_MODELS=llama3.2:3b\\ nomic-embed-text" in up
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318" in up  # the profile's collector
 
 
 def test_down_and_no_verify(tmp_path: Path) -> None:

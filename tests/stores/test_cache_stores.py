@@ -7,27 +7,27 @@ from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import pytest
-import redis.asyncio
 from structlog.testing import capture_logs
 
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
-from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, connect_redis
+from gateway.shared_state.hot_path import connect_hot_path
+from gateway.shared_state.redis_client import DEFAULT_KEY_PREFIX, RedisClient, connect_redis
 from gateway.shared_state.redis_wire import RedisWire
 from testkit.redis_server import RedisServer
-from tests.stores.conftest import GENEROUS_TIMEOUTS, eventually, flush, ttl_less_keys
+from tests.stores.conftest import GENEROUS_TIMEOUTS, REDIS_SHAPES, eventually, flush, shape_url, ttl_less_keys
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_SHAPES])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[CacheStore]:
     if request.param == "memory":
         yield MemoryCacheStore(max_entry_bytes=64)
         return
-    url = request.getfixturevalue("redis_url")
+    url = shape_url(request, request.param)
     await flush(url)
-    made = RedisCacheStore(RedisWire(url, connect_timeout_s=5.0), max_entry_bytes=64, timeout_s=5.0)
+    made = RedisCacheStore(connect_hot_path(url, connect_timeout_s=5.0), max_entry_bytes=64, timeout_s=5.0)
     yield made
     await made.close()
-    client: redis.asyncio.Redis = connect_redis(url, **GENEROUS_TIMEOUTS)
+    client: RedisClient = connect_redis(url, **GENEROUS_TIMEOUTS)
     try:
         assert await ttl_less_keys(client, f"{DEFAULT_KEY_PREFIX}cache:*") == []
     finally:
@@ -50,7 +50,7 @@ async def test_a_failed_or_oversize_fill_stores_nothing_and_unlocks(store: Cache
 
 
 async def test_a_fill_before_any_call_connects_then_stores(redis_url: str) -> None:
-    store = RedisCacheStore(RedisWire(redis_url, connect_timeout_s=5.0), timeout_s=5.0)
+    store = RedisCacheStore(connect_hot_path(redis_url, connect_timeout_s=5.0), timeout_s=5.0)
     try:
         assert store.put_and_unlock_soon("early", b"answer", 60.0)  # no connection yet: sent once connected
         await eventually(lambda: _holds(store, "early", b"answer"))

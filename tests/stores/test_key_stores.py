@@ -7,9 +7,9 @@ import time
 
 import msgspec
 import pytest
-import redis.asyncio
 
 from gateway.auth import ApiKey, KeyLimits, KeyStore, RedisKeyStore, hash_secret, new_key, new_secret, secrets_match
+from gateway.shared_state.redis_client import RedisClient
 from tests.stores.conftest import KeyStoreFactory
 
 
@@ -110,7 +110,7 @@ async def test_revocation_reaches_every_replica_at_once(key_stores: KeyStoreFact
     assert await replica_b.find(hash_secret(secret)) is None
 
 
-async def test_redis_holds_hashes_only_and_expiring_keys_get_a_ttl(redis_client: redis.asyncio.Redis) -> None:
+async def test_redis_holds_hashes_only_and_expiring_keys_get_a_ttl(redis_client: RedisClient) -> None:
     client = redis_client
     store = RedisKeyStore(client, close_client=False)
     forever, expiring = new_secret(), new_secret()

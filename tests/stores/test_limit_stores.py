@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable
 
 import pytest
-import redis.asyncio
 
 from gateway.auth import KeyLimits
 from gateway.errors import StoreUnavailable
@@ -22,6 +21,8 @@ from gateway.limits import (
     Reservation,
 )
 from gateway.limits.redis_commands import ADMIT_LUA
+from gateway.shared_state.hot_path import HotPathRedis, connect_hot_path
+from gateway.shared_state.redis_client import RedisClient
 from gateway.shared_state.redis_wire import RedisWire
 from testkit.redis_server import RedisServer
 from tests.stores.conftest import Closing, LimitStoreFactory, eventually, ttl_less_keys
@@ -225,8 +226,8 @@ async def test_settle_is_idempotent(limit_stores: LimitStoreFactory) -> None:
     assert (now.budget_remaining, now.tokens_remaining) == (960, 960)
 
 
-async def test_every_redis_key_written_has_a_ttl(redis_client: redis.asyncio.Redis, closing: Closing) -> None:
-    store = closing(RedisLimitStore(wire(redis_client), window_s=2.0))
+async def test_every_redis_key_written_has_a_ttl(redis_url: str, redis_client: RedisClient, closing: Closing) -> None:
+    store = closing(RedisLimitStore(wire(redis_url), window_s=2.0))
     limits = KeyLimits(requests_per_minute=10, tokens_per_minute=100, max_concurrent=5, token_budget=1000)
     kept = held(await store.admit("key_a", limits, 10))
     await store.settle(held(await store.admit("key_a", limits, 10)), 30)
@@ -247,10 +248,9 @@ def fast_store(server: RedisServer) -> RedisLimitStore:
     return RedisLimitStore(fast_client(server), timeout_s=0.3)
 
 
-def wire(client: redis.asyncio.Redis) -> RedisWire:
-    """A hot-path client to the Redis `client` talks to (same server and database)."""
-    kwargs = client.connection_pool.connection_kwargs
-    return RedisWire(f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}", connect_timeout_s=5.0)
+def wire(url: str) -> HotPathRedis:
+    """A hot-path client to the Redis at `url`."""
+    return connect_hot_path(url, connect_timeout_s=5.0)
 
 
 async def until_recovered(store: FallbackLimitStore) -> None:
@@ -331,9 +331,9 @@ async def test_an_admit_that_timed_out_is_cancelled_when_redis_answers(
     assert now.tokens_remaining == 1000  # the cancel gave back the bucket and the budget it could not see
 
 
-async def test_a_late_admit_after_its_cancel_changes_nothing(redis_client: redis.asyncio.Redis,
+async def test_a_late_admit_after_its_cancel_changes_nothing(redis_url: str, redis_client: RedisClient,
                                                             closing: Closing) -> None:
-    store = closing(RedisLimitStore(wire(redis_client)))
+    store = closing(RedisLimitStore(wire(redis_url)))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
     ghost = Reservation(subject="key_a", lease="lost", tokens=100, store="redis")
     await store._run_settle(ghost, 0, cancel=True)  # the replay overtook the admit it cancels
@@ -378,9 +378,9 @@ async def test_settle_soon_is_sent_alone_when_no_admit_follows(limit_stores: Lim
     await eventually(settled)
 
 
-async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_client: redis.asyncio.Redis,
+async def test_settles_and_admits_survive_redis_losing_its_scripts(redis_url: str, redis_client: RedisClient,
                                                                    closing: Closing) -> None:
-    store = closing(RedisLimitStore(wire(redis_client), window_s=LONG))
+    store = closing(RedisLimitStore(wire(redis_url), window_s=LONG))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
     first = held(await store.admit("key_b", limits, 300))
     await redis_client.script_flush()  # as after a Redis restart
@@ -404,10 +404,10 @@ async def test_settle_soon_while_redis_is_paused_is_delivered_later(
 
 
 async def test_an_admit_riding_with_a_settle_runs_once_when_only_the_settle_script_is_missing(
-        redis_client: redis.asyncio.Redis, closing: Closing) -> None:
+        redis_url: str, redis_client: RedisClient, closing: Closing) -> None:
     await redis_client.script_flush()
     await redis_client.script_load(ADMIT_LUA)  # admit.lua only
-    store = closing(RedisLimitStore(wire(redis_client), window_s=LONG))
+    store = closing(RedisLimitStore(wire(redis_url), window_s=LONG))
     limits = KeyLimits(max_concurrent=1, token_budget=1000)
     first = held(await store.admit("key_c", limits, 300))
     store.settle_soon(first, 100)

@@ -11,13 +11,15 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+from gateway.shared_state.hot_path import HotPathRedis, connect_hot_path
 from gateway.shared_state.redis_wire import RedisAddress, RedisWire, encode_command, script_sha
 from testkit.redis_server import RedisServer
 
 
 @pytest.fixture
-async def wire(redis_url: str) -> AsyncIterator[RedisWire]:
-    client = RedisWire(redis_url, connect_timeout_s=5.0)
+async def wire(redis_url: str) -> AsyncIterator[HotPathRedis]:
+    """The hot path's client of each shape of Redis (one server, a cluster, a Sentinel's primary)."""
+    client = connect_hot_path(redis_url, connect_timeout_s=5.0)
     yield client
     await client.close()
 
@@ -38,7 +40,7 @@ def test_urls_name_where_and_how_to_connect() -> None:
         RedisAddress.from_url("http://localhost:6379")
 
 
-async def test_concurrent_callers_each_get_their_own_reply(wire: RedisWire) -> None:
+async def test_concurrent_callers_each_get_their_own_reply(wire: HotPathRedis) -> None:
     await wire.call("DEL", "wire:n")
     replies = await asyncio.gather(*(wire.call("INCR", "wire:n") for _ in range(200)))
     assert sorted(replies) == list(range(1, 201))
@@ -46,7 +48,7 @@ async def test_concurrent_callers_each_get_their_own_reply(wire: RedisWire) -> N
         b"OK", b"v", None]
 
 
-async def test_error_replies_stay_in_their_place(wire: RedisWire) -> None:
+async def test_error_replies_stay_in_their_place(wire: HotPathRedis) -> None:
     replies = await wire.pipeline([("EVALSHA", "0" * 40, 0), ("INCRBY", "wire:x", "one"), ("PING",)])
     assert isinstance(replies[0], NoScriptError) and isinstance(replies[1], ResponseError) and replies[2] == b"PONG"
     with pytest.raises(ResponseError):

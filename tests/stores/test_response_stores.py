@@ -12,16 +12,16 @@ import redis.asyncio
 
 from gateway.responses_store import MemoryResponseStore, RedisResponseStore, ResponseStore, StoredResponse
 from gateway.shared_state.redis_client import connect_redis
-from tests.stores.conftest import GENEROUS_TIMEOUTS, flush
+from tests.stores.conftest import GENEROUS_TIMEOUTS, REDIS_SHAPES, flush, shape_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_SHAPES])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
     made: ResponseStore
     if request.param == "memory":
         made = MemoryResponseStore()
     else:
-        url = request.getfixturevalue("redis_url")
+        url = shape_url(request, request.param)
         await flush(url)
         made = RedisResponseStore(connect_redis(url, **GENEROUS_TIMEOUTS))
     yield made

@@ -50,7 +50,7 @@ def test_main_renders_every_results_file_between_the_markers(tmp_path: Path,
     text = doc.read_text()
     assert text.startswith("# Intro\n\n" + START + "\n| # |") and text.endswith(END + "\n\n## After\n")
     assert "old table" not in text and "**1.01 s**" in text and "**3 s**" in text
-    assert "2 of 16 figures measured" in capsys.readouterr().out
+    assert "2 of 18 figures measured" in capsys.readouterr().out
     doc.write_text("no markers")
     with pytest.raises(SystemExit):
         main(["--results", str(tmp_path), "--doc", str(doc)])

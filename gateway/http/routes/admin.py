@@ -14,17 +14,22 @@ from gateway.workers.active_catalog import CatalogHolder
 from gateway.workers.catalog_reload import reload_logged
 
 
+def reload_catalog(runtimes: CatalogHolder) -> dict[str, Any]:
+    """Reload the catalog file (400 naming the problems when it is not valid: the old one stays)."""
+    if runtimes.source is None:
+        raise InvalidRequest("This gateway was not started from a catalog file.")
+    problems = reload_logged(runtimes)
+    if problems:
+        raise InvalidRequest("The catalog was not reloaded: " + "; ".join(problems), code="invalid_catalog")
+    catalog = runtimes.current.catalog
+    return {"reloaded": True, "source": runtimes.source, "models": [m.name for m in catalog.models],
+            "workers": [w.name for w in catalog.workers]}
+
+
 def admin_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/admin/reload", status_code=200, summary="Reload the catalog file")
-    async def reload_catalog(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def reload(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await admin_of(request, authenticator)
-        if runtimes.source is None:
-            raise InvalidRequest("This gateway was not started from a catalog file.")
-        problems = reload_logged(runtimes)
-        if problems:
-            raise InvalidRequest("The catalog was not reloaded: " + "; ".join(problems), code="invalid_catalog")
-        catalog = runtimes.current.catalog
-        return {"reloaded": True, "source": runtimes.source, "models": [m.name for m in catalog.models],
-                "workers": [w.name for w in catalog.workers]}
+        return reload_catalog(runtimes)
 
-    return [reload_catalog]
+    return [reload]

@@ -18,7 +18,6 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.response import Stream
 
 from gateway.auth.authenticator import Caller
 from gateway.errors import PayloadTooLarge
@@ -26,7 +25,7 @@ from gateway.http.client_body import ClientBody, declared_length
 from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.error_rendering import error_for, error_response
 from gateway.http.openapi_bodies import Schema, with_body
-from gateway.http.replies import STREAM_HEADERS
+from gateway.http.replies import STREAM_HEADERS, streamed_response
 from gateway.http.request_observer import record_of
 from gateway.inference.forwarder import Reply
 from gateway.inference.handler import InferenceHandler
@@ -99,7 +98,7 @@ def _response(reply: Reply) -> Response[Any]:
     headers = dict(reply.headers)
     media_type = headers.pop("content-type", "application/json")
     if reply.stream is not None:
-        return Stream(reply.stream, media_type=media_type, headers={**headers, **STREAM_HEADERS})
+        return streamed_response(reply, media_type, {**headers, **STREAM_HEADERS})
     return Response(reply.body, media_type=media_type, headers=headers)
 
 

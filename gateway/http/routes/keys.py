@@ -7,12 +7,12 @@ import time
 from typing import Any, Literal
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from gateway.auth import ApiKey, KeyLimits, KeyStore, new_key, new_secret
-from gateway.auth.authenticator import Authenticator
+from gateway.auth.authenticator import Authenticator, Caller
 from gateway.errors import InvalidRequest, NotFound
 from gateway.http.callers import admin_of, caller_of
 from gateway.http.openapi_bodies import json_body, struct_schema, with_body
@@ -50,20 +50,71 @@ def _decode_new_key(raw: bytes) -> NewKey:
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
 
 
+class KeyChange(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """What may change on an existing key (the secret, id and scope never do)."""
+
+    models: tuple[str, ...] | None = None
+    limits: KeyLimits | None = None
+
+
+_KEY_CHANGE_BODY = json_body(struct_schema(KeyChange), {"models": ["chat"], "limits": {"requests_per_minute": 120}})
+
+
+async def create_key(store: KeyStore, raw: bytes) -> dict[str, Any]:
+    """Create the key a JSON body describes (`NewKey`); its description and, this once, its secret."""
+    spec = _decode_new_key(raw)
+    expires = spec.expires_at.timestamp() if isinstance(spec.expires_at, dt.datetime) else spec.expires_at
+    if spec.expires_in_days is not None:
+        expires = time.time() + spec.expires_in_days * 86400
+    secret = new_secret()
+    key = new_key(secret, scope=spec.scope, models=spec.models, limits=spec.limits, expires_at=expires,
+                  metadata=spec.metadata, cache_control=spec.cache_control)
+    await store.add(key)
+    return {**describe(key), "secret": secret}
+
+
+async def revoke_key(store: KeyStore, authenticator: Authenticator, key_id: str) -> dict[str, Any]:
+    if not await store.revoke(key_id):
+        raise NotFound(f"No API key with id `{key_id}`.", param="key_id", code="key_not_found")
+    authenticator.forget_all()
+    return {"id": key_id, "revoked": True}
+
+
+async def change_key(store: KeyStore, authenticator: Authenticator, key_id: str, raw: bytes) -> dict[str, Any]:
+    """Replace a stored key's models and/or limits (a JSON `KeyChange`); effective on every replica
+    within the authenticator's cache time, like a revocation."""
+    try:
+        change = msgspec.json.decode(raw or b"{}", type=KeyChange, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(str(exc)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
+    key = next((k for k in await store.all() if k.id == key_id), None)
+    if key is None:
+        raise NotFound(f"No API key with id `{key_id}`.", param="key_id", code="key_not_found")
+    updated = msgspec.structs.replace(key, models=key.models if change.models is None else change.models,
+                                      limits=key.limits if change.limits is None else change.limits)
+    await store.add(updated)
+    authenticator.forget_all()
+    return describe(updated)
+
+
+async def remaining_of(limits: LimitStore, caller: Caller) -> dict[str, Any] | None:
+    """What is left of a caller's limits now (None: it has none)."""
+    if not caller.limited:
+        return None
+    state = await limits.usage(caller.subject, caller.limits)
+    return {"requests": state.requests_remaining, "requests_reset_s": state.requests_reset_s,
+            "tokens": state.tokens_remaining, "tokens_reset_s": state.tokens_reset_s,
+            "budget": state.budget_remaining}
+
+
 def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticator) -> list[HTTPRouteHandler]:
     @post("/admin/keys", status_code=201, summary="Create an API key (its secret is shown once)",
           operation_class=with_body(_NEW_KEY_BODY))
-    async def create_key(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def create(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await admin_of(request, authenticator)
-        spec = _decode_new_key(await request.body())
-        expires = spec.expires_at.timestamp() if isinstance(spec.expires_at, dt.datetime) else spec.expires_at
-        if spec.expires_in_days is not None:
-            expires = time.time() + spec.expires_in_days * 86400
-        secret = new_secret()
-        key = new_key(secret, scope=spec.scope, models=spec.models, limits=spec.limits, expires_at=expires,
-                      metadata=spec.metadata, cache_control=spec.cache_control)
-        await store.add(key)
-        return {**describe(key), "secret": secret}
+        return await create_key(store, await request.body())
 
     @get("/admin/keys", summary="List API keys")
     async def list_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -72,22 +123,20 @@ def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticato
         return {"object": "list", "data": [describe(k) for k in keys]}
 
     @delete("/admin/keys/{key_id:str}", status_code=200, summary="Revoke an API key")
-    async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
+    async def revoke(request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
         await admin_of(request, authenticator)
-        if not await store.revoke(key_id):
-            raise NotFound(f"No API key with id `{key_id}`.", param="key_id", code="key_not_found")
-        authenticator.forget_all()
-        return {"id": key_id, "revoked": True}
+        return await revoke_key(store, authenticator, key_id)
+
+    @patch("/admin/keys/{key_id:str}", status_code=200, summary="Change a key's models or limits",
+           operation_class=with_body(_KEY_CHANGE_BODY))
+    async def change(request: Request[Any, Any, Any], key_id: FromPath[str]) -> dict[str, Any]:
+        await admin_of(request, authenticator)
+        return await change_key(store, authenticator, key_id, await request.body())
 
     @get("/v1/usage", summary="The calling key's limits and what is left of them")
     async def usage(request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = await caller_of(request, authenticator)
-        state = await limits.usage(caller.subject, caller.limits) if caller.limited else None
-        remaining = None if state is None else {
-            "requests": state.requests_remaining, "requests_reset_s": state.requests_reset_s,
-            "tokens": state.tokens_remaining, "tokens_reset_s": state.tokens_reset_s,
-            "budget": state.budget_remaining}
         return {"key": describe(caller.key) if caller.key else None, "subject": caller.subject,
-                "limits": msgspec.to_builtins(caller.limits), "remaining": remaining}
+                "limits": msgspec.to_builtins(caller.limits), "remaining": await remaining_of(limits, caller)}
 
-    return [create_key, list_keys, revoke_key, usage]
+    return [create, list_keys, revoke, change, usage]

@@ -16,10 +16,31 @@ from gateway.http.callers import caller_of
 from gateway.http.openapi_bodies import surface_body, with_body
 from gateway.inference.forwarder import request_key
 from gateway.inference.model_selection import choose_model
-from gateway.surfaces import CHAT_COMPLETIONS
+from gateway.surfaces import CHAT_COMPLETIONS, InferenceRequest
 from gateway.workers.active_catalog import CatalogHolder
 from gateway.workers.pool import Placement
 from routing.policies import Explanation
+
+
+def explain_routing(runtimes: CatalogHolder, inference: InferenceRequest) -> dict[str, Any]:
+    """How a decoded request (any surface) would be routed now: the model and why, then per model of the
+    chain the worker its policy would choose and every worker as the policy weighed it."""
+    runtime = runtimes.current
+    choice = choose_model(runtime, inference)
+    now = asyncio.get_running_loop().time()
+    pool = runtime.pool
+    chain = []
+    for model in (choice.model, *choice.fallbacks):
+        placements = pool.placements(model)
+        eligible, panic = pool.outlier.eligible([p.name for p in placements], now, down=pool.health.down())
+        spec = runtime.catalog.model(model)
+        why = pool.explain(model, request_key(inference, model), eligible, now,
+                           sticky=inference.session is not None)
+        chain.append({"model": model, "policy": spec.policy if spec else None, "panic_mode": panic,
+                      "chosen": why.chosen, "reason": why.reason, "score_means": why.score_means,
+                      "workers": worker_rows(placements, eligible, why, now)})
+    return {"model": choice.model, "route": choice.route, "fallbacks": list(choice.fallbacks),
+            "match_on": runtime.chooser.match_on, "candidates": chain}
 
 
 def routing_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> list[HTTPRouteHandler]:
@@ -27,23 +48,7 @@ def routing_routes(runtimes: CatalogHolder, authenticator: Authenticator) -> lis
           operation_class=with_body(surface_body(CHAT_COMPLETIONS)))
     async def explain(request: Request[Any, Any, Any]) -> dict[str, Any]:
         await caller_of(request, authenticator)
-        inference = CHAT_COMPLETIONS.decode(await request.body())
-        runtime = runtimes.current
-        choice = choose_model(runtime, inference)
-        now = asyncio.get_running_loop().time()
-        pool = runtime.pool
-        chain = []
-        for model in (choice.model, *choice.fallbacks):
-            placements = pool.placements(model)
-            eligible, panic = pool.outlier.eligible([p.name for p in placements], now, down=pool.health.down())
-            spec = runtime.catalog.model(model)
-            why = pool.explain(model, request_key(inference, model), eligible, now,
-                               sticky=inference.session is not None)
-            chain.append({"model": model, "policy": spec.policy if spec else None, "panic_mode": panic,
-                          "chosen": why.chosen, "reason": why.reason, "score_means": why.score_means,
-                          "workers": worker_rows(placements, eligible, why, now)})
-        return {"model": choice.model, "route": choice.route, "fallbacks": list(choice.fallbacks),
-                "match_on": runtime.chooser.match_on, "candidates": chain}
+        return explain_routing(runtimes, CHAT_COMPLETIONS.decode(await request.body()))
 
     return [explain]
 

@@ -1,0 +1,1 @@
+"""redis-py's asyncio clients against the gateway's own (`RedisWire`, `ClusterWire`) on the limit check."""
