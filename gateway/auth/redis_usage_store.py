@@ -3,7 +3,8 @@
 Requests are counted in this process's memory (`UsageTally`); every `flush_s` seconds a background
 task sends what was counted since the last flush as one pipeline of HINCRBY, and once more when the
 gateway stops. So a request costs no Redis call, and each replica's counts reach Redis within
-`flush_s`. A flush that fails (Redis down) puts its counts back, to go with the next one.
+`flush_s`. A flush that fails (Redis down) puts its counts back, to go with the next one (so a flush
+that Redis applied but whose answer was lost, a timeout, is counted twice: usage errs on the high side).
 
 Layout (`prefix` defaults to `llmgw:`; the key id in braces is a Redis Cluster hash tag, so all the
 days of a key live on one node and a read of N days is one round trip):
