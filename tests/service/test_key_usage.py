@@ -90,3 +90,11 @@ def test_days_must_be_a_number_of_days_kept(replicas: list[str]) -> None:
         refused = usage(replicas[0], "key_x", days=days)
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "days"
     assert len(usage(replicas[0], "key_x").json()["data"]) == 7
+
+
+def test_the_openapi_schema_documents_the_usage_route(replicas: list[str]) -> None:
+    schema = httpx.get(replicas[0] + "/schema/openapi.json", timeout=10).json()
+    operation = schema["paths"]["/admin/keys/{key_id}/usage"]["get"]
+    assert operation["summary"] == "A key's usage per UTC day"
+    assert sorted((p["name"], p["in"], p["required"]) for p in operation["parameters"]) == [
+        ("days", "query", False), ("key_id", "path", True)]
