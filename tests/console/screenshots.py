@@ -6,6 +6,7 @@ overview at phone width."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -55,10 +56,8 @@ def make_traffic(page: Page, url: str) -> str:
                 raw = client.chat.completions.with_raw_response.create(
                     model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24)
                 request_id = raw.headers["x-request-id"]
-    try:  # one refused request, so the key's usage shows an error
+    with contextlib.suppress(openai.APIStatusError):  # one refused request, so the key's usage shows an error
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
-    except openai.APIStatusError:
-        pass
     return request_id
 
 

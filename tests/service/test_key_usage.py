@@ -4,6 +4,7 @@ the SDK was told, once each replica's counts are flushed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,14 +43,14 @@ def usage(url: str, key_id: str, days: str = "") -> httpx.Response:
 
 def today_once_flushed(url: str, key_id: str, requests: int) -> dict[str, Any]:
     """Today's row on `url` once it counts `requests` (the other replica's arrive within its flush)."""
-    deadline = time.monotonic() + 30
+    deadline, pause = time.monotonic() + 30, threading.Event()
     while True:
         response = usage(url, key_id)
         assert response.status_code == 200, response.text
         row: dict[str, Any] = response.json()["data"][-1]
         if row["requests"] >= requests or time.monotonic() > deadline:
             return row
-        time.sleep(0.1)
+        pause.wait(0.1)
 
 
 def test_a_keys_use_on_two_replicas_is_summed_per_day(replicas: list[str]) -> None:

@@ -17,26 +17,26 @@ from gateway.shared_state.redis_client import RedisClient, connect_redis
 from testkit.redis_server import RedisServer
 from tests.stores.conftest import GENEROUS_TIMEOUTS, REDIS_SHAPES, eventually, flush, shape_url
 
-UsageStoreFactory = Callable[..., UsageStore]
+UsageStoreFactory = Callable[[], UsageStore]
 
 
 @pytest.fixture(params=["memory", *REDIS_SHAPES])
 async def usage_stores(request: pytest.FixtureRequest) -> AsyncIterator[UsageStoreFactory]:
-    """Makes usage stores as replicas would: each Redis one has its own client on the same db (keyword
-    arguments are `RedisUsageStore`'s); memory has one process, so every call returns the same store."""
+    """Makes usage stores as replicas would: each Redis one has its own client on the same db; memory has
+    one process, so every call returns the same store."""
     made: list[UsageStore] = []
     if request.param == "memory":
         memory = MemoryUsageStore()
         made.append(memory)
 
-        def make(**_options: float) -> UsageStore:
+        def make() -> UsageStore:
             return memory
     else:
         url = shape_url(request, request.param)
         await flush(url)
 
-        def make(**options: float) -> UsageStore:
-            store = RedisUsageStore(connect_redis(url, **GENEROUS_TIMEOUTS), **options)
+        def make() -> UsageStore:
+            store = RedisUsageStore(connect_redis(url, **GENEROUS_TIMEOUTS))
             made.append(store)
             return store
     yield make
