@@ -39,24 +39,24 @@ def day_name(day: int) -> str:
 
 
 class UsageTally:
-    """Counts by (key id, day, model), in memory. `clock`: unix time. `retention_days`: counts of days
-    older than this are dropped when a new day starts (None: kept until taken)."""
+    """Counts by day, then (key id, model), in memory. `clock`: unix time. `retention_days`: days older
+    than this are dropped when a new day starts (None: kept until taken)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time, retention_days: int | None = None) -> None:
         self._clock = clock
         self._retention_days = retention_days
-        self._counts: dict[Slot, Counts] = {}
+        self._days: dict[int, dict[tuple[str, str], Counts]] = {}
         self._today = day_of(clock())
+        self._today_counts = self._days.setdefault(self._today, {})
 
     def count(self, key_id: str, model: str, prompt_tokens: int, completion_tokens: int, error: bool) -> None:
         """One finished request of `key_id` (called per request: keep it this small)."""
         day = int(self._clock() // DAY_S)
         if day != self._today:
             self._new_day(day)
-        slot = (key_id, day, model)
-        counts = self._counts.get(slot)
+        counts = self._today_counts.get((key_id, model))
         if counts is None:
-            self._counts[slot] = [1, prompt_tokens, completion_tokens, int(error)]
+            self._today_counts[(key_id, model)] = [1, prompt_tokens, completion_tokens, int(error)]
         else:
             counts[0] += 1
             counts[1] += prompt_tokens
@@ -64,27 +64,31 @@ class UsageTally:
             counts[3] += error
 
     def _new_day(self, day: int) -> None:
+        """Count into `day` from now on; drop the days past the retention (a few dicts, not every count)."""
         self._today = day
+        self._today_counts = self._days.setdefault(day, {})
         if self._retention_days is not None:
-            oldest = day - self._retention_days + 1
-            for slot in [s for s in self._counts if s[1] < oldest]:
-                del self._counts[slot]
+            for old in [d for d in self._days if d <= day - self._retention_days]:
+                del self._days[old]
 
     def take(self) -> dict[Slot, Counts]:
         """Every count so far, leaving the tally empty (what a flush sends)."""
-        taken, self._counts = self._counts, {}
-        return taken
+        taken, self._days = self._days, {}
+        self._today_counts = self._days.setdefault(self._today, {})
+        return {(key_id, day, model): counts for day, of_day in taken.items()
+                for (key_id, model), counts in of_day.items()}
 
     def add(self, counts: Mapping[Slot, Counts]) -> None:
         """Add `counts` back (a flush that failed): nothing counted is lost."""
-        for slot, more in counts.items():
-            mine = self._counts.setdefault(slot, [0] * len(FIELDS))
+        for (key_id, day, model), more in counts.items():
+            mine = self._days.setdefault(day, {}).setdefault((key_id, model), [0] * len(FIELDS))
             for index, value in enumerate(more):
                 mine[index] += value
 
     def of_key(self, key_id: str) -> dict[tuple[int, str], Counts]:
         """The counts of one key by (day, model)."""
-        return {(day, model): counts for (key, day, model), counts in self._counts.items() if key == key_id}
+        return {(day, model): counts for day, of_day in self._days.items()
+                for (key, model), counts in of_day.items() if key == key_id}
 
     def today(self) -> int:
         return day_of(self._clock())
