@@ -88,6 +88,10 @@ class Settings:
     """GATEWAY_RESPONSES_TTL: seconds a stored response of the Responses API lives (`store`,
     `previous_response_id`, `GET /v1/responses/{id}`); 30 days by default."""
 
+    usage_flush_s: float = 5.0
+    """GATEWAY_USAGE_FLUSH_SECONDS: with REDIS_URL, how often each replica adds the usage per key and day
+    it counted to Redis (`GET /admin/keys/{id}/usage` shows other replicas' requests this late)."""
+
     cache_max_bytes: int = 64 * 1024 * 1024
     """GATEWAY_CACHE_MAX_BYTES: the in-memory cache's size (least recently used entries go first)."""
 
@@ -158,6 +162,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value == 0:
+        raise SettingsError(f"{name}=0: must be more than 0")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw == "":
@@ -216,6 +227,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pull_required=_bool(env, "GATEWAY_PULL_REQUIRED", False),
         cache_ttl=_float(env, "CACHE_TTL", 300.0),
         responses_ttl=_float(env, "GATEWAY_RESPONSES_TTL", 30 * 24 * 3600.0),
+        usage_flush_s=_positive(env, "GATEWAY_USAGE_FLUSH_SECONDS", 5.0),
         cache_max_bytes=_int(env, "GATEWAY_CACHE_MAX_BYTES", 64 * 1024 * 1024),
         cache_max_entry_bytes=_int(env, "GATEWAY_CACHE_MAX_ENTRY_BYTES", 1024 * 1024),
         capture_dir=env.get("GATEWAY_CAPTURE_DIR", "").strip() or "captures",

@@ -82,7 +82,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     monitor = HealthMonitor(runtimes, control, stores.overlays)
     kv_feeds = KvEventFeeds(runtimes)  # workers' KV-cache events, for prefix_affinity_precise
     watcher = CatalogWatcher(runtimes)
-    on_startup = [client.start, watcher.start, capture.start, lifecycle.start]
+    on_startup = [client.start, watcher.start, capture.start, lifecycle.start, stores.usage.start]
     on_startup += [monitor.start, kv_feeds.start] if background else []
     pulls: set[asyncio.Task[list[str]]] = set()
     if settings.pull_required:
@@ -110,14 +110,14 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
                                       lookahead=settings.audio_lookahead_bytes),
                         *feedback_routes(capture, authenticator),
                         *routing_routes(runtimes, authenticator), *admin_routes(runtimes, authenticator),
-                        *keys_routes(stores.keys, stores.limits, authenticator),
+                        *keys_routes(stores.keys, stores.limits, authenticator, stores.usage),
                         *workers_routes(runtimes, stores.overlays, authenticator, control),
                         *health_routes(runtimes, metrics, lifecycle, redis_ping),
                         *mobile_routes(inference, runtimes, authenticator, stores.sessions, settings.extra,
                                        control),
                         console_router(authenticator=authenticator, keys=stores.keys, limits=stores.limits,
                                        runtimes=runtimes, overlays=stores.overlays, control=control, capture=capture,
-                                       metrics=metrics,
+                                       metrics=metrics, usage=stores.usage,
                                        secret=settings.extra.get("GATEWAY_CONSOLE_SECRET", ""))],
         on_startup=on_startup,
         on_shutdown=on_shutdown,
@@ -133,7 +133,7 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
     # Outside Litestar, so that every response (unknown routes included) carries x-request-id,
     # and every request is measured and logged once.
     return RequestObserver(hot_path, metrics, log_level=settings.log_level, max_header_bytes=settings.max_header_bytes,
-                           tracer=tracer)
+                           tracer=tracer, usage=stores.usage)
 
 
 def _error_shapes(surfaces: SurfaceRegistry) -> dict[str, ErrorShape]:

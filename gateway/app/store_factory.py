@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.auth import KeyStore, MemoryKeyStore, RedisKeyStore
+from gateway.auth import KeyStore, MemoryKeyStore, MemoryUsageStore, RedisKeyStore, RedisUsageStore, UsageStore
 from gateway.cache.stores import CacheStore, MemoryCacheStore, RedisCacheStore
 from gateway.coaching.sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from gateway.limits import FallbackLimitStore, LimitStore, MemoryLimitStore, RedisLimitStore
@@ -25,8 +25,10 @@ class StateStores:
     overlays: OverlayStore
     sessions: SessionStore
     responses: ResponseStore
+    usage: UsageStore
 
     async def close(self) -> None:
+        await self.usage.close()
         await self.overlays.close()
         await self.keys.close()
         await self.limits.close()
@@ -41,7 +43,7 @@ def stores_from_settings(settings: Settings) -> StateStores:
                            cache=MemoryCacheStore(max_bytes=settings.cache_max_bytes,
                                                   max_entry_bytes=settings.cache_max_entry_bytes),
                            overlays=MemoryOverlayStore(), sessions=MemorySessionStore(),
-                           responses=MemoryResponseStore())
+                           responses=MemoryResponseStore(), usage=MemoryUsageStore())
     url, timeout = settings.redis_url, settings.redis_timeout_s
     try:
         parse_redis_url(url)
@@ -57,4 +59,5 @@ def stores_from_settings(settings: Settings) -> StateStores:
     limits = FallbackLimitStore(RedisLimitStore(hot_path, timeout_s=timeout), fail_open=settings.rate_limit_fail_open)
     cache = RedisCacheStore(hot_path, max_entry_bytes=settings.cache_max_entry_bytes, timeout_s=timeout)
     return StateStores(keys=RedisKeyStore(client()), limits=limits, cache=cache, overlays=RedisOverlayStore(client()),
-                       sessions=RedisSessionStore(client()), responses=RedisResponseStore(client()))
+                       sessions=RedisSessionStore(client()), responses=RedisResponseStore(client()),
+                       usage=RedisUsageStore(client(), flush_s=settings.usage_flush_s))

@@ -1,4 +1,4 @@
-"""API keys: the model, secret hashing, and the in-memory and Redis stores."""
+"""API keys: the model, secret hashing, and the in-memory and Redis stores of keys and of their usage per day."""
 
 from gateway.auth.api_keys import (
     ApiKey,
@@ -9,8 +9,11 @@ from gateway.auth.api_keys import (
     new_secret,
     secrets_match,
 )
+from gateway.auth.key_usage import DayUsage, ModelUsage, UsageStore
 from gateway.auth.memory_key_store import MemoryKeyStore
+from gateway.auth.memory_usage_store import MemoryUsageStore
 from gateway.auth.redis_key_store import RedisKeyStore
+from gateway.auth.redis_usage_store import RedisUsageStore
 
-__all__ = ["ApiKey", "KeyLimits", "KeyStore", "MemoryKeyStore", "RedisKeyStore", "hash_secret", "new_key",
-           "new_secret", "secrets_match"]
+__all__ = ["ApiKey", "DayUsage", "KeyLimits", "KeyStore", "MemoryKeyStore", "MemoryUsageStore", "ModelUsage",
+           "RedisKeyStore", "RedisUsageStore", "UsageStore", "hash_secret", "new_key", "new_secret", "secrets_match"]

@@ -22,6 +22,7 @@ from gateway.observability.metrics import GatewayMetrics, LabelledChildren, stat
 from gateway.observability.request_record import RequestRecord
 
 if TYPE_CHECKING:
+    from gateway.auth import UsageStore
     from gateway.observability.tracing import GatewayTracer
 
 HEADER = b"x-request-id"
@@ -51,11 +52,14 @@ def record_of(scope: Scope) -> RequestRecord:
 
 class RequestObserver:
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics, *, log_level: str = "info",
-                 max_header_bytes: int = 0, tracer: GatewayTracer | None = None) -> None:
+                 max_header_bytes: int = 0, tracer: GatewayTracer | None = None,
+                 usage: UsageStore | None = None) -> None:
         """`max_header_bytes`: larger request headers get 431 (0: no limit). `tracer`: each request's
-        SERVER span starts and ends here (None: tracing is off)."""
+        SERVER span starts and ends here (None: tracing is off). `usage`: each request made with a key
+        (but the console's own) is counted there, in memory (None: not counted)."""
         self.app = app
         self._tracer = tracer
+        self._usage = usage
         self.metrics = metrics
         self._max_header_bytes = max_header_bytes
         self._requests = LabelledChildren(metrics.requests)
@@ -131,6 +135,9 @@ class RequestObserver:
             self._tokens(model, key, "prompt").inc(record.prompt_tokens)
         if record.completion_tokens:
             self._tokens(model, key, "completion").inc(record.completion_tokens)
+        if self._usage is not None and record.key_id is not None and record.endpoint != "console":
+            self._usage.count(record.key_id, model, record.prompt_tokens or 0, record.completion_tokens or 0,
+                              status >= 400)
         if record.quiet:
             if self._log_probes:
                 log_line(_LOGGER, "debug", "request", record.log_fields(finished))

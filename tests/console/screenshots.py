@@ -1,10 +1,12 @@
 """Regenerates the screenshots of docs/console.md: `python -m tests.console.screenshots` (or
 `make screenshots`). Starts the simulator and a gateway with an admin key on loopback, makes some
-traffic (a key created in the console, chat requests and streams through it, a rating), then has
-Debian's Chromium photograph each page at 1280 px, and the overview at phone width."""
+traffic (a key created in the console, chat requests and streams through it, a refused one, a rating),
+then has Debian's Chromium photograph each page at 1280 px (the Keys page with the key's usage), and the
+overview at phone width."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -54,6 +56,8 @@ def make_traffic(page: Page, url: str) -> str:
                 raw = client.chat.completions.with_raw_response.create(
                     model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24)
                 request_id = raw.headers["x-request-id"]
+    with contextlib.suppress(openai.APIStatusError):  # one refused request, so the key's usage shows an error
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
     return request_id
 
 
@@ -79,6 +83,9 @@ def main() -> int:
         page.get_by_role("link", name="Workers").click()
         page.get_by_role("link", name="Keys").click()  # reloaded: what is left after the traffic
         expect(page.locator("#keys-table")).not_to_contain_text("120 req,")
+        key_id = page.locator("#keys-table tbody tr").first.locator("td").first.inner_text()
+        page.get_by_role("button", name=f"Usage of {key_id}").click()
+        expect(page.locator("#usage-table")).to_contain_text("chat")
         photograph(page, "keys")
         page.get_by_role("link", name="Captured").click()
         reload_until_captured(page, request_id)

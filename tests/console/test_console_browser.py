@@ -1,12 +1,14 @@
 """The console in a real browser (Debian's Chromium under Playwright), against a real gateway in front of
-the simulator: sign in, create a key and use it with the openai SDK, watch the overview count it, rate
-its captured interaction, revoke it and see the SDK refused; drain a worker and see traffic move; the
-routing playground; and what must be refused (no cookie, a forged one, a user key, a cross-site POST)."""
+the simulator: sign in, create a key and use it with the openai SDK, watch the overview count it and the
+key's usage of the day show it, rate its captured interaction, revoke it and see the SDK refused; drain
+a worker and see traffic move; the routing playground; and what must be refused (no cookie, a forged
+one, a user key, a cross-site POST)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import openai
@@ -75,7 +77,8 @@ def test_a_key_created_in_the_console_serves_the_sdk_is_rated_and_revoked(
     expect(page.locator("#keys-table")).to_contain_text("50 req/min")
 
     raw = sdk(url, key).chat.completions.with_raw_response.create(model="chat", messages=HELLO, max_tokens=8)
-    assert raw.parse().choices[0].message.content
+    answer = raw.parse()
+    assert answer.choices[0].message.content and answer.usage is not None
     request_id = raw.headers["x-request-id"]
 
     page.get_by_role("link", name="Overview").click()
@@ -95,6 +98,12 @@ def test_a_key_created_in_the_console_serves_the_sdk_is_rated_and_revoked(
     assert exported.ok and "motivation tip" in exported.text()
 
     page.get_by_role("link", name="Keys").click()
+    page.get_by_role("button", name=f"Usage of {key_id}").click()
+    expect(page.locator("#usage-id")).to_have_text(key_id)
+    today = page.locator("#usage-table tbody tr").first.locator("td")
+    expect(today).to_have_text([datetime.now(UTC).date().isoformat(), "1", str(answer.usage.prompt_tokens),
+                                str(answer.usage.completion_tokens), "0", "chat 1"])
+    expect(page.locator("#usage-chart rect.usage-bar")).to_have_count(7)
     revoke = page.locator(f'button[data-revoke="{key_id}"]')
     revoke.click()
     revoke.click()  # the second click confirms

@@ -29,7 +29,7 @@ ROUTES = [("POST", "/v1/chat/completions", CHAT), ("POST", "/v1/completions", {"
           ("POST", "/v1/embeddings", {"model": "chat", "input": "x"}), ("GET", "/v1/models", None),
           ("GET", "/v1/models/chat", None), ("POST", "/v1/routing/explain", CHAT), ("GET", "/v1/usage", None),
           ("POST", "/admin/reload", None), ("GET", "/admin/workers", None), ("GET", "/admin/keys", None),
-          ("POST", "/admin/keys", {}), ("DELETE", "/admin/keys/key_x", None)]
+          ("POST", "/admin/keys", {}), ("DELETE", "/admin/keys/key_x", None), ("GET", "/admin/keys/key_x/usage", None)]
 ADMIN_ROUTES = [r for r in ROUTES if r[1].startswith("/admin")]
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from gateway.app.store_factory import stores_from_settings
-from gateway.auth import KeyLimits, RedisKeyStore, new_key, new_secret
+from gateway.auth import KeyLimits, RedisKeyStore, RedisUsageStore, new_key, new_secret
 from gateway.cache.stores import CacheStore
 from gateway.errors import StoreUnavailable
 from gateway.limits import RedisLimitStore
@@ -47,6 +47,10 @@ async def test_the_gateways_stores_all_work_on_a_cluster_and_on_sentinel(request
         assert (await stores.sessions.get(session)) is not None and await stores.sessions.delete(session)
         overlay = await stores.overlays.get()
         await stores.overlays.put(overlay)
+        stores.usage.count(key.id, "chat", 3, 2, False)
+        assert isinstance(stores.usage, RedisUsageStore)
+        await stores.usage.flush()  # a pipeline over one key's hash
+        assert (await stores.usage.days(key.id, 2))[-1].requests == 1
         assert await stores.keys.revoke(key.id)
     finally:
         await stores.close()

@@ -16,6 +16,7 @@ def test_defaults_follow_the_seed() -> None:
     assert settings.port == 3100 and settings.host == "127.0.0.1"
     assert settings.cors_origins == () and settings.max_body_bytes == 4 * 1024 * 1024
     assert settings.config_path == "config/models.yaml"
+    assert settings.usage_flush_s == 5.0 and load_settings({"GATEWAY_USAGE_FLUSH_SECONDS": "0.5"}).usage_flush_s == 0.5
 
 
 def test_environment_overrides() -> None:
@@ -27,7 +28,8 @@ def test_environment_overrides() -> None:
 
 
 @pytest.mark.parametrize("env", [{"GATEWAY_PORT": "abc"}, {"LOG_LEVEL": "loud"}, {"GATEWAY_MAX_BODY_BYTES": "0"},
-                                 {"GATEWAY_START_LOCAL_WORKERS": "maybe"}])
+                                 {"GATEWAY_START_LOCAL_WORKERS": "maybe"}, {"GATEWAY_USAGE_FLUSH_SECONDS": "0"},
+                                 {"GATEWAY_USAGE_FLUSH_SECONDS": "-1"}])
 def test_bad_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         load_settings(env)

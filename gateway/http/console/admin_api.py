@@ -17,12 +17,20 @@ from litestar import delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from gateway.auth import ApiKey, KeyStore
+from gateway.auth import ApiKey, KeyStore, UsageStore
 from gateway.auth.authenticator import Authenticator, Caller
 from gateway.errors import InvalidRequest
 from gateway.http.console.guard import AnyRequest, ConsoleGuard
 from gateway.http.routes.admin import reload_catalog
-from gateway.http.routes.keys import change_key, create_key, describe, remaining_of, revoke_key
+from gateway.http.routes.keys import (
+    DaysParameter,
+    change_key,
+    create_key,
+    describe,
+    remaining_of,
+    revoke_key,
+    usage_report,
+)
 from gateway.http.routes.routing import explain_routing
 from gateway.inference.route_cases import CASES_FILE, check_route_cases, parse_route_cases
 from gateway.limits import LimitStore
@@ -39,8 +47,8 @@ async def _key_row(limits: LimitStore, key: ApiKey) -> dict[str, Any]:
     return {**describe(key), "remaining": await remaining_of(limits, caller)}
 
 
-def key_routes(guard: ConsoleGuard, store: KeyStore, limits: LimitStore,
-               authenticator: Authenticator) -> list[HTTPRouteHandler]:
+def key_routes(guard: ConsoleGuard, store: KeyStore, limits: LimitStore, authenticator: Authenticator,
+               usage: UsageStore) -> list[HTTPRouteHandler]:
     @get("/api/keys", include_in_schema=False)
     async def list_keys(request: AnyRequest) -> dict[str, Any]:
         await guard.session(request)
@@ -68,7 +76,12 @@ def key_routes(guard: ConsoleGuard, store: KeyStore, limits: LimitStore,
         guard.log(request, session, "key_revoke", target=key_id)
         return revoked
 
-    return [list_keys, create, change, revoke]
+    @get("/api/keys/{key_id:str}/usage", include_in_schema=False)
+    async def key_usage(request: AnyRequest, key_id: FromPath[str], days: DaysParameter = None) -> dict[str, Any]:
+        await guard.session(request)
+        return await usage_report(usage, key_id, days)
+
+    return [list_keys, create, change, revoke, key_usage]
 
 
 class PlaygroundRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

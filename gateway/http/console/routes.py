@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Response, Router
 
-from gateway.auth import KeyStore
+from gateway.auth import KeyStore, UsageStore
 from gateway.auth.authenticator import Authenticator
 from gateway.capture.interactions import InteractionCapture
 from gateway.http.console.admin_api import key_routes, playground_routes
@@ -32,12 +32,12 @@ async def _secure(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def console_router(*, authenticator: Authenticator, keys: KeyStore, limits: LimitStore, runtimes: CatalogHolder,
-                   overlays: OverlayStore, control: ControlClient, capture: InteractionCapture,
+def console_router(*, authenticator: Authenticator, keys: KeyStore, limits: LimitStore, usage: UsageStore,
+                   runtimes: CatalogHolder, overlays: OverlayStore, control: ControlClient, capture: InteractionCapture,
                    metrics: GatewayMetrics, secret: str = "", session_hours: float = SESSION_HOURS) -> Router:
     """`secret`: GATEWAY_CONSOLE_SECRET (see `gateway.http.console.session` for why it may be empty)."""
     guard = ConsoleGuard(authenticator, SessionSigner(secret, session_hours * 3600))
-    handlers = [*page_routes(guard), *key_routes(guard, keys, limits, authenticator),
+    handlers = [*page_routes(guard), *key_routes(guard, keys, limits, authenticator, usage),
                 *worker_routes(guard, WorkerOperations(runtimes, overlays, control)),
                 *playground_routes(guard, runtimes),
                 *overview_routes(guard, MetricsWindow(metrics.registry), runtimes),

@@ -1,18 +1,20 @@
-"""API keys over HTTP: `/admin/keys` (admin keys only) and `GET /v1/usage` (a key's own limits)."""
+"""API keys over HTTP: `/admin/keys` (admin keys only; `/admin/keys/{id}/usage`: a key's use per day) and
+`GET /v1/usage` (a key's own limits)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, patch, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
-from gateway.auth import ApiKey, KeyLimits, KeyStore, new_key, new_secret
+from gateway.auth import ApiKey, KeyLimits, KeyStore, UsageStore, new_key, new_secret
 from gateway.auth.authenticator import Authenticator, Caller
+from gateway.auth.key_usage import RETENTION_DAYS
 from gateway.errors import InvalidRequest, NotFound
 from gateway.http.callers import admin_of, caller_of
 from gateway.http.openapi_bodies import json_body, struct_schema, with_body
@@ -109,7 +111,28 @@ async def remaining_of(limits: LimitStore, caller: Caller) -> dict[str, Any] | N
             "budget": state.budget_remaining}
 
 
-def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticator) -> list[HTTPRouteHandler]:
+USAGE_DAYS = 7
+"""Days of usage shown unless `days` says otherwise."""
+DaysParameter = Annotated[str | None, QueryParameter(
+    name="days", required=False,
+    description=f"How many UTC days, today included (1 to {RETENTION_DAYS}; default {USAGE_DAYS}).")]
+
+
+async def usage_report(usage: UsageStore, key_id: str, days: str | None) -> dict[str, Any]:
+    """`key_id`'s usage on each of the last `days` UTC days (oldest first; any id, a revoked key's too):
+    requests, prompt and completion tokens, errors, in total and per model."""
+    try:
+        count = USAGE_DAYS if days is None or days == "" else int(days)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= RETENTION_DAYS:
+        raise InvalidRequest(f"`days` is a whole number from 1 to {RETENTION_DAYS}.", param="days")
+    rows = await usage.days(key_id, count)
+    return {"object": "list", "key_id": key_id, "days": count, "data": msgspec.to_builtins(rows)}
+
+
+def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticator,
+                usage_store: UsageStore) -> list[HTTPRouteHandler]:
     @post("/admin/keys", status_code=201, summary="Create an API key (its secret is shown once)",
           operation_class=with_body(_NEW_KEY_BODY))
     async def create(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -133,10 +156,19 @@ def keys_routes(store: KeyStore, limits: LimitStore, authenticator: Authenticato
         await admin_of(request, authenticator)
         return await change_key(store, authenticator, key_id, await request.body())
 
+    @get("/admin/keys/{key_id:str}/usage", summary="A key's usage per UTC day",
+         description="Requests, prompt and completion tokens and errors (4xx, 5xx, or the client left) of the "
+                     "key, each day and per model: what every replica counted, reaching Redis within "
+                     "GATEWAY_USAGE_FLUSH_SECONDS (this replica's own counts at once).")
+    async def key_usage(request: Request[Any, Any, Any], key_id: FromPath[str], days: DaysParameter = None
+                        ) -> dict[str, Any]:
+        await admin_of(request, authenticator)
+        return await usage_report(usage_store, key_id, days)
+
     @get("/v1/usage", summary="The calling key's limits and what is left of them")
     async def usage(request: Request[Any, Any, Any]) -> dict[str, Any]:
         caller = await caller_of(request, authenticator)
         return {"key": describe(caller.key) if caller.key else None, "subject": caller.subject,
                 "limits": msgspec.to_builtins(caller.limits), "remaining": await remaining_of(limits, caller)}
 
-    return [create, list_keys, revoke, change, usage]
+    return [create, list_keys, revoke, change, key_usage, usage]

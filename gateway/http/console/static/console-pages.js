@@ -82,6 +82,8 @@ async function loadKeys() {
     data.data.map((k) => [k.id, k.prefix, k.scope, k.models.join(", "), k.metadata.team || "–", describeLimits(k.limits),
       describeRemaining(k.remaining), k.expires_at ? new Date(k.expires_at * 1000).toISOString().slice(0, 16) : "never",
       el("span", { class: "actions" },
+        el("button", { type: "button", class: "secondary", "data-usage": k.id, "aria-label": "Usage of " + k.id,
+          onclick: () => showUsage(k.id) }, "Usage"),
         el("button", { type: "button", class: "secondary", "data-edit": k.id, "aria-label": "Edit " + k.id,
           onclick: () => startEdit(k) }, "Edit"),
         el("button", { type: "button", class: "danger", "data-revoke": k.id, "aria-label": "Revoke " + k.id,

@@ -3,7 +3,7 @@
 // text is never HTML. The pages themselves are in console-pages.js.
 "use strict";
 
-const state = { csrf: "", timer: null, editing: null, removing: null };
+const state = { csrf: "", timer: null, editing: null, removing: null, usageKey: null };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -85,6 +85,8 @@ async function start() {
   document.getElementById("key-create").addEventListener("submit", (e) => createKey(e).catch(() => {}));
   document.getElementById("key-edit").addEventListener("submit", (e) => saveEdit(e).catch(() => {}));
   document.getElementById("edit-cancel").addEventListener("click", () => { document.getElementById("key-edit").hidden = true; });
+  document.getElementById("usage-days").addEventListener("change", () => loadUsage().catch(() => {}));
+  document.getElementById("usage-refresh").addEventListener("click", () => loadUsage().catch(() => {}));
   document.getElementById("worker-add").addEventListener("submit", (e) => addWorker(e).catch(() => {}));
   document.getElementById("model-pull").addEventListener("submit", (e) => pullModel(e).catch(() => {}));
   document.getElementById("adapter-form").addEventListener("submit", (e) => adapter(e, true).catch(() => {}));
