@@ -2,8 +2,8 @@
 processes; chat and Messages translated to chat) and through the peers, with a profile of the relay.
 
     python -m benchmarks.streaming_scale [--streams 50,200,500,1000] [--processes 1,2]
-        [--surfaces chat,messages] [--peers litellm,portkey] [--pace 0.02] [--chunks 100] [--window 10]
-        [--profile 500] [--quiet-wait 600] [--quick] [--write]
+        [--surfaces chat,messages] [--peers litellm,portkey] [--peer-streams 10,50,200] [--pace 0.02]
+        [--chunks 100] [--window 10] [--profile 500] [--quiet-wait 600] [--quick] [--write]
 
 The method: benchmarks/streaming_scale/README.md.
 """
@@ -27,6 +27,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, int, bool]:
         prog="python -m benchmarks.streaming_scale", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("--streams", type=number_list, default=[50, 200, 500, 1000], help="default 50,200,500,1000")
+    parser.add_argument(
+        "--peer-streams", type=number_list, default=[10, 50, 200], help="the peers' (default 10,50,200)"
+    )
     parser.add_argument("--processes", type=number_list, default=[1, 2], help="gateway processes (default 1,2)")
     parser.add_argument(
         "--surfaces",
@@ -58,6 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, int, bool]:
     quick = args.quick
     options = Options(
         streams=[50, 200] if quick else args.streams,
+        peer_streams=args.peer_streams,
         processes=[1] if quick else args.processes,
         surfaces=args.surfaces,
         peers=[] if quick else args.peers,

@@ -42,6 +42,13 @@ def table(targets: list[Target]) -> str:
             continue
         for i, p in enumerate(t.points):
             name = f"{t.name}{'' if t.status == 'ok' else ' (failed)'}" if i == 0 else ""
+            if p.completed == 0:
+                lines.append(
+                    f"| {name} | {t.surface} | {t.processes} | {p.streams} | no stream completed |"
+                    + " |" * 13
+                    + f" {p.errors} |"
+                )
+                continue
             lines.append(
                 f"| {name} | {t.surface} | {t.processes} | {p.streams} | {p.ttft_p50_ms:.1f} | {p.ttft_p99_ms:.1f} "
                 f"| {_signed(p.ttft_p50_over_direct_ms)} | {_signed(p.ttft_p99_over_direct_ms)} | {p.gap_p99_ms:.1f} "

@@ -34,6 +34,8 @@ SURFACES = {
 @dataclass(frozen=True, slots=True)
 class Options:
     streams: list[int]
+    peer_streams: list[int]
+    """The peers' numbers of streams: fewer, and lower, than this gateway's (they fall behind sooner)."""
     processes: list[int]
     surfaces: list[str]
     peers: list[str]
@@ -107,7 +109,7 @@ async def _peer_points(
     target: Target, peer: servers.Peer, upstream_pid: int, options: Options, budget: QuietBudget
 ) -> None:
     target.quiet = await budget.wait()
-    for streams in options.streams:
+    for streams in options.peer_streams:
         point = await run_point(
             load_for(options, peer.port, "chat", servers.MODEL, peer.headers, streams), peer.child.pid, upstream_pid
         )
@@ -128,6 +130,8 @@ def compare(targets: list[Target], pace_s: float) -> None:
         for point in target.points:
             point.gap_p99_over_pace_ms = round(point.gap_p99_ms - pace_s * 1000, 1)
             base = next((p for p in direct.points if p.streams == point.streams), None) if direct else None
+            if point.completed == 0:
+                continue
             if base is not None and target is not direct:
                 point.ttft_p50_over_direct_ms = round(point.ttft_p50_ms - base.ttft_p50_ms, 2)
                 point.ttft_p99_over_direct_ms = round(point.ttft_p99_ms - base.ttft_p99_ms, 2)
@@ -162,7 +166,7 @@ async def run_benchmark(options: Options, on_target: Callable[[Target], None] = 
             direct = Target("direct", "direct to the pacer")
             targets.append(direct)
             direct.quiet = await budget.wait()
-            for streams in options.streams:
+            for streams in sorted(set(options.streams) | (set(options.peer_streams) if installed else set())):
                 direct.points.append(
                     await run_point(load_for(options, port, "chat", pacer.MODEL, {}, streams), None, upstream.pid)
                 )
