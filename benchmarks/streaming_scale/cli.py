@@ -54,6 +54,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, int, bool]:
         action="store_true",
         help="50 and 200 streams, one process, 3 s windows, no peers, no profile, no quiet wait",
     )
+    parser.add_argument(
+        "--source", default="", metavar="TREE", help="run the gateway from this source tree (an older checkout)"
+    )
     parser.add_argument("--write", action="store_true", help="write the JSON and the section of RESULTS.md")
     args = parser.parse_args(argv)
     if args.pace <= 0 or args.chunks < 2 or args.window <= 0 or args.quiet_wait < 0 or args.profile < 0:
@@ -70,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, int, bool]:
         window_s=3.0 if quick else args.window,
         quiet_wait_s=0.0 if quick else args.quiet_wait,
         quick=quick,
+        source=args.source,
     )
     return options, 0 if quick else args.profile, args.write and not quick
 

@@ -41,7 +41,7 @@ async def profile_gateway(options: Options, streams: int, started: datetime) -> 
             catalog = await asyncio.to_thread(gateway.write_catalog, workdir, pacer_port)
             port = free_port()
             child = await gateway.start_gateway(
-                workdir, catalog, port, extra_env=configs.CONFIGS["bare"].environment(1)
+                workdir, catalog, port, extra_env=configs.CONFIGS["bare"].environment(1), source=options.gateway_source
             )
             try:
                 load = load_for(options, port, "chat", servers.MODEL, gateway.AUTH_HEADERS, streams)

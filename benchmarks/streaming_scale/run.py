@@ -44,6 +44,12 @@ class Options:
     window_s: float
     quiet_wait_s: float
     quick: bool
+    source: str = ""
+    """Another source tree to run the gateway from (an older commit's checkout), else this one."""
+
+    @property
+    def gateway_source(self) -> gateway.Source:
+        return gateway.Source(Path(self.source), self.source) if self.source else gateway.WORKING_TREE
 
 
 @dataclass(slots=True)
@@ -90,7 +96,12 @@ async def _gateway_points(
         port = free_port()
         try:
             child = await gateway.start_gateway(
-                workdir, catalog, port, extra_env=environment, label=f"{target.surface}-{target.processes}-{streams}"
+                workdir,
+                catalog,
+                port,
+                extra_env=environment,
+                label=f"{target.surface}-{target.processes}-{streams}",
+                source=options.gateway_source,
             )
         except RuntimeError as exc:
             target.status = f"did not start: {exc}"
