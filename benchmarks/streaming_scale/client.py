@@ -56,6 +56,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, spec: dict[str, Any], figures: Figures) -> None:
         self.end = spec["end_marker"].encode()
+        self.content = spec.get("content_marker", CONTENT.decode()).encode()
         self.window = (spec["window_start"], spec["window_end"])
         self.figures = figures
         self.transport: asyncio.Transport | None = None
@@ -92,7 +93,7 @@ class Connection(asyncio.Protocol):
                 self.close()
                 return
         seen = self.tail + data
-        chunks = seen.count(CONTENT) - self.tail.count(CONTENT)
+        chunks = seen.count(self.content) - self.tail.count(self.content)
         if chunks:
             self._note(now, chunks)
         if not self.end_seen and seen.count(self.end) > self.tail.count(self.end):

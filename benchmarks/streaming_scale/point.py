@@ -42,6 +42,8 @@ class Load:
     chunks: int
     pace_s: float
     window_s: float
+    content_marker: str = "xq"
+    """What marks a content chunk in the stream's bytes (the pacer's text; another upstream's)."""
 
 
 @dataclass(slots=True)
@@ -95,7 +97,8 @@ def _specs(load: Load, window_start: float, ramp_s: float) -> list[dict[str, Any
     processes = max(1, math.ceil(load.streams / STREAMS_PER_CLIENT_PROCESS))
     common = {
         "host": load.host, "port": load.port, "path": load.path, "body": load.body, "headers": load.headers,
-        "end_marker": load.end_marker, "chunks": load.chunks, "ramp_s": ramp_s, "window_start": window_start,
+        "end_marker": load.end_marker, "content_marker": load.content_marker, "chunks": load.chunks,
+        "ramp_s": ramp_s, "window_start": window_start,
         "window_end": window_start + load.window_s, "stream_timeout_s": 60.0 + load.chunks * load.pace_s * 4,
     }  # fmt: skip
     share = [load.streams // processes + (i < load.streams % processes) for i in range(processes)]
