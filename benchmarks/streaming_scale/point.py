@@ -64,6 +64,8 @@ class Point:
     chunks_per_s: float = 0.0
     gateway_cpu_pct: float = 0.0
     gateway_ms_per_1k_chunks: float | None = None
+    gateway_kernel_pct: float | None = None
+    """Of the gateway's CPU, the share spent in the kernel (system time: its socket reads and writes)."""
     upstream_cpu_pct: float = 0.0
     upstream_ms_per_1k_chunks: float | None = None
     client_cpu_pct: float = 0.0
@@ -112,6 +114,21 @@ async def _client(spec: dict[str, Any]) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+def _user_system_ticks(root: int) -> tuple[int, int]:
+    """utime and stime of `root`'s process tree, in ticks (blocking)."""
+    user = system = 0
+    for pid in proc_stats.process_tree(root):
+        fields = proc_stats.stat_fields(pid)
+        if fields is not None:
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
+
+
+def _kernel_pct(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    user, system = after[0] - before[0], after[1] - before[1]
+    return round(100 * system / (user + system), 1) if user + system > 0 else None
+
+
 async def _sample_rss(pid: int, until: float, every_s: float = 0.5) -> list[int]:
     samples = []
     while time.perf_counter() < until:
@@ -131,9 +148,11 @@ async def run_point(load: Load, gateway_pid: int | None, upstream_pid: int) -> P
         roles["gateway"] = gateway_pid
     await asyncio.sleep(window_start - time.perf_counter())
     before = await asyncio.to_thread(cpu_share.read, roles)
+    split_before = await asyncio.to_thread(_user_system_ticks, gateway_pid) if gateway_pid else (0, 0)
     rss = await _sample_rss(gateway_pid, window_start + load.window_s) if gateway_pid else []
     await asyncio.sleep(max(0.0, window_start + load.window_s - time.perf_counter()))
     after = await asyncio.to_thread(cpu_share.read, roles)
+    split_after = await asyncio.to_thread(_user_system_ticks, gateway_pid) if gateway_pid else (0, 0)
     outputs = await asyncio.gather(*(c.communicate() for c in children))
     figures = []
     for child, (out, err) in zip(children, outputs, strict=True):
@@ -142,6 +161,7 @@ async def run_point(load: Load, gateway_pid: int | None, upstream_pid: int) -> P
         figures.append(Figures(**json.loads(out)))
     point = _figures(load, figures, cpu_share.between(before, after), after.at - before.at)
     point.machine_busy_pct = round(100 * cpu_share.machine_busy(before, after), 1)
+    point.gateway_kernel_pct = _kernel_pct(split_before, split_after)
     if rss_idle is not None and rss:
         open_rss = statistics.median(rss)
         point.rss_idle_mb, point.rss_open_mb = round(rss_idle / 2**20, 1), round(open_rss / 2**20, 1)

@@ -29,23 +29,27 @@ def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def table(targets: list[Target]) -> str:
     lines = [
-        "| target | surface | proc | streams | TTFT p50 ms | p99 ms | p50 over direct | p99 over direct | gap p99 ms "
-        "| over pace | bunched | chunks/s | gateway CPU % | ms CPU / 1k chunks | upstream ms / 1k | clients CPU % "
-        "| machine busy % | KB RSS / stream | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | surface | proc | streams | TTFT p50 ms | p99 ms | p50 over direct | p99 over direct "
+        "| gap p99 ms | over pace | bunched | chunks/s | gateway CPU % | in kernel | ms CPU / 1k chunks "
+        "| upstream ms / 1k | clients CPU % | machine busy % | KB RSS / stream | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in targets:
         if not t.points:
-            lines.append(f"| {t.name} | {t.surface} | - | {t.status.splitlines()[0][:160]} |" + " |" * 15)
+            lines.append(f"| {t.name} | {t.surface} | - | {t.status.splitlines()[0][:160]} |" + " |" * 16)
             continue
         for i, p in enumerate(t.points):
             name = f"{t.name}{'' if t.status == 'ok' else ' (failed)'}" if i == 0 else ""
             if p.completed == 0:
                 lines.append(
                     f"| {name} | {t.surface} | {t.processes} | {p.streams} | no stream completed |"
-                    + " |" * 13
+                    + " |" * 14
                     + f" {p.errors} |"
                 )
                 continue
@@ -53,7 +57,7 @@ def table(targets: list[Target]) -> str:
                 f"| {name} | {t.surface} | {t.processes} | {p.streams} | {p.ttft_p50_ms:.1f} | {p.ttft_p99_ms:.1f} "
                 f"| {_signed(p.ttft_p50_over_direct_ms)} | {_signed(p.ttft_p99_over_direct_ms)} | {p.gap_p99_ms:.1f} "
                 f"| {_signed(p.gap_p99_over_pace_ms)} | {p.bunched_pct:.2f}% | {p.chunks_per_s:,} "
-                f"| {p.gateway_cpu_pct:.0f} | {_maybe(p.gateway_ms_per_1k_chunks)} "
+                f"| {p.gateway_cpu_pct:.0f} | {_pct(p.gateway_kernel_pct)} | {_maybe(p.gateway_ms_per_1k_chunks)} "
                 f"| {_maybe(p.upstream_ms_per_1k_chunks)} | {p.client_cpu_pct:.0f} | {p.machine_busy_pct:.0f} "
                 f"| {_maybe(p.rss_kb_per_stream)} | {p.errors} |"
             )
