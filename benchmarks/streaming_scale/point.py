@@ -83,7 +83,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else 0.0
 
 
-def _hist_pct(hist: dict[int, int], q: float) -> float:
+def hist_percentile(hist: dict[int, int], q: float) -> float:
     total = sum(hist.values())
     if not total:
         return 0.0
@@ -189,8 +189,8 @@ def _figures(load: Load, figures: list[Figures], shares: dict[str, float], wall_
         first_errors=[e for f in figures for e in f.first_errors][:3],
         ttft_p50_ms=round(_pct(ttft, 0.5), 2),
         ttft_p99_ms=round(_pct(ttft, 0.99), 2),
-        gap_p50_ms=_hist_pct(gaps, 0.5),
-        gap_p99_ms=_hist_pct(gaps, 0.99),
+        gap_p50_ms=hist_percentile(gaps, 0.5),
+        gap_p99_ms=hist_percentile(gaps, 0.99),
         gap_max_ms=round(max(gaps) * BUCKET_MS, 1) if gaps else 0.0,
         bunched_pct=round(100 * bunched / gap_total, 2) if gap_total else 0.0,
         short_streams=sum(f.short_streams for f in figures),
