@@ -38,8 +38,8 @@ class StreamCutoff:
 
 
 class StreamReads:
-    """Bounded reads of one worker stream (one instance per stream, made in the task that reads it);
-    `close` when the stream is over (its timer is dropped)."""
+    """Bounded reads of one worker stream (one instance per stream, read by one task: the one sending the
+    reply, as every relay is); `close` when the stream is over (its timer is dropped)."""
 
     __slots__ = ("_by_deadline", "_cancelled", "_cutoff", "_deadline", "_expiry", "_idle", "_loop", "_reading",
                  "_task", "_timer", "_worker")
@@ -67,7 +67,8 @@ class StreamReads:
         left = self._deadline - now
         self._by_deadline = left < self._idle
         self._expiry = now + (left if self._by_deadline else self._idle)
-        self._task = asyncio.current_task()  # the task a timeout cancels (whichever reads the stream)
+        if self._task is None:  # the task a timeout cancels: the one that reads the stream, start to end
+            self._task = asyncio.current_task()
         if self._timer is None:
             self._timer = self._loop.call_at(self._expiry, self._check)
         self._reading = True
