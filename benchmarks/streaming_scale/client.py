@@ -48,7 +48,7 @@ class Figures:
     def error(self, text: str) -> None:
         self.errors += 1
         if len(self.first_errors) < 3:
-            self.first_errors.append(text[:300])
+            self.first_errors.append(" ".join(text.split())[:300])  # one line: an answer's head and body
 
 
 class Connection(asyncio.Protocol):
