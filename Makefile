@@ -61,7 +61,8 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 ## figures in benchmarks/RESULTS.md and the files it cites in benchmarks/results/: overhead (nginx
 ## upstream, wrk; gateway configurations, ASGI servers, 1 and 2 processes, open loop at fixed rates,
 ## py-spy profiles of what misses a goal), routing (simulated fleet), peers (LiteLLM, Portkey: installed
-## on first run; this gateway open and with all features on), streaming (TTFT, pacing), the embedded worker
+## on first run; this gateway open and with all features on), streaming (TTFT, pacing), streams at scale
+## (50 to 1,000 concurrent streams at a 20 ms pace, 1 and 2 processes, beside the peers), the embedded worker
 ## (llama-server vs llama-cpp-python, which the bench extra installs), the API surfaces (translated
 ## Responses and Messages beside chat: CPU per request, stream pacing), then the plots
 bench: install $(VENV)/.bench-installed
@@ -71,6 +72,7 @@ bench: install $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.routing
 	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.streaming
+	$(BIN)/python -m benchmarks.streaming_scale --write
 	$(BIN)/python -m benchmarks.local_worker
 	$(BIN)/python -m benchmarks.surfaces --instructions 40
 	$(BIN)/python -m benchmarks.plots

@@ -23,8 +23,9 @@ import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.sse_events import NdjsonSplitter, StreamFormatError
-from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event, read_mid_stream
+from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event
 from gateway.upstream.stream_choices import has_content
+from gateway.upstream.stream_reads import StreamReads
 
 
 class LineTranslator(Protocol):
@@ -133,14 +134,17 @@ async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float
     """Yield each non-blank line of the body (without its newline), however the bytes are chunked.
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
-    content = response.content
+    readany = response.content.readany
+    reads = StreamReads(worker_name, idle, deadline, cutoff)
     lines = NdjsonSplitter(MAX_LINE_BYTES)
     try:
-        while data := await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff):
+        while data := await reads.read(readany):
             for line in lines.feed(data):
                 yield line
         for line in lines.end():
             yield line
     except StreamFormatError as exc:
         raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
+    finally:
+        reads.close()
 

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 from gateway.errors import GatewayError
 from gateway.upstream.client import WorkerResponse
-from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome, error_event, read_mid_stream
+from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome, error_event
+from gateway.upstream.stream_reads import StreamReads
 
 
 async def relay_raw(response: WorkerResponse, *, worker_name: str, idle_timeout: float, deadline: float,
@@ -20,9 +21,10 @@ async def relay_raw(response: WorkerResponse, *, worker_name: str, idle_timeout:
     """The worker's body as it comes; `on_end` gets the outcome whatever happens (`completed`: the
     worker ended its answer)."""
     outcome = StreamOutcome()
-    read = response.content.readany
+    readany = response.content.readany
+    reads = StreamReads(worker_name, idle_timeout, deadline, cutoff)
     try:
-        while data := await read_mid_stream(read, worker_name, idle_timeout, deadline, cutoff):
+        while data := await reads.read(readany):
             outcome.chunks += 1
             if outcome.first_content_at is None:
                 outcome.first_content_at = time.perf_counter()
@@ -35,5 +37,6 @@ async def relay_raw(response: WorkerResponse, *, worker_name: str, idle_timeout:
         outcome.client_disconnected = not outcome.completed
         raise
     finally:
+        reads.close()
         response.close()
         on_end(outcome)

@@ -13,19 +13,21 @@ translating surface's encoder takes it decoded, from the request's `chunk_tap.Ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout, WorkerUnreachable, worker_error
+from gateway.errors import GatewayError, UpstreamError, worker_error
 from gateway.upstream.chunk_tap import ChunkTap
 from gateway.upstream.sse_events import DONE_DATA, SseSplitter, StreamFormatError, decode_chunk
 from gateway.upstream.stream_choices import ChoiceTracker, cut_message
+from gateway.upstream.stream_reads import StreamCutoff, StreamReads
+
+__all__ = ["DONE", "StreamCutoff", "StreamOutcome", "error_event", "read_payloads", "relay_sse"]
 
 DONE = b"data: [DONE]\n\n"
 _encode = msgspec.json.Encoder().encode
@@ -55,25 +57,6 @@ def error_event(error: GatewayError) -> bytes:
     return b"data: " + _encode(error.body()) + b"\n\n"
 
 
-class StreamCutoff:
-    """Lets the gateway end one relayed stream early (the drain deadline): after `cut`, the read under way
-    and every later one raise `error`, which the relay turns into an error event and `[DONE]`."""
-
-    __slots__ = ("error", "timer")
-
-    def __init__(self) -> None:
-        self.error: GatewayError | None = None
-        self.timer: asyncio.Timeout | None = None
-        """The timeout of the read under way (set by `read_mid_stream`)."""
-
-    def cut(self, error: GatewayError) -> None:
-        self.error = error
-        timer = self.timer
-        if timer is not None and not timer.expired():
-            with contextlib.suppress(RuntimeError):  # that read is over already: the next one sees `error`
-                timer.reschedule(asyncio.get_running_loop().time())  # wakes the read at once
-
-
 async def relay_sse(
     response: aiohttp.ClientResponse,
     *,
@@ -94,6 +77,9 @@ async def relay_sse(
     outcome = StreamOutcome()
     choices = ChoiceTracker()
     done = False
+    # Without a tap, every event one read completed goes out in one piece (one write to the client, so a
+    # relay that fell behind catches up); `ready` holds those not yielded yet.
+    ready = b""
     try:
         async for payloads in read_payloads(response, worker_name, idle_timeout, deadline, cutoff):
             for payload in payloads:
@@ -112,7 +98,9 @@ async def relay_sse(
                             event = b"data: " + payload + b"\n\n"
                             if tap is not None:
                                 tap.event, tap.chunk = event, chunk
-                            yield event
+                                yield event
+                            else:
+                                ready = ready + event if ready else event
                         continue
                 if has_content:
                     outcome.content_chunks += 1
@@ -122,8 +110,13 @@ async def relay_sse(
                             on_first()
                 outcome.last = chunk
                 event = b"data: " + payload + b"\n\n"
-                if tap is not None:
+                if tap is not None:  # a translating surface reads each event beside its decoded chunk
                     tap.event, tap.chunk = event, chunk
+                    yield event
+                else:
+                    ready = ready + event if ready else event
+            if ready:
+                event, ready = ready, b""
                 yield event
             if done:
                 break
@@ -139,6 +132,8 @@ async def relay_sse(
         yield DONE
     except GatewayError as exc:
         outcome.error = exc
+        if ready:  # the events read before a malformed or error chunk in the same read
+            yield ready
         yield error_event(exc)
         yield DONE
     except (asyncio.CancelledError, GeneratorExit):
@@ -152,42 +147,22 @@ async def relay_sse(
             on_end(outcome)
 
 
-async def read_mid_stream(read: Callable[[], Awaitable[bytes]], worker_name: str, idle: float,
-                          deadline: float, cutoff: StreamCutoff | None = None) -> bytes:
-    """One read of a worker's stream, bounded by the idle timeout and the request's `deadline` (loop
-    time), and ended by `cutoff`; aiohttp's errors become ours. Shared by the SSE and NDJSON relays."""
-    if cutoff is not None and cutoff.error is not None:
-        raise cutoff.error
-    wait = min(idle, deadline - asyncio.get_running_loop().time())
-    try:
-        async with asyncio.timeout(wait) as timer:
-            if cutoff is not None:
-                cutoff.timer = timer
-            return await read()
-    except TimeoutError:
-        if cutoff is not None and cutoff.error is not None:
-            raise cutoff.error from None
-        if wait < idle:
-            raise UpstreamTimeout(f"worker {worker_name!r} did not finish the stream within the "
-                                  "request deadline") from None
-        raise UpstreamTimeout(f"worker {worker_name!r} sent nothing for {idle:g} s mid-stream") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise WorkerUnreachable(f"worker {worker_name!r} broke off the stream ({type(exc).__name__})") from None
-
-
 async def read_payloads(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
                     cutoff: StreamCutoff | None) -> AsyncIterator[list[bytes]]:
     """Yield the data payloads of the SSE events each read of the body completes (one list a read).
     `deadline` is the loop time by which the whole stream must be over."""
-    content = response.content
+    readany = response.content.readany
+    reads = StreamReads(worker_name, idle, deadline, cutoff)
     events = SseSplitter()
     try:
-        while data := await read_mid_stream(content.readany, worker_name, idle, deadline, cutoff):
+        while data := await reads.read(readany):
             if payloads := events.feed(data):
                 yield payloads
         yield events.end()
     except StreamFormatError as exc:
         raise UpstreamError(f"worker {worker_name!r} sent {exc}") from None
+    finally:
+        reads.close()
 
 
 def _checked(payload: bytes, worker_name: str, choices: ChoiceTracker) -> tuple[dict[str, Any], bool]:

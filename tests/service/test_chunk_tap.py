@@ -1,6 +1,7 @@
 """The relay hands a translating surface each worker chunk it decoded (`ChunkTap`), against the vLLM
 simulator's real stream: every worker event it yields is the tap's event at that moment, with its
-chunk decoded; the events it makes itself (`[DONE]`) are not; a relay without a tap relays as before."""
+chunk decoded; the events it makes itself (`[DONE]`) are not; a relay without a tap relays the same
+events, those that one read of the worker's body completed in one piece (one write to the client)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import aiohttp
 import msgspec
 
 from gateway.upstream.chunk_tap import ChunkTap
+from gateway.upstream.sse_events import sse_payloads
 from gateway.upstream.sse_relay import DONE, relay_sse
 from simulator import SimulatorThread
 from tests.conftest import SIM_MODEL
@@ -37,4 +39,5 @@ async def test_the_relay_hands_on_every_worker_chunk_decoded(sim: SimulatorThrea
     assert [held for _, held in tapped] == [True] * (len(tapped) - 1) + [False]
     assert tapped[-1][0] == DONE and len(tapped) >= 4  # role, content..., finish, usage, [DONE]
     untapped = await _relayed(sim.url, None)
-    assert len(untapped) == len(tapped) and all(not held for _, held in untapped)
+    assert not any(held for _, held in untapped) and untapped[-1][0] == DONE
+    assert len(sse_payloads(event for event, _ in untapped)) == len(tapped)

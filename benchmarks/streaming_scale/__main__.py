@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.streaming_scale import main
+
+sys.exit(main())
