@@ -14,13 +14,13 @@ from __future__ import annotations
 import binascii
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 import redis
 
 from testkit.loopback import LOOPBACK, free_port
 from testkit.redis_server import RedisServer
+from testkit.server_group import ServerGroup
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
@@ -65,7 +65,7 @@ def wait_until(check: object, what: str, timeout_s: float = READY_TIMEOUT_S) -> 
         pause.wait(0.05)
 
 
-class RedisClusterServers:
+class RedisClusterServers(ServerGroup):
     """Three primaries and three replicas; `nodes[i]` replicates `nodes[i - 3]` at the start."""
 
     def __init__(self, primaries: int = 3) -> None:
@@ -161,15 +161,3 @@ class RedisClusterServers:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
-
-    def __enter__(self) -> RedisClusterServers:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()

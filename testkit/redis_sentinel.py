@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from testkit.loopback import LOOPBACK
 from testkit.redis_cluster import node_command, node_info, wait_until
 from testkit.redis_server import RedisServer
+from testkit.server_group import ServerGroup
 
 SERVICE = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -29,7 +28,7 @@ def _sentinel_config(primary_port: int) -> str:
         f"sentinel parallel-syncs {SERVICE} 1", ""])
 
 
-class RedisSentinelServers:
+class RedisSentinelServers(ServerGroup):
     """`servers[0]` is the primary at the start, `servers[1]` its replica; `sentinels` watch them."""
 
     def __init__(self, sentinels: int = 3) -> None:
@@ -87,15 +86,3 @@ class RedisSentinelServers:
     def close(self) -> None:
         for server in [*self.sentinels, *self.servers]:
             server.close()
-
-    def __enter__(self) -> RedisSentinelServers:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
