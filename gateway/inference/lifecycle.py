@@ -7,7 +7,9 @@
     stop:   a stream still open gets an error event and `[DONE]`; a request still waiting for its answer
             gets 503 `shutting_down`; then the server closes its connections and the process exits.
 
-SIGINT, a second SIGTERM, or a drain of 0 s stop at once. `llm-gateway serve` drives this from its server
+SIGINT, a second SIGTERM, or a drain of 0 s stop at once; a SIGTERM less than `REPEAT_WINDOW_S` after the
+first is the same stop delivered twice (a signal to the process group, then `make` or a shell passing it
+on to its child), not an operator asking again, and is ignored. `llm-gateway serve` drives this from its server
 (`gateway.app.server`); processes whose server the gateway does not build (`GATEWAY_WORKERS>1`: uvicorn's
 worker processes) put it in front of the server's own signal handlers at startup (`Lifecycle.start`).
 """
@@ -31,6 +33,11 @@ _log = structlog.get_logger("gateway.inference.lifecycle")
 SignalHandler = Callable[[int, FrameType | None], Any]
 
 
+REPEAT_WINDOW_S = 1.0
+"""A SIGTERM this soon after the one that began the drain is a duplicate: GNU make, stopped by a signal to
+its process group, sends its children SIGTERM again, and the two arrive apart or together by chance."""
+
+
 class Lifecycle:
     """Where the process is on its way out, and what must be ended at the drain deadline: the forwarded
     requests still waiting for an answer (their tasks) and the relayed streams (their cutoffs).
@@ -44,6 +51,8 @@ class Lifecycle:
         self.stopped = False
         """From the drain deadline on: nothing is forwarded any more."""
         self._signal_drain_s = signal_drain_s
+        self._drain_began: float | None = None
+        """Loop time of the SIGTERM that began the drain."""
         self._calls: set[asyncio.Task[Any]] = set()
         self._cut_calls: set[asyncio.Task[Any]] = set()
         self._streams: set[StreamCutoff] = set()
@@ -104,13 +113,17 @@ class Lifecycle:
 
     def on_signal(self, sig: int, drain_s: float, exit_server: Callable[[], None]) -> None:
         """A stop signal, from a signal handler on the event loop's thread: SIGTERM drains for `drain_s`,
-        then stops and calls `exit_server` (the server's own graceful exit); SIGINT, a second SIGTERM or
-        no drain stop at once."""
+        then stops and calls `exit_server` (the server's own graceful exit); SIGINT, a second SIGTERM (past
+        `REPEAT_WINDOW_S`) or no drain stop at once."""
         loop = asyncio.get_running_loop()
         if sig == signal.SIGTERM and drain_s > 0 and not self.draining:
             self.draining = True  # readiness fails from this instant
+            self._drain_began = loop.time()
             _log.info("draining", seconds=drain_s)
             loop.call_soon_threadsafe(loop.call_later, drain_s, self._stop_then, exit_server)
+        elif sig == signal.SIGTERM and self._drain_began is not None \
+                and loop.time() - self._drain_began < REPEAT_WINDOW_S:
+            _log.info("repeated_signal_ignored", signal="SIGTERM")
         else:
             loop.call_soon_threadsafe(self._stop_then, exit_server)
 
