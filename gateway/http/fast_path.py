@@ -23,7 +23,7 @@ from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.error_rendering import error_for
 from gateway.http.error_sending import send_error
 from gateway.http.replies import send_reply
-from gateway.http.request_observer import record_of
+from gateway.http.request_observer import record_of, transport_send_of
 from gateway.inference.handler import InferenceHandler, Turn
 from gateway.surfaces import Surface, SurfaceRegistry
 
@@ -61,7 +61,7 @@ class InferenceASGI:
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope),
                                              turn)
-            await unless_client_disconnects(receive, send_reply(answering, send))
+            await unless_client_disconnects(receive, send_reply(answering, send, transport_send_of(scope)))
         except Exception as exc:
             error = error_for(exc, scope)
             if not record_of(scope).status:  # nothing sent yet

@@ -21,9 +21,11 @@ from litestar.types import Send
 from gateway.http.disconnect import unless_client_disconnects
 from gateway.http.error_rendering import error_for, error_response
 from gateway.http.request_observer import record_of
+from gateway.http.transport_sink import transport_sink
 from gateway.inference.forwarder import Reply
 from gateway.inference.handler import InferenceHandler, Turn
 from gateway.surfaces import Surface
+from gateway.upstream.sse_push import PushableStream
 
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 """A stream's headers besides its content type: no caching, and no buffering in nginx."""
@@ -32,10 +34,12 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream")] + [(k.encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
 
 
-async def send_reply(answering: Awaitable[Reply], send: Send) -> None:
-    """Wait for the reply, then send it. A stream passes each chunk on as it comes; if the client leaves,
-    the watcher (`unless_client_disconnects`) cancels this task, and closing the stream then closes the
-    worker's connection (`gateway.upstream.sse_relay`)."""
+async def send_reply(answering: Awaitable[Reply], send: Send, transport_send: Send | None = None) -> None:
+    """Wait for the reply, then send it. A stream passes each chunk on as it comes: pushed straight to the
+    client's connection when it can be (`transport_send`, the server's own ASGI send: `transport_sink`),
+    else chunk by chunk through `send`. If the client leaves, the watcher (`unless_client_disconnects`)
+    cancels this task, and closing the stream then closes the worker's connection
+    (`gateway.upstream.sse_relay`, `gateway.upstream.sse_push`)."""
     reply = await answering
     extra = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()]
     if reply.stream is None:
@@ -49,8 +53,11 @@ async def send_reply(answering: Awaitable[Reply], send: Send) -> None:
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _SSE + extra})
         started = True
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if isinstance(stream, PushableStream) and (sink := transport_sink(transport_send)) is not None:
+            await stream.pump(sink)
+        else:
+            async for chunk in stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except BaseException:
         await _close(stream)

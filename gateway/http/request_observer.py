@@ -42,6 +42,13 @@ def new_request_id() -> str:
     return f"{_PROCESS_PREFIX}{next(_sequence):014x}"
 
 
+def transport_send_of(scope: Scope) -> Send | None:
+    """The server's own ASGI send for this request (what `gateway.http.transport_sink` writes through)."""
+    state = scope.get("state") or {}
+    send = state.get("transport_send")
+    return send if callable(send) else None
+
+
 def record_of(scope: Scope) -> RequestRecord:
     state = scope.get("state") or {}
     record = state.get("record")
@@ -86,6 +93,7 @@ class RequestObserver:
         if state is None:
             scope["state"] = state = {}
         state["record"] = record
+        state["transport_send"] = send  # the server's own: a pushed stream writes to its connection
         tracer = self._tracer
         if tracer is not None and scope["path"] not in UNTRACED_PATHS:
             record.trace = tracer.start_request(scope["method"], scope["path"], scope["headers"], record)

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.inference.lifecycle import Lifecycle
@@ -23,12 +23,20 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_record import RequestRecord
 from gateway.protocols.base import StreamRelay, WorkerProtocol
 from gateway.surfaces.request import InferenceRequest
-from gateway.upstream.client import WorkerClient, WorkerResponse
+from gateway.upstream.client import WorkerClient
 from gateway.upstream.sse_relay import StreamOutcome
+from gateway.upstream.stream_connection import UpstreamStream
 from gateway.upstream.token_usage import Usage, checked_native_usage, checked_usage
 from gateway.workers.active_catalog import ActiveCatalog
 from gateway.workers.pool import Placement, WorkerState
 from routing.model_choice import ModelChoice
+
+
+class Closable(Protocol):
+    """A worker's open response (ours, or aiohttp's for an upload's answer)."""
+
+    def close(self) -> None: ...
+
 
 if TYPE_CHECKING:
     from gateway.observability.tracing import AttemptTrace, RequestTrace
@@ -140,16 +148,18 @@ class AttemptRunner:
         handed_to_stream = False
         began = time.perf_counter()
         try:
-            response = await self._client.send(
-                placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
-                close_connection=request.stream and protocol.closes_connection_after_stream, headers=headers)
             if not request.stream:
+                response = await self._client.send(placement.target, path, payload, record.request_id, wait=wait,
+                                                   rejection=protocol.rejection, headers=headers)
                 body = await self._client.read_body(response, placement.name, wait)
                 reply = self._whole(attempt, body)
                 if traced is not None:
                     traced.answered(reply.body)
                 return reply
-            reply = self._stream(attempt, response, traced)
+            stream = await self._client.open_stream(
+                placement.target, path, payload, record.request_id, wait=wait, rejection=protocol.rejection,
+                close_connection=protocol.closes_connection_after_stream, headers=headers)
+            reply = self._stream(attempt, stream, traced)
             handed_to_stream = True
             return reply
         except BaseException as exc:
@@ -181,7 +191,7 @@ class AttemptRunner:
                                 f"object ({exc})", code="invalid_upstream_answer") from None
         return Reply(headers={}, body=body, usage=usage)
 
-    def _stream(self, attempt: Attempt, response: WorkerResponse, traced: AttemptTrace | None) -> Reply:
+    def _stream(self, attempt: Attempt, response: UpstreamStream, traced: AttemptTrace | None) -> Reply:
         call, placement = attempt.call, attempt.placement
         request, record, on_stream_end, state = call.request, call.record, call.on_stream_end, placement.state
         prompt_estimate = request.surface.prompt_tokens_estimate(request.body)
@@ -238,7 +248,7 @@ class AttemptRunner:
         return Reply(headers={}, stream=attempt.protocol.relay(response, relay), abandon=abandon)
 
 
-def abandoning(response: WorkerResponse, finished: Callable[[StreamOutcome], None]) -> Callable[[], None]:
+def abandoning(response: Closable, finished: Callable[[StreamOutcome], None]) -> Callable[[], None]:
     """`Reply.abandon` for a relay of `response` whose end is `finished` (which must do nothing the
     second time): the worker's connection closed, the stream ended as the client's leaving."""
 

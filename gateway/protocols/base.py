@@ -21,9 +21,9 @@ import msgspec
 from gateway.errors import UpstreamError, WorkerRejected, worker_error
 from gateway.surfaces.request import Endpoint, InferenceRequest
 from gateway.upstream.chunk_tap import ChunkTap
-from gateway.upstream.client import WorkerResponse
 from gateway.upstream.native_relay import relay_native_sse
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
+from gateway.upstream.stream_connection import UpstreamStream
 from gateway.workers.pool import Placement
 
 _encode = msgspec.json.Encoder().encode
@@ -123,7 +123,7 @@ class WorkerProtocol(ABC):
         an error it carries, and `UpstreamError` for a body that is not the worker's."""
 
     @abstractmethod
-    def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
+    def relay(self, response: UpstreamStream, stream: StreamRelay) -> AsyncIterator[bytes]:
         """The client's SSE bytes for the worker's open stream, ending `[DONE]` (an error event first when
         the stream fails); `stream.on_end` gets the outcome whatever happens."""
 
@@ -140,7 +140,7 @@ class WorkerProtocol(ABC):
         body["model"] = placement.upstream_model
         return self.native_prefix + surface.name, _encode(body)
 
-    def native_relay(self, response: WorkerResponse, stream: StreamRelay, request: InferenceRequest
+    def native_relay(self, response: UpstreamStream, stream: StreamRelay, request: InferenceRequest
                      ) -> AsyncIterator[bytes]:
         """The client's bytes for a native stream of `request`'s surface (read by the surface's events)."""
         return relay_native_sse(response, request.surface.native_stream(request), worker_name=stream.worker_name,

@@ -13,8 +13,8 @@ from gateway.protocols.base import Capabilities, StreamRelay, WorkerProtocol
 from gateway.protocols.ollama_answers import StreamTranslator, from_ollama
 from gateway.protocols.ollama_requests import PARAMETERS, PATHS, to_ollama
 from gateway.surfaces.request import InferenceRequest
-from gateway.upstream.client import WorkerResponse
 from gateway.upstream.ndjson_relay import relay_ndjson
+from gateway.upstream.stream_connection import UpstreamStream
 from gateway.workers.pool import Placement
 
 
@@ -36,7 +36,7 @@ class OllamaNative(WorkerProtocol):
                            encoding_format=encoding if isinstance(encoding, str) else None,
                            worker_name=placement.name)
 
-    def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
+    def relay(self, response: UpstreamStream, stream: StreamRelay) -> AsyncIterator[bytes]:
         translator = StreamTranslator(stream.endpoint, model=stream.upstream_model, request_id=stream.request_id,
                                       worker_name=stream.worker_name)
         return relay_ndjson(response, translator, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,

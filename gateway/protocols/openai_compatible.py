@@ -17,8 +17,9 @@ import msgspec
 
 from gateway.protocols.base import Capabilities, StreamRelay, WorkerProtocol
 from gateway.surfaces.request import InferenceRequest
-from gateway.upstream.client import WorkerResponse
+from gateway.upstream.sse_push import PushableStream
 from gateway.upstream.sse_relay import relay_sse
+from gateway.upstream.stream_connection import UpstreamStream
 from gateway.workers.pool import Placement
 
 _encode = msgspec.json.Encoder().encode
@@ -43,7 +44,12 @@ class OpenAICompatible(WorkerProtocol):
     def answer(self, request: InferenceRequest, placement: Placement, body: bytes, request_id: str) -> bytes:
         return body  # already the OpenAI shape (the forwarder checks it is a JSON object)
 
-    def relay(self, response: WorkerResponse, stream: StreamRelay) -> AsyncIterator[bytes]:
+    def relay(self, response: UpstreamStream, stream: StreamRelay) -> AsyncIterator[bytes]:
+        if stream.tap is None:  # the client gets the worker's events as they are: pushed when it can be
+            return PushableStream(response, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,
+                                  deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
+                                  prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,
+                                  on_first=stream.on_first, capture=stream.capture, cutoff=stream.cutoff)
         return relay_sse(response, worker_name=stream.worker_name, idle_timeout=stream.idle_timeout,
                          deadline=stream.deadline, client_wants_usage=stream.client_wants_usage,
                          prompt_tokens_estimate=stream.prompt_tokens_estimate, on_end=stream.on_end,

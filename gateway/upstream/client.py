@@ -1,8 +1,10 @@
 """The data-plane client for every worker, whatever its protocol (`gateway.protocols` says which path and
 body to send, and how to read the answer).
 
-One aiohttp `ClientSession` with keep-alive serves every worker. aiohttp's errors are translated
-here, where the library is called, so the rest of the gateway sees only `gateway.errors`.
+One aiohttp `ClientSession` with keep-alive serves every worker's whole answers and uploads; streamed
+answers go through the gateway's own connections (`stream_pool`, built for hundreds of streams at a
+chunk every few ms). aiohttp's errors are translated here, where the library is called, so the rest of
+the gateway sees only `gateway.errors`.
 Closing a response before its end drops the connection, which is how vLLM learns to stop generating.
 """
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.errors import UpstreamTimeout, WorkerRejected, WorkerUnreachable, worker_error
+from gateway.upstream.stream_connection import UpstreamStream
+from gateway.upstream.stream_pool import StreamPool
 from routing.catalog import WorkerSpec
 
 _MAX_ERROR_BODY = 64 * 1024
@@ -50,6 +54,7 @@ class WorkerClient:
     def __init__(self, *, max_connections: int = 0) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._streams = StreamPool()
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
@@ -59,6 +64,7 @@ class WorkerClient:
                                               auto_decompress=True, skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
+        self._streams.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -85,6 +91,21 @@ class WorkerClient:
                 response = await session.post(worker.url + path, data=body, headers=sent,
                                               timeout=target.connect_timeout, allow_redirects=False)
         return await self._accepted(response, worker.name, rejection, wait)
+
+    async def open_stream(self, target: WorkerTarget, path: str, body: bytes, request_id: str, *, wait: float,
+                          rejection: Rejection = worker_error, close_connection: bool = False,
+                          headers: Mapping[str, str] | None = None) -> UpstreamStream:
+        """`send` for a streamed answer: the same request and failures, the open response on the gateway's
+        own connection (`stream_connection`), for a relay to read or push. A non-2xx answer is raised."""
+        sent = _headers(target, request_id, "application/json", headers)
+        if close_connection:
+            sent["Connection"] = "close"
+        worker = target.worker
+        response = await self._streams.open(worker.url, path, body, sent, worker_name=worker.name, wait=wait,
+                                            connect_timeout=worker.timeouts.connect)
+        if response.status < 300:
+            return response
+        raise rejection(response.status, await self._streams.read_error(response, wait))
 
     async def send_upload(self, target: WorkerTarget, path: str, body: AsyncIterator[bytes], request_id: str, *,
                           content_type: str, length: int | None, wait: float, first_byte: float,

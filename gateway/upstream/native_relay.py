@@ -16,11 +16,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-import aiohttp
-
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.sse_events import StreamFormatError, decode_chunk
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome, read_payloads
+from gateway.upstream.stream_connection import UpstreamStream
 
 
 class NativeEvents(Protocol):
@@ -49,7 +48,7 @@ class NativeEvents(Protocol):
 
 
 async def relay_native_sse(
-    response: aiohttp.ClientResponse,
+    response: UpstreamStream,
     events: NativeEvents,
     *,
     worker_name: str,
@@ -90,7 +89,10 @@ async def relay_native_sse(
         outcome.client_disconnected = not outcome.completed
         raise
     finally:
-        response.close()
+        if outcome.completed:
+            response.finish()  # pooled again once its body is over
+        else:
+            response.close()  # drops the connection: the worker stops generating
         if on_end is not None:
             on_end(outcome)
 

@@ -18,13 +18,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
-import aiohttp
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.upstream.sse_events import NdjsonSplitter, StreamFormatError
 from gateway.upstream.sse_relay import DONE, StreamCutoff, StreamOutcome, error_event
 from gateway.upstream.stream_choices import has_content
+from gateway.upstream.stream_connection import UpstreamStream
 from gateway.upstream.stream_reads import StreamReads
 
 
@@ -59,7 +59,7 @@ def _event(payload: bytes) -> bytes:
 
 
 async def relay_ndjson(
-    response: aiohttp.ClientResponse,
+    response: UpstreamStream,
     translator: LineTranslator,
     *,
     worker_name: str,
@@ -124,17 +124,20 @@ async def relay_ndjson(
         outcome.client_disconnected = not outcome.completed
         raise
     finally:
-        response.close()  # drops the connection unless the body was read to its end
+        if outcome.completed:
+            response.finish()  # pooled again once its body is over
+        else:
+            response.close()  # drops the connection: the worker stops generating
         if on_end is not None:
             on_end(outcome)
 
 
-async def _lines(response: aiohttp.ClientResponse, worker_name: str, idle: float, deadline: float,
+async def _lines(response: UpstreamStream, worker_name: str, idle: float, deadline: float,
                  cutoff: StreamCutoff | None) -> AsyncGenerator[bytes, None]:
     """Yield each non-blank line of the body (without its newline), however the bytes are chunked.
 
     `idle` bounds each wait for bytes; `deadline` is the loop time by which the stream must be over."""
-    readany = response.content.readany
+    readany = response.readany
     reads = StreamReads(worker_name, idle, deadline, cutoff)
     lines = NdjsonSplitter(MAX_LINE_BYTES)
     try:

@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import aiohttp
 
 from gateway.errors import GatewayError, UpstreamTimeout, WorkerUnreachable
+
+
+class Expirable(Protocol):
+    """What a cutoff ends: the reads of a stream (`StreamReads`), or a pushed relay (`sse_push`)."""
+
+    def expire(self) -> None:
+        """End the stream now: it ends with the cutoff's error."""
 
 
 class StreamCutoff:
@@ -28,8 +36,8 @@ class StreamCutoff:
 
     def __init__(self) -> None:
         self.error: GatewayError | None = None
-        self.reads: StreamReads | None = None
-        """The reads of the stream (set by `StreamReads`), whose read under way `cut` ends at once."""
+        self.reads: Expirable | None = None
+        """The reads of the stream (set by `StreamReads` or a pushed relay), which `cut` ends at once."""
 
     def cut(self, error: GatewayError) -> None:
         self.error = error

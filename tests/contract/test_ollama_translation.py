@@ -16,7 +16,6 @@ import struct
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import aiohttp
 import msgspec
 import openai
 import pytest
@@ -32,6 +31,7 @@ from gateway.protocols.ollama_requests import to_ollama
 from gateway.surfaces.request import Endpoint
 from gateway.upstream.ndjson_relay import relay_ndjson
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
+from tests.upstream_streams import stream_opener
 
 REQUEST_ID = "req_0123456789abcdef01234567"
 CHAT_ID = "chatcmpl-0123456789abcdef01234567"
@@ -398,8 +398,8 @@ async def relay(pieces: Sequence[bytes], *, endpoint: Endpoint = "chat/completio
                 then: str = "end", idle: float = 5.0, capture: list[bytes] | None = None
                 ) -> tuple[list[bytes], StreamOutcome]:
     outcomes: list[StreamOutcome] = []
-    async with ndjson_server(pieces, then=then) as url, aiohttp.ClientSession() as session:
-        response = await session.post(url + "/api/chat", data=b"{}")
+    async with ndjson_server(pieces, then=then) as url, stream_opener() as session:
+        response = await session.post(url + "/api/chat")
         deadline = asyncio.get_running_loop().time() + 10
         events = [event async for event in OllamaNative().relay(response, StreamRelay(
             worker_name="cpu-1", upstream_model="llama3.2", endpoint=endpoint, request_id=REQUEST_ID,
@@ -581,8 +581,8 @@ async def test_a_broken_connection_and_a_stall_and_garbage() -> None:
 async def test_a_client_leaving_closes_the_worker_response_and_reports_once() -> None:
     outcomes: list[StreamOutcome] = []
     async with ndjson_server([CHAT_STREAM.split(b"\n")[0] + b"\n"], then="hang") as url, \
-            aiohttp.ClientSession() as session:
-        response = await session.post(url + "/api/chat", data=b"{}")
+            stream_opener() as session:
+        response = await session.post(url + "/api/chat")
         translator = StreamTranslator("chat/completions", model="llama3.2", worker_name="cpu-1")
         stream = relay_ndjson(response, translator, worker_name="cpu-1", idle_timeout=5,
                               deadline=asyncio.get_running_loop().time() + 10, client_wants_usage=False,

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 
@@ -35,6 +34,7 @@ from testkit.figures import record_figure
 from tests.conftest import SIM_MODEL, catalog_yaml
 from tests.reliability.sse_client import StreamSeen, read_stream
 from tests.servers import gateway_processes
+from tests.upstream_streams import stream_opener
 
 DRAIN_S = float(os.environ.get("RELIABILITY_DRAIN_SECONDS", "3"))
 STREAMS = CALLS = 50
@@ -193,9 +193,9 @@ async def test_a_cut_ends_a_relayed_stream_with_an_error_event_then_done(kind: s
     outcomes: list[StreamOutcome] = []
     cutoff = StreamCutoff()
     body = {"model": SIM_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    async with start_simulator(config) as sim, aiohttp.ClientSession() as session:
+    async with start_simulator(config) as sim, stream_opener() as session:
         deadline = asyncio.get_running_loop().time() + 120
-        response = await session.post(sim.url + ("/v1/chat/completions" if kind == "vllm" else "/api/chat"), json=body)
+        response = await session.post(sim.url + ("/v1/chat/completions" if kind == "vllm" else "/api/chat"), body)
         stream = PROTOCOL_BY_KIND[kind]().relay(response, StreamRelay(
             worker_name="w", upstream_model=SIM_MODEL, endpoint="chat/completions", request_id="r", idle_timeout=60,
             deadline=deadline, client_wants_usage=False, prompt_tokens_estimate=1, on_end=outcomes.append,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import msgspec
 
 from gateway.upstream.chunk_tap import ChunkTap
@@ -15,6 +14,7 @@ from gateway.upstream.sse_events import sse_payloads
 from gateway.upstream.sse_relay import DONE, relay_sse
 from simulator import SimulatorThread
 from tests.conftest import SIM_MODEL
+from tests.upstream_streams import stream_opener
 
 
 async def _relayed(url: str, tap: ChunkTap | None) -> list[tuple[bytes, bool]]:
@@ -22,8 +22,8 @@ async def _relayed(url: str, tap: ChunkTap | None) -> list[tuple[bytes, bool]]:
     body = {"model": SIM_MODEL, "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 6,
             "messages": [{"role": "user", "content": "Say something"}]}
     seen = []
-    async with aiohttp.ClientSession() as session:
-        response = await session.post(url + "/v1/chat/completions", json=body)
+    async with stream_opener() as session:
+        response = await session.post(url + "/v1/chat/completions", body)
         deadline = asyncio.get_running_loop().time() + 30
         async for event in relay_sse(response, worker_name="sim", idle_timeout=10, deadline=deadline,
                                      client_wants_usage=True, prompt_tokens_estimate=3, tap=tap):

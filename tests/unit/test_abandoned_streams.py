@@ -89,7 +89,7 @@ class _Connection:
 
 def test_abandoning_closes_the_worker_connection_and_ends_as_a_client_that_left() -> None:
     connection, outcomes = _Connection(), list[StreamOutcome]()
-    abandon = abandoning(connection, outcomes.append)  # type: ignore[arg-type]
+    abandon = abandoning(connection, outcomes.append)
     abandon()
     assert connection.closed == 1
     assert [(o.client_disconnected, o.completed, o.chunks) for o in outcomes] == [(True, False, 0)]

@@ -11,7 +11,7 @@ import socket
 from typing import Any, get_args
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import web
 
 from gateway.errors import InvalidRequest, UpstreamError, WorkerRejected
 from gateway.protocols import (
@@ -33,6 +33,7 @@ from gateway.upstream.client import WorkerTarget
 from gateway.upstream.sse_relay import StreamCutoff, StreamOutcome
 from gateway.workers.pool import Placement, WorkerState
 from routing.catalog import WorkerKind, WorkerSpec
+from tests.upstream_streams import stream_opener
 
 SURFACES: tuple[Endpoint, ...] = ("chat/completions", "completions", "embeddings")
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -320,7 +321,7 @@ async def test_openai_compatible_streams_are_relayed_as_they_come() -> None:
         outcomes: list[StreamOutcome] = []
         captured: list[bytes] = []
         try:
-            async with ClientSession() as session:
+            async with stream_opener() as session:
                 response = await session.post(f"http://127.0.0.1:{sock.getsockname()[1]}/v1/chat/completions")
                 events = [e async for e in OpenAICompatible().relay(response, StreamRelay(
                     worker_name="w-1", upstream_model="m", endpoint="chat/completions", request_id="req_1",
