@@ -61,7 +61,8 @@ class InferenceASGI:
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope),
                                              turn)
-            await unless_client_disconnects(receive, send_reply(answering, send, transport_send_of(scope)))
+            await unless_client_disconnects(receive, send_reply(answering, send, transport_send_of(scope),
+                                                                record_of(scope)))
         except Exception as exc:
             error = error_for(exc, scope)
             if not record_of(scope).status:  # nothing sent yet

@@ -24,6 +24,7 @@ from gateway.http.request_observer import record_of
 from gateway.http.transport_sink import transport_sink
 from gateway.inference.forwarder import Reply
 from gateway.inference.handler import InferenceHandler, Turn
+from gateway.observability.request_record import RequestRecord
 from gateway.surfaces import Surface
 from gateway.upstream.sse_push import PushableStream
 
@@ -34,7 +35,8 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream")] + [(k.encode(), v.encode()) for k, v in STREAM_HEADERS.items()]
 
 
-async def send_reply(answering: Awaitable[Reply], send: Send, transport_send: Send | None = None) -> None:
+async def send_reply(answering: Awaitable[Reply], send: Send, transport_send: Send | None = None,
+                     record: RequestRecord | None = None) -> None:
     """Wait for the reply, then send it. A stream passes each chunk on as it comes: pushed straight to the
     client's connection when it can be (`transport_send`, the server's own ASGI send: `transport_sink`),
     else chunk by chunk through `send`. If the client leaves, the watcher (`unless_client_disconnects`)
@@ -54,6 +56,8 @@ async def send_reply(answering: Awaitable[Reply], send: Send, transport_send: Se
         await send({"type": "http.response.start", "status": 200, "headers": _SSE + extra})
         started = True
         if isinstance(stream, PushableStream) and (sink := transport_sink(transport_send)) is not None:
+            if record is not None:
+                record.pushed = True
             await stream.pump(sink)
         else:
             async for chunk in stream:

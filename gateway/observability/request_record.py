@@ -26,6 +26,8 @@ class RequestRecord:
     attempts: int = 0
     fallback_from: str | None = None
     stream: bool = False
+    pushed: bool = False
+    """The stream went straight from the worker's connection to the client's (`gateway.upstream.sse_push`)."""
     status: int = 0
     first_byte: float | None = None
     """`perf_counter()` when the response started."""
@@ -70,6 +72,8 @@ class RequestRecord:
             fields["fallback_from"] = self.fallback_from
         if self.stream:
             fields["stream"] = True
+            if self.pushed:
+                fields["pushed"] = True
         if self.first_token is not None:
             fields["ttft_ms"] = round((self.first_token - started) * 1000, 3)
         if self.upstream_s:

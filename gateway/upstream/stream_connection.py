@@ -49,6 +49,7 @@ class UpstreamStream(asyncio.Protocol):
         "_done",
         "_error",
         "_head",
+        "_keep_alive",
         "_lost",
         "_parser",
         "_paused",
@@ -83,6 +84,8 @@ class UpstreamStream(asyncio.Protocol):
         self._error: GatewayError | None = None
         self._chunked = self._sized = False
         self._paused = False
+        self._keep_alive = False
+        """The worker keeps the connection open after this answer (HTTP/1.1 without `Connection: close`)."""
 
     # -- the exchange ------------------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class UpstreamStream(asyncio.Protocol):
         last bytes (the chunked terminator) often arrive just after `[DONE]`: they are waited for, a
         moment at most, and whatever else comes is discarded."""
         parser = self._parser
-        if parser is None or self._error is not None or not parser.should_keep_alive():
+        if parser is None or self._error is not None or not self._keep_alive:
             self.close()
         elif self._done:
             self._parser = None
@@ -223,6 +226,7 @@ class UpstreamStream(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         assert self._parser is not None
         self.status = self._parser.get_status_code()
+        self._keep_alive = self._parser.should_keep_alive()
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
 
