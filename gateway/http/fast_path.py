@@ -56,11 +56,11 @@ class InferenceASGI:
     async def _serve(self, surface: Surface, scope: Scope, receive: Receive, send: Send, turn: Turn | None = None
                      ) -> None:
         try:
-            body = await _read_body(scope, receive, self._max_body)
+            # The body and headers are the handler's arguments only, not this frame's locals, which would keep
+            # them for as long as a stream lasts.
             client = scope.get("client")
-            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-            answering = self._handler.answer(surface, body, headers, client[0] if client else None, record_of(scope),
-                                             turn)
+            answering = self._handler.answer(surface, await _read_body(scope, receive, self._max_body),
+                                             _headers(scope), client[0] if client else None, record_of(scope), turn)
             await unless_client_disconnects(receive, send_reply(answering, send, transport_send_of(scope),
                                                                 record_of(scope)))
         except Exception as exc:
@@ -88,6 +88,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
 def _has_origin(scope: Scope) -> bool:

@@ -72,10 +72,12 @@ class InferencePipeline:
             raise
         chunks: list[bytes] | None = [] if plan is not None and request.stream else None
 
+        endpoint = request.endpoint  # (not the request: its body would be kept for as long as the stream lasts)
+
         def stream_ended(outcome: StreamOutcome, usage: Usage, first_choice: bool) -> None:
             whole = (chunks is not None and first_choice and outcome.completed and outcome.error is None
                      and not outcome.native)
-            settle(ticket, plan, usage.total_tokens, CachedAnswer(request.endpoint, chunks=chunks) if whole else None)
+            settle(ticket, plan, usage.total_tokens, CachedAnswer(endpoint, chunks=chunks) if whole else None)
 
         try:
             reply = await self._forwarder.forward(runtime, request, record, choice, on_stream_end=stream_ended,
