@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -22,9 +24,9 @@ class DrainGate:
         self.app = app
         self._lifecycle = lifecycle
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # The app's own coroutine, not one awaiting it: one frame less kept per request (streams last).
         if self._lifecycle.draining and scope["type"] == ScopeType.HTTP and scope["path"] not in PROBE_PATHS:
             record_of(scope).error = ShuttingDown.code
-            await send_error(send, ShuttingDown("The gateway is shutting down; retry on another instance."))
-            return
-        await self.app(scope, receive, send)
+            return send_error(send, ShuttingDown("The gateway is shutting down; retry on another instance."))
+        return self.app(scope, receive, send)
