@@ -85,7 +85,6 @@ async def relay_sse(
             response.finish()  # pooled again once its body is over
         else:
             response.close()  # drops the connection: the worker stops generating
-        outcome.settled_last()
         if on_end is not None:
             on_end(outcome)
 

@@ -5,13 +5,6 @@ bytes come out, the stream's outcome is noted. Pure code (no I/O): the relay tha
 The checks (`sse_relay` says which): a worker's error event or a malformed chunk raises; `[DONE]` before
 every choice finished, or no `[DONE]` at all, fails the stream at its end. The usage chunk goes to the
 client only if it asked; the gateway counts one when the worker sent none.
-
-Most chunks of a stream are one token of content for its only choice. Those are recognized from their
-bytes (`_plain`), without decoding their JSON: compact JSON whose only `finish_reason` is null, whose
-only `index` is 0 (the choice already open), with non-empty `content`, and no `usage` or `error` key.
-Quotes inside JSON strings are escaped, so none of these markers can come from the generated text. Any
-other chunk (the first, a finish, tool calls, usage, a worker that writes spaces after colons) is decoded
-and checked whole.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ def error_event(error: GatewayError) -> bytes:
 class SseStreamState:
     """One relayed stream: its parser, choices and outcome."""
 
-    __slots__ = ("_choices", "_events", "_one_open", "capture", "client_wants_usage", "done", "on_first",
+    __slots__ = ("_choices", "_events", "capture", "client_wants_usage", "done", "on_first",
                  "outcome", "pending", "prompt_tokens_estimate", "worker_name")
 
     def __init__(self, worker_name: str, *, client_wants_usage: bool, prompt_tokens_estimate: int,
@@ -56,8 +49,6 @@ class SseStreamState:
         """Events `events` made but did not hand back (a later chunk of the same piece failed)."""
         self._choices = ChoiceTracker()
         self._events = SseSplitter()
-        self._one_open = False
-        """The stream's only choice so far is index 0, still open: a plain chunk may skip decoding."""
 
     def feed(self, data: bytes) -> bytes:
         """The client's bytes for one piece of the worker's stream: the events it completed, in one piece
@@ -71,7 +62,7 @@ class SseStreamState:
             if payload == DONE_DATA:
                 self.done = True
                 break
-            if event := self.quick(payload):
+            if event := self.take(payload)[0]:
                 self.pending = self.pending + event if self.pending else event
         out, self.pending = self.pending, b""
         return out
@@ -86,19 +77,6 @@ class SseStreamState:
     def end_payloads(self) -> list[bytes]:
         """The payload of an event the worker's stream ended without its blank line."""
         return self._events.end()
-
-    def quick(self, payload: bytes) -> bytes | None:
-        """The client's event for one worker chunk (None: the usage chunk the client did not ask for),
-        decoding it only when it is not a plain content chunk."""
-        if self._one_open and _plain(payload):
-            outcome = self.outcome
-            outcome.chunks += 1
-            outcome.last_payload = payload
-            if self.capture is not None:
-                self.capture.append(payload)
-            self._content()
-            return b"data: " + payload + b"\n\n"
-        return self.take(payload)[0]
 
     def take(self, payload: bytes) -> tuple[bytes | None, dict[str, Any]]:
         """The client's event for one worker chunk (None: a usage chunk the client did not ask for) and the
@@ -115,8 +93,7 @@ class SseStreamState:
                 return (b"data: " + payload + b"\n\n" if self.client_wants_usage else None), chunk
         if has_content:
             self._content()
-        outcome.last, outcome.last_payload = chunk, None
-        self._one_open = self._choices.only_first_open()
+        outcome.last = chunk
         return b"data: " + payload + b"\n\n", chunk
 
     def end(self) -> bytes:
@@ -134,7 +111,7 @@ class SseStreamState:
             outcome.usage = {"prompt_tokens": estimate, "completion_tokens": outcome.content_chunks,
                              "total_tokens": estimate + outcome.content_chunks}
             outcome.usage_counted_by_gateway = True
-            return b"data: " + _encode(_usage_chunk(outcome.settled_last(), outcome.usage)) + b"\n\n" + DONE
+            return b"data: " + _encode(_usage_chunk(outcome.last, outcome.usage)) + b"\n\n" + DONE
         return DONE
 
     def _content(self) -> None:
@@ -157,16 +134,6 @@ class SseStreamState:
             raise UpstreamError(f"worker {self.worker_name!r} sent {exc}") from None
         except (AttributeError, TypeError):  # `choices` or a `delta` that is not what OpenAI sends
             raise UpstreamError(f"worker {self.worker_name!r} sent a malformed stream chunk") from None
-
-
-def _plain(payload: bytes) -> bool:
-    """A chunk of content for choice 0 and nothing else, told from its bytes (see the module's doc)."""
-    return (payload[:1] == b"{" and payload[-1:] == b"}"
-            and b'"content":"' in payload and b'"content":""' not in payload
-            and b'"finish_reason":null' in payload and payload.count(b'"finish_reason"') == 1
-            and b'"index":0,' in payload and payload.count(b'"index"') == 1
-            and b'"error"' not in payload
-            and (b'"usage"' not in payload or (b'"usage":null' in payload and payload.count(b'"usage"') == 1)))
 
 
 def _usage_chunk(last: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:

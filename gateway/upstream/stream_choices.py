@@ -39,10 +39,6 @@ class ChoiceTracker:
                 content = _carries_content(choice)
         return content
 
-    def only_first_open(self) -> bool:
-        """The stream has shown one choice, index 0, and it has not finished."""
-        return len(self._finished) == 1 and self._finished.get(0) is False
-
     def unfinished(self) -> list[Any]:
         """The indexes of the choices still waiting for their `finish_reason`, in order of appearance."""
         return [index for index, done in self._finished.items() if not done]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.upstream.sse_events import StreamFormatError, decode_chunk
 
 
 @dataclass(slots=True)
@@ -25,18 +23,7 @@ class StreamOutcome:
     first_content_at: float | None = None
     """`time.perf_counter()` when the first content chunk was handed on."""
     last: dict[str, Any] = field(default_factory=dict)
-    """The last chunk with choices (decoded: `settled_last`)."""
-    last_payload: bytes | None = None
-    """The last chunk with choices, when the relay passed it on without decoding it (a plain content
-    chunk: `sse_stream_state`): `last` is older then, until `settled_last`."""
+    """The last chunk with choices."""
     native: bool = False
     """The stream was the worker's own for a surface the gateway translates (Anthropic's, Responses'),
     relayed as it is: nothing in it for the cache, which keeps OpenAI chunks."""
-
-    def settled_last(self) -> dict[str, Any]:
-        """`last`, decoded from `last_payload` if the relay left it undecoded (once a stream)."""
-        if self.last_payload is not None:
-            with contextlib.suppress(StreamFormatError):  # checked by its bytes only: the older chunk stays
-                self.last = decode_chunk(self.last_payload)
-            self.last_payload = None
-        return self.last

@@ -1,5 +1,5 @@
-"""The relay's shared state (`gateway.upstream.sse_stream_state`): which chunks skip decoding, and that
-skipping changes nothing the client or the outcome sees."""
+"""The relays' shared state (`gateway.upstream.sse_stream_state`): a stream fed in pieces comes out whole,
+counted and captured; what fails it fails it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from gateway.errors import UpstreamError
-from gateway.upstream.sse_stream_state import DONE, SseStreamState, _plain
+from gateway.upstream.sse_stream_state import DONE, SseStreamState
 
 ID = '"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m"'
 
@@ -20,31 +20,6 @@ def chunk(delta: str, finish: str = "null", index: int = 0, extra: str = "") -> 
 
 
 PLAIN = chunk('{"content":"Hello"}')
-
-
-@pytest.mark.parametrize("payload", [
-    PLAIN,
-    chunk('{"content":"say \\"finish_reason\\":\\"stop\\" and \\"usage\\""}'),  # markers inside the text
-    chunk('{"content":"x"}', extra=',"usage":null'),
-])
-def test_a_content_chunk_of_the_only_choice_is_told_from_its_bytes(payload: bytes) -> None:
-    assert _plain(payload)
-
-
-@pytest.mark.parametrize("payload", [
-    chunk('{"role":"assistant","content":""}'),  # no content
-    chunk('{"content":"x"}', finish='"stop"'),  # a finish
-    chunk('{"content":"x"}', index=1),  # another choice
-    chunk('{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}],"content":"x"}'),
-    chunk('{"reasoning_content":"thinking"}'),
-    chunk('{"content":"x"}', extra=',"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}'),
-    b'{"error":{"message":"boom"},"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}',
-    b'{"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": null}]}',  # spaces: decoded
-    PLAIN[:-1],  # cut short
-    b"<garbage 1> {not json",
-])
-def test_anything_else_is_decoded(payload: bytes) -> None:
-    assert not _plain(payload)
 
 
 def events(out: bytes) -> list[Any]:
@@ -62,7 +37,7 @@ def relayed(data: bytes, *, pieces: int = 1, usage: bool = False) -> tuple[bytes
     return out + state.end(), state
 
 
-def test_plain_chunks_are_passed_on_counted_and_captured_as_decoded_ones_are() -> None:
+def test_a_stream_fed_in_pieces_is_passed_on_counted_and_captured() -> None:
     role, finish = chunk('{"role":"assistant","content":""}'), chunk("{}", finish='"stop"')
     data = stream(role, PLAIN, PLAIN, finish)
     out, state = relayed(data, pieces=7, usage=True)
@@ -71,15 +46,7 @@ def test_plain_chunks_are_passed_on_counted_and_captured_as_decoded_ones_are() -
     assert (outcome.chunks, outcome.content_chunks, outcome.completed) == (4, 2, True)
     assert state.capture == [role, PLAIN, PLAIN, finish]
     assert events(out)[-2]["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-    assert outcome.settled_last()["choices"][0]["finish_reason"] == "stop"
-
-
-def test_the_last_chunk_undecoded_is_decoded_once_when_asked_for() -> None:
-    state = SseStreamState("w", client_wants_usage=False, prompt_tokens_estimate=3, on_first=None, capture=None)
-    state.feed(b"data: " + chunk('{"role":"assistant","content":""}') + b"\n\ndata: " + PLAIN + b"\n\n")
-    assert state.outcome.last_payload == PLAIN
-    assert state.outcome.settled_last()["choices"][0]["delta"] == {"content": "Hello"}
-    assert state.outcome.last_payload is None
+    assert outcome.last["choices"][0]["finish_reason"] == "stop"
 
 
 def test_with_two_choices_every_chunk_is_decoded_and_an_unfinished_one_fails_the_stream() -> None:
@@ -91,7 +58,7 @@ def test_with_two_choices_every_chunk_is_decoded_and_an_unfinished_one_fails_the
         state.end()
 
 
-def test_an_error_chunk_after_plain_ones_keeps_them_pending_for_the_error_event() -> None:
+def test_an_error_chunk_keeps_the_events_before_it_pending_for_the_error_event() -> None:
     state = SseStreamState("w", client_wants_usage=False, prompt_tokens_estimate=3, on_first=None, capture=None)
     state.feed(b"data: " + chunk('{"role":"assistant","content":""}') + b"\n\n")
     with pytest.raises(Exception, match="boom"):
