@@ -73,6 +73,7 @@ bench: install $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.peers
 	$(BIN)/python -m benchmarks.streaming
 	$(BIN)/python -m benchmarks.streaming_scale --write
+	$(BIN)/python -m benchmarks.streaming_scale.memory --write
 	$(BIN)/python -m benchmarks.local_worker
 	$(BIN)/python -m benchmarks.surfaces --instructions 40
 	$(BIN)/python -m benchmarks.plots

@@ -85,9 +85,9 @@ async def _measure(streams: int, frames: int, settle_s: float, prompt_bytes: int
         gc.collect()
         after, rss_after = (tracemalloc.take_snapshot() if frames else None), _rss()
     finally:
-        for holder in holders:
-            holder.kill()
-        pacer.kill()
+        for child in [*holders, pacer]:
+            child.kill()
+            child.wait()
         server.should_exit = True
         await serving
     result: dict[str, object] = {"streams": streams, "prompt_bytes": prompt_bytes,
@@ -131,7 +131,7 @@ def _report(untraced: dict[str, object], traced: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.streaming_scale.memory",
                                      description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=600)
@@ -140,13 +140,12 @@ def main() -> int:
     parser.add_argument("--prompt-bytes", type=int, default=2, help="each request's prompt text")
     parser.add_argument("--hold", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/streaming-memory-*.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import uvloop
 
     if args.hold:
         uvloop.run(_hold(args.hold, args.streams, args.prompt_bytes))
         return 0
-    sys.path.insert(0, str(ROOT))
     untraced = uvloop.run(_measure(args.streams, 0, args.settle, args.prompt_bytes))
     tracemalloc.start(args.frames)
     traced = uvloop.run(_measure(args.streams, args.frames, args.settle, args.prompt_bytes))

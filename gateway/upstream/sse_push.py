@@ -102,7 +102,7 @@ class PushableStream:
                 self._response.finish()  # pooled again once its body is over
             else:
                 self._response.close()  # drops the connection: the worker stops generating
-                self._on_end(outcome)
+            self._on_end(outcome)
 
 
 class _Pusher:

@@ -72,3 +72,12 @@ async def test_a_point_sees_every_stream_whole_and_at_the_pace(pacer_child: tupl
     assert point.errors == 0 and point.short_streams == 0 and point.completed >= 20
     assert PACE_S * 1000 <= point.ttft_p50_ms < 200 and point.gap_p50_ms >= PACE_S * 1000 - 2
     assert point.chunks_per_s > 0 and point.upstream_ms_per_1k_chunks is not None
+
+
+def test_the_memory_probe_reports_rss_and_python_objects_per_open_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.streaming_scale import memory
+
+    assert memory.main(["--streams", "20", "--frames", "4", "--settle", "1"]) == 0
+    report = capsys.readouterr().out
+    assert "### Memory per open stream (20 streams, chat, pushed, prompts of 2 bytes)" in report
+    assert "- RSS per open stream: " in report and "| bytes per stream | allocated at |" in report
