@@ -1,11 +1,12 @@
 """Plots (PNG) of the latest results: throughput and latency per target and configuration, scaling, the
-open-loop runs, the peers, streaming and routing; linked from the `plots` section of RESULTS.md.
+open-loop runs, the peers, streaming, routing and streaming at scale; linked from the `plots` section of
+RESULTS.md.
 
     python -m benchmarks.plots
 
-Reads the newest benchmarks/results/{overhead,peers,peers-streaming,routing}-*.json (whichever exist: the
-ones RESULTS.md cites), writes benchmarks/plots/*.png and the `plots` section of benchmarks/RESULTS.md.
-Needs matplotlib (`pip install -e '.[bench]'`).
+Reads the newest benchmarks/results/{overhead,peers,peers-streaming,routing,streaming-scale}-*.json
+(whichever exist: the ones RESULTS.md cites), writes benchmarks/plots/*.png and the `plots` section of
+benchmarks/RESULTS.md. Needs matplotlib (`pip install -e '.[bench]'`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from benchmarks.harness import files, results_md
 from benchmarks.harness.files import RESULTS_DIR
 from benchmarks.plots.drawing import Data
 from benchmarks.plots.overhead_charts import overhead_latency, overhead_open_loop, overhead_scaling, overhead_throughput
-from benchmarks.plots.suite_charts import peers_latency, peers_throughput, routing, streaming
+from benchmarks.plots.suite_charts import peers_latency, peers_throughput, routing, streaming, streaming_scale
 
 SECTION = "plots"
 
@@ -47,6 +48,7 @@ PLOTTERS: dict[str, list[tuple[str, Callable[[Data], Path | None]]]] = {
     "peers": [("Throughput beside LiteLLM and Portkey", peers_throughput), ("Latency beside the peers", peers_latency)],
     "peers-streaming": [("Streaming: time to first token", streaming)],
     "routing": [("Routing policies compared", routing)],
+    "streaming-scale": [("Streaming at scale: added TTFT and gateway CPU", streaming_scale)],
 }
 
 

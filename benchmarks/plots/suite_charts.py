@@ -1,11 +1,12 @@
-"""The other suites' charts: the peers' throughput and latency, streaming time to first token, and the
-routing policies."""
+"""The other suites' charts: the peers' throughput and latency, streaming time to first token, the
+routing policies, and streaming at scale."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from benchmarks.plots.drawing import Data, bars, plt, save
+from benchmarks.streaming_scale.report import GOAL_TTFT_MS
 
 
 def _peer_targets(data: Data) -> list[Data]:
@@ -76,3 +77,43 @@ def routing(data: Data) -> Path | None:
     return save(fig, "routing.png")
 
 
+def _scale_series(target: Data, field: str) -> tuple[list[int], list[float]]:
+    """(streams, value) of a target's points that have the figure; only positive values, for a log axis
+    (an added TTFT at or under zero is within the goal anyway)."""
+    pairs = [(p["streams"], p.get(field)) for p in target["points"]]
+    kept = [(n, float(v)) for n, v in sorted(pairs) if v is not None and v > 0]
+    return [n for n, _ in kept], [v for _, v in kept]
+
+
+def streaming_scale(data: Data) -> Path | None:
+    """Added p99 TTFT (against issue 23's goal) and gateway CPU per chunk as streams grow, one line per target:
+    where each target leaves the goal and what a relayed chunk costs it."""
+    targets = [t for t in data.get("targets", []) if t.get("key") != "direct"]
+    measured = [t for t in targets if t.get("status") == "ok" and t.get("points")]
+    if not measured:
+        return None
+    fig, (ttft, cpu) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for target in measured:
+        line = ttft.plot(*_scale_series(target, "ttft_p99_over_direct_ms"), marker="o", label=target["name"])
+        cpu.plot(*_scale_series(target, "gateway_ms_per_1k_chunks"), marker="o", color=line[0].get_color(),
+                 label=target["name"])  # fmt: skip
+    for target in targets:
+        if target not in measured:  # a failed peer: in the legend, with no line
+            ttft.plot([], [], marker="x", linestyle="none", color="gray", label=f"{target['name']}: failed")
+    ttft.axhline(GOAL_TTFT_MS, color="black", linestyle="--", label=f"goal: {GOAL_TTFT_MS:g} ms")
+    ttft.set(ylabel="added p99 TTFT over direct, ms (log)", title="Time to first token over direct, p99")
+    cpu.set(ylabel="gateway CPU ms per 1,000 chunks (log)", title="Gateway CPU per 1,000 relayed chunks")
+    levels = sorted({p["streams"] for t in measured for p in t["points"]})
+    for ax in (ttft, cpu):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(levels, [str(n) for n in levels])
+        ax.set_xticks([], minor=True)
+        ax.set_xlabel("concurrent streams (log)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    pace = data.get("options", {}).get("pace_s", 0.0) * 1000
+    cores = data.get("machine", {}).get("nproc", "?")
+    fig.suptitle(f"Streaming at scale ({data.get('started')}; a chunk every {pace:g} ms; {cores} cores shared with "
+                 "the pacer and the clients)", fontsize=9)  # fmt: skip
+    return save(fig, "streaming-scale.png")
