@@ -50,6 +50,15 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--capacity-concurrency", type=_positive_int, default=64, help="its clients (64)")
     parser.add_argument("--fault-share", type=float, default=0.01, help="share of fault requests (0.01)")
     parser.add_argument("--stream-share", type=float, default=0.5, help="share of streams (0.5)")
+    parser.add_argument(
+        "--long-stream-share",
+        type=float,
+        default=0.005,
+        help="share of long streams (0.005: at 240 requests/s and 40 s each, about 50 open at any time)",
+    )
+    parser.add_argument(
+        "--long-stream-seconds", type=_positive_float, default=40.0, help="a long stream's mean length (40 s)"
+    )
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson")
     parser.add_argument("--workers", type=_positive_int, default=2, help="simulators of the normal model (2)")
     parser.add_argument("--warmup", type=float, help="seconds not counted (default 10 %% of the run, 1-300 s)")
@@ -65,7 +74,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
     parser.add_argument("--keep-workdir", action="store_true", help="keep the logs, catalog and keys of the run")
     args = parser.parse_args(argv)
-    for name in ("fault_share", "stream_share"):
+    for name in ("fault_share", "stream_share", "long_stream_share"):
         if not 0 <= getattr(args, name) <= 1:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 1")
     if (args.warmup is not None and args.warmup < 0) or args.idle < 0:
@@ -79,6 +88,8 @@ def parse_args(argv: Sequence[str]) -> Options:
         capacity_concurrency=args.capacity_concurrency,
         fault_share=args.fault_share,
         stream_share=args.stream_share,
+        long_stream_share=args.long_stream_share,
+        long_stream_s=args.long_stream_seconds,
         poisson=args.arrivals == "poisson",
         workers=args.workers,
         warmup_s=args.warmup,

@@ -28,6 +28,8 @@ class Sample:
     p50_ms: float | None
     p99_ms: float | None
     client_in_flight: int
+    long_streams_open: int
+    """Of `client_in_flight`, the long streams."""
     redis_keys: int
     redis_keys_without_ttl: int
     redis_exempt_keys: int
@@ -80,10 +82,11 @@ def memory_figures(samples: list[Sample], warmup_s: float) -> dict[str, float | 
     }
 
 
-def fd_figures(samples: list[Sample]) -> dict[str, int | bool | None]:
+def fd_figures(samples: list[Sample]) -> dict[str, float | int | bool | None]:
     """Open FDs under load (they follow the open connections) and idle before and after the load, less
     the Redis pool's connections (bounded, they stay open): a leak shows as more FDs after than before."""
-    loaded = [s.fds for s in samples if s.phase == "load"]
+    loaded_samples = [s for s in samples if s.phase == "load"]
+    loaded = [s.fds for s in loaded_samples]
     before = next((s for s in samples if s.phase == "before"), None)
     after = next((s for s in reversed(samples) if s.phase == "idle"), None)
     stable = None
@@ -101,6 +104,10 @@ def fd_figures(samples: list[Sample]) -> dict[str, int | bool | None]:
         "redis_pool_after_idle": None if after is None else after.gateway_redis_connections,
         "fd_stable": stable,
         "client_in_flight_max": max((s.client_in_flight for s in samples), default=None),
+        "long_streams_open_max": max((s.long_streams_open for s in samples), default=None),
+        "long_streams_open_mean": (
+            round(statistics.fmean(s.long_streams_open for s in loaded_samples), 1) if loaded_samples else None
+        ),
     }
 
 
@@ -111,7 +118,8 @@ def _ms(value: float | None) -> float | None:
 def p99_figures(
     done_at: list[float], latency_s: list[float], load_start: float, warm_end: float, load_end: float
 ) -> dict[str, float | int | None]:
-    """p99 of the normal requests that ended in the first and the last 10 % of the post-warm-up time."""
+    """p99 of the normal requests (long streams and faults aside) that ended in the first and the last 10 % of
+    the post-warm-up time, which ends at `load_end`: when the arrivals stopped."""
     span = (load_end - warm_end) * 0.1
     first = [lat for at, lat in zip(done_at, latency_s, strict=True) if warm_end <= at < warm_end + span]
     last = [lat for at, lat in zip(done_at, latency_s, strict=True) if load_end - span <= at <= load_end]
@@ -172,7 +180,9 @@ def figures(run: Run) -> dict[str, object]:
         "generator_max_lag_s": round(run.stats.max_lag_s, 3),
         **memory_figures(samples, run.warmup_s),
         **fd_figures(samples),
-        **p99_figures(list(tally.done_at), list(tally.latency_s), run.load_start, warm_end, run.load_end),
+        **p99_figures(
+            list(tally.done_at), list(tally.latency_s), run.load_start, warm_end, run.arrivals_end or run.load_end
+        ),
         "redis_keys_max": max((s.redis_keys for s in samples), default=None),
         "redis_keys_without_ttl_max": max((s.redis_keys_without_ttl for s in samples), default=None),
         "redis_exempt_keys_max": max((s.redis_exempt_keys for s in samples), default=None),
@@ -193,6 +203,10 @@ def figures(run: Run) -> dict[str, object]:
         "silent_truncations": tally.silent_truncations,
         "malformed_errors": tally.malformed_errors,
         "unexpected_normal": tally.unexpected_normal,
+        "long_streams_completed": tally.long_completed,
+        "long_stream_seconds_mean": (
+            round(tally.long_seconds / tally.long_completed, 1) if tally.long_completed else None
+        ),
         "unexpected_normal_log_lines": {i: run.logged.by_id.get(i) for i in tally.unexpected_ids},
         "problems": tally.problems,
         "other_cpu_pct_mean": round(sum(s.other_cpu_pct for s in loaded) / len(loaded), 1) if loaded else None,

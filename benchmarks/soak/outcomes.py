@@ -35,7 +35,7 @@ class Tally:
     wrong_request_id: int = 0
     """Responses to a request that sent its own `x-request-id` and got another one back."""
     unexpected_normal: int = 0
-    """Normal requests that did not end 200 with a complete answer..."""
+    """Normal requests and long streams that did not end 200 with a complete answer..."""
     unexpected_ids: list[str] = field(default_factory=list)
     """...and the `x-request-id` of the first few, to find their lines in the gateway's log."""
     silent_truncations: int = 0
@@ -48,6 +48,12 @@ class Tally:
     cache: Counter[str] = field(default_factory=Counter)
     """`x-gateway-cache` of the responses (hit, miss, coalesced, bypass; `-` when absent)."""
     problems: list[str] = field(default_factory=list)
+    long_open: int = 0
+    """Long streams open now (sent, not yet ended)..."""
+    long_open_max: int = 0
+    long_completed: int = 0
+    long_seconds: float = 0.0
+    """...and the seconds the completed ones lasted, together."""
     done_at: array[float] = field(default_factory=lambda: array("d"))
     """Monotonic end time of each normal request that ended 200 and complete..."""
     latency_s: array[float] = field(default_factory=lambda: array("d"))
@@ -64,5 +70,5 @@ class Tally:
     def count(self, kind: Kind, label: str, klass: str, request_id: str | None) -> None:
         self.by_class[klass] += 1
         self.by_kind.setdefault(kind.name, Counter())[label] += 1
-        if not kind.normal and request_id is not None:
+        if kind.fault and request_id is not None:
             self.fault_requests[request_id] = (kind.name, klass)

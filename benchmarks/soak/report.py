@@ -95,6 +95,10 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "redis_pool_before_load",
         "redis_pool_after_idle",
         "client_in_flight_max",
+        "long_streams_open_mean",
+        "long_streams_open_max",
+        "long_streams_completed",
+        "long_stream_seconds_mean",
         "p50_after_warmup_ms",
         "p99_after_warmup_ms",
         "p99_first_ms",
@@ -131,7 +135,8 @@ def summary(run: Run) -> str:
     capacity = "" if run.capacity_rps is None else f" ({options.load_share:.0%} of a measured {run.capacity_rps:,.0f})"
     return (
         f"{run.load_end - run.load_start:.1f} s of load at {run.rate:,.1f} requests/s{capacity}, "
-        f"{options.fault_share:.1%} faults, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s."
+        f"{options.fault_share:.1%} faults, {options.long_stream_share:.1%} long streams of "
+        f"{options.long_stream_s:g} s on average, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s."
     )
 
 

@@ -44,6 +44,9 @@ class Options:
     capacity_concurrency: int
     fault_share: float
     stream_share: float
+    long_stream_share: float
+    long_stream_s: float
+    """The long streams' mean length (their share of the requests: `long_stream_share`)."""
     poisson: bool
     workers: int
     warmup_s: float | None
@@ -72,6 +75,9 @@ class Run:
     interval_s: float = 0.0
     load_start: float = 0.0
     load_end: float = 0.0
+    """When the last open request ended..."""
+    arrivals_end: float = 0.0
+    """...and when the arrivals stopped (the p99 windows end here: long streams go on a while after it)."""
     samples: list[Sample] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
     stats: OpenLoopStats = field(default_factory=OpenLoopStats)
@@ -106,7 +112,10 @@ async def load_and_sample(options: Options, run: Run, client: LoadClient, sample
     stop_at = run.load_start + options.duration_s
 
     def until(sent: int) -> bool:
-        return sent >= count if count is not None else time.monotonic() >= stop_at
+        over = sent >= count if count is not None else time.monotonic() >= stop_at
+        if over and not run.arrivals_end:
+            run.arrivals_end = time.monotonic()
+        return over
 
     finished = asyncio.Event()
     sampling = asyncio.create_task(sampler.every_interval(finished))
@@ -133,7 +142,12 @@ async def load_and_sample(options: Options, run: Run, client: LoadClient, sample
 
 async def drive(options: Options, fleet: Fleet) -> Run:
     run = Run(options)
-    mix = Mix(stream_share=options.stream_share, fault_share=options.fault_share)
+    mix = Mix(
+        stream_share=options.stream_share,
+        fault_share=options.fault_share,
+        long_stream_share=options.long_stream_share,
+        long_max_tokens=soak_fleet.long_reply_tokens(options.long_stream_s)[1],
+    )
     rng = random.Random(options.seed)  # noqa: S311 (a load mix, not a secret)
 
     async with LoadClient(fleet.gateway_url, mix, rng) as client, httpx.AsyncClient(trust_env=False) as http:
@@ -173,7 +187,11 @@ async def run_soak(options: Options) -> Run:
     try:
         say_timed(f"starting Redis, {options.workers} + 1 simulators and the gateway in {workdir}")
         fleet = await soak_fleet.start_fleet(
-            workdir, workers=options.workers, redis_url=soak_fleet.external_redis_url(), say=say_timed
+            workdir,
+            workers=options.workers,
+            redis_url=soak_fleet.external_redis_url(),
+            say=say_timed,
+            long_stream_s=options.long_stream_s,
         )
         try:
             return await drive(options, fleet)

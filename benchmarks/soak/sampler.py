@@ -49,6 +49,7 @@ class Sampler:
             p50_ms=None if p50 is None else round(p50 * 1000, 2),
             p99_ms=None if p99 is None else round(p99 * 1000, 2),
             client_in_flight=run.stats.in_flight,
+            long_streams_open=run.tally.long_open,
             redis_keys=keys.total,
             redis_keys_without_ttl=keys.without_ttl,
             redis_exempt_keys=keys.exempt_without_ttl,
@@ -74,6 +75,7 @@ class Sampler:
             s = await self.sample("warm-up" if elapsed < run.warmup_s else "load")
             say_timed(
                 f"t={s.t_s:7.0f}s {s.phase:7} RSS {s.rss_mb:7.1f} MB  FDs {s.fds:4}  p50 {s.p50_ms} ms  "
-                f"p99 {s.p99_ms} ms  done {s.requests_done:,}  in flight {s.client_in_flight}  "
+                f"p99 {s.p99_ms} ms  done {s.requests_done:,}  "
+                f"in flight {s.client_in_flight} (long {s.long_streams_open})  "
                 f"Redis keys {s.redis_keys} (no TTL {s.redis_keys_without_ttl})  other CPU {s.other_cpu_pct:.0f}%"
             )
