@@ -65,6 +65,12 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--sample-interval", type=_positive_float, help="seconds (default 5 %% of the run, 0.5-10)")
     parser.add_argument("--idle", type=float, default=IDLE_S, help=f"idle seconds before the last sample ({IDLE_S:g})")
     parser.add_argument("--max-in-flight", type=_positive_int, default=2000, help="open requests at most (2000)")
+    parser.add_argument(
+        "--trace-allocations",
+        type=_positive_int,
+        metavar="FRAMES",
+        help="run the gateway with tracemalloc (FRAMES per allocation, e.g. 10) and report what grew (off)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--out",
@@ -96,6 +102,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         sample_interval_s=args.sample_interval,
         idle_s=args.idle,
         max_in_flight=args.max_in_flight,
+        trace_frames=args.trace_allocations,
         seed=args.seed,
         out=args.out,
         keep_workdir=args.keep_workdir,

@@ -61,16 +61,24 @@ def _pct(new: float | None, base: float | None) -> float | None:
     return round(100.0 * (new - base) / base, 2)
 
 
+def drift_pct_per_h(points: list[tuple[float, float]], warmup_s: float) -> float | None:
+    """The slope of a least-squares line through (seconds, value) points, over the line's value at the end of
+    warm-up, in % per hour; None with fewer than two distinct times."""
+    fit = _fit([(t_s / 3600.0, value) for t_s, value in points])
+    if fit is None:
+        return None
+    slope, intercept = fit
+    base = intercept + slope * warmup_s / 3600.0
+    return round(100.0 * slope / base, 2) if base > 0 else None
+
+
 def memory_figures(samples: list[Sample], warmup_s: float) -> dict[str, float | None]:
     loaded = [s for s in samples if s.phase == "load"]
     idle = [s for s in samples if s.phase == "idle"]
     fit = _fit([(s.t_s / 3600.0, s.rss_mb) for s in loaded])
     warm = loaded[0].rss_mb if loaded else None
-    drift = slope = None
-    if fit is not None:
-        slope, intercept = fit
-        base = intercept + slope * warmup_s / 3600.0
-        drift = round(100.0 * slope / base, 2) if base > 0 else None
+    slope = None if fit is None else fit[0]
+    drift = drift_pct_per_h([(s.t_s, s.rss_mb) for s in loaded], warmup_s)
     return {
         "rss_warm_mb": warm,
         "rss_peak_mb": max((s.rss_mb for s in samples), default=None),

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.harness import files, machine, results_md
+from benchmarks.soak import allocations
 from benchmarks.soak.figures import figures
-from benchmarks.soak.verdicts import Verdict, verdicts
+from benchmarks.soak.verdicts import MAX_DRIFT_PCT_PER_H, Verdict, verdicts
 from testkit.figures import record_figure
 
 if TYPE_CHECKING:
@@ -117,6 +118,10 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "other_cpu_pct_mean",
     )
     lines += [f"| {name} | {_fmt(figures.get(name))} |" for name in extra if name in figures]
+    traced = data.get("allocations")
+    if isinstance(traced, dict):
+        drift = figures.get("memory_drift_pct_per_h")
+        lines += allocations.markdown(traced, drift if isinstance(drift, int | float) else None, MAX_DRIFT_PCT_PER_H)
     lines += ["", "Method: [soak/README.md](soak/README.md)."]
     return "\n".join(lines)
 
@@ -156,6 +161,7 @@ def write(run: Run, started: datetime, argv: Sequence[str], say: Callable[[str],
         "method": METHOD,
         "verdicts": [dataclasses.asdict(v) for v in judged],
         "figures": figs,
+        "allocations": run.allocations,
         "samples": [dataclasses.asdict(s) for s in run.samples],
     }
     kind = "leak" if options.leak else "soak"
@@ -171,6 +177,14 @@ def write(run: Run, started: datetime, argv: Sequence[str], say: Callable[[str],
     for v in judged:
         met = "-" if v.met is None else ("met" if v.met else "NOT MET")
         say(f"{v.measure}: {v.value} {v.unit} (threshold {v.threshold}): {met}")
+    if run.allocations is not None:
+        rss_drift = figs.get("memory_drift_pct_per_h")
+        traced_drift = run.allocations.get("traced_drift_pct_per_h")
+        say(allocations.verdict(
+            rss_drift if isinstance(rss_drift, int | float) else None,
+            traced_drift if isinstance(traced_drift, int | float) else None,
+            MAX_DRIFT_PCT_PER_H,
+        ))
     say(f"clients {figs['client_by_class']}, /metrics {figs['metrics_by_class']}, logs {figs['log_by_class']}")
     say(f"wrote {', '.join(written)}")
     return 0

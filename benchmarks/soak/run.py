@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,8 @@ import redis.asyncio
 
 from benchmarks.harness.cli import say_timed
 from benchmarks.load.drivers import OpenLoopStats
+from benchmarks.soak import allocations, probes
 from benchmarks.soak import fleet as soak_fleet
-from benchmarks.soak import probes
 from benchmarks.soak.figures import Sample
 from benchmarks.soak.fleet import Fleet
 from benchmarks.soak.outcomes import Tally
@@ -53,6 +54,8 @@ class Options:
     sample_interval_s: float | None
     idle_s: float
     max_in_flight: int
+    trace_frames: int | None
+    """Allocation tracking (`allocations.py`): tracemalloc's frames per allocation in the gateway; None: off."""
     seed: int
     out: Path | None
     """None: the JSON to benchmarks/runs/ and, published, to benchmarks/results/ with the figure records;
@@ -71,6 +74,8 @@ class Run:
     options: Options
     capacity_rps: float | None = None
     rate: float = 0.0
+    length_s: float = 0.0
+    """The load's planned length (a leak run's: its requests at the rate)."""
     warmup_s: float = 0.0
     interval_s: float = 0.0
     load_start: float = 0.0
@@ -84,6 +89,9 @@ class Run:
     metrics_by_class: Counter[str] = field(default_factory=Counter)
     logged: probes.LoggedRequests = field(default_factory=probes.LoggedRequests)
     final_keys: probes.RedisKeys = field(default_factory=probes.RedisKeys)
+    snapshots: list[allocations.Snapshot] = field(default_factory=list)
+    allocations: dict[str, object] | None = None
+    """With `trace_frames`: `allocations.report`."""
 
 
 def _auto(value: float | None, length_s: float, share: float, low: float, high: float) -> float:
@@ -100,8 +108,11 @@ async def measure_capacity(options: Options, client: LoadClient) -> float:
     return capacity
 
 
-async def load_and_sample(options: Options, run: Run, client: LoadClient, sampler: Sampler) -> None:
-    """The open-loop load with a sample every interval, then the idle and its sample."""
+async def load_and_sample(
+    options: Options, run: Run, client: LoadClient, sampler: Sampler, snapshots: SnapshotTaker
+) -> None:
+    """The open-loop load with a sample every interval (and allocation snapshots, when traced), then the idle
+    and its sample."""
     count = options.requests
     total = f"{count:,} requests" if count is not None else f"{options.duration_s:g} s"
     say_timed(
@@ -119,6 +130,7 @@ async def load_and_sample(options: Options, run: Run, client: LoadClient, sample
 
     finished = asyncio.Event()
     sampling = asyncio.create_task(sampler.every_interval(finished))
+    tracing = asyncio.create_task(snapshot_during_load(options, run, snapshots, finished))
     try:
         await open_loop(
             client,
@@ -133,11 +145,46 @@ async def load_and_sample(options: Options, run: Run, client: LoadClient, sample
     finally:
         finished.set()
         await sampling
+        await tracing
     await sampler.sample("load" if run.load_end - run.load_start >= run.warmup_s else "warm-up")
+    await snapshots("end of load")
     say_timed(f"load over ({run.stats.sent:,} sent): {options.idle_s:g} s idle")
     await client.drop_connections()
     await asyncio.sleep(options.idle_s)
     await sampler.sample("idle")
+    await snapshots("idle")
+
+
+SnapshotTaker = Callable[[str], Awaitable[None]]
+"""Asks the gateway for an allocation snapshot labelled so (does nothing when allocations are not traced)."""
+
+
+def snapshot_taker(options: Options, run: Run, fleet: Fleet) -> SnapshotTaker:
+    directory = allocations.directory_of(fleet.workdir)
+
+    async def take(label: str) -> None:
+        if options.trace_frames is not None:
+            snapshot = await allocations.take(fleet.gateway_pid, directory, label, time.monotonic() - run.load_start)
+            run.snapshots.append(snapshot)
+            say_timed(f"allocation snapshot ({label}): {snapshot.traced_mb:,.1f} MB traced, {snapshot.took_ms:g} ms")
+
+    return take
+
+
+async def snapshot_during_load(options: Options, run: Run, take: SnapshotTaker, finished: asyncio.Event) -> None:
+    """With allocations traced: a snapshot at the end of warm-up, then ten more spread over the load."""
+    if options.trace_frames is None:
+        return
+    label, delay = "warm", run.warmup_s
+    every = max(allocations.MIN_SNAPSHOT_GAP_S, (run.length_s - run.warmup_s) / 10)
+    while True:
+        try:
+            await asyncio.wait_for(finished.wait(), max(0.0, run.load_start + delay - time.monotonic()))
+            return
+        except TimeoutError:
+            pass
+        await take(label)
+        label, delay = "load", delay + every
 
 
 async def drive(options: Options, fleet: Fleet) -> Run:
@@ -157,9 +204,9 @@ async def drive(options: Options, fleet: Fleet) -> Run:
             run.capacity_rps = await measure_capacity(options, client)
             run.rate = round(run.capacity_rps * options.load_share, 1)
             say_timed(f"capacity {run.capacity_rps:.0f} requests/s: the load runs at {run.rate:.1f}/s")
-        length_s = options.requests / run.rate if options.requests is not None else options.duration_s
-        run.warmup_s = _auto(options.warmup_s, length_s, 0.1, 1.0, 300.0)
-        run.interval_s = _auto(options.sample_interval_s, length_s, 0.05, 0.5, 10.0)
+        run.length_s = options.requests / run.rate if options.requests is not None else options.duration_s
+        run.warmup_s = _auto(options.warmup_s, run.length_s, 0.1, 1.0, 300.0)
+        run.interval_s = _auto(options.sample_interval_s, run.length_s, 0.05, 0.5, 10.0)
         redis_client = redis.asyncio.Redis.from_url(fleet.redis_url)
         try:
             sampler = Sampler(fleet, run, redis_client)
@@ -168,7 +215,7 @@ async def drive(options: Options, fleet: Fleet) -> Run:
             await sampler.sample("before")
             before = await probes.scrape_requests(http, fleet.gateway_url)
             log_offset = probes.log_size(fleet.gateway_log)
-            await load_and_sample(options, run, client, sampler)
+            await load_and_sample(options, run, client, sampler, snapshot_taker(options, run, fleet))
         finally:
             await redis_client.aclose()
         after = await probes.scrape_requests(http, fleet.gateway_url)
@@ -179,6 +226,9 @@ async def drive(options: Options, fleet: Fleet) -> Run:
             log_offset,
             {*run.tally.fault_requests, *run.tally.unexpected_ids},
         )
+    if run.snapshots:
+        say_timed(f"comparing {len(run.snapshots)} allocation snapshots")
+        run.allocations = await asyncio.to_thread(allocations.report, run.snapshots, run.warmup_s)
     return run
 
 
@@ -192,6 +242,11 @@ async def run_soak(options: Options) -> Run:
             redis_url=soak_fleet.external_redis_url(),
             say=say_timed,
             long_stream_s=options.long_stream_s,
+            gateway_env=(
+                None
+                if options.trace_frames is None
+                else allocations.gateway_env(options.trace_frames, allocations.directory_of(workdir))
+            ),
         )
         try:
             return await drive(options, fleet)
