@@ -3,10 +3,12 @@ latency drift, Redis keys, and the gateway's own counters and log lines against 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from benchmarks.soak.run import Run
@@ -90,6 +92,26 @@ def memory_figures(samples: list[Sample], warmup_s: float) -> dict[str, float | 
     }
 
 
+RSS_STEP_MB = 0.5
+
+
+def rss_steps(samples: list[Sample]) -> list[dict[str, float | int | bool | None]]:
+    """Each rise of RSS by `RSS_STEP_MB` or more from one sample to the next, with what the gateway was
+    carrying then: a step at a new peak of open connections (FDs) or a latency spike is memory taken for
+    a burst that the allocator keeps, not a leak that grows with time."""
+    steps: list[dict[str, float | int | bool | None]] = []
+    fd_peak = 0
+    for before, after in itertools.pairwise(samples):
+        if after.rss_mb - before.rss_mb >= RSS_STEP_MB and after.phase in ("warm-up", "load"):
+            steps.append({
+                "t_s": after.t_s, "rss_from_mb": before.rss_mb, "rss_to_mb": after.rss_mb, "fds": after.fds,
+                "new_fd_peak": after.fds > fd_peak, "client_in_flight": after.client_in_flight,
+                "p99_ms": after.p99_ms, "other_cpu_pct": after.other_cpu_pct,
+            })  # fmt: skip
+        fd_peak = max(fd_peak, before.fds, after.fds)
+    return steps
+
+
 def fd_figures(samples: list[Sample]) -> dict[str, float | int | bool | None]:
     """Open FDs under load (they follow the open connections) and idle before and after the load, less
     the Redis pool's connections (bounded, they stay open): a leak shows as more FDs after than before."""
@@ -149,20 +171,38 @@ def mismatch(a: Counter[str] | dict[str, int], b: Counter[str] | dict[str, int])
     return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
 
 
+def timeline(sent_at: float, ended_at: float, line: dict[str, Any] | None) -> dict[str, float | str | None]:
+    """When the client sent and ended (had its answer or left) against when the gateway began and ended the
+    request (its log line's `timestamp` is the end, less `duration_ms` the start): ms from the client's send."""
+    times: dict[str, float | str | None] = {
+        "client_sent": datetime.fromtimestamp(sent_at, UTC).isoformat(),
+        "client_ended_ms": round((ended_at - sent_at) * 1000, 1),
+        "gateway_began_ms": None,
+        "gateway_ended_ms": None,
+    }
+    stamp, duration = (None, None) if line is None else (line.get("timestamp"), line.get("duration_ms"))
+    if isinstance(stamp, str) and isinstance(duration, int | float):
+        ended = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        times["gateway_ended_ms"] = round((ended - sent_at) * 1000, 1)
+        times["gateway_began_ms"] = round((ended - duration / 1000 - sent_at) * 1000, 1)
+    return times
+
+
 def fault_figures(run: Run) -> dict[str, object]:
     """The gateway's own log line of each fault request (they carry their own ids) against the client."""
     by_kind: dict[str, Counter[str]] = {}
     mismatches: list[dict[str, object]] = []
-    for request_id, (kind, seen) in run.tally.fault_requests.items():
+    for request_id, (kind, seen, sent_at, ended_at) in run.tally.fault_requests.items():
         line = run.logged.by_id.get(request_id)
         status = None if line is None else line.get("status")
         logged = "no log line" if not isinstance(status, int) else ("499" if status == 499 else f"{status // 100}xx")
         error = None if line is None else line.get("error")
         by_kind.setdefault(kind, Counter())[f"{status} {error}" if error else str(status)] += 1
         if logged != seen:
-            mismatches.append(
-                {"request_id": request_id, "kind": kind, "client": seen, "gateway": logged, "gateway_line": line}
-            )
+            mismatches.append({
+                "request_id": request_id, "kind": kind, "client": seen, "gateway": logged, "gateway_line": line,
+                **timeline(sent_at, ended_at, line),
+            })  # fmt: skip
     return {
         "fault_requests": len(run.tally.fault_requests),
         "gateway_by_fault_kind": {kind: dict(c.most_common()) for kind, c in sorted(by_kind.items())},
@@ -187,6 +227,7 @@ def figures(run: Run) -> dict[str, object]:
         "skipped_arrivals": run.stats.skipped,
         "generator_max_lag_s": round(run.stats.max_lag_s, 3),
         **memory_figures(samples, run.warmup_s),
+        "rss_steps": rss_steps(samples),
         **fd_figures(samples),
         **p99_figures(
             list(tally.done_at), list(tally.latency_s), run.load_start, warm_end, run.arrivals_end or run.load_end

@@ -3,15 +3,27 @@ count it (a client that left is 499), by kind of request, and every way an answe
 
 from __future__ import annotations
 
+import time
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from benchmarks.soak.traffic import Kind
 
 MAX_PROBLEMS = 20
+
+
+class FaultSeen(NamedTuple):
+    """What the client of a fault request saw, and when (wall clock: the gateway's log lines are)."""
+
+    kind: str
+    seen: str
+    """The observed class (`observed_class`)."""
+    sent_at: float
+    ended_at: float
+    """When the client had its answer, or left."""
 
 
 def observed_class(status: int | None, left: bool) -> str:
@@ -42,8 +54,8 @@ class Tally:
     """Streams with status 200 that ended with neither `[DONE]` nor an error event."""
     malformed_errors: int = 0
     """Error answers (status ≥ 400, or an error event) that were not the OpenAI error object."""
-    fault_requests: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Request id of each fault request (they all send their own) -> (kind, observed class), to find the
+    fault_requests: dict[str, FaultSeen] = field(default_factory=dict)
+    """Request id of each fault request (they all send their own) -> what its client saw, to find the
     gateway's own line for it in the request log."""
     cache: Counter[str] = field(default_factory=Counter)
     """`x-gateway-cache` of the responses (hit, miss, coalesced, bypass; `-` when absent)."""
@@ -67,8 +79,9 @@ class Tally:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(problem)
 
-    def count(self, kind: Kind, label: str, klass: str, request_id: str | None) -> None:
+    def count(self, kind: Kind, label: str, klass: str, request_id: str | None, sent_at: float) -> None:
+        """One request's outcome; `sent_at`: when it was sent (`time.time()`)."""
         self.by_class[klass] += 1
         self.by_kind.setdefault(kind.name, Counter())[label] += 1
         if kind.fault and request_id is not None:
-            self.fault_requests[request_id] = (kind.name, klass)
+            self.fault_requests[request_id] = FaultSeen(kind.name, klass, sent_at, time.time())

@@ -164,7 +164,7 @@ class LoadClient:
             own_id = f"soak-{kind.name}-{self._sequence}"
             headers["x-request-id"] = own_id
         body = self._body(kind)
-        started = time.monotonic()
+        started, sent_at = time.monotonic(), time.time()
         if kind.leave == "before-first-byte":
             task = asyncio.ensure_future(self._exchange(kind, body, headers, own_id, tally, started))
             await asyncio.wait([task], timeout=LEAVE_AFTER_S)
@@ -172,7 +172,7 @@ class LoadClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                tally.count(kind, "left before the first byte", "499", own_id)
+                tally.count(kind, "left before the first byte", "499", own_id, sent_at)
             return
         if not kind.long:
             await self._exchange(kind, body, headers, own_id, tally, started)
@@ -217,7 +217,7 @@ class LoadClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             label, klass, complete = f"transport: {type(exc).__name__}", "transport", False
             tally.note(f"{kind.name}: {type(exc).__name__}: {exc}")
-        tally.count(kind, label, klass, own_id)
+        tally.count(kind, label, klass, own_id, time.time() - (time.monotonic() - started))
         if kind.long and complete:
             tally.long_completed += 1
             tally.long_seconds += time.monotonic() - started
