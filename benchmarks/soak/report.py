@@ -120,8 +120,7 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
     lines += [f"| {name} | {_fmt(figures.get(name))} |" for name in extra if name in figures]
     traced = data.get("allocations")
     if isinstance(traced, dict):
-        drift = figures.get("memory_drift_pct_per_h")
-        lines += allocations.markdown(traced, drift if isinstance(drift, int | float) else None, MAX_DRIFT_PCT_PER_H)
+        lines += allocations.markdown(traced, MAX_DRIFT_PCT_PER_H)
     lines += ["", "Method: [soak/README.md](soak/README.md)."]
     return "\n".join(lines)
 
@@ -178,13 +177,8 @@ def write(run: Run, started: datetime, argv: Sequence[str], say: Callable[[str],
         met = "-" if v.met is None else ("met" if v.met else "NOT MET")
         say(f"{v.measure}: {v.value} {v.unit} (threshold {v.threshold}): {met}")
     if run.allocations is not None:
-        rss_drift = figs.get("memory_drift_pct_per_h")
         traced_drift = run.allocations.get("traced_drift_pct_per_h")
-        say(allocations.verdict(
-            rss_drift if isinstance(rss_drift, int | float) else None,
-            traced_drift if isinstance(traced_drift, int | float) else None,
-            MAX_DRIFT_PCT_PER_H,
-        ))
+        say(allocations.verdict(traced_drift if isinstance(traced_drift, int | float) else None, MAX_DRIFT_PCT_PER_H))
     say(f"clients {figs['client_by_class']}, /metrics {figs['metrics_by_class']}, logs {figs['log_by_class']}")
     say(f"wrote {', '.join(written)}")
     return 0
