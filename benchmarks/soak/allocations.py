@@ -20,6 +20,7 @@ import time
 import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.soak.figures import drift_pct_per_h
 
@@ -50,30 +51,37 @@ def directory_of(workdir: Path) -> Path:
     return workdir / "tracemalloc"
 
 
-def gateway_env(frames: int, directory: Path) -> dict[str, str]:
-    """What the gateway's environment needs for snapshots of `frames` frames to `directory`."""
-    return {"PYTHONTRACEMALLOC": str(frames), DIRECTORY_VARIABLE: str(directory)}
+def gateway_env(frames: int | None, directory: Path) -> dict[str, str]:
+    """What the gateway's environment needs for allocator stats (and, with `frames`, snapshots of `frames`
+    frames) to `directory`."""
+    traced = {} if frames is None else {"PYTHONTRACEMALLOC": str(frames)}
+    return {DIRECTORY_VARIABLE: str(directory), **traced}
 
 
 def _written(directory: Path) -> list[Path]:
-    """The snapshots' JSON files written so far, oldest first."""
+    """The JSON files written so far, oldest first."""
     return sorted(directory.glob("*.json")) if directory.exists() else []
 
 
-async def take(pid: int, directory: Path, label: str, t_s: float) -> Snapshot:
-    """Signal the gateway and wait for its snapshot's JSON (written last)."""
+async def ask(pid: int, directory: Path, wait_s: float = SNAPSHOT_WAIT_S) -> dict[str, Any]:
+    """Signal the gateway and wait for the JSON it writes (last, after any snapshot): its facts."""
     before = len(await asyncio.to_thread(_written, directory))
     os.kill(pid, signal.SIGUSR2)
-    deadline = time.monotonic() + SNAPSHOT_WAIT_S
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         found = await asyncio.to_thread(_written, directory)
         if len(found) > before:
-            facts = json.loads(await asyncio.to_thread(found[-1].read_text))
-            return Snapshot(label, round(t_s, 1), str(directory / facts["snapshot"]),
-                            round(facts["traced_bytes"] / 2**20, 2),
-                            round(facts["tracemalloc_overhead_bytes"] / 2**20, 2), facts["took_ms"])  # fmt: skip
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"the gateway wrote no allocation snapshot in {SNAPSHOT_WAIT_S:g} s (is it traced?)")
+            facts: dict[str, Any] = json.loads(await asyncio.to_thread(found[-1].read_text))
+            return facts
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the gateway wrote no allocation stats in {wait_s:g} s (GATEWAY_TRACEMALLOC_DIR unset?)")
+
+
+async def take(pid: int, directory: Path, label: str, t_s: float) -> Snapshot:
+    """A tracemalloc snapshot of the (traced) gateway."""
+    facts = await ask(pid, directory)
+    return Snapshot(label, round(t_s, 1), str(directory / facts["snapshot"]), round(facts["traced_bytes"] / 2**20, 2),
+                    round(facts["tracemalloc_overhead_bytes"] / 2**20, 2), facts["took_ms"])  # fmt: skip
 
 
 def _short(filename: str) -> str:

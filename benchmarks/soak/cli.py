@@ -66,6 +66,11 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--idle", type=float, default=IDLE_S, help=f"idle seconds before the last sample ({IDLE_S:g})")
     parser.add_argument("--max-in-flight", type=_positive_int, default=2000, help="open requests at most (2000)")
     parser.add_argument(
+        "--no-allocator-stats",
+        action="store_true",
+        help="do not ask the gateway for its allocators' figures (malloc in use and kept) with each sample",
+    )
+    parser.add_argument(
         "--trace-allocations",
         type=_positive_int,
         metavar="FRAMES",
@@ -102,6 +107,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         sample_interval_s=args.sample_interval,
         idle_s=args.idle,
         max_in_flight=args.max_in_flight,
+        allocator_stats=not args.no_allocator_stats,
         trace_frames=args.trace_allocations,
         seed=args.seed,
         out=args.out,

@@ -40,6 +40,14 @@ class Sample:
     """Of `fds`, the gateway's connections to Redis (its pool: bounded, grows with the concurrency seen)."""
     other_cpu_pct: float
     """CPU used by processes outside this run, % of one core, over the window (noise on a shared box)."""
+    malloc_in_use_mb: float | None = None
+    """The gateway's allocators (`gateway/observability/allocator_stats.py`), when asked for: glibc
+    malloc's memory in use..."""
+    malloc_free_kept_mb: float | None = None
+    """...free but kept in its heap (fragmentation)..."""
+    malloc_mmapped_mb: float | None = None
+    python_blocks: int | None = None
+    """...and the blocks Python's allocator has handed out (objects alive)."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -81,7 +89,16 @@ def memory_figures(samples: list[Sample], warmup_s: float) -> dict[str, float | 
     warm = loaded[0].rss_mb if loaded else None
     slope = None if fit is None else fit[0]
     drift = drift_pct_per_h([(s.t_s, s.rss_mb) for s in loaded], warmup_s)
+    in_use = [(s.t_s, s.malloc_in_use_mb) for s in loaded if s.malloc_in_use_mb is not None]
+    blocks = [(s.t_s, float(s.python_blocks)) for s in loaded if s.python_blocks is not None]
+    kept = [s.malloc_free_kept_mb for s in loaded if s.malloc_free_kept_mb is not None]
     return {
+        "malloc_in_use_drift_pct_per_h": drift_pct_per_h(in_use, warmup_s),
+        "python_blocks_drift_pct_per_h": drift_pct_per_h(blocks, warmup_s),
+        "malloc_in_use_warm_mb": in_use[0][1] if in_use else None,
+        "malloc_in_use_end_of_load_mb": in_use[-1][1] if in_use else None,
+        "malloc_free_kept_warm_mb": kept[0] if kept else None,
+        "malloc_free_kept_end_of_load_mb": kept[-1] if kept else None,
         "rss_warm_mb": warm,
         "rss_peak_mb": max((s.rss_mb for s in samples), default=None),
         "rss_end_of_load_mb": loaded[-1].rss_mb if loaded else None,
@@ -107,6 +124,7 @@ def rss_steps(samples: list[Sample]) -> list[dict[str, float | int | bool | None
                 "t_s": after.t_s, "rss_from_mb": before.rss_mb, "rss_to_mb": after.rss_mb, "fds": after.fds,
                 "new_fd_peak": after.fds > fd_peak, "client_in_flight": after.client_in_flight,
                 "p99_ms": after.p99_ms, "other_cpu_pct": after.other_cpu_pct,
+                "malloc_in_use_mb": after.malloc_in_use_mb, "malloc_free_kept_mb": after.malloc_free_kept_mb,
             })  # fmt: skip
         fd_peak = max(fd_peak, before.fds, after.fds)
     return steps

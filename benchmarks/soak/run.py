@@ -54,6 +54,8 @@ class Options:
     sample_interval_s: float | None
     idle_s: float
     max_in_flight: int
+    allocator_stats: bool
+    """Each sample asks the (untraced) gateway where its memory sits (`allocations.ask`)."""
     trace_frames: int | None
     """Allocation tracking (`allocations.py`): tracemalloc's frames per allocation in the gateway; None: off."""
     seed: int
@@ -243,9 +245,9 @@ async def run_soak(options: Options) -> Run:
             say=say_timed,
             long_stream_s=options.long_stream_s,
             gateway_env=(
-                None
-                if options.trace_frames is None
-                else allocations.gateway_env(options.trace_frames, allocations.directory_of(workdir))
+                allocations.gateway_env(options.trace_frames, allocations.directory_of(workdir))
+                if options.allocator_stats or options.trace_frames is not None
+                else None
             ),
         )
         try:

@@ -1,17 +1,16 @@
-"""Allocation snapshots on demand: what tracemalloc sees of a running server's Python heap, written to a
-directory each time the process gets SIGUSR2, so that memory that grows over hours can be traced to the
-lines that allocated it (the soak's memory drift: benchmarks/soak) instead of guessed at.
+"""Allocation snapshots on demand: where a running server's memory sits, written to a directory each time the
+process gets SIGUSR2, so that memory that grows over hours can be traced to what holds it (the soak's
+memory drift: benchmarks/soak) instead of guessed at.
 
-Opt-in, off by default, and for diagnosis only. Both must hold at startup:
-
-- the process traces allocations: `PYTHONTRACEMALLOC=<frames>` in its environment (Python's own
-  variable; 1 frame per allocation is cheap, 10 about halves the throughput), and
-- `GATEWAY_TRACEMALLOC_DIR` names a directory (created if missing).
-
-Each SIGUSR2 then writes `<pid>-<n>.tracemalloc` (`tracemalloc.Snapshot.load` reads it) and `<pid>-<n>.json`
-(the traced total and peak, tracemalloc's own overhead, when and how long it took): the JSON last, so a
-reader that sees it finds the snapshot whole. A snapshot is taken on the event loop and stalls it while
-it is written (from tens of milliseconds to about a second, with the heap's size and the frames).
+Opt-in, off by default, for diagnosis. `GATEWAY_TRACEMALLOC_DIR` names the directory (created if missing);
+each SIGUSR2 then writes `<pid>-<n>.json`: resident memory, glibc malloc's heap (in use, free but kept,
+mmapped) and Python's allocated blocks (`allocator_stats`), cheap enough to ask for every few seconds.
+When the process also traces allocations (`PYTHONTRACEMALLOC=<frames>`, Python's own variable, set at
+startup) each SIGUSR2 first writes `<pid>-<n>.tracemalloc` (`tracemalloc.Snapshot.load` reads it) and
+the JSON adds the traced total and peak and tracemalloc's own overhead. The JSON is written last (under
+a temporary name, then renamed), so a reader that sees it finds the snapshot whole. Tracing is costly
+(at 10 frames the soak's capacity fell by 89 %), and a snapshot is taken on the event loop, which it
+stalls while it is written (about a second at 10 frames).
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
+
+from gateway.observability.allocator_stats import allocator_stats
 
 _log = structlog.get_logger("gateway.observability.allocation_snapshots")
 
@@ -49,11 +50,7 @@ class AllocationSnapshots:
         return cls(Path(directory)) if directory else None
 
     async def start(self) -> None:
-        """Startup hook: install the SIGUSR2 handler, unless allocations are not traced (then say how to)."""
-        if not tracemalloc.is_tracing():
-            _log.warning("allocation_snapshots_off", reason=f"{DIRECTORY_VARIABLE} is set but allocations are "
-                         "not traced: start the process with PYTHONTRACEMALLOC=<frames>, e.g. 10")
-            return
+        """Startup hook: install the SIGUSR2 handler (the event loop's, so it runs between callbacks)."""
         loop = asyncio.get_running_loop()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -62,8 +59,11 @@ class AllocationSnapshots:
             _log.warning("allocation_snapshots_off", reason=f"{type(exc).__name__}: {exc}")
             return
         self._loop = loop
+        frames = tracemalloc.get_traceback_limit() if tracemalloc.is_tracing() else 0
         _log.info("allocation_snapshots_on", directory=str(self.directory), signal=SNAPSHOT_SIGNAL.name,
-                  frames=tracemalloc.get_traceback_limit(), pid=os.getpid())
+                  frames=frames, pid=os.getpid(),
+                  writes="allocator stats and tracemalloc snapshots" if frames else
+                  "allocator stats (start with PYTHONTRACEMALLOC=<frames> for tracemalloc snapshots too)")
 
     async def stop(self) -> None:
         """Shutdown hook: remove the handler."""
@@ -72,25 +72,29 @@ class AllocationSnapshots:
             self._loop = None
 
     def take(self) -> Path:
-        """Take one snapshot now and write it with its JSON beside it; the snapshot's path."""
+        """Write the allocator stats and, when allocations are traced, a snapshot first; the JSON's path."""
         started, wall = time.perf_counter(), time.time()
-        snapshot = tracemalloc.take_snapshot()
-        traced, peak = tracemalloc.get_traced_memory()
         self.taken += 1
         stem = self.directory / f"{os.getpid()}-{self.taken:04d}"
-        path = stem.with_suffix(".tracemalloc")
-        snapshot.dump(str(path))
-        facts = {
-            "snapshot": path.name,
-            "time": wall,
-            "traced_bytes": traced,
-            "traced_peak_bytes": peak,
-            "tracemalloc_overhead_bytes": tracemalloc.get_tracemalloc_memory(),
-            "frames": tracemalloc.get_traceback_limit(),
-            "took_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
+        facts: dict[str, object] = {"time": wall, **allocator_stats()}
+        if tracemalloc.is_tracing():
+            facts |= self._snapshot(stem.with_suffix(".tracemalloc"))
+        facts["took_ms"] = round((time.perf_counter() - started) * 1000, 1)
         partial = stem.with_suffix(".json.partial")
         partial.write_text(json.dumps(facts))
         partial.replace(stem.with_suffix(".json"))
         _log.info("allocation_snapshot", **facts)
-        return path
+        return stem.with_suffix(".json")
+
+    @staticmethod
+    def _snapshot(path: Path) -> dict[str, object]:
+        snapshot = tracemalloc.take_snapshot()
+        traced, peak = tracemalloc.get_traced_memory()
+        snapshot.dump(str(path))
+        return {
+            "snapshot": path.name,
+            "traced_bytes": traced,
+            "traced_peak_bytes": peak,
+            "tracemalloc_overhead_bytes": tracemalloc.get_tracemalloc_memory(),
+            "frames": tracemalloc.get_traceback_limit(),
+        }
