@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.harness import files, machine, results_md
 from benchmarks.soak import allocations
-from benchmarks.soak.figures import figures
+from benchmarks.soak.figures import RSS_STEP_MB, figures
 from benchmarks.soak.verdicts import MAX_DRIFT_PCT_PER_H, Verdict, verdicts
 from testkit.figures import record_figure
 
@@ -124,11 +124,42 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "other_cpu_pct_mean",
     )
     lines += [f"| {name} | {_fmt(figures.get(name))} |" for name in extra if name in figures]
+    lines += memory_lines(figures)
     traced = data.get("allocations")
     if isinstance(traced, dict):
         lines += allocations.markdown(traced, MAX_DRIFT_PCT_PER_H)
     lines += ["", "Method: [soak/README.md](soak/README.md)."]
     return "\n".join(lines)
+
+
+def memory_lines(figures: dict[str, object]) -> list[str]:
+    """Where the RSS rise came from: its steps, the gateway's FDs at each, and the allocators' drifts."""
+    steps = figures.get("rss_steps")
+    warm, end = figures.get("rss_warm_mb"), figures.get("rss_end_of_load_mb")
+    if not isinstance(steps, list) or not isinstance(warm, int | float) or not isinstance(end, int | float):
+        return []
+    stepped = sum(float(s["rss_to_mb"]) - float(s["rss_from_mb"]) for s in steps)
+    at_peak = [s for s in steps if s.get("new_fd_peak")]
+    at_peak_mb = sum(float(s["rss_to_mb"]) - float(s["rss_from_mb"]) for s in at_peak)
+    lines = [
+        "",
+        f"Memory: RSS {warm:g} MB at the end of warm-up, {end:g} MB at the end of the load; "
+        f"{len(steps)} rises of {RSS_STEP_MB:g} MB or more between samples made {stepped:.1f} MB of it, "
+        f"{len(at_peak)} of them ({at_peak_mb:.1f} MB) when the gateway's open file descriptors reached a new "
+        "peak (a burst of connections); the steps: "
+        + ", ".join(f"t={s['t_s']:g} s +{float(s['rss_to_mb']) - float(s['rss_from_mb']):.1f} MB at {s['fds']} FDs, "
+                    f"p99 {s['p99_ms']} ms" for s in steps[:8])
+        + ".",
+    ]
+    in_use, blocks = figures.get("malloc_in_use_drift_pct_per_h"), figures.get("python_blocks_drift_pct_per_h")
+    if in_use is not None or blocks is not None:
+        lines.append(
+            f"Beside RSS's {_fmt(figures.get('memory_drift_pct_per_h'))} %/h: glibc malloc's memory in use drifts "
+            f"{_fmt(in_use)} %/h and Python's allocated blocks {_fmt(blocks)} %/h; memory malloc keeps free "
+            f"{_fmt(figures.get('malloc_free_kept_warm_mb'))} MB at the end of warm-up, "
+            f"{_fmt(figures.get('malloc_free_kept_end_of_load_mb'))} MB at the end of the load."
+        )
+    return lines
 
 
 def update_section(part: str, leak: bool) -> None:
