@@ -39,6 +39,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _pause(text: str) -> tuple[float, float]:
+    at, _, seconds = text.partition(":")
+    try:
+        pause = float(at), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"AT:SECONDS, e.g. 300:3, not {text}") from None
+    if pause[0] < 0 or pause[1] <= 0:
+        raise argparse.ArgumentTypeError(f"AT at least 0 and SECONDS above 0, not {text}")
+    return pause
+
+
 def parse_args(argv: Sequence[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=(__doc__ or "").split("\n\n")[0])
     length = parser.add_mutually_exclusive_group()
@@ -76,6 +87,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         metavar="FRAMES",
         help="run the gateway with tracemalloc (FRAMES per allocation, e.g. 10) and report what grew (off)",
     )
+    parser.add_argument(
+        "--pause-gateway",
+        type=_pause,
+        metavar="AT:SECONDS",
+        help="stop the gateway (SIGSTOP) AT seconds into the load for SECONDS: a burst, as on a busy box (off)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--out",
@@ -109,6 +126,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         max_in_flight=args.max_in_flight,
         allocator_stats=not args.no_allocator_stats,
         trace_frames=args.trace_allocations,
+        pause=args.pause_gateway,
         seed=args.seed,
         out=args.out,
         keep_workdir=args.keep_workdir,

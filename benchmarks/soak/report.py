@@ -177,7 +177,10 @@ def summary(run: Run) -> str:
     return (
         f"{run.load_end - run.load_start:.1f} s of load at {run.rate:,.1f} requests/s{capacity}, "
         f"{options.fault_share:.1%} faults, {options.long_stream_share:.1%} long streams of "
-        f"{options.long_stream_s:g} s on average, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s."
+        f"{options.long_stream_s:g} s on average, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s"
+        + ("" if options.pause is None else
+           f", the gateway stopped (SIGSTOP) for {options.pause[1]:g} s at {options.pause[0]:g} s into the load")
+        + "."
     )
 
 

@@ -5,8 +5,10 @@ a closed-loop burst unless a rate is given, then the open-loop load with a sampl
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -57,6 +59,8 @@ class Options:
     allocator_stats: bool
     """Each sample asks the (untraced) gateway where its memory sits (`allocations.ask`)."""
     trace_frames: int | None
+    pause: tuple[float, float] | None
+    """`--pause-gateway`: (seconds into the load, seconds stopped), or None."""
     """Allocation tracking (`allocations.py`): tracemalloc's frames per allocation in the gateway; None: off."""
     seed: int
     out: Path | None
@@ -133,6 +137,7 @@ async def load_and_sample(
     finished = asyncio.Event()
     sampling = asyncio.create_task(sampler.every_interval(finished))
     tracing = asyncio.create_task(snapshot_during_load(options, run, snapshots, finished))
+    pausing = asyncio.create_task(pause_gateway(options, run, sampler.fleet, finished))
     try:
         await open_loop(
             client,
@@ -148,6 +153,7 @@ async def load_and_sample(
         finished.set()
         await sampling
         await tracing
+        await pausing
     await sampler.sample("load" if run.load_end - run.load_start >= run.warmup_s else "warm-up")
     await snapshots("end of load")
     say_timed(f"load over ({run.stats.sent:,} sent): {options.idle_s:g} s idle")
@@ -155,6 +161,25 @@ async def load_and_sample(
     await asyncio.sleep(options.idle_s)
     await sampler.sample("idle")
     await snapshots("idle")
+
+
+async def pause_gateway(options: Options, run: Run, fleet: Fleet, finished: asyncio.Event) -> None:
+    """`--pause-gateway AT:SECONDS`: stop the gateway (SIGSTOP) AT seconds into the load for SECONDS, as a
+    box too busy to run it would, so that arrivals pile up into a burst of connections; then go on."""
+    if options.pause is None:
+        return
+    at_s, pause_s = options.pause
+    try:
+        await asyncio.wait_for(finished.wait(), max(0.0, run.load_start + at_s - time.monotonic()))
+        return
+    except TimeoutError:
+        pass
+    say_timed(f"pausing the gateway for {pause_s:g} s")
+    os.kill(fleet.gateway_pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(pause_s)
+    finally:
+        os.kill(fleet.gateway_pid, signal.SIGCONT)
 
 
 SnapshotTaker = Callable[[str], Awaitable[None]]
