@@ -113,13 +113,13 @@ RSS_STEP_MB = 0.5
 
 
 def rss_steps(samples: list[Sample]) -> list[dict[str, float | int | bool | None]]:
-    """Each rise of RSS by `RSS_STEP_MB` or more from one sample to the next, with what the gateway was
+    """Each rise of RSS by `RSS_STEP_MB` or more from one sample to the next after warm-up, with what the gateway was
     carrying then: a step at a new peak of open connections (FDs) or a latency spike is memory taken for
     a burst that the allocator keeps, not a leak that grows with time."""
     steps: list[dict[str, float | int | bool | None]] = []
     fd_peak = 0
     for before, after in itertools.pairwise(samples):
-        if after.rss_mb - before.rss_mb >= RSS_STEP_MB and after.phase in ("warm-up", "load"):
+        if after.rss_mb - before.rss_mb >= RSS_STEP_MB and before.phase == after.phase == "load":
             steps.append({
                 "t_s": after.t_s, "rss_from_mb": before.rss_mb, "rss_to_mb": after.rss_mb, "fds": after.fds,
                 "new_fd_peak": after.fds > fd_peak, "client_in_flight": after.client_in_flight,

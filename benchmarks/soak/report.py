@@ -128,7 +128,7 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
     traced = data.get("allocations")
     if isinstance(traced, dict):
         lines += allocations.markdown(traced, MAX_DRIFT_PCT_PER_H)
-    lines += ["", "Method: [soak/README.md](soak/README.md)."]
+    lines += ["", "Method, and what the runs found about memory: [soak/README.md](soak/README.md)."]
     return "\n".join(lines)
 
 
@@ -146,7 +146,7 @@ def memory_lines(figures: dict[str, object]) -> list[str]:
         f"Memory: RSS {warm:g} MB at the end of warm-up, {end:g} MB at the end of the load; "
         f"{len(steps)} rises of {RSS_STEP_MB:g} MB or more between samples made {stepped:.1f} MB of it, "
         f"{len(at_peak)} of them ({at_peak_mb:.1f} MB) when the gateway's open file descriptors reached a new "
-        "peak (a burst of connections); the steps: "
+        f"peak (a burst of connections), and {end - warm - stepped:.1f} MB came in smaller rises; the steps: "
         + ", ".join(f"t={s['t_s']:g} s +{float(s['rss_to_mb']) - float(s['rss_from_mb']):.1f} MB at {s['fds']} FDs, "
                     f"p99 {s['p99_ms']} ms" for s in steps[:8])
         + ".",
