@@ -47,7 +47,11 @@ class Sample:
     """...free but kept in its heap (fragmentation)..."""
     malloc_mmapped_mb: float | None = None
     python_blocks: int | None = None
-    """...and the blocks Python's allocator has handed out (objects alive)."""
+    """...the blocks Python's allocator (pymalloc) has handed out (objects alive)..."""
+    pymalloc_arenas_mb: float | None = None
+    """...the 1 MiB arenas it holds for them..."""
+    pymalloc_allocated_mb: float | None = None
+    """...and the bytes its blocks hold."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -92,7 +96,15 @@ def memory_figures(samples: list[Sample], warmup_s: float) -> dict[str, float | 
     in_use = [(s.t_s, s.malloc_in_use_mb) for s in loaded if s.malloc_in_use_mb is not None]
     blocks = [(s.t_s, float(s.python_blocks)) for s in loaded if s.python_blocks is not None]
     kept = [s.malloc_free_kept_mb for s in loaded if s.malloc_free_kept_mb is not None]
+    arenas = [(s.t_s, s.pymalloc_arenas_mb) for s in loaded if s.pymalloc_arenas_mb is not None]
+    held = [(s.t_s, s.pymalloc_allocated_mb) for s in loaded if s.pymalloc_allocated_mb is not None]
     return {
+        "pymalloc_arenas_drift_pct_per_h": drift_pct_per_h(arenas, warmup_s),
+        "pymalloc_allocated_drift_pct_per_h": drift_pct_per_h(held, warmup_s),
+        "pymalloc_arenas_warm_mb": arenas[0][1] if arenas else None,
+        "pymalloc_arenas_end_of_load_mb": arenas[-1][1] if arenas else None,
+        "pymalloc_allocated_warm_mb": held[0][1] if held else None,
+        "pymalloc_allocated_end_of_load_mb": held[-1][1] if held else None,
         "malloc_in_use_drift_pct_per_h": drift_pct_per_h(in_use, warmup_s),
         "python_blocks_drift_pct_per_h": drift_pct_per_h(blocks, warmup_s),
         "malloc_in_use_warm_mb": in_use[0][1] if in_use else None,
@@ -125,6 +137,7 @@ def rss_steps(samples: list[Sample]) -> list[dict[str, float | int | bool | None
                 "new_fd_peak": after.fds > fd_peak, "client_in_flight": after.client_in_flight,
                 "p99_ms": after.p99_ms, "other_cpu_pct": after.other_cpu_pct,
                 "malloc_in_use_mb": after.malloc_in_use_mb, "malloc_free_kept_mb": after.malloc_free_kept_mb,
+                "pymalloc_arenas_mb": after.pymalloc_arenas_mb, "pymalloc_allocated_mb": after.pymalloc_allocated_mb,
             })  # fmt: skip
         fd_peak = max(fd_peak, before.fds, after.fds)
     return steps

@@ -95,6 +95,8 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "malloc_in_use_end_of_load_mb",
         "malloc_free_kept_warm_mb",
         "malloc_free_kept_end_of_load_mb",
+        "pymalloc_arenas_drift_pct_per_h",
+        "pymalloc_allocated_drift_pct_per_h",
         "fd_min",
         "fd_max",
         "fd_before_load",
@@ -158,6 +160,15 @@ def memory_lines(figures: dict[str, object]) -> list[str]:
             f"{_fmt(in_use)} %/h and Python's allocated blocks {_fmt(blocks)} %/h; memory malloc keeps free "
             f"{_fmt(figures.get('malloc_free_kept_warm_mb'))} MB at the end of warm-up, "
             f"{_fmt(figures.get('malloc_free_kept_end_of_load_mb'))} MB at the end of the load."
+        )
+    arenas = figures.get("pymalloc_arenas_drift_pct_per_h")
+    if arenas is not None:
+        lines.append(
+            f"Python's allocator: its 1 MiB arenas {_fmt(figures.get('pymalloc_arenas_warm_mb'))} MB at the end of "
+            f"warm-up, {_fmt(figures.get('pymalloc_arenas_end_of_load_mb'))} MB at the end of the load "
+            f"({_fmt(arenas)} %/h), holding {_fmt(figures.get('pymalloc_allocated_warm_mb'))} MB and "
+            f"{_fmt(figures.get('pymalloc_allocated_end_of_load_mb'))} MB of blocks "
+            f"({_fmt(figures.get('pymalloc_allocated_drift_pct_per_h'))} %/h)."
         )
     return lines
 

@@ -82,6 +82,9 @@ class Sampler:
         sample.malloc_free_kept_mb = mb("malloc_free_kept_bytes")
         sample.malloc_mmapped_mb = mb("malloc_mmapped_bytes")
         sample.python_blocks = facts.get("python_blocks")
+        arenas = facts.get("pymalloc_arenas")
+        sample.pymalloc_arenas_mb = None if arenas is None else float(arenas)  # arenas are 1 MiB each
+        sample.pymalloc_allocated_mb = mb("pymalloc_allocated_bytes")
 
     async def every_interval(self, done: asyncio.Event) -> None:
         run = self.run
@@ -100,5 +103,6 @@ class Sampler:
                 f"Redis keys {s.redis_keys} (no TTL {s.redis_keys_without_ttl})  other CPU {s.other_cpu_pct:.0f}%"
                 + ("" if s.malloc_in_use_mb is None else
                    f"  malloc in use {s.malloc_in_use_mb} MB, kept {s.malloc_free_kept_mb} MB, "
-                   f"Python blocks {s.python_blocks:,}")
+                   f"Python blocks {s.python_blocks:,}, pymalloc arenas {s.pymalloc_arenas_mb} MB "
+                   f"holding {s.pymalloc_allocated_mb} MB")
             )

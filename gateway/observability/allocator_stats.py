@@ -1,7 +1,8 @@
 """Where a process's memory sits, as the allocators see it: resident memory, glibc malloc's heap (in use, free
-but kept, mmapped blocks, what `malloc_trim` could give back from the top) and the blocks Python's own
-allocator (pymalloc) has handed out. Read by `allocation_snapshots` on SIGUSR2: RSS that grows while what
-is in use does not is memory the allocators keep (fragmentation), not objects that pile up.
+but kept, mmapped blocks, what `malloc_trim` could give back from the top) and Python's own allocator
+(pymalloc: the blocks it has handed out, the bytes they hold, the 1 MiB arenas it keeps for them). Read
+by `allocation_snapshots` on SIGUSR2: RSS that grows while what is in use does not is memory the
+allocators keep (fragmentation), not objects that pile up.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import ctypes
 import gc
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import cache
 from typing import cast
@@ -41,6 +43,42 @@ def resident_bytes() -> int:
         return int(statm.read().split()[1]) * _PAGE
 
 
+_PYMALLOC_FIGURES = {
+    "# arenas allocated current": "pymalloc_arenas",
+    "# arenas highwater mark": "pymalloc_arenas_highwater",
+    "# bytes in allocated blocks": "pymalloc_allocated_bytes",
+    "# bytes in available blocks": "pymalloc_free_block_bytes",
+}
+
+
+def pymalloc_stats() -> dict[str, int]:
+    """Python's allocator, from `sys._debugmallocstats()` (the only place it says how many 1 MiB arenas it
+    holds against the bytes its blocks hold): that function writes to C's stderr, so stderr is pointed at
+    a temporary file while it runs (on the event loop's thread, which writes the log lines: none is lost;
+    another thread writing to stderr meanwhile would write into the file). Its unused pools are
+    `pymalloc_unused_pool_bytes`; 0s where the output is not the expected one."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", errors="replace")
+    figures = dict.fromkeys([*_PYMALLOC_FIGURES.values(), "pymalloc_unused_pool_bytes"], 0)
+    for line in text.splitlines():
+        label, _, value = line.partition("=")
+        name = _PYMALLOC_FIGURES.get(label.strip())
+        if name is None and label.strip().endswith("unused pools * 16384 bytes"):
+            name = "pymalloc_unused_pool_bytes"
+        if name is not None and value.strip().replace(",", "").isdigit():
+            figures[name] = int(value.strip().replace(",", ""))
+    return figures
+
+
 def allocator_stats() -> dict[str, int | None]:
     """The process's memory by allocator, in bytes (glibc's fields None where glibc's `mallinfo2` is missing)."""
     mallinfo2 = _mallinfo2()
@@ -54,4 +92,5 @@ def allocator_stats() -> dict[str, int | None]:
         "malloc_trimmable_bytes": None if info is None else info.keepcost,
         "python_blocks": sys.getallocatedblocks(),
         "gc_objects": len(gc.get_objects()),
+        **pymalloc_stats(),
     }

@@ -96,3 +96,4 @@ def test_without_tracing_sigusr2_writes_the_allocator_stats_alone(vllm_sim: Simu
     assert written.name == f"{pid}-0001.json" and "snapshot" not in facts and "traced_bytes" not in facts
     assert facts["rss_bytes"] > facts["malloc_in_use_bytes"] > 0
     assert facts["malloc_free_kept_bytes"] >= 0 and facts["gc_objects"] > 0
+    assert facts["pymalloc_arenas"] > 0 and 0 < facts["pymalloc_allocated_bytes"] < facts["pymalloc_arenas"] * 2**20
