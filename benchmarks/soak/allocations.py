@@ -137,7 +137,7 @@ class Site:
             self.traceback = [f"{_short(f.filename)}:{f.lineno}" for f in reversed(diff.traceback)]
 
 
-def growth(base_path: str, end_path: str, top: int = TOP_SITES) -> list[dict[str, object]]:
+def growth(base_path: str, end_path: str, top: int = TOP_SITES) -> list[Site]:
     """The allocation sites whose live memory grew most from `base_path` to `end_path`."""
     base, end = _load(base_path), _load(end_path)
     sites: dict[tuple[str, str], Site] = {}
@@ -147,7 +147,7 @@ def growth(base_path: str, end_path: str, top: int = TOP_SITES) -> list[dict[str
     ranked = sorted(sites.values(), key=lambda site: site.size_diff_kb, reverse=True)[:top]
     for site in ranked:
         site.size_diff_kb, site.size_kb = round(site.size_diff_kb, 1), round(site.size_kb, 1)
-    return [asdict(site) for site in ranked]
+    return ranked
 
 
 def report(snapshots: list[Snapshot], warmup_s: float) -> dict[str, object]:
@@ -162,7 +162,7 @@ def report(snapshots: list[Snapshot], warmup_s: float) -> dict[str, object]:
         "traced_drift_pct_per_h": drift_pct_per_h([(s.t_s, s.traced_mb) for s in loaded], warmup_s),
     }
     if warm is not None and end is not None:
-        result["growth_warm_to_end_of_load"] = growth(warm.path, end.path)
+        result["growth_warm_to_end_of_load"] = [asdict(site) for site in growth(warm.path, end.path)]
     return result
 
 
