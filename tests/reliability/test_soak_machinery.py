@@ -45,6 +45,8 @@ def test_a_short_soak_writes_its_figures(tmp_path: Path) -> None:
     assert figures["silent_truncations"] == 0
     assert figures["malformed_errors"] == 0
     assert figures["long_streams_completed"] > 0
+    # The gateway's allocators answered each sample (allocator stats are on by default).
+    assert all(s["pymalloc_arenas_mb"] and s["malloc_in_use_mb"] for s in data["samples"] if s["phase"] == "load")
 
     records = [json.loads(line) for line in (tmp_path / "reliability-soak.jsonl").read_text().splitlines()]
     assert len(records) == len(data["verdicts"]) == 6
