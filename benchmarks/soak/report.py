@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.harness import files, machine, results_md
-from benchmarks.soak.figures import figures
-from benchmarks.soak.verdicts import Verdict, verdicts
+from benchmarks.soak import allocations
+from benchmarks.soak.figures import RSS_STEP_MB, figures
+from benchmarks.soak.verdicts import MAX_DRIFT_PCT_PER_H, Verdict, verdicts
 from testkit.figures import record_figure
 
 if TYPE_CHECKING:
@@ -88,6 +89,14 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "rss_after_idle_mb",
         "rss_after_idle_vs_warm_pct",
         "memory_drift_pct_per_h",
+        "malloc_in_use_drift_pct_per_h",
+        "python_blocks_drift_pct_per_h",
+        "malloc_in_use_warm_mb",
+        "malloc_in_use_end_of_load_mb",
+        "malloc_free_kept_warm_mb",
+        "malloc_free_kept_end_of_load_mb",
+        "pymalloc_arenas_drift_pct_per_h",
+        "pymalloc_allocated_drift_pct_per_h",
         "fd_min",
         "fd_max",
         "fd_before_load",
@@ -95,6 +104,10 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "redis_pool_before_load",
         "redis_pool_after_idle",
         "client_in_flight_max",
+        "long_streams_open_mean",
+        "long_streams_open_max",
+        "long_streams_completed",
+        "long_stream_seconds_mean",
         "p50_after_warmup_ms",
         "p99_after_warmup_ms",
         "p99_first_ms",
@@ -113,8 +126,51 @@ def markdown(data: dict[str, object], verdicts_: list[Verdict], json_path: Path,
         "other_cpu_pct_mean",
     )
     lines += [f"| {name} | {_fmt(figures.get(name))} |" for name in extra if name in figures]
-    lines += ["", "Method: [soak/README.md](soak/README.md)."]
+    lines += memory_lines(figures)
+    traced = data.get("allocations")
+    if isinstance(traced, dict):
+        lines += allocations.markdown(traced, MAX_DRIFT_PCT_PER_H)
+    lines += ["", "Method, and what the runs found about memory: [soak/README.md](soak/README.md)."]
     return "\n".join(lines)
+
+
+def memory_lines(figures: dict[str, object]) -> list[str]:
+    """Where the RSS rise came from: its steps, the gateway's FDs at each, and the allocators' drifts."""
+    steps = figures.get("rss_steps")
+    warm, end = figures.get("rss_warm_mb"), figures.get("rss_end_of_load_mb")
+    if not isinstance(steps, list) or not isinstance(warm, int | float) or not isinstance(end, int | float):
+        return []
+    stepped = sum(float(s["rss_to_mb"]) - float(s["rss_from_mb"]) for s in steps)
+    at_peak = [s for s in steps if s.get("new_fd_peak")]
+    at_peak_mb = sum(float(s["rss_to_mb"]) - float(s["rss_from_mb"]) for s in at_peak)
+    lines = [
+        "",
+        f"Memory: RSS {warm:g} MB at the end of warm-up, {end:g} MB at the end of the load; "
+        f"{len(steps)} rises of {RSS_STEP_MB:g} MB or more between samples made {stepped:.1f} MB of it, "
+        f"{len(at_peak)} of them ({at_peak_mb:.1f} MB) when the gateway's open file descriptors reached a new "
+        f"peak (a burst of connections), and {end - warm - stepped:.1f} MB came in smaller rises; the steps: "
+        + ", ".join(f"t={s['t_s']:g} s +{float(s['rss_to_mb']) - float(s['rss_from_mb']):.1f} MB at {s['fds']} FDs, "
+                    f"p99 {s['p99_ms']} ms" for s in steps[:8])
+        + ".",
+    ]
+    in_use, blocks = figures.get("malloc_in_use_drift_pct_per_h"), figures.get("python_blocks_drift_pct_per_h")
+    if in_use is not None or blocks is not None:
+        lines.append(
+            f"Beside RSS's {_fmt(figures.get('memory_drift_pct_per_h'))} %/h: glibc malloc's memory in use drifts "
+            f"{_fmt(in_use)} %/h and Python's allocated blocks {_fmt(blocks)} %/h; memory malloc keeps free "
+            f"{_fmt(figures.get('malloc_free_kept_warm_mb'))} MB at the end of warm-up, "
+            f"{_fmt(figures.get('malloc_free_kept_end_of_load_mb'))} MB at the end of the load."
+        )
+    arenas = figures.get("pymalloc_arenas_drift_pct_per_h")
+    if arenas is not None:
+        lines.append(
+            f"Python's allocator: its 1 MiB arenas {_fmt(figures.get('pymalloc_arenas_warm_mb'))} MB at the end of "
+            f"warm-up, {_fmt(figures.get('pymalloc_arenas_end_of_load_mb'))} MB at the end of the load "
+            f"({_fmt(arenas)} %/h), holding {_fmt(figures.get('pymalloc_allocated_warm_mb'))} MB and "
+            f"{_fmt(figures.get('pymalloc_allocated_end_of_load_mb'))} MB of blocks "
+            f"({_fmt(figures.get('pymalloc_allocated_drift_pct_per_h'))} %/h)."
+        )
+    return lines
 
 
 def update_section(part: str, leak: bool) -> None:
@@ -131,7 +187,11 @@ def summary(run: Run) -> str:
     capacity = "" if run.capacity_rps is None else f" ({options.load_share:.0%} of a measured {run.capacity_rps:,.0f})"
     return (
         f"{run.load_end - run.load_start:.1f} s of load at {run.rate:,.1f} requests/s{capacity}, "
-        f"{options.fault_share:.1%} faults, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s."
+        f"{options.fault_share:.1%} faults, {options.long_stream_share:.1%} long streams of "
+        f"{options.long_stream_s:g} s on average, {run.stats.sent:,} requests, warm-up {run.warmup_s:g} s"
+        + ("" if options.pause is None else
+           f", the gateway stopped (SIGSTOP) for {options.pause[1]:g} s at {options.pause[0]:g} s into the load")
+        + "."
     )
 
 
@@ -151,6 +211,7 @@ def write(run: Run, started: datetime, argv: Sequence[str], say: Callable[[str],
         "method": METHOD,
         "verdicts": [dataclasses.asdict(v) for v in judged],
         "figures": figs,
+        "allocations": run.allocations,
         "samples": [dataclasses.asdict(s) for s in run.samples],
     }
     kind = "leak" if options.leak else "soak"
@@ -166,6 +227,9 @@ def write(run: Run, started: datetime, argv: Sequence[str], say: Callable[[str],
     for v in judged:
         met = "-" if v.met is None else ("met" if v.met else "NOT MET")
         say(f"{v.measure}: {v.value} {v.unit} (threshold {v.threshold}): {met}")
+    if run.allocations is not None:
+        traced_drift = run.allocations.get("traced_drift_pct_per_h")
+        say(allocations.verdict(traced_drift if isinstance(traced_drift, int | float) else None, MAX_DRIFT_PCT_PER_H))
     say(f"clients {figs['client_by_class']}, /metrics {figs['metrics_by_class']}, logs {figs['log_by_class']}")
     say(f"wrote {', '.join(written)}")
     return 0

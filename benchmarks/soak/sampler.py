@@ -12,6 +12,7 @@ import redis.asyncio
 
 from benchmarks.harness import interference, proc_stats
 from benchmarks.harness.cli import say_timed
+from benchmarks.soak import allocations
 from benchmarks.soak.figures import Sample, percentile
 from benchmarks.soak.fleet import Fleet
 from benchmarks.soak.probes import scan_keys
@@ -49,6 +50,7 @@ class Sampler:
             p50_ms=None if p50 is None else round(p50 * 1000, 2),
             p99_ms=None if p99 is None else round(p99 * 1000, 2),
             client_in_flight=run.stats.in_flight,
+            long_streams_open=run.tally.long_open,
             redis_keys=keys.total,
             redis_keys_without_ttl=keys.without_ttl,
             redis_exempt_keys=keys.exempt_without_ttl,
@@ -56,11 +58,33 @@ class Sampler:
             gateway_redis_connections=keys.gateway_connections,
             other_cpu_pct=round(noise.other_cpu_pct, 1),
         )
+        if run.options.allocator_stats and run.options.trace_frames is None:
+            await self._allocators(sample)
         run.samples.append(sample)
         run.final_keys = keys
         if keys.offenders:
             say_timed(f"keys without a TTL: {', '.join(keys.offenders)}")
         return sample
+
+    async def _allocators(self, sample: Sample) -> None:
+        """Where the gateway's memory sits (`allocations.ask`); left out if it does not answer in time."""
+        try:
+            facts = await allocations.ask(self.fleet.gateway_pid, allocations.directory_of(self.fleet.workdir), 10.0)
+        except RuntimeError as exc:
+            say_timed(f"allocator stats: {exc}")
+            return
+
+        def mb(name: str) -> float | None:
+            value = facts.get(name)
+            return None if value is None else round(value / 2**20, 2)
+
+        sample.malloc_in_use_mb = mb("malloc_in_use_bytes")
+        sample.malloc_free_kept_mb = mb("malloc_free_kept_bytes")
+        sample.malloc_mmapped_mb = mb("malloc_mmapped_bytes")
+        sample.python_blocks = facts.get("python_blocks")
+        arenas = facts.get("pymalloc_arenas")
+        sample.pymalloc_arenas_mb = None if arenas is None else float(arenas)  # arenas are 1 MiB each
+        sample.pymalloc_allocated_mb = mb("pymalloc_allocated_bytes")
 
     async def every_interval(self, done: asyncio.Event) -> None:
         run = self.run
@@ -74,6 +98,11 @@ class Sampler:
             s = await self.sample("warm-up" if elapsed < run.warmup_s else "load")
             say_timed(
                 f"t={s.t_s:7.0f}s {s.phase:7} RSS {s.rss_mb:7.1f} MB  FDs {s.fds:4}  p50 {s.p50_ms} ms  "
-                f"p99 {s.p99_ms} ms  done {s.requests_done:,}  in flight {s.client_in_flight}  "
+                f"p99 {s.p99_ms} ms  done {s.requests_done:,}  "
+                f"in flight {s.client_in_flight} (long {s.long_streams_open})  "
                 f"Redis keys {s.redis_keys} (no TTL {s.redis_keys_without_ttl})  other CPU {s.other_cpu_pct:.0f}%"
+                + ("" if s.malloc_in_use_mb is None else
+                   f"  malloc in use {s.malloc_in_use_mb} MB, kept {s.malloc_free_kept_mb} MB, "
+                   f"Python blocks {s.python_blocks:,}, pymalloc arenas {s.pymalloc_arenas_mb} MB "
+                   f"holding {s.pymalloc_allocated_mb} MB")
             )

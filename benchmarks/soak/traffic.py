@@ -3,6 +3,8 @@ that send them are benchmarks/load/drivers.py.
 
 Normal requests go to the model `soak`: streams and not, some deterministic (`temperature: 0`, one of a
 few prompts, so the Redis cache answers them), some sending their own `x-request-id`. A share of the
+requests (`long_stream_share`) are long streams: the model `soak-long`, whose worker paces a reply of
+thousands of tokens over tens of seconds (`fleet.py`), so dozens are open at any time. A share of the
 requests (`fault_share`) is a fault, chosen evenly among `FAULT_KINDS`: a worker error, a stream that
 breaks, stalls or fails midway, and clients that leave mid-stream, before the first byte, or during a
 non-streaming call. The client's outcome of each request is counted by status class the way the
@@ -23,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.load import drivers, sse
-from benchmarks.soak.fleet import AUTH_HEADERS, MODEL
+from benchmarks.soak.fleet import AUTH_HEADERS, LONG_MODEL, MODEL
 from benchmarks.soak.outcomes import MAX_PROBLEMS, Tally, observed_class
 
 DETERMINISTIC_PROMPTS = tuple(f"Give me tip number {n} for a calmer morning." for n in range(16))
@@ -32,6 +34,9 @@ MAX_TOKENS = 32
 """Above the simulators' longest natural reply (24 tokens): no answer is cut, so deterministic ones are cached."""
 LEAVE_AFTER_S = 0.25
 """Clients that leave before the first byte do so this long after sending."""
+TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
+LONG_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+"""A long stream may last minutes; a read that waits 30 s is still a failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,16 @@ class Kind:
 
     @property
     def normal(self) -> bool:
+        """A normal short request: the ones whose latency the p99 figures are made of."""
         return self.model == MODEL
+
+    @property
+    def long(self) -> bool:
+        return self.model == LONG_MODEL
+
+    @property
+    def fault(self) -> bool:
+        return self.model not in (MODEL, LONG_MODEL)
 
 
 FAULT_KINDS = (
@@ -61,6 +75,7 @@ FAULT_KINDS = (
 )
 NORMAL_STREAM = Kind("stream", MODEL, stream=True)
 NORMAL_JSON = Kind("json", MODEL, stream=False)
+LONG_STREAM = Kind("long-stream", LONG_MODEL, stream=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,9 @@ class Mix:
     deterministic_share: float = 0.2
     fault_share: float = 0.01
     own_request_id_share: float = 0.1
+    long_stream_share: float = 0.0
+    long_max_tokens: int = MAX_TOKENS
+    """The long worker's longest reply (`fleet.long_reply_tokens`): a long stream ends when its reply does."""
 
 
 def _error_of(payload: bytes) -> dict[str, Any] | None:
@@ -102,8 +120,7 @@ class LoadClient:
             await self._session.close()
 
     def _open(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=TIMEOUT)
 
     async def drop_connections(self) -> None:
         """Close the kept-alive connections to the gateway (before an idle sample of its file descriptors)."""
@@ -111,9 +128,13 @@ class LoadClient:
             await self._session.close()
         self._open()
 
-    def pick(self, *, faults: bool = True) -> Kind:
-        if faults and self.rng.random() < self.mix.fault_share:
-            return self.rng.choice(FAULT_KINDS)
+    def pick(self, *, normal_only: bool = False) -> Kind:
+        """The next request's kind; `normal_only`: no fault and no long stream (the capacity burst)."""
+        if not normal_only:
+            if self.rng.random() < self.mix.fault_share:
+                return self.rng.choice(FAULT_KINDS)
+            if self.rng.random() < self.mix.long_stream_share:
+                return LONG_STREAM
         return NORMAL_STREAM if self.rng.random() < self.mix.stream_share else NORMAL_JSON
 
     def _body(self, kind: Kind) -> dict[str, Any]:
@@ -125,7 +146,7 @@ class LoadClient:
         body: dict[str, Any] = {
             "model": kind.model,
             "messages": [{"role": "user", "content": content}],
-            "max_tokens": MAX_TOKENS,
+            "max_tokens": self.mix.long_max_tokens if kind.long else MAX_TOKENS,
             "temperature": temperature,
         }
         if kind.stream:
@@ -139,11 +160,11 @@ class LoadClient:
         self._sequence += 1
         headers = dict(AUTH_HEADERS)
         own_id = None
-        if not kind.normal or self.rng.random() < self.mix.own_request_id_share:
+        if kind.fault or self.rng.random() < self.mix.own_request_id_share:
             own_id = f"soak-{kind.name}-{self._sequence}"
             headers["x-request-id"] = own_id
         body = self._body(kind)
-        started = time.monotonic()
+        started, sent_at = time.monotonic(), time.time()
         if kind.leave == "before-first-byte":
             task = asyncio.ensure_future(self._exchange(kind, body, headers, own_id, tally, started))
             await asyncio.wait([task], timeout=LEAVE_AFTER_S)
@@ -151,9 +172,17 @@ class LoadClient:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                tally.count(kind, "left before the first byte", "499", own_id)
+                tally.count(kind, "left before the first byte", "499", own_id, sent_at)
             return
-        await self._exchange(kind, body, headers, own_id, tally, started)
+        if not kind.long:
+            await self._exchange(kind, body, headers, own_id, tally, started)
+            return
+        tally.long_open += 1
+        tally.long_open_max = max(tally.long_open_max, tally.long_open)
+        try:
+            await self._exchange(kind, body, headers, own_id, tally, started)
+        finally:
+            tally.long_open -= 1
 
     async def _exchange(
         self,
@@ -167,7 +196,8 @@ class LoadClient:
         assert self._session is not None
         answered_id = None
         try:
-            async with self._session.post(self.url, json=body, headers=headers) as response:
+            timeout = LONG_TIMEOUT if kind.long else TIMEOUT
+            async with self._session.post(self.url, json=body, headers=headers, timeout=timeout) as response:
                 answered_id = self._check_headers(response, own_id, tally)
                 if kind.stream and response.status == 200:
                     label, klass, complete = await self._read_stream(kind, response, tally)
@@ -187,16 +217,18 @@ class LoadClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             label, klass, complete = f"transport: {type(exc).__name__}", "transport", False
             tally.note(f"{kind.name}: {type(exc).__name__}: {exc}")
-        tally.count(kind, label, klass, own_id)
-        if kind.normal:
-            if complete:
-                tally.done_at.append(time.monotonic())
-                tally.latency_s.append(time.monotonic() - started)
-            else:
-                tally.unexpected_normal += 1
-                tally.note(f"{kind.name}: ended {label} (x-request-id {answered_id})")
-                if answered_id is not None and len(tally.unexpected_ids) < MAX_PROBLEMS:
-                    tally.unexpected_ids.append(answered_id)
+        tally.count(kind, label, klass, own_id, time.time() - (time.monotonic() - started))
+        if kind.long and complete:
+            tally.long_completed += 1
+            tally.long_seconds += time.monotonic() - started
+        elif kind.normal and complete:
+            tally.done_at.append(time.monotonic())
+            tally.latency_s.append(time.monotonic() - started)
+        elif kind.normal or kind.long:
+            tally.unexpected_normal += 1
+            tally.note(f"{kind.name}: ended {label} (x-request-id {answered_id})")
+            if answered_id is not None and len(tally.unexpected_ids) < MAX_PROBLEMS:
+                tally.unexpected_ids.append(answered_id)
 
     @staticmethod
     def _check_headers(response: aiohttp.ClientResponse, own_id: str | None, tally: Tally) -> str | None:
@@ -239,7 +271,7 @@ async def closed_loop(client: LoadClient, concurrency: int, seconds: float, tall
     """`concurrency` clients sending normal requests back to back for `seconds`: completed per second."""
 
     async def one(_: int) -> None:
-        await client.send(client.pick(faults=False), tally)
+        await client.send(client.pick(normal_only=True), tally)
 
     started = time.monotonic()
     await drivers.closed_loop(concurrency, drivers.until_deadline(started + seconds), one)

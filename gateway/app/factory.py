@@ -37,6 +37,7 @@ from gateway.inference.lifecycle import Lifecycle
 from gateway.inference.pipeline import InferencePipeline
 from gateway.inference.responses_turn import StoredResponses
 from gateway.inference.token_counting import TokenCounter
+from gateway.observability.allocation_snapshots import AllocationSnapshots
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.tracing_setup import tracer_from_env
 from gateway.settings import Settings
@@ -92,9 +93,12 @@ def create_app(settings: Settings, catalog: Catalog, *, catalog_source: str | No
             task.add_done_callback(pulls.discard)
 
         on_startup.append(start_pulls)
+    snapshots = AllocationSnapshots.from_env(settings.extra)  # None (the default): no SIGUSR2 handler
+    on_startup += [snapshots.start] if snapshots is not None else []
     on_startup += [freeze_startup_heap] if freeze_heap else []
     on_shutdown = [watcher.stop, client.close, admission.drain, capture.close, stores.close]
     on_shutdown += ([monitor.stop, kv_feeds.stop] if background else []) + [control.aclose]
+    on_shutdown += [snapshots.stop] if snapshots is not None else []
     tracer = tracer_from_env(settings.extra)  # None (the default): no span anywhere
     on_shutdown += [tracer.shutdown] if tracer is not None else []  # last: the spans of the requests drained
     inference = InferenceHandler(pipeline, runtimes, authenticator, capture)

@@ -23,6 +23,7 @@ def test_a_short_soak_writes_its_figures(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "RELIABILITY_FIGURES")}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.soak", "--duration", "5", "--rate", "20", "--fault-share", "0.1",
+         "--long-stream-share", "0.05", "--long-stream-seconds", "2",
          "--workers", "1", "--warmup", "1", "--sample-interval", "1", "--idle", "1", "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -43,6 +44,9 @@ def test_a_short_soak_writes_its_figures(tmp_path: Path) -> None:
     assert sum(figures["metrics_by_class"].values()) == figures["requests_sent"], figures["metrics_by_class"]
     assert figures["silent_truncations"] == 0
     assert figures["malformed_errors"] == 0
+    assert figures["long_streams_completed"] > 0
+    # The gateway's allocators answered each sample (allocator stats are on by default).
+    assert all(s["pymalloc_arenas_mb"] and s["malloc_in_use_mb"] for s in data["samples"] if s["phase"] == "load")
 
     records = [json.loads(line) for line in (tmp_path / "reliability-soak.jsonl").read_text().splitlines()]
     assert len(records) == len(data["verdicts"]) == 6
