@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ import httpx
 from simulator import SimulatorThread
 from testkit.loopback import free_port
 from tests.conftest import catalog_yaml
+from tests.servers import wait_until
 
 
 def _ready(url: str) -> bool:
@@ -28,16 +27,6 @@ def _ready(url: str) -> bool:
         return httpx.get(url + "/livez", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _wait_for(predicate: object, timeout: float = 15.0) -> bool:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        threading.Event().wait(0.1)
-    return False
 
 
 @contextmanager
@@ -53,7 +42,7 @@ def _gateway(tmp_path: Path, sim: SimulatorThread, env: dict[str, str]) -> Itera
                                     str(catalog)], env=full_env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        assert _wait_for(lambda: _ready(url), timeout=180), "the gateway did not start"  # tracing slows imports
+        assert wait_until(lambda: _ready(url), timeout=180), "the gateway did not start"  # tracing slows imports
         yield url, process.pid, log
     finally:
         process.send_signal(signal.SIGTERM)
@@ -67,9 +56,9 @@ def test_sigusr2_writes_a_snapshot_tracemalloc_can_read(vllm_sim: SimulatorThrea
         httpx.post(url + "/v1/chat/completions", timeout=10,
                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
         os.kill(pid, signal.SIGUSR2)
-        assert _wait_for(lambda: len(list(snapshots.glob("*.json"))) == 1, timeout=30)
+        assert wait_until(lambda: len(list(snapshots.glob("*.json"))) == 1, timeout=30)
         os.kill(pid, signal.SIGUSR2)
-        assert _wait_for(lambda: len(list(snapshots.glob("*.json"))) == 2, timeout=30)
+        assert wait_until(lambda: len(list(snapshots.glob("*.json"))) == 2, timeout=30)
         assert _ready(url)  # the process goes on serving
 
     first, second = sorted(snapshots.glob("*.json"))
@@ -88,7 +77,7 @@ def test_without_tracing_sigusr2_writes_the_allocator_stats_alone(vllm_sim: Simu
     snapshots = tmp_path / "snapshots"
     with _gateway(tmp_path, vllm_sim, {"GATEWAY_TRACEMALLOC_DIR": str(snapshots)}) as (url, pid, _log):
         os.kill(pid, signal.SIGUSR2)
-        assert _wait_for(lambda: len(list(snapshots.glob("*.json"))) == 1, timeout=30)
+        assert wait_until(lambda: len(list(snapshots.glob("*.json"))) == 1, timeout=30)
         assert _ready(url)
 
     [written] = snapshots.iterdir()

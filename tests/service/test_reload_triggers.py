@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from simulator import SimulatorThread
 from testkit.loopback import free_port
 from tests.conftest import catalog_yaml
+from tests.servers import wait_until
 
 
 def _models(url: str) -> list[str] | None:
@@ -24,16 +24,6 @@ def _models(url: str) -> list[str] | None:
         return [m["id"] for m in httpx.get(url + "/v1/models", timeout=1).json()["data"]]
     except httpx.HTTPError:
         return None
-
-
-def _wait(predicate: object, timeout: float = 15.0) -> bool:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        threading.Event().wait(0.1)
-    return False
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def served(vllm_sim: SimulatorThread, tmp_path: Path) -> Iterator[tuple[str, Pat
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        assert _wait(lambda: _models(url) is not None), "the gateway did not start"
+        assert wait_until(lambda: _models(url) is not None), "the gateway did not start"
         yield url, path, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
@@ -56,7 +46,7 @@ def served(vllm_sim: SimulatorThread, tmp_path: Path) -> Iterator[tuple[str, Pat
 def test_a_changed_file_is_reloaded(served: tuple[str, Path, int]) -> None:
     url, path, _pid = served
     path.write_text(path.read_text().replace("aaaa", "bbbb"))
-    assert _wait(lambda: "bbbb" in (_models(url) or []))
+    assert wait_until(lambda: "bbbb" in (_models(url) or []))
 
 
 def test_sighup_reloads(served: tuple[str, Path, int]) -> None:
@@ -68,4 +58,4 @@ def test_sighup_reloads(served: tuple[str, Path, int]) -> None:
     threading.Event().wait(2.5)  # longer than the file poll: prove the poll did not see it
     assert "aaaa" in (_models(url) or [])
     os.kill(pid, signal.SIGHUP)
-    assert _wait(lambda: "cccc" in (_models(url) or []))
+    assert wait_until(lambda: "cccc" in (_models(url) or []))
