@@ -32,4 +32,4 @@ async def stream_opener() -> AsyncIterator[StreamOpener]:
     try:
         yield StreamOpener(pool)
     finally:
-        pool.close()
+        await pool.close()

@@ -64,7 +64,7 @@ class WorkerClient:
                                               auto_decompress=True, skip_auto_headers=("User-Agent",))
 
     async def close(self) -> None:
-        self._streams.close()
+        await self._streams.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

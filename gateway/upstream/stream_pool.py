@@ -86,13 +86,19 @@ class StreamPool:
         response.finish()
         return body[:_MAX_ERROR_BODY]
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Close every connection, and let the loop finish closing their sockets (a loop closed right after
+        would leave them to the garbage collector)."""
         self._closed = True
         for connection in list(self._open):
             connection.close()
         self._idle.clear()
         if self._sweep is not None:
             self._sweep.cancel()
+        for _ in range(10):
+            if not self._open:
+                return
+            await asyncio.sleep(0)
 
     async def _exchange(self, connection: UpstreamStream, request: bytes, worker_name: str) -> UpstreamStream:
         head = connection.send(request, worker_name)

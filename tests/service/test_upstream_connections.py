@@ -86,7 +86,7 @@ async def test_a_connection_is_kept_alive_and_reused_for_the_next_stream() -> No
             assert await read_all(pool, served.url) == b"data: {}\n\ndata: [DONE]\n\n"
         assert served.connections == 1 and len(served.requests) == 3
         assert served.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
-    pool.close()
+    await pool.close()
 
 
 async def test_a_stream_read_to_done_before_its_last_chunk_is_pooled_once_that_arrives() -> None:
@@ -103,7 +103,7 @@ async def test_a_stream_read_to_done_before_its_last_chunk_is_pooled_once_that_a
             response.finish()  # before the terminating chunk
             await asyncio.sleep(0.2)
         assert served.connections == 1
-    pool.close()
+    await pool.close()
 
 
 async def test_a_body_that_lasts_until_the_worker_closes_is_read_whole_and_not_reused() -> None:
@@ -117,7 +117,7 @@ async def test_a_body_that_lasts_until_the_worker_closes_is_read_whole_and_not_r
         assert await read_all(pool, served.url) == b"data: [DONE]\n\n"
         assert await read_all(pool, served.url) == b"data: [DONE]\n\n"
         assert served.connections == 2
-    pool.close()
+    await pool.close()
 
 
 async def test_a_body_cut_short_is_the_worker_breaking_off() -> None:
@@ -130,7 +130,7 @@ async def test_a_body_cut_short_is_the_worker_breaking_off() -> None:
     async with worker(cut) as served:
         with pytest.raises(WorkerUnreachable, match="'w' broke off the stream"):
             await read_all(pool, served.url)
-    pool.close()
+    await pool.close()
 
 
 async def test_an_answer_that_is_not_http_is_an_error_not_a_hang() -> None:
@@ -142,7 +142,7 @@ async def test_an_answer_that_is_not_http_is_an_error_not_a_hang() -> None:
     async with worker(garbage) as served:
         with pytest.raises(WorkerUnreachable, match="not HTTP"):
             await read_all(pool, served.url)
-    pool.close()
+    await pool.close()
 
 
 async def test_a_pooled_connection_the_worker_closed_meanwhile_is_replaced_not_an_error() -> None:
@@ -157,7 +157,7 @@ async def test_a_pooled_connection_the_worker_closed_meanwhile_is_replaced_not_a
         await asyncio.sleep(0.2)
         assert await read_all(pool, served.url) == b"data: {}\n\ndata: [DONE]\n\n"
         assert served.connections == 2
-    pool.close()
+    await pool.close()
 
 
 async def test_a_refusal_is_read_and_raised_as_the_protocol_says() -> None:
@@ -186,7 +186,7 @@ async def test_no_answer_within_the_wait_is_a_timeout() -> None:
     async with worker(silent) as served:
         with pytest.raises(UpstreamTimeout, match=r"did not answer within 0\.2 s"):
             await pool.open(served.url, "/x", b"{}", {}, worker_name="w", wait=0.2, connect_timeout=2)
-    pool.close()
+    await pool.close()
 
 
 async def test_a_header_value_with_a_line_break_is_not_sent() -> None:
@@ -194,4 +194,4 @@ async def test_a_header_value_with_a_line_break_is_not_sent() -> None:
     async with worker(sse) as served:
         await read_all(pool, served.url, {"X-Ok": "yes", "X-Forged": "a\r\nX-Admin: 1"})
         assert b"X-Ok: yes\r\n" in served.requests[0] and b"X-Admin" not in served.requests[0]
-    pool.close()
+    await pool.close()
